@@ -1,0 +1,104 @@
+"""The only places that execute things: on the controller and locally.
+
+Remote commands travel over SSH as one string, so they are built as argv
+lists and joined with ``shlex.join`` here, once; a value from the inventory
+or the command line is therefore quoted exactly once, whatever it holds.
+"""
+from __future__ import annotations
+
+import io
+import shlex
+import subprocess
+from dataclasses import dataclass
+from typing import Sequence
+
+from fabric import Connection
+from invoke.runners import Result
+
+from deploy import output
+from deploy.connection import open_connection, translate_ssh_errors
+from deploy.errors import CommandFailed
+from deploy.inventory import Controller
+
+Command = Sequence[str]
+
+
+def as_user(user: str, argv: Command) -> list[str]:
+    """Wrap ``argv`` to run as a (nologin) service user.
+
+    ``su -s /bin/sh -c '<argv joined>' <user>``: plain ``su -c`` fails for
+    accounts whose shell is nologin, and su passes the exit code through.
+    """
+    return ["su", "-s", "/bin/sh", "-c", shlex.join(argv), user]
+
+
+def tail(text: str, lines: int = 12) -> str:
+    """The last ``lines`` non-empty lines of ``text``."""
+    kept = [line.rstrip() for line in text.replace("\r\n", "\n").splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+@dataclass
+class Remote:
+    """An open connection to one controller, and how to run things on it."""
+
+    controller: Controller
+    conn: Connection
+
+    @classmethod
+    def open(cls, controller: Controller) -> "Remote":
+        """Connect (strict host keys) and return the handle.
+
+        Raises:
+            ConnectError: see :func:`deploy.connection.open_connection`.
+        """
+        return cls(controller, open_connection(controller))
+
+    @property
+    def name(self) -> str:
+        return self.controller.name
+
+    def run(self, argv: Command, *, check: bool = True, pty: bool = False,
+            hide: bool = True, timeout: float | None = None, hint: str = "") -> Result:
+        """Run ``argv`` on the controller and return invoke's ``Result``.
+
+        Raises:
+            CommandFailed: non-zero exit and ``check`` (stdout/stderr tail shown).
+            ConnectError: the connection dropped.
+        """
+        text = shlex.join(argv)
+        output.command(self.name, text)
+        with translate_ssh_errors(self.controller):
+            result = self.conn.run(text, hide=hide, warn=True, pty=pty,
+                                   in_stream=False if not pty else None, timeout=timeout)
+        if check and result.exited != 0:
+            raise CommandFailed(self.name, text, result.exited,
+                                tail((result.stderr or "") + "\n" + (result.stdout or "")), hint)
+        return result
+
+    def write_file(self, path: str, content: str) -> None:
+        """Write ``content`` to ``path`` on the controller (over SFTP)."""
+        output.command(self.name, f"put {path}")
+        with translate_ssh_errors(self.controller):
+            self.conn.put(io.BytesIO(content.encode()), remote=path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def run_local(argv: Command, *, where: str = "local", check: bool = True,
+              hint: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` on this machine (never through a shell), capturing output.
+
+    Raises:
+        CommandFailed: non-zero exit and ``check``, or the program is missing.
+    """
+    text = shlex.join(argv)
+    output.command(where, text)
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise CommandFailed(where, text, 127, f"{argv[0]}: not found", hint) from None
+    if check and proc.returncode != 0:
+        raise CommandFailed(where, text, proc.returncode, tail(proc.stderr + "\n" + proc.stdout), hint)
+    return proc

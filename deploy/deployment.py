@@ -1,0 +1,143 @@
+"""``invoke deploy``: sync the overlay, keep what it replaced, restart, check.
+
+Each deploy that changes something gets an id and a record on the
+controller, ``<state_dir>/deploys/<id>/record.json``, beside a ``backup/``
+tree holding every file it replaced (rsync ``--backup-dir``), so the
+controller's previous files can always be restored.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy import facts, output
+from deploy.commands import Remote
+from deploy.health import ApiState, wait_for_api
+from deploy.inventory import Controller, Inventory
+from deploy.services import ServiceStatus, manager_for
+from deploy.sync import Change, sync_tree
+
+
+@dataclass
+class DeployReport:
+    """What one deploy did on one controller."""
+
+    controller: str
+    deploy_id: str | None = None
+    changes: list[Change] = field(default_factory=list)
+    restarted: bool = False
+    status: ServiceStatus | None = None
+    api: ApiState | None = None
+    seconds: float = 0.0
+
+
+def new_deploy_id() -> str:
+    """A sortable, unique id: UTC time plus a little randomness."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def source_revision(source: Path) -> dict[str, object]:
+    """The git commit of the source tree and whether it has local changes."""
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(source), *args], capture_output=True,
+                                  text=True, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--", ".")) if commit else None
+    return {"commit": commit, "dirty": dirty}
+
+
+def restart_and_check(remote: Remote, timeout: float) -> tuple[ServiceStatus, ApiState]:
+    """Restart the service, wait until the API answers, return the new state.
+
+    Raises:
+        ServiceError: the service manager refused.
+        HealthCheckError: no answer before the deadline (log tail shown).
+    """
+    manager = manager_for(remote.controller)
+    output.step(remote.name, f"restart {remote.controller.service}")
+    manager.restart(remote)
+    api = wait_for_api(remote, timeout)
+    status = manager.status(remote)
+    output.detail(f"{status.describe()}; API {api.detail}")
+    return status, api
+
+
+def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = False,
+              restart: bool = True, timeout: float = 60.0,
+              checksum: bool = False) -> DeployReport:
+    """Deploy the inventory's source tree to one controller.
+
+    Raises:
+        DevloopError: any step failed (connection, rsync, restart, health).
+    """
+    started = time.monotonic()
+    report = DeployReport(controller.name)
+    remote = Remote.open(controller)
+    try:
+        target = facts.cinder_dir(remote)
+        owner = facts.owner_of(remote, target)
+        verb = "preview sync (dry run)" if dry_run else "sync"
+        output.step(controller.name, f"{verb} {inventory.source} -> {target}")
+        if dry_run:
+            report.changes = sync_tree(inventory.source, controller, target,
+                                       excludes=inventory.excludes, owner=owner,
+                                       dry_run=True, checksum=checksum)
+        else:
+            report.deploy_id = new_deploy_id()
+            deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
+            remote.run(["mkdir", "-p", f"{deploy_dir}/backup"])
+            try:
+                report.changes = sync_tree(inventory.source, controller, target,
+                                           excludes=inventory.excludes, owner=owner,
+                                           backup_dir=f"{deploy_dir}/backup", checksum=checksum)
+            finally:
+                _record(remote, inventory, report, target, deploy_dir)
+        _show_changes(controller.name, report.changes, dry_run)
+        if restart and not dry_run:
+            report.status, report.api = restart_and_check(remote, timeout)
+            report.restarted = True
+    finally:
+        remote.close()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _record(remote: Remote, inventory: Inventory, report: DeployReport, target: str,
+            deploy_dir: str) -> None:
+    """Write the deploy record, or drop the empty deploy directory."""
+    if not report.changes:
+        remote.run(["rm", "-rf", deploy_dir], check=False)
+        report.deploy_id = None
+        return
+    record = {
+        "id": report.deploy_id,
+        "controller": remote.name,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": str(inventory.source),
+        **source_revision(inventory.source),
+        "target": target,
+        "added": [c.path for c in report.changes if c.kind == "new"],
+        "replaced": [c.path for c in report.changes if c.kind == "changed"],
+        "backup": f"{deploy_dir}/backup",
+    }
+    remote.write_file(f"{deploy_dir}/record.json", json.dumps(record, indent=2) + "\n")
+
+
+def _show_changes(name: str, changes: list[Change], dry_run: bool) -> None:
+    if not changes:
+        output.detail("no file changed")
+        return
+    would = "would be " if dry_run else ""
+    output.detail(f"{len(changes)} file(s) {would}sent:")
+    for change in changes:
+        output.result(f"{name}: {change.kind:<7} cinder/{change.path}")
+

@@ -1,0 +1,56 @@
+"""The only writer of progress text.
+
+Progress goes to stderr in pyinfra's shape (``--> ctl1: sync cinder tree``
+then indented detail); results a user may pipe go to stdout. With verbose
+on, every command is echoed exactly as it runs.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+
+_lock = threading.Lock()
+_verbose = False
+
+
+def set_verbose(flag: bool) -> None:
+    """Echo every command as it runs (the tasks' ``--verbose``)."""
+    global _verbose
+    _verbose = flag
+
+
+def is_verbose() -> bool:
+    return _verbose
+
+
+def _write(stream_name: str, text: str) -> None:
+    with _lock:
+        stream = getattr(sys, stream_name)
+        stream.write(text + "\n")
+        stream.flush()
+
+
+def step(where: str, message: str) -> None:
+    """Announce a step on one controller."""
+    _write("stderr", f"--> {where}: {message}")
+
+
+def detail(message: str) -> None:
+    """Indented detail under the current step."""
+    for line in message.splitlines() or [""]:
+        _write("stderr", f"    {line}")
+
+
+def warn(message: str) -> None:
+    _write("stderr", f"warning: {message}")
+
+
+def command(where: str, text: str) -> None:
+    """Echo a command about to run, when verbose."""
+    if _verbose:
+        _write("stderr", f"    [{where}] $ {text}")
+
+
+def result(message: str) -> None:
+    """A result line, on stdout."""
+    _write("stdout", message)

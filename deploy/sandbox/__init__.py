@@ -1,0 +1,454 @@
+"""The built-in sandbox controller: a real controller made of real parts.
+
+``up`` builds (once) and starts, on this machine:
+
+* an OpenSSH ``sshd`` on loopback with its own config, host key, authorized
+  key and pid file; the workstation side gets a key and a known_hosts file
+  pinning that host key;
+* a venv made with Debian's ``/usr/bin/python3`` holding cinder 29.0.0
+  (pinned in ``controller-requirements.txt``): its site-packages plays the
+  role of the controller's system site-packages;
+* a ``cinder`` system user and an RDO-like pair of configs
+  (``usr/share/cinder/cinder-dist.conf`` + ``etc/cinder/cinder.conf``:
+  SQLite, ``auth_strategy = noauth``, loopback port, ``fake://`` transport,
+  one worker), with ``cinder-manage db sync`` run as that user;
+* supervisord managing ``cinder-api`` as ``cinder`` (systemd cannot run on
+  these machines; it stays the production default).
+
+Everything lives under one root directory and is ended by PID in ``down``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from deploy import output
+from deploy.commands import as_user, run_local
+from deploy.errors import DevloopError, SandboxError
+
+REQUIREMENTS = Path(__file__).with_name("controller-requirements.txt")
+DEFAULT_ROOT = Path("/opt/cinder-devloop/sandbox")
+SERVICE_USER = "cinder"
+PROGRAM = "cinder-api"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxLayout:
+    """Where each part of a sandbox controller lives, and its ports."""
+
+    root: Path = DEFAULT_ROOT
+    ssh_port: int = 22022
+    api_port: int = 18776
+    name: str = "sandbox"
+    base_python: str = "/usr/bin/python3"
+
+    # workstation side
+    @property
+    def client_dir(self) -> Path:
+        return self.root / "client"
+
+    @property
+    def identity_file(self) -> Path:
+        return self.client_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.client_dir / "known_hosts"
+
+    # controller side
+    @property
+    def sshd_dir(self) -> Path:
+        return self.root / "sshd"
+
+    @property
+    def sshd_config(self) -> Path:
+        return self.sshd_dir / "sshd_config"
+
+    @property
+    def sshd_pidfile(self) -> Path:
+        return self.sshd_dir / "sshd.pid"
+
+    @property
+    def venv(self) -> Path:
+        return self.root / "venv"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python3"
+
+    @property
+    def dist_conf(self) -> Path:
+        return self.root / "usr/share/cinder/cinder-dist.conf"
+
+    @property
+    def cinder_conf(self) -> Path:
+        return self.root / "etc/cinder/cinder.conf"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "var/lib/cinder"
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "cinder.sqlite"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "var/log/cinder/api.log"
+
+    @property
+    def supervisor_dir(self) -> Path:
+        return self.root / "supervisor"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.supervisor_dir / "supervisord.conf"
+
+    @property
+    def supervisor_pidfile(self) -> Path:
+        return self.supervisor_dir / "supervisord.pid"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/"
+
+    def controller_entry(self) -> dict[str, object]:
+        """This sandbox as a ``controllers:`` entry of hosts.yaml."""
+        return {
+            "address": "127.0.0.1",
+            "port": self.ssh_port,
+            "user": "root",
+            "identity_file": str(self.identity_file),
+            "known_hosts": str(self.known_hosts),
+            "service_manager": "supervisord",
+            "service": PROGRAM,
+            "supervisor_config": str(self.supervisor_conf),
+            "python": str(self.python),
+            "cinder_api": str(self.venv / "bin/cinder-api"),
+            "cinder_manage": str(self.venv / "bin/cinder-manage"),
+            "config_files": [str(self.dist_conf), str(self.cinder_conf)],
+            "log_file": str(self.log_file),
+            "service_user": SERVICE_USER,
+            "api_url": self.api_url,
+            "state_dir": str(self.root / "var/lib/cinder-devloop"),
+        }
+
+
+# --- processes ---------------------------------------------------------------
+
+def _pid_from(pidfile: Path, must_contain: str) -> int | None:
+    """The live PID in ``pidfile`` whose command line mentions ``must_contain``.
+
+    Checking the command line guards against a stale file whose PID the
+    kernel has since given to another process.
+    """
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if must_contain in cmdline else None
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SandboxError(f"sandbox: timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _end_process(pid: int, grace: float = 15.0) -> None:
+    """TERM, then KILL after ``grace`` seconds; returns once it is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+
+# --- building ------------------------------------------------------------------
+
+def _require_tools() -> None:
+    missing = [tool for tool in ("/usr/sbin/sshd", "rsync", "supervisord", "supervisorctl",
+                                 "ssh-keygen")
+               if shutil.which(tool) is None]
+    if missing:
+        raise SandboxError(f"sandbox: missing {', '.join(missing)}; install them with "
+                           f"bash .ci/bootstrap (apt: openssh-server rsync supervisor)")
+
+
+def _ensure_user() -> None:
+    proc = run_local(["useradd", "--system", "--home-dir", "/var/lib/cinder",
+                      "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                     check=False)
+    if proc.returncode not in (0, 9):  # 9: the user exists already
+        raise SandboxError(f"sandbox: useradd {SERVICE_USER} failed: {proc.stderr.strip()}")
+
+
+def _mkdir(path: Path, owner: str | None = None, mode: int = 0o755) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    if owner:
+        shutil.chown(path, owner, owner)
+
+
+def _ensure_keys(layout: SandboxLayout) -> None:
+    host_key = layout.sshd_dir / "ssh_host_ed25519_key"
+    for key in (host_key, layout.identity_file):
+        if not key.exists():
+            run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                       f"cinder-devloop {layout.name}", "-f", str(key)])
+    (layout.sshd_dir / "authorized_keys").write_text(
+        Path(f"{layout.identity_file}.pub").read_text())
+    host_pub = Path(f"{host_key}.pub").read_text().split()
+    layout.known_hosts.write_text(f"[127.0.0.1]:{layout.ssh_port} {host_pub[0]} {host_pub[1]}\n")
+
+
+def _write_sshd_config(layout: SandboxLayout) -> None:
+    d = layout.sshd_dir
+    layout.sshd_config.write_text(f"""\
+# sshd of the cinder-devloop sandbox controller {layout.name!r}
+Port {layout.ssh_port}
+ListenAddress 127.0.0.1
+HostKey {d}/ssh_host_ed25519_key
+AuthorizedKeysFile {d}/authorized_keys
+PidFile {layout.sshd_pidfile}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+# The sandbox may live under /tmp (world-writable): skip the parent checks.
+StrictModes no
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+
+
+def _requirements_digest() -> str:
+    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
+
+
+def _ensure_venv(layout: SandboxLayout) -> None:
+    stamp = layout.venv / ".devloop-requirements"
+    if stamp.exists() and stamp.read_text() == _requirements_digest():
+        return
+    output.step(layout.name, f"install cinder into {layout.venv} (once, about 30 s)")
+    run_local([layout.base_python, "-m", "venv", "--clear", str(layout.venv)],
+              hint="Debian's python3-venv package is needed (bash .ci/bootstrap)")
+    run_local([str(layout.venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
+               "-r", str(REQUIREMENTS)], hint="pip could not install the controller's packages")
+    stamp.write_text(_requirements_digest())
+
+
+def _write_cinder_configs(layout: SandboxLayout) -> None:
+    state, lock = layout.state_dir, layout.state_dir / "tmp"
+    layout.dist_conf.write_text(f"""\
+# Distribution defaults, as RDO ships them in /usr/share/cinder/cinder-dist.conf.
+[DEFAULT]
+state_path = {state}
+rootwrap_config = {layout.venv}/etc/cinder/rootwrap.conf
+
+[oslo_concurrency]
+lock_path = {lock}
+""")
+    layout.cinder_conf.write_text(f"""\
+# The site's settings, as in /etc/cinder/cinder.conf.
+[DEFAULT]
+auth_strategy = noauth
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = {layout.api_port}
+osapi_volume_workers = 1
+transport_url = fake://
+enabled_backends =
+
+[database]
+connection = sqlite:///{layout.database}
+""")
+    shutil.copyfile(layout.venv / "etc/cinder/api-paste.ini",
+                    layout.cinder_conf.with_name("api-paste.ini"))
+    for conf in (layout.dist_conf, layout.cinder_conf):
+        shutil.chown(conf, "root", SERVICE_USER)
+        conf.chmod(0o640)
+
+
+def _write_supervisor_config(layout: SandboxLayout) -> None:
+    d = layout.supervisor_dir
+    command = [str(layout.venv / "bin/cinder-api"), "--config-file", str(layout.dist_conf),
+               "--config-file", str(layout.cinder_conf), "--log-file", str(layout.log_file)]
+    layout.supervisor_conf.write_text(f"""\
+; supervisord of the cinder-devloop sandbox controller {layout.name!r}
+[unix_http_server]
+file = {d}/supervisor.sock
+chmod = 0700
+
+[supervisord]
+logfile = {d}/supervisord.log
+pidfile = {layout.supervisor_pidfile}
+childlogdir = {d}
+directory = {layout.root}
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl = unix://{d}/supervisor.sock
+
+[program:{PROGRAM}]
+command = {' '.join(command)}
+user = {SERVICE_USER}
+directory = {layout.state_dir}
+environment = HOME="{layout.state_dir}"
+startsecs = 1
+stopwaitsecs = 15
+; without these a stop ends only the parent and the worker keeps the port
+stopasgroup = true
+killasgroup = true
+autorestart = unexpected
+redirect_stderr = true
+stdout_logfile = {layout.log_file.parent}/api-console.log
+""")
+
+
+def _ensure_database(layout: SandboxLayout) -> None:
+    if layout.database.exists():
+        return
+    output.step(layout.name, "cinder-manage db sync (as cinder)")
+    manage = [str(layout.venv / "bin/cinder-manage"), "--config-file", str(layout.dist_conf),
+              "--config-file", str(layout.cinder_conf), "db", "sync"]
+    run_local(as_user(SERVICE_USER, manage), hint="cinder-manage db sync failed")
+
+
+def _start_sshd(layout: SandboxLayout) -> None:
+    if _pid_from(layout.sshd_pidfile, str(layout.sshd_config)):
+        return
+    if _port_open(layout.ssh_port):
+        raise SandboxError(f"sandbox: port {layout.ssh_port} is taken by another process; "
+                           f"choose another ssh port")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    run_local(["/usr/sbin/sshd", "-t", "-f", str(layout.sshd_config)])
+    # sshd daemonizes and writes its PidFile; no systemd needed.
+    run_local(["/usr/sbin/sshd", "-f", str(layout.sshd_config)])
+    _wait(lambda: _port_open(layout.ssh_port), 10, f"sshd on port {layout.ssh_port}")
+
+
+def _supervisorctl(layout: SandboxLayout, *args: str, check: bool = True
+                   ) -> subprocess.CompletedProcess[str]:
+    return run_local(["supervisorctl", "-c", str(layout.supervisor_conf), *args], check=check)
+
+
+def _start_supervisord(layout: SandboxLayout) -> None:
+    if _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)):
+        _supervisorctl(layout, "update", check=False)
+        _supervisorctl(layout, "start", PROGRAM, check=False)
+        return
+    if _port_open(layout.api_port):
+        raise SandboxError(f"sandbox: API port {layout.api_port} is taken by another process")
+    run_local(["supervisord", "-c", str(layout.supervisor_conf)])
+    _wait(lambda: _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)) is not None,
+          10, "supervisord")
+
+
+def _api_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+
+
+def up(layout: SandboxLayout = SandboxLayout()) -> None:
+    """Build what is missing and start what is stopped; a second call is fast.
+
+    Raises:
+        SandboxError / CommandFailed: a part could not be built or started.
+    """
+    _require_tools()
+    output.step(layout.name, f"sandbox controller in {layout.root}")
+    for path in (layout.root, layout.client_dir, layout.sshd_dir, layout.supervisor_dir,
+                 layout.dist_conf.parent, layout.cinder_conf.parent, layout.root / "var/lib",
+                 layout.root / "var/log"):
+        _mkdir(path, mode=0o700 if path in (layout.client_dir, layout.sshd_dir) else 0o755)
+    _ensure_user()
+    for path in (layout.state_dir, layout.state_dir / "tmp", layout.log_file.parent):
+        _mkdir(path, owner=SERVICE_USER)
+    _ensure_keys(layout)
+    _write_sshd_config(layout)
+    _ensure_venv(layout)
+    _write_cinder_configs(layout)
+    _write_supervisor_config(layout)
+    _ensure_database(layout)
+    _start_sshd(layout)
+    _start_supervisord(layout)
+    _wait(lambda: _api_answers(layout.api_url), 60, f"cinder-api at {layout.api_url}")
+    output.detail(f"ssh root@127.0.0.1 -p {layout.ssh_port}; API {layout.api_url}")
+
+
+def down(layout: SandboxLayout = SandboxLayout(), purge: bool = False) -> None:
+    """Stop supervisord (and cinder-api with it) and sshd, by PID.
+
+    ``purge`` also removes the sandbox's directory (venv, database, keys).
+    """
+    output.step(layout.name, "stop sandbox controller")
+    supervisord = _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf))
+    if supervisord:
+        children = _supervisorctl(layout, "pid", "all", check=False).stdout.split()
+        _supervisorctl(layout, "stop", "all", check=False)
+        _end_process(supervisord)
+        for pid in (int(p) for p in children if p.isdigit() and int(p) > 0):
+            _end_process(pid)
+    sshd = _pid_from(layout.sshd_pidfile, str(layout.sshd_config))
+    if sshd:
+        _end_process(sshd)
+    if purge and layout.root.exists():
+        shutil.rmtree(layout.root)
+        output.detail(f"removed {layout.root}")
+
+
+def status_lines(layout: SandboxLayout = SandboxLayout()) -> list[str]:
+    """One line per part: is it running?"""
+    try:
+        program = _supervisorctl(layout, "status", PROGRAM, check=False).stdout.strip()
+    except DevloopError:
+        program = "supervisorctl unavailable"
+    return [
+        f"sshd         {_pid_from(layout.sshd_pidfile, str(layout.sshd_config)) or 'stopped'}",
+        f"supervisord  "
+        f"{_pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)) or 'stopped'}",
+        f"program      {program or 'unknown'}",
+        f"api          {'answering' if _api_answers(layout.api_url) else 'not answering'}"
+        f" at {layout.api_url}",
+    ]

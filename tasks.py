@@ -1,0 +1,166 @@
+"""Invoke tasks of cinder-devloop: flags in, one call into ``deploy/`` out.
+
+Run ``invoke --list`` for the tasks and ``invoke --help TASK`` for flags.
+Imports of ``deploy`` modules happen inside the tasks so that listing the
+tasks stays fast.
+"""
+from __future__ import annotations
+
+from invoke import Collection, task
+
+from deploy.cli import reports_errors
+
+HOST = "controller name(s) from the inventory, repeatable or comma-separated (default: all)"
+INVENTORY = "inventory file (default: $DEVLOOP_INVENTORY or hosts.yaml)"
+VERBOSE = "echo every command as it runs"
+TIMEOUT = "seconds to wait for the API to answer after a restart (default 60)"
+
+
+@task(iterable=["host"], help={
+    "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
+    "dry_run": "show the files that would change; change nothing",
+    "no_restart": "sync only: do not restart the service",
+    "checksum": "compare file contents, not times and sizes",
+})
+@reports_errors
+def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checksum=False,
+           timeout=60, verbose=False):
+    """Sync the source tree into each controller's cinder, restart, check the API."""
+    from deploy.cli import selected
+    from deploy.deployment import deploy_to
+    from deploy.fleet import on_each
+
+    inv, controllers = selected(inventory, host)
+    on_each(controllers, lambda ctl: deploy_to(inv, ctl, dry_run=dry_run,
+                                               restart=not no_restart, timeout=float(timeout),
+                                               checksum=checksum))
+
+
+@task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
+                               "timeout": TIMEOUT})
+@reports_errors
+def restart(c, host=None, inventory=None, timeout=60, verbose=False):
+    """Restart the API service and wait until it answers."""
+    from deploy.cli import selected
+    from deploy.commands import Remote
+    from deploy.deployment import restart_and_check
+    from deploy.fleet import on_each
+
+    def work(ctl):
+        remote = Remote.open(ctl)
+        try:
+            return restart_and_check(remote, float(timeout))
+        finally:
+            remote.close()
+
+    _, controllers = selected(inventory, host)
+    on_each(controllers, work)
+
+
+@task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE})
+@reports_errors
+def status(c, host=None, inventory=None, verbose=False):
+    """Show service state, PID, uptime, API and database revision per controller."""
+    from deploy import output
+    from deploy.cli import selected
+    from deploy.fleet import on_each
+    from deploy.status import read_status
+
+    _, controllers = selected(inventory, host)
+    for report in on_each(controllers, read_status).values():
+        for line in report.lines():
+            output.result(line)
+
+
+@task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
+                               "n": "how many lines to show, as tail -n (default 50)",
+                               "follow": "keep printing new lines until Ctrl-C (one controller)"})
+@reports_errors
+def logs(c, host=None, inventory=None, n=50, follow=False, verbose=False):
+    """Show the tail of the cinder-api log."""
+    from deploy.cli import selected
+    from deploy.errors import UsageError
+    from deploy.logs import show_logs
+
+    _, controllers = selected(inventory, host)
+    if follow and len(controllers) > 1:
+        raise UsageError("--follow follows one controller: pass --host NAME")
+    for ctl in controllers:
+        show_logs(ctl, int(n), follow)
+
+
+@task(name="db-sync", iterable=["host"],
+      help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE})
+@reports_errors
+def db_sync(c, host=None, inventory=None, verbose=False):
+    """Run cinder-manage db sync as the service user; show the revision before and after."""
+    from deploy import output
+    from deploy.cli import selected
+    from deploy.commands import Remote
+    from deploy.db import db_sync as sync
+    from deploy.fleet import on_each
+
+    def work(ctl):
+        remote = Remote.open(ctl)
+        try:
+            output.step(ctl.name, "cinder-manage db sync")
+            result = sync(remote)
+        finally:
+            remote.close()
+        change = f"{result.before} -> {result.after}" if result.changed else \
+            f"{result.after} (already at the newest revision)"
+        output.result(f"{ctl.name}: database {change}")
+        return result
+
+    _, controllers = selected(inventory, host)
+    on_each(controllers, work)
+
+
+# --- the sandbox controller ----------------------------------------------------
+
+SANDBOX_HELP = {
+    "root": "sandbox directory (default /opt/cinder-devloop/sandbox)",
+    "ssh_port": "sshd port on 127.0.0.1 (default 22022)",
+    "api_port": "cinder-api port on 127.0.0.1 (default 18776)",
+    "verbose": VERBOSE,
+}
+
+
+def _layout(root, ssh_port, api_port):
+    from pathlib import Path
+
+    from deploy.sandbox import DEFAULT_ROOT, SandboxLayout
+
+    return SandboxLayout(Path(root) if root else DEFAULT_ROOT, int(ssh_port), int(api_port))
+
+
+@task(name="up", help=SANDBOX_HELP)
+@reports_errors
+def sandbox_up(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
+    """Build and start the local sandbox controller (idempotent; later runs are fast)."""
+    from deploy import sandbox
+
+    sandbox.up(_layout(root, ssh_port, api_port))
+
+
+@task(name="down", help={**SANDBOX_HELP, "purge": "also delete the sandbox directory"})
+@reports_errors
+def sandbox_down(c, root=None, ssh_port=22022, api_port=18776, purge=False, verbose=False):
+    """Stop the sandbox controller's processes (by PID)."""
+    from deploy import sandbox
+
+    sandbox.down(_layout(root, ssh_port, api_port), purge=purge)
+
+
+@task(name="status", help=SANDBOX_HELP)
+@reports_errors
+def sandbox_status(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
+    """Show whether the sandbox's sshd, supervisord and cinder-api are running."""
+    from deploy import output, sandbox
+
+    for line in sandbox.status_lines(_layout(root, ssh_port, api_port)):
+        output.result(line)
+
+
+ns = Collection(deploy, restart, status, logs, db_sync)
+ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))
