@@ -1,0 +1,124 @@
+"""Commands are built as argv lists and quoted once: what goes in comes out intact."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from deploy.commands import as_user
+from deploy.connection import ssh_argv
+from deploy.inventory import Controller
+from deploy.logs import tail_argv
+from deploy.sync import Change, build_rsync_argv, parse_changes
+
+AWKWARD = """/srv/it's a "tree"/with $dollar and `ticks`"""
+
+
+def controller(**overrides) -> Controller:
+    values = dict(name="ctl1", address="192.0.2.10", port=2222, user="root",
+                  identity_file=Path("/keys/id ed25519"), known_hosts=Path("/keys/known hosts"))
+    values.update(overrides)
+    return Controller(**values)
+
+
+class TestSshArgv:
+    def test_pins_the_inventory_known_hosts_and_never_prompts(self):
+        argv = ssh_argv(controller())
+        assert argv[:3] == ["ssh", "-F", "/dev/null"]
+        pairs = dict(zip(argv, argv[1:]))
+        options = [argv[i + 1] for i, a in enumerate(argv) if a == "-o"]
+        assert "BatchMode=yes" in options
+        assert "StrictHostKeyChecking=yes" in options
+        assert "UserKnownHostsFile=/keys/known hosts" in options
+        assert "GlobalKnownHostsFile=/dev/null" in options
+        assert pairs["-p"] == "2222" and pairs["-l"] == "root"
+        assert pairs["-i"] == "/keys/id ed25519"
+
+    def test_each_option_appears_once_because_ssh_keeps_the_first(self):
+        argv = ssh_argv(controller())
+        assert argv.count("-p") == 1
+        assert sum(a.startswith("UserKnownHostsFile=") for a in argv) == 1
+
+    def test_without_identity_file_ssh_uses_its_defaults(self):
+        assert "-i" not in ssh_argv(controller(identity_file=None))
+
+
+class TestRsyncArgv:
+    def build(self, **kwargs):
+        defaults = dict(excludes=[".vscode/", "*.pyc"])
+        defaults.update(kwargs)
+        return build_rsync_argv(Path(AWKWARD), controller(), "/usr/lib/python3.9/site-packages/cinder",
+                                **defaults)
+
+    def test_never_deletes_on_the_controller(self):
+        assert not any("delete" in arg for arg in self.build())
+
+    def test_source_path_with_spaces_and_quotes_is_one_intact_argument(self):
+        argv = self.build()
+        assert argv[-2] == AWKWARD + "/"
+        assert argv[-1] == "root@192.0.2.10:/usr/lib/python3.9/site-packages/cinder/"
+
+    def test_destination_with_spaces_is_one_argument(self):
+        argv = build_rsync_argv(Path("/src"), controller(), "/opt/my cinder", excludes=[])
+        assert argv[-1] == "root@192.0.2.10:/opt/my cinder/"
+
+    def test_ssh_for_rsync_is_the_same_argv_as_for_fabric_quoted_once(self):
+        argv = self.build()
+        assert shlex.split(argv[argv.index("-e") + 1]) == ssh_argv(controller())
+
+    def test_excludes_each_become_one_flag(self):
+        argv = self.build(excludes=[".vscode/", "*.pyc", "dir with space/"])
+        assert [a for a in argv if a.startswith("--exclude=")] == [
+            "--exclude=.vscode/", "--exclude=*.pyc", "--exclude=dir with space/"]
+
+    def test_ownership_and_modes_are_normalised_to_the_controllers(self):
+        argv = self.build(owner="root:root")
+        assert "--chown=root:root" in argv
+        assert "--chmod=D755,F644" in argv
+
+    def test_replaced_files_go_to_the_backup_dir(self):
+        argv = self.build(backup_dir="/var/lib/cinder-devloop/deploys/X/backup")
+        assert "--backup" in argv
+        assert "--backup-dir=/var/lib/cinder-devloop/deploys/X/backup" in argv
+
+    @pytest.mark.parametrize("flag, kwargs", [
+        ("--dry-run", {"dry_run": True}),
+        ("--checksum", {"checksum": True}),
+    ])
+    def test_optional_flags(self, flag, kwargs):
+        assert flag not in self.build()
+        assert flag in self.build(**kwargs)
+
+
+class TestItemizedChanges:
+    def test_new_and_changed_files_are_reported_directories_are_not(self):
+        stdout = "\n".join([
+            "devloop:.d..t...... ./",
+            "devloop:cd+++++++++ api/contrib/",
+            "devloop:>f+++++++++ api/contrib/cluster_manage.py",
+            "devloop:>f.st...... db/api.py",
+            "devloop:.f...p..... unchanged_but_mode.py",
+            "some ssh warning",
+        ])
+        assert parse_changes(stdout) == [
+            Change("new", "api/contrib/cluster_manage.py"),
+            Change("changed", "db/api.py"),
+        ]
+
+    def test_file_names_with_spaces_survive(self):
+        assert parse_changes("devloop:>f+++++++++ a dir/b c.py") == [Change("new", "a dir/b c.py")]
+
+
+class TestRemoteCommands:
+    def test_as_user_survives_two_rounds_of_shell_parsing(self):
+        inner = ["cinder-manage", "--config-file", AWKWARD, "db", "sync"]
+        outer = shlex.split(shlex.join(as_user("cinder", inner)))
+        assert outer[:4] == ["su", "-s", "/bin/sh", "-c"]
+        assert outer[5] == "cinder"
+        assert shlex.split(outer[4]) == inner
+
+    def test_tail_follows_by_name_so_rotation_is_survived(self):
+        assert tail_argv("/var/log/cinder/api.log", 20, True) == [
+            "tail", "-n", "20", "-F", "/var/log/cinder/api.log"]
+        assert "-F" not in tail_argv("/x", 5, False)
