@@ -33,7 +33,8 @@ def current_revision(remote: Remote) -> str:
         raise DbSyncError(f"{remote.name}: cinder-manage db version failed "
                           f"(exit {result.exited}):\n  "
                           + tail(result.stderr + "\n" + result.stdout, 8).replace("\n", "\n  "))
-    return lines[-1]
+    # An empty database has no alembic_version row: cinder-manage says "None".
+    return "empty" if lines[-1] == "None" else lines[-1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,13 +26,15 @@ class Supervisord:
         """``supervisorctl -c <conf> <args...>``."""
         return ["supervisorctl", "-c", self.config, *args]
 
+    # "ERROR" lines that only say the service already is where we want it.
+    _BENIGN = {"start": "(already started)", "stop": "(not running)", "restart": "(not running)"}
+
     def _ctl(self, remote: Remote, action: str) -> str:
         result = remote.run(self.ctl_argv(action, self.program), check=False)
         text = (result.stdout + result.stderr).strip()
-        if result.exited != 0 or "ERROR" in text:
-            benign = {"start": "already started", "stop": "(not running)"}.get(action)
-            if benign and benign in text:
-                return text
+        errors = [line for line in text.splitlines()
+                  if "ERROR" in line and self._BENIGN[action] not in line]
+        if result.exited != 0 or errors:
             raise ServiceError(f"{remote.name}: supervisorctl {action} {self.program} failed "
                                f"(exit {result.exited}): {self._explain(text)}")
         return text

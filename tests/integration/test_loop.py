@@ -1,0 +1,273 @@
+"""The edit -> deploy -> migrate -> restart loop against a real sandbox controller.
+
+Real sshd, real rsync, real supervisord, real cinder-api: each test drives
+the CLI (``python -m invoke ...``) and then looks at the controller itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import supervised_pid
+from tests.support import free_port, invoke, write_inventory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def source(tmp_path) -> Path:
+    """A source tree whose path has spaces and quotes, as a workstation's might."""
+    tree = tmp_path / """it's a "checkout" """ / "cinder"
+    tree.mkdir(parents=True)
+    return tree
+
+
+@pytest.fixture
+def hosts(tmp_path, sandbox, source) -> Path:
+    return write_inventory(tmp_path / "hosts.yaml", source,
+                           {"sbx": sandbox.controller_entry()})
+
+
+def api_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def deploy_dirs(sandbox) -> set[str]:
+    root = sandbox.root / "var/lib/cinder-devloop/deploys"
+    return {p.name for p in root.iterdir()} if root.exists() else set()
+
+
+def probe_file(source: Path, text: str) -> tuple[Path, str]:
+    """A uniquely named file in a package no Cinder code imports."""
+    rel = f"devloop_it/probe_{uuid.uuid4().hex[:8]}.py"
+    path = source / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path, rel
+
+
+class TestDeploy:
+    def test_changed_file_arrives_owned_like_the_controller_and_service_restarts(
+            self, sandbox, hosts, source, cinder_dir):
+        path, rel = probe_file(source, "VERSION = 1\n")
+        os.chown(path, 65534, 65534)   # the workstation's user is not the controller's
+        path.chmod(0o600)
+        before = supervised_pid(sandbox)
+
+        result = invoke("deploy", "--inventory", str(hosts))
+
+        assert result.returncode == 0, result.stderr
+        target = cinder_dir / rel
+        assert target.read_text() == "VERSION = 1\n"
+        st = target.stat()
+        assert (st.st_uid, st.st_gid) == (cinder_dir.stat().st_uid, cinder_dir.stat().st_gid)
+        assert st.st_mode & 0o777 == 0o644
+        assert f"sbx: new     cinder/{rel}" in result.stdout
+        after = supervised_pid(sandbox)
+        assert after and after != before
+        assert api_status(sandbox.api_url) == 300
+        assert f"pid {after}" in result.stderr
+
+    def test_replaced_file_is_kept_in_the_deploy_backup_and_recorded(
+            self, sandbox, hosts, source, cinder_dir):
+        path, rel = probe_file(source, "VERSION = 1\n")
+        assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
+        path.write_text("VERSION = 2  # edited\n")
+        known = deploy_dirs(sandbox)
+
+        result = invoke("deploy", "--inventory", str(hosts), "--no-restart")
+
+        assert result.returncode == 0, result.stderr
+        assert (cinder_dir / rel).read_text() == "VERSION = 2  # edited\n"
+        (new_id,) = deploy_dirs(sandbox) - known
+        deploy_dir = sandbox.root / "var/lib/cinder-devloop/deploys" / new_id
+        assert (deploy_dir / "backup" / rel).read_text() == "VERSION = 1\n"
+        record = json.loads((deploy_dir / "record.json").read_text())
+        assert record["replaced"] == [rel] and record["added"] == []
+        assert f"sbx: changed cinder/{rel}" in result.stdout
+
+    def test_no_restart_leaves_the_service_alone(self, sandbox, hosts, source):
+        probe_file(source, "X = 1\n")
+        before = supervised_pid(sandbox)
+        assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
+        assert supervised_pid(sandbox) == before
+
+    def test_dry_run_lists_the_files_and_changes_nothing(self, sandbox, hosts, source,
+                                                         cinder_dir):
+        _, rel = probe_file(source, "NEVER = True\n")
+        before, known = supervised_pid(sandbox), deploy_dirs(sandbox)
+
+        result = invoke("deploy", "--inventory", str(hosts), "--dry-run")
+
+        assert result.returncode == 0, result.stderr
+        assert f"sbx: new     cinder/{rel}" in result.stdout
+        assert "would be sent" in result.stderr
+        assert not (cinder_dir / rel).exists()
+        assert supervised_pid(sandbox) == before
+        assert deploy_dirs(sandbox) == known
+
+    def test_nothing_to_send_makes_no_deploy_record(self, sandbox, hosts, source):
+        probe_file(source, "SAME = 1\n")
+        assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
+        known = deploy_dirs(sandbox)
+        result = invoke("deploy", "--inventory", str(hosts), "--no-restart")
+        assert result.returncode == 0
+        assert "no file changed" in result.stderr
+        assert deploy_dirs(sandbox) == known
+
+
+class TestDbSync:
+    def test_brings_a_fresh_database_to_the_newest_revision_and_reports_it(
+            self, sandbox, hosts, cinder_dir):
+        heads = subprocess.run(
+            [str(sandbox.python), "-c", "import sys; from alembic.script import ScriptDirectory;"
+             "print(*ScriptDirectory(sys.argv[1]).get_heads())", str(cinder_dir / "db/migrations")],
+            capture_output=True, text=True, check=True).stdout.split()
+        sandbox.database.unlink()   # a controller whose database was just created
+
+        result = invoke("db-sync", "--inventory", str(hosts))
+
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"sbx: database empty -> {heads[0]}"
+        assert sandbox.database.stat().st_uid != 0   # created by the service user
+        again = invoke("db-sync", "--inventory", str(hosts))
+        assert f"{heads[0]} (already at the newest revision)" in again.stdout
+        status = invoke("status", "--inventory", str(hosts))
+        assert f"database  {heads[0]} (newest migration)" in status.stdout
+
+    def test_failure_shows_cinder_manages_own_message(self, tmp_path, sandbox, source):
+        entry = {**sandbox.controller_entry(),
+                 "config_files": [str(sandbox.dist_conf), "/nonexistent/cinder.conf"]}
+        hosts = write_inventory(tmp_path / "bad.yaml", source, {"sbx": entry})
+        result = invoke("db-sync", "--inventory", str(hosts))
+        assert result.returncode == 1
+        assert result.stderr.startswith("--> sbx: cinder-manage db sync\nerror: sbx: "
+                                        "cinder-manage db version failed")
+        assert "/nonexistent/cinder.conf" in result.stderr
+        assert "Traceback" not in result.stderr.split("error:")[0]
+
+
+class TestStatusRestartLogs:
+    def test_status_shows_the_real_service_pid_api_and_revision(self, sandbox, hosts):
+        result = invoke("status", "--inventory", str(hosts))
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == "sbx:"
+        assert f"RUNNING, pid {supervised_pid(sandbox)}, uptime " in lines[1]
+        assert lines[2].startswith("  api       answering, HTTP 300")
+        assert lines[3].startswith("  database  ")
+
+    def test_a_stopped_service_is_reported_and_restart_brings_it_back(self, sandbox, hosts):
+        subprocess.run(["supervisorctl", "-c", str(sandbox.supervisor_conf), "stop",
+                        "cinder-api"], check=True, capture_output=True)
+        stopped = invoke("status", "--inventory", str(hosts))
+        assert "service   STOPPED" in stopped.stdout
+        assert "api       NOT answering" in stopped.stdout
+
+        restarted = invoke("restart", "--inventory", str(hosts))
+
+        assert restarted.returncode == 0, restarted.stderr
+        assert supervised_pid(sandbox)
+        assert api_status(sandbox.api_url) == 300
+
+    def test_logs_show_the_lines_cinder_api_wrote(self, sandbox, hosts):
+        marker = f"devloop-marker-{uuid.uuid4().hex[:8]}"
+        api_status(sandbox.api_url + marker)
+        result = invoke("logs", "--inventory", str(hosts), "-n", "20")
+        assert result.returncode == 0, result.stderr
+        assert marker in result.stdout
+        assert len(result.stdout.splitlines()) == 20
+
+
+class TestRefusals:
+    def other_host_key(self, tmp_path, sandbox) -> Path:
+        key = tmp_path / "impostor"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        kind, blob = (Path(f"{key}.pub").read_text().split()[:2])
+        known = tmp_path / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{sandbox.ssh_port} {kind} {blob}\n")
+        return known
+
+    def test_a_host_key_that_does_not_match_refuses_and_sends_nothing(
+            self, tmp_path, sandbox, source, cinder_dir):
+        _, rel = probe_file(source, "STOLEN = True\n")
+        entry = {**sandbox.controller_entry(), "known_hosts": str(self.other_host_key(tmp_path, sandbox))}
+        hosts = write_inventory(tmp_path / "hosts.yaml", source, {"sbx": entry})
+
+        result = invoke("deploy", "--inventory", str(hosts))
+
+        assert result.returncode == 1
+        assert result.stderr.startswith("error: sbx (root@127.0.0.1:")
+        assert "host key does not match the one pinned in" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert not (cinder_dir / rel).exists()
+
+    def test_a_host_missing_from_known_hosts_is_refused_with_a_keyscan_hint(
+            self, tmp_path, sandbox, source):
+        (tmp_path / "empty_known_hosts").write_text("")
+        entry = {**sandbox.controller_entry(), "known_hosts": str(tmp_path / "empty_known_hosts")}
+        hosts = write_inventory(tmp_path / "hosts.yaml", source, {"sbx": entry})
+        result = invoke("status", "--inventory", str(hosts))
+        assert result.returncode == 1
+        assert "host key is not pinned in" in result.stderr
+        assert f"ssh-keyscan -p {sandbox.ssh_port} 127.0.0.1" in result.stderr
+
+    def test_a_refused_connection_says_so(self, tmp_path, sandbox, source):
+        entry = {**sandbox.controller_entry(), "port": free_port()}
+        hosts = write_inventory(tmp_path / "hosts.yaml", source, {"sbx": entry})
+        result = invoke("deploy", "--inventory", str(hosts))
+        assert result.returncode == 1
+        assert "connection refused" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_a_key_the_controller_does_not_accept_is_a_failed_login(self, tmp_path, sandbox,
+                                                                    source):
+        key = tmp_path / "stranger"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        entry = {**sandbox.controller_entry(), "identity_file": str(key)}
+        hosts = write_inventory(tmp_path / "hosts.yaml", source, {"sbx": entry})
+        result = invoke("status", "--inventory", str(hosts))
+        assert result.returncode == 1
+        assert "login refused for user 'root'" in result.stderr
+
+    def test_an_address_that_does_not_resolve_says_so(self, tmp_path, sandbox, source):
+        entry = {**sandbox.controller_entry(), "address": "no-such-host.invalid"}
+        hosts = write_inventory(tmp_path / "hosts.yaml", source, {"sbx": entry})
+        result = invoke("status", "--inventory", str(hosts))
+        assert result.returncode == 1
+        assert "cannot resolve address 'no-such-host.invalid'" in result.stderr
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("controllers:\n  c1:\n    address: 127.0.0.1\n    port: twenty-two\n",
+     "error: hosts.yaml: controllers.c1.port: expected an integer, got 'twenty-two'"),
+    ("controllers: [\n", "error: hosts.yaml: line 3, column 1: invalid YAML"),
+    ("controllers:\n  c1:\n    address: h\n    servce: x\n",
+     "error: hosts.yaml: controllers.c1.servce: unknown key"),
+])
+def test_a_broken_inventory_gives_one_line_per_problem_and_exit_2(tmp_path, text, expected):
+    (tmp_path / "cinder").mkdir()
+    (tmp_path / "hosts.yaml").write_text("source: cinder\n" + text)
+    result = invoke("deploy", "--inventory", "hosts.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(expected)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_controller_name_exits_2(hosts):
+    result = invoke("status", "--inventory", "hosts.yaml", "--host", "nope", cwd=hosts.parent)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: hosts.yaml: --host: unknown controller 'nope' (known: sbx)")
