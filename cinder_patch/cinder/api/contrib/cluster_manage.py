@@ -48,6 +48,7 @@ Every call is checked against a ``cluster_manage:*`` policy, admin only by
 default.
 """
 
+import functools
 from http import HTTPStatus
 
 from oslo_log import log as logging
@@ -73,6 +74,21 @@ LIST_PARAMETERS = ('name', 'limit', 'offset', 'marker', 'sort', 'sort_key',
 
 def _not_found(error):
     return exc.HTTPNotFound(explanation=error.msg)
+
+
+def _body_required(func):
+    """Refuse a request without a body before the schema validation.
+
+    NOTE: wsgi.Resource passes no ``body`` argument at all for an empty
+    request body, and validation.schema reads ``kwargs['body']``: without
+    this check the KeyError would become a 500.
+    """
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if 'body' not in kwargs:
+            raise exc.HTTPBadRequest(explanation=_("Missing request body."))
+        return func(*args, **kwargs)
+    return wrapper
 
 
 class ClusterManageController(wsgi.Controller):
@@ -115,6 +131,7 @@ class ClusterManageController(wsgi.Controller):
             raise _not_found(error)
         return {'cluster': cluster}
 
+    @_body_required
     @validation.schema(schema.create)
     def create(self, req, body):
         """Create a managed cluster."""
@@ -125,6 +142,7 @@ class ClusterManageController(wsgi.Controller):
             metadata=cluster.get('metadata'))
         return {'cluster': cluster}
 
+    @_body_required
     @validation.schema(schema.update)
     def update(self, req, id, body):
         """Update the name and/or replace the metadata of a cluster."""
@@ -168,6 +186,7 @@ class ClusterMetadataController(wsgi.Controller):
             raise _not_found(error)
         return {'metadata': metadata}
 
+    @_body_required
     @validation.schema(schema.set_metadata)
     def create(self, req, cluster_id, body):
         """Merge the given keys into the metadata of a cluster."""
@@ -176,6 +195,7 @@ class ClusterMetadataController(wsgi.Controller):
                                 delete=False)
         return {'metadata': metadata}
 
+    @_body_required
     @validation.schema(schema.set_metadata)
     def update_all(self, req, cluster_id, body):
         """Replace the whole metadata of a cluster."""
@@ -194,6 +214,7 @@ class ClusterMetadataController(wsgi.Controller):
             raise _not_found(error)
         return {'meta': meta}
 
+    @_body_required
     @validation.schema(schema.set_metadata_item)
     def update(self, req, cluster_id, id, body):
         """Set one metadata key of a cluster."""

@@ -21,7 +21,8 @@ from cinder.api.validation import parameter_types
 
 
 # A name is 1 to 255 characters, not only blanks; null means "no name".
-name = {'oneOf': [{'type': 'null'}, parameter_types.name]}
+name = copy.deepcopy(parameter_types.update_name)
+name['pattern'] = r'\S'
 
 # An object of strings: keys of 1 to 255 characters, values up to 255.
 metadata = parameter_types.extra_specs

@@ -1,0 +1,112 @@
+"""Fixtures for the cinder_patch tests: the patched env, cinder-api, MariaDB.
+
+The workstation Python has no cinder. ``cinder_env`` builds (once, cached)
+a venv of the pinned controller packages from /usr/bin/python3 and lays
+cinder_patch/ over a copy of its cinder package; code that needs cinder runs
+in that env as a subprocess (the in_cinder/ modules, cinder-manage,
+cinder-api).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cinder_patch import cinder_env as envlib
+from tests.cinder_patch.cinder_api import CinderApi, Client
+from tests.cinder_patch.mariadb import MariaDB
+
+# in_cinder/ imports cinder: only the env's own pytest collects it.
+collect_ignore = ["in_cinder"]
+
+
+def _fail(error: Exception) -> None:
+    pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def cinder_env() -> Iterator[envlib.CinderEnv]:
+    """The cached venv plus a patched copy of its cinder package."""
+    try:
+        venv = envlib.build_venv()
+    except envlib.EnvError as error:
+        _fail(error)
+    overlay = envlib.make_world_traversable_dir("cinder-overlay-")
+    try:
+        envlib.make_overlay(venv, overlay)
+        yield envlib.CinderEnv(venv=venv, overlay=overlay)
+    except envlib.EnvError as error:
+        _fail(error)
+    finally:
+        shutil.rmtree(overlay, ignore_errors=True)
+
+
+def _start_api(env: envlib.CinderEnv, connection: str | None = None,
+               policy: dict[str, str] | None = None,
+               prefix: str = "cinder-api-") -> CinderApi:
+    state = envlib.make_world_traversable_dir(prefix)
+    policy_file = None
+    if policy is not None:
+        policy_file = state / "policy.json"
+        policy_file.write_text(json.dumps(policy))
+    api = CinderApi(env, state, connection or
+                    f"sqlite:///{state / 'state' / 'cinder.sqlite'}",
+                    policy_file)
+    try:
+        (state / "state").mkdir(parents=True, exist_ok=True)
+        api.db_sync()
+        api.start()
+    except envlib.EnvError as error:
+        api.stop()
+        _fail(error)
+    return api
+
+
+@pytest.fixture(scope="session")
+def cinder_api(cinder_env: envlib.CinderEnv) -> Iterator[CinderApi]:
+    """cinder-api on sqlite, noauth, every request admin."""
+    api = _start_api(cinder_env)
+    yield api
+    api.stop()
+    shutil.rmtree(api.state, ignore_errors=True)
+
+
+@pytest.fixture
+def client(cinder_api: CinderApi) -> Client:
+    return Client(cinder_api.base_url)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    """A running mariadbd on its own datadir, socket and port."""
+    base = envlib.make_world_traversable_dir("cinder-mariadb-")
+    server = MariaDB(base)
+    try:
+        server.start()
+    except Exception as error:  # MariaDBError, or mariadbd missing
+        server.stop()
+        _fail(error)
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def start_api(cinder_env: envlib.CinderEnv) -> Iterator[object]:
+    """Factory: start more cinder-api processes; all stopped at the end."""
+    started: list[CinderApi] = []
+
+    def start(connection: str | None = None,
+              policy: dict[str, str] | None = None) -> CinderApi:
+        api = _start_api(cinder_env, connection, policy)
+        started.append(api)
+        return api
+
+    yield start
+    for api in started:
+        api.stop()
+        shutil.rmtree(api.state, ignore_errors=True)
