@@ -42,3 +42,27 @@ def supervised_pid(layout: SandboxLayout) -> int | None:
     out = subprocess.run(["supervisorctl", "-c", str(layout.supervisor_conf), "pid", "cinder-api"],
                          capture_output=True, text=True).stdout.strip()
     return int(out) if out.isdigit() and int(out) > 0 else None
+
+
+@pytest.fixture(scope="session")
+def feature_hosts(sandbox, tmp_path_factory) -> Path:
+    """An inventory that deploys the repo's own cinder_patch/ to the sandbox."""
+    from tests.support import PROJECT_ROOT, write_inventory
+
+    return write_inventory(tmp_path_factory.mktemp("feature") / "hosts.yaml",
+                           PROJECT_ROOT / "cinder_patch" / "cinder",
+                           {"sandbox": sandbox.controller_entry()})
+
+
+@pytest.fixture(scope="session")
+def deployed_feature(sandbox, feature_hosts) -> Path:
+    """The sandbox with the cluster feature deployed (invoke deploy + db-sync).
+
+    Returns the inventory file; the API serves the os-cluster-manage extension.
+    """
+    from tests.support import invoke
+
+    for task in ("deploy", "db-sync"):
+        result = invoke(task, "--inventory", str(feature_hosts))
+        assert result.returncode == 0, f"invoke {task} failed:\n{result.stderr}"
+    return feature_hosts
