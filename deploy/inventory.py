@@ -11,6 +11,11 @@ Workstation paths (``source``, ``identity_file``, ``known_hosts``) are
 resolved against the directory of hosts.yaml; controller paths are used as
 written. Defaults describe a packaged (RDO) controller, so a real controller
 needs only its address; a ``defaults:`` mapping applies to every controller.
+
+Hosts that are not controllers go under ``hosts:``: a devbox that holds the
+checkout (``source_host: devbox``; ``source`` is then a path on the devbox and
+rsync runs there) or a gateway a controller is reached through
+(``gateway: bastion`` on the controller).
 """
 from __future__ import annotations
 
@@ -29,6 +34,25 @@ RDO_CONFIG_FILES = ("/usr/share/cinder/cinder-dist.conf", "/etc/cinder/cinder.co
 
 
 @dataclass(frozen=True, slots=True)
+class Host:
+    """A host that is not a controller: a devbox or an SSH gateway."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    identity_file: Path | None = None
+    known_hosts: Path = Path("~/.ssh/known_hosts")
+    connect_timeout: float = 10.0
+    gateway: "Host | None" = None
+
+    @property
+    def label(self) -> str:
+        """``user@address:port``, for messages."""
+        return f"{self.user}@{self.address}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class Controller:
     """One controller: how to reach it and where Cinder lives on it."""
 
@@ -39,6 +63,7 @@ class Controller:
     identity_file: Path | None = None
     known_hosts: Path = Path("~/.ssh/known_hosts")
     connect_timeout: float = 10.0
+    gateway: Host | None = None
     service_manager: str = "systemd"
     service: str = "openstack-cinder-api.service"
     supervisor_config: str | None = None
@@ -66,6 +91,8 @@ class Inventory:
     source: Path
     excludes: tuple[str, ...]
     controllers: Mapping[str, Controller] = field(default_factory=dict)
+    source_host: Host | None = None
+    hosts: Mapping[str, Host] = field(default_factory=dict)
 
     @property
     def display_path(self) -> str:
@@ -150,14 +177,18 @@ def _expect_abs_list(value: Any) -> str | None:
     return problem
 
 
-# key -> check; every key a controller may carry.
-_CONTROLLER_KEYS: dict[str, Callable[[Any], str | None]] = {
+# key -> check; every key a host may carry (controllers take them all).
+_HOST_KEYS: dict[str, Callable[[Any], str | None]] = {
     "address": _expect_str,
     "port": _expect_port,
     "user": _expect_str,
     "identity_file": _expect_str,
     "known_hosts": _expect_str,
     "connect_timeout": _expect_positive,
+    "gateway": _expect_str,
+}
+_CONTROLLER_KEYS: dict[str, Callable[[Any], str | None]] = {
+    **_HOST_KEYS,
     "service_manager": _expect_manager,
     "service": _expect_str,
     "supervisor_config": _expect_abs_path,
@@ -171,7 +202,7 @@ _CONTROLLER_KEYS: dict[str, Callable[[Any], str | None]] = {
     "api_url": _expect_url,
     "state_dir": _expect_abs_path,
 }
-_TOP_KEYS = ("source", "excludes", "defaults", "controllers")
+_TOP_KEYS = ("source", "source_host", "excludes", "defaults", "hosts", "controllers")
 
 
 def _describe(value: Any) -> str:
@@ -205,13 +236,15 @@ def _check_mapping(raw: Any, place: str, problems: _Problems) -> dict[str, Any]:
     return raw
 
 
-def _check_keys(values: Mapping[str, Any], place: str, problems: _Problems) -> dict[str, Any]:
+def _check_keys(values: Mapping[str, Any], place: str, problems: _Problems,
+                schema: Mapping[str, Callable[[Any], str | None]] = _CONTROLLER_KEYS
+                ) -> dict[str, Any]:
     good: dict[str, Any] = {}
     for key, value in values.items():
         where = f"{place}.{key}"
-        check = _CONTROLLER_KEYS.get(str(key))
+        check = schema.get(str(key))
         if check is None:
-            known = ", ".join(sorted(_CONTROLLER_KEYS))
+            known = ", ".join(sorted(schema))
             problems.add(where, f"unknown key (known keys: {known})")
             continue
         problem = check(value)
@@ -227,14 +260,12 @@ def _local_path(value: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
-                      problems: _Problems) -> Controller | None:
-    if "address" not in values:
-        problems.add(f"{place}.address", "missing (every controller needs an address)")
-    if values.get("service_manager") == "supervisord" and "supervisor_config" not in values:
-        problems.add(f"{place}.supervisor_config",
-                     "missing (service_manager supervisord needs the supervisord.conf path)")
+def _ssh_fields(values: dict[str, Any], place: str, base: Path,
+                problems: _Problems) -> dict[str, Any]:
+    """Resolve the workstation-side SSH paths and check they exist."""
     kwargs: dict[str, Any] = dict(values)
+    if "address" not in values:
+        problems.add(f"{place}.address", "missing (every host needs an address)")
     for key in ("identity_file", "known_hosts"):
         if key in kwargs:
             kwargs[key] = _local_path(kwargs[key], base)
@@ -243,6 +274,54 @@ def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
         problems.add(f"{place}.identity_file", f"no such file: {kwargs['identity_file']}")
     if "known_hosts" in values and not kwargs["known_hosts"].is_file():
         problems.add(f"{place}.known_hosts", f"no such file: {kwargs['known_hosts']}")
+    return kwargs
+
+
+def _resolve_gateway(kwargs: dict[str, Any], place: str, hosts: Mapping[str, Host],
+                     problems: _Problems) -> None:
+    name = kwargs.get("gateway")
+    if name is None:
+        return
+    if name not in hosts:
+        known = ", ".join(hosts) or "none"
+        problems.add(f"{place}.gateway", f"no host {name!r} under hosts: (known: {known})")
+        kwargs.pop("gateway")
+    else:
+        kwargs["gateway"] = hosts[name]
+
+
+def _build_hosts(entries: dict[str, Any], base: Path, problems: _Problems) -> dict[str, Host]:
+    raw: dict[str, dict[str, Any]] = {}
+    for name, entry in entries.items():
+        place = f"hosts.{name}"
+        values = _check_keys(_check_mapping(entry, place, problems), place, problems, _HOST_KEYS)
+        raw[str(name)] = _ssh_fields(values, place, base, problems)
+    hosts: dict[str, Host] = {}
+    # gateways may chain (a devbox behind a bastion): resolve in dependency order
+    pending = dict(raw)
+    while pending:
+        ready = [n for n, kw in pending.items()
+                 if kw.get("gateway") is None or kw["gateway"] in hosts
+                 or kw["gateway"] not in pending]
+        if not ready:
+            for n in pending:
+                problems.add(f"hosts.{n}.gateway", "gateways form a loop")
+            break
+        for n in ready:
+            kw = pending.pop(n)
+            _resolve_gateway(kw, f"hosts.{n}", hosts, problems)
+            if "address" in kw:
+                hosts[n] = Host(name=n, **kw)
+    return hosts
+
+
+def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
+                      hosts: Mapping[str, Host], problems: _Problems) -> Controller | None:
+    kwargs = _ssh_fields(values, place, base, problems)
+    if values.get("service_manager") == "supervisord" and "supervisor_config" not in values:
+        problems.add(f"{place}.supervisor_config",
+                     "missing (service_manager supervisord needs the supervisord.conf path)")
+    _resolve_gateway(kwargs, place, hosts, problems)
     if "config_files" in kwargs:
         kwargs["config_files"] = tuple(kwargs["config_files"])
     if "address" not in kwargs:
@@ -272,13 +351,30 @@ def parse_inventory(text: str, path: Path) -> Inventory:
         if key not in _TOP_KEYS:
             problems.add(str(key), f"unknown key (known keys: {', '.join(_TOP_KEYS)})")
 
+    hosts = _build_hosts(_check_mapping(top.get("hosts"), "hosts", problems), base, problems)
+    source_host = None
+    if top.get("source_host") is not None:
+        name = top["source_host"]
+        if name in hosts:
+            source_host = hosts[name]
+        else:
+            problems.add("source_host", f"no host {name!r} under hosts: "
+                                        f"(known: {', '.join(hosts) or 'none'})")
+
     source = top.get("source", "cinder_patch/cinder")
     if _expect_str(source):
         problems.add("source", f"expected a path, got {_describe(source)}")
         source = "cinder_patch/cinder"
-    source_path = _local_path(source, base)
-    if not source_path.is_dir():
-        problems.add("source", f"no such directory: {source_path}")
+    if source_host is not None:
+        # a path on the devbox: checked there, when rsync runs
+        source_path = Path(source)
+        if not source_path.is_absolute():
+            problems.add("source", "expected an absolute path on the source host "
+                                   f"{source_host.name!r}, got {_describe(source)}")
+    else:
+        source_path = _local_path(source, base)
+        if not source_path.is_dir():
+            problems.add("source", f"no such directory: {source_path}")
 
     excludes = top.get("excludes", list(DEFAULT_EXCLUDES))
     if _expect_str_list(excludes):
@@ -296,14 +392,15 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     for name, entry in entries.items():
         place = f"controllers.{name}"
         values = _check_keys(_check_mapping(entry, place, problems), place, problems)
-        controller = _build_controller(str(name), {**defaults, **values}, place, base, problems)
+        controller = _build_controller(str(name), {**defaults, **values}, place, base, hosts,
+                                       problems)
         if controller is not None:
             controllers[str(name)] = controller
 
     if problems.items:
         raise InventoryError(display, problems.items)
     return Inventory(path=path, source=source_path, excludes=tuple(excludes),
-                     controllers=controllers)
+                     controllers=controllers, source_host=source_host, hosts=hosts)
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:

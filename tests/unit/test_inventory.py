@@ -102,3 +102,32 @@ def test_paths_in_messages_are_shown_as_given(tmp_path):
     lines = problems_of("hosts.yaml")
     assert lines[0].startswith("hosts.yaml: source: no such directory")
     assert "hosts.yaml: controllers: expected a mapping, got 3" in lines
+
+
+def test_devbox_and_gateway_hosts_are_resolved_by_name(tmp_path):
+    (tmp_path / "hosts.yaml").write_text(
+        "source: /home/dev/cinder/cinder\n"
+        "source_host: devbox\n"
+        "hosts:\n"
+        "  bastion: {address: 198.51.100.1}\n"
+        "  devbox: {address: 198.51.100.2, user: dev, gateway: bastion}\n"
+        "controllers:\n"
+        "  ctl1: {address: 10.0.0.5, gateway: bastion}\n")
+    inv = load_inventory(tmp_path / "hosts.yaml")
+    assert inv.source_host.name == "devbox"
+    assert inv.source_host.gateway.name == "bastion"
+    assert inv.get("ctl1").gateway == inv.hosts["bastion"]
+    assert str(inv.source) == "/home/dev/cinder/cinder"
+
+
+def test_unknown_gateway_and_source_host_are_problems(tmp_path):
+    os.chdir(tmp_path)
+    (tmp_path / "hosts.yaml").write_text(
+        "source: cinder\nsource_host: devbx\n"
+        "hosts:\n  devbox: {address: h}\n"
+        "controllers:\n  ctl1: {address: a, gateway: bastion}\n")
+    assert problems_of("hosts.yaml") == [
+        "hosts.yaml: source_host: no host 'devbx' under hosts: (known: devbox)",
+        "hosts.yaml: source: no such directory: " + str(tmp_path / "cinder"),
+        "hosts.yaml: controllers.ctl1.gateway: no host 'bastion' under hosts: (known: devbox)",
+    ]
