@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from deploy.commands import Remote
 from deploy.health import ApiState, wait_for_api
 from deploy.inventory import Controller, Inventory
 from deploy.services import ServiceStatus, manager_for
+from deploy.source import source_revision
 from deploy.sync import Change, sync_tree
 
 
@@ -38,21 +38,6 @@ class DeployReport:
 def new_deploy_id() -> str:
     """A sortable, unique id: UTC time plus a little randomness."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
-
-
-def source_revision(source: Path) -> dict[str, object]:
-    """The git commit of the source tree and whether it has local changes."""
-    def git(*args: str) -> str | None:
-        try:
-            proc = subprocess.run(["git", "-C", str(source), *args], capture_output=True,
-                                  text=True, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--", ".")) if commit else None
-    return {"commit": commit, "dirty": dirty}
 
 
 def restart_and_check(remote: Remote, timeout: float) -> tuple[ServiceStatus, ApiState]:
@@ -88,16 +73,14 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
         verb = "preview sync (dry run)" if dry_run else "sync"
         output.step(controller.name, f"{verb} {inventory.source} -> {target}")
         if dry_run:
-            report.changes = sync_tree(inventory.source, controller, target,
-                                       excludes=inventory.excludes, owner=owner,
+            report.changes = sync_tree(inventory, controller, target, owner=owner,
                                        dry_run=True, checksum=checksum)
         else:
             report.deploy_id = new_deploy_id()
             deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
             remote.run(["mkdir", "-p", f"{deploy_dir}/backup"])
             try:
-                report.changes = sync_tree(inventory.source, controller, target,
-                                           excludes=inventory.excludes, owner=owner,
+                report.changes = sync_tree(inventory, controller, target, owner=owner,
                                            backup_dir=f"{deploy_dir}/backup", checksum=checksum)
             finally:
                 _record(remote, inventory, report, target, deploy_dir)
@@ -123,7 +106,7 @@ def _record(remote: Remote, inventory: Inventory, report: DeployReport, target: 
         "controller": remote.name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": str(inventory.source),
-        **source_revision(inventory.source),
+        **source_revision(inventory),
         "target": target,
         "added": [c.path for c in report.changes if c.kind == "new"],
         "replaced": [c.path for c in report.changes if c.kind == "changed"],

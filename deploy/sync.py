@@ -17,7 +17,7 @@ from typing import Sequence
 from deploy import output
 from deploy.connection import ssh_argv
 from deploy.errors import SyncError
-from deploy.inventory import Controller
+from deploy.inventory import Controller, Inventory
 
 # rsync --out-format: a marker keeps file lines apart from ssh/rsync chatter.
 _MARK = "devloop:"
@@ -82,17 +82,19 @@ def parse_changes(stdout: str) -> list[Change]:
     return changes
 
 
-def sync_tree(source: Path, controller: Controller, dest_dir: str, *,
-              excludes: Sequence[str], owner: str | None = None,
-              backup_dir: str | None = None, dry_run: bool = False,
-              checksum: bool = False) -> list[Change]:
-    """Run rsync and return the files it created or replaced.
+def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
+              owner: str | None = None, backup_dir: str | None = None,
+              dry_run: bool = False, checksum: bool = False) -> list[Change]:
+    """Run rsync from the inventory's source to ``dest_dir`` on ``controller``.
+
+    Returns the files it created or replaced.
 
     Raises:
         SyncError: rsync failed; the message has its exit code and output.
     """
-    argv = build_rsync_argv(source, controller, dest_dir, excludes=excludes, owner=owner,
-                            backup_dir=backup_dir, dry_run=dry_run, checksum=checksum)
+    argv = build_rsync_argv(inventory.source, controller, dest_dir, excludes=inventory.excludes,
+                            owner=owner, backup_dir=backup_dir, dry_run=dry_run,
+                            checksum=checksum)
     output.command("local", shlex.join(argv))
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
