@@ -21,19 +21,39 @@ TIMEOUT = "seconds to wait for the API to answer after a restart (default 60)"
     "dry_run": "show the files that would change; change nothing",
     "no_restart": "sync only: do not restart the service",
     "checksum": "compare file contents, not times and sizes",
+    "diff": "show the unified diff of each changed file first (with --dry-run: only that)",
+    "rollback_on_failure": "if the API does not come back, undo this deploy at once",
 })
 @reports_errors
 def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checksum=False,
-           timeout=60, verbose=False):
+           diff=False, rollback_on_failure=False, timeout=60, verbose=False):
     """Sync the source tree into each controller's cinder, restart, check the API."""
     from deploy.cli import selected
     from deploy.deployment import deploy_to
     from deploy.fleet import on_each
 
     inv, controllers = selected(inventory, host)
-    on_each(controllers, lambda ctl: deploy_to(inv, ctl, dry_run=dry_run,
-                                               restart=not no_restart, timeout=float(timeout),
-                                               checksum=checksum))
+    on_each(controllers, lambda ctl: deploy_to(
+        inv, ctl, dry_run=dry_run, restart=not no_restart, timeout=float(timeout),
+        checksum=checksum, diff=diff, rollback_on_failure=rollback_on_failure))
+
+
+@task(iterable=["host"], help={
+    "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
+    "to": "undo every deploy after this deploy id ('original': undo them all)",
+    "no_restart": "restore files only: do not restart the service",
+})
+@reports_errors
+def rollback(c, host=None, inventory=None, to=None, no_restart=False, timeout=60,
+             verbose=False):
+    """Undo the newest deploy: restore replaced files, remove added ones, restart, check."""
+    from deploy.cli import selected
+    from deploy.fleet import on_each
+    from deploy.rollback import rollback as undo
+
+    _, controllers = selected(inventory, host)
+    on_each(controllers, lambda ctl: undo(ctl, to=to, restart=not no_restart,
+                                          timeout=float(timeout)))
 
 
 @task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
@@ -162,5 +182,5 @@ def sandbox_status(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
         output.result(line)
 
 
-ns = Collection(deploy, restart, status, logs, db_sync)
+ns = Collection(deploy, rollback, restart, status, logs, db_sync)
 ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))

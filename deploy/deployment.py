@@ -15,8 +15,10 @@ from pathlib import Path
 
 from deploy import facts, output
 from deploy.commands import Remote
+from deploy.errors import DevloopError, HealthCheckError, ServiceError
 from deploy.health import ApiState, wait_for_api
 from deploy.inventory import Controller, Inventory
+from deploy.preview import show_diffs
 from deploy.services import ServiceStatus, manager_for
 from deploy.source import source_revision
 from deploy.sync import Change, sync_tree
@@ -57,12 +59,16 @@ def restart_and_check(remote: Remote, timeout: float) -> tuple[ServiceStatus, Ap
 
 
 def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = False,
-              restart: bool = True, timeout: float = 60.0,
-              checksum: bool = False) -> DeployReport:
+              restart: bool = True, timeout: float = 60.0, checksum: bool = False,
+              rollback_on_failure: bool = False, diff: bool = False) -> DeployReport:
     """Deploy the inventory's source tree to one controller.
+
+    With ``rollback_on_failure``, a deploy after which the service does not
+    come back is undone at once (files restored, service restarted).
 
     Raises:
         DevloopError: any step failed (connection, rsync, restart, health).
+        RolledBack: the API did not come back and the deploy was undone.
     """
     started = time.monotonic()
     report = DeployReport(controller.name)
@@ -72,6 +78,10 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
         owner = facts.owner_of(remote, target)
         verb = "preview sync (dry run)" if dry_run else "sync"
         output.step(controller.name, f"{verb} {inventory.source} -> {target}")
+        if diff:
+            preview = sync_tree(inventory, controller, target, owner=owner, dry_run=True,
+                                checksum=checksum)
+            show_diffs(inventory, remote, target, preview)
         if dry_run:
             report.changes = sync_tree(inventory, controller, target, owner=owner,
                                        dry_run=True, checksum=checksum)
@@ -86,12 +96,33 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
                 _record(remote, inventory, report, target, deploy_dir)
         _show_changes(controller.name, report.changes, dry_run)
         if restart and not dry_run:
-            report.status, report.api = restart_and_check(remote, timeout)
+            try:
+                report.status, report.api = restart_and_check(remote, timeout)
+            except (HealthCheckError, ServiceError) as failure:
+                if not (rollback_on_failure and report.deploy_id):
+                    raise
+                _undo(controller, report.deploy_id, failure, timeout)
             report.restarted = True
     finally:
         remote.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+class RolledBack(DevloopError):
+    """The deploy broke the service and was rolled back."""
+
+
+def _undo(controller: Controller, deploy_id: str, failure: DevloopError,
+          timeout: float) -> None:
+    from deploy.rollback import rollback
+
+    output.warn(f"{controller.name}: the service did not come back; rolling back {deploy_id}")
+    undone = rollback(controller, to=None, timeout=timeout)
+    reason = str(failure).splitlines()[0]
+    raise RolledBack(f"{reason}\n{controller.name}: deploy {deploy_id} was rolled back "
+                     f"({len(undone.restored)} file(s) restored, {len(undone.removed)} removed); "
+                     f"the API answers again ({undone.api.detail if undone.api else 'unchecked'})")
 
 
 def _record(remote: Remote, inventory: Inventory, report: DeployReport, target: str,
@@ -103,6 +134,7 @@ def _record(remote: Remote, inventory: Inventory, report: DeployReport, target: 
         return
     record = {
         "id": report.deploy_id,
+        "state": "applied",
         "controller": remote.name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": str(inventory.source),

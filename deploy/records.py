@@ -1,0 +1,97 @@
+"""Deploy records kept on the controller, and the database facts they depend on.
+
+A record (``<state_dir>/deploys/<id>/record.json``) says what one deploy
+added and replaced, from which commit, and whether it is still applied.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploy.commands import Remote, as_user
+from deploy.errors import DevloopError
+from deploy.remote import script
+
+_MIGRATION = re.compile(r"^db/migrations/versions/(?P<rev>[0-9a-f]{12})_[^/]+\.py$")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One deploy as recorded on the controller."""
+
+    id: str
+    state: str
+    target: str
+    backup: str
+    added: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    commit: str | None = None
+    dirty: bool | None = None
+    time: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def applied(self) -> bool:
+        return self.state == "applied"
+
+    @property
+    def added_revisions(self) -> list[str]:
+        """Alembic revisions whose migration files this deploy added."""
+        return [m["rev"] for m in map(_MIGRATION.match, self.added) if m]
+
+    def describe_source(self) -> str:
+        if not self.commit:
+            return "not from a git checkout"
+        return self.commit[:12] + (" with local changes" if self.dirty else "")
+
+
+def list_records(remote: Remote) -> list[Record]:
+    """Every deploy record on the controller, oldest first."""
+    result = remote.run([remote.controller.python, "-c", script("list_records"),
+                         remote.controller.state_dir])
+    records = []
+    for raw in json.loads(result.stdout or "[]"):
+        records.append(Record(
+            id=raw.get("id", "?"), state=raw.get("state", "applied"),
+            target=raw.get("target", ""), backup=raw.get("backup", ""),
+            added=tuple(raw.get("added", [])), replaced=tuple(raw.get("replaced", [])),
+            commit=raw.get("commit"), dirty=raw.get("dirty"), time=raw.get("time", ""), raw=raw))
+    return records
+
+
+def applied_records(remote: Remote) -> list[Record]:
+    return [r for r in list_records(remote) if r.applied]
+
+
+@dataclass(frozen=True, slots=True)
+class DbState:
+    """The database's revision(s), every revision they include, and the heads on disk."""
+
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    applied: frozenset[str]
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def behind(self) -> bool:
+        return set(self.current) != set(self.heads)
+
+
+def db_state(remote: Remote, cinder_path: str) -> DbState:
+    """Read the database revision and migration heads in one round trip.
+
+    Raises:
+        DevloopError: the database or the migration files cannot be read.
+    """
+    argv = [remote.controller.python, "-c", script("db_state"), cinder_path,
+            *remote.controller.config_files]
+    result = remote.run(as_user(remote.controller.service_user, argv), check=False)
+    if result.exited != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise DevloopError(f"{remote.name}: cannot read the database revision: "
+                           f"{lines[-1] if lines else 'no output'}")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return DbState(tuple(data["current"]), tuple(data["heads"]), frozenset(data["applied"]),
+                   tuple(data.get("unknown", ())))

@@ -1,0 +1,46 @@
+"""Undo deploys: restore the files they replaced, remove the files they added.
+
+argv[1] is a JSON list of records, newest first. Each replaced file is copied
+back from the deploy's backup to a temporary name beside the target and
+renamed over it, so every file is wholly old or wholly new at any moment.
+Prints a JSON summary.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+restored, removed = [], []
+for record in json.loads(sys.argv[1]):
+    target, backup = record["target"], record["backup"]
+    for rel in record.get("replaced", []):
+        source, dest = os.path.join(backup, rel), os.path.join(target, rel)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".devloop-restore-")
+        os.close(fd)
+        shutil.copy2(source, tmp)
+        info = os.stat(source)
+        os.chown(tmp, info.st_uid, info.st_gid)
+        os.replace(tmp, dest)
+        restored.append(rel)
+    for rel in record.get("added", []):
+        path = os.path.join(target, rel)
+        if os.path.lexists(path):
+            os.unlink(path)
+            removed.append(rel)
+        parent = os.path.dirname(path)
+        while parent.startswith(target + os.sep):
+            try:
+                os.rmdir(parent)  # only succeeds while empty
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+    record["state"] = "rolled back"
+    record["rolled_back_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    path = os.path.join(os.path.dirname(backup), "record.json")
+    with open(path + ".tmp", "w") as handle:
+        json.dump(record, handle, indent=2)
+        handle.write("\n")
+    os.replace(path + ".tmp", path)
+print(json.dumps({"restored": restored, "removed": removed}))
