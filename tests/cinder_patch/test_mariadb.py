@@ -7,6 +7,8 @@ socket and port on 127.0.0.1 (see mariadb.py).
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import Iterator
 
 import pytest
 
@@ -25,11 +27,13 @@ def cinder_db(mariadb: MariaDB) -> str:
 
 
 @pytest.fixture(scope="module")
-def synced(cinder_env: CinderEnv, cinder_db: str) -> str:
-    conf = write_config(cinder_env, make_world_traversable_dir("cinder-mdb-"), 1, cinder_db)
+def synced(cinder_env: CinderEnv, cinder_db: str) -> Iterator[str]:
+    state = make_world_traversable_dir("cinder-mdb-")
+    conf = write_config(cinder_env, state, 1, cinder_db)
     result = db_manage(cinder_env, conf, "sync")
     assert result.returncode == 0, _explain(result)
-    return str(conf)
+    yield str(conf)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def test_db_sync_applies_the_revision_and_db_version_reports_it(

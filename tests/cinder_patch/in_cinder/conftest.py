@@ -7,6 +7,7 @@ managed cluster tables are emptied before each test.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -34,6 +35,7 @@ def database():
     migration.db_sync()
     yield
     db_api.dispose_engine()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
