@@ -29,13 +29,14 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
            diff=False, rollback_on_failure=False, timeout=60, verbose=False):
     """Sync the source tree into each controller's cinder, restart, check the API."""
     from deploy.cli import selected
-    from deploy.deployment import deploy_to
+    from deploy.deployment import deploy_to, summary_table
     from deploy.fleet import on_each
 
     inv, controllers = selected(inventory, host)
     on_each(controllers, lambda ctl: deploy_to(
         inv, ctl, dry_run=dry_run, restart=not no_restart, timeout=float(timeout),
-        checksum=checksum, diff=diff, rollback_on_failure=rollback_on_failure))
+        checksum=checksum, diff=diff, rollback_on_failure=rollback_on_failure),
+        summary=summary_table)
 
 
 @task(iterable=["host"], help={
@@ -86,8 +87,8 @@ def status(c, host=None, inventory=None, verbose=False):
     from deploy.fleet import on_each
     from deploy.status import read_status
 
-    _, controllers = selected(inventory, host)
-    for report in on_each(controllers, read_status).values():
+    inv, controllers = selected(inventory, host)
+    for report in on_each(controllers, lambda ctl: read_status(inv, ctl)).values():
         for line in report.lines():
             output.result(line)
 
@@ -131,6 +132,43 @@ def db_sync(c, host=None, inventory=None, verbose=False):
             f"{result.after} (already at the newest revision)"
         output.result(f"{ctl.name}: database {change}")
         return result
+
+    _, controllers = selected(inventory, host)
+    on_each(controllers, work)
+
+
+@task(iterable=["host"], help={
+    "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
+    "project": "project id to use (hex, Cinder's default project_id_regex; default 5e1f7e57)",
+    "token": "X-Auth-Token to send (default admin:<project>, for auth_strategy noauth)",
+})
+@reports_errors
+def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, verbose=False):
+    """Create, read, list, update, edit metadata of and delete a cluster; report each check."""
+    from deploy import output
+    from deploy.cli import selected
+    from deploy.commands import Remote
+    from deploy.errors import DevloopError
+    from deploy.fleet import on_each
+    from deploy.smoke import run_smoke
+    from deploy.tunnel import api_tunnel
+
+    def work(ctl):
+        remote = Remote.open(ctl)
+        try:
+            output.step(ctl.name, f"smoke test of os-cluster-manage at {ctl.api_url}")
+            with api_tunnel(remote) as base_url:
+                report = run_smoke(base_url, project_id=project,
+                                   token=token or f"admin:{project}")
+        finally:
+            remote.close()
+        for check in report.checks:
+            output.result(f"{ctl.name}: {check.format()}")
+        output.result(f"{ctl.name}: {report.summary()}")
+        if not report.ok:
+            raise DevloopError(f"{ctl.name}: smoke test failed at "
+                               f"{report.failed[0].name}: {report.failed[0].detail}")
+        return report
 
     _, controllers = selected(inventory, host)
     on_each(controllers, work)
@@ -182,5 +220,5 @@ def sandbox_status(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
         output.result(line)
 
 
-ns = Collection(deploy, rollback, restart, status, logs, db_sync)
+ns = Collection(deploy, rollback, restart, status, logs, db_sync, smoke)
 ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))
