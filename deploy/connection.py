@@ -259,7 +259,7 @@ def ssh_argv(controller: SshHost, *, known_hosts: str | Path | None = None,
 
     ``ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes
     -o UserKnownHostsFile=<known_hosts> -o GlobalKnownHostsFile=/dev/null
-    -o ConnectTimeout=<s> [-o 'ProxyCommand=<gateway's ssh argv> -W %h:%p']
+    -o ConnectTimeout=<s> [-o 'ProxyCommand=<gateway's ssh argv> -W %h:%p <gateway>']
     -p <port> -l <user> [-i <key> -o IdentitiesOnly=yes]``
 
     A gateway becomes a ``ProxyCommand`` built whole from the gateway's own
@@ -292,7 +292,7 @@ def ssh_argv(controller: SshHost, *, known_hosts: str | Path | None = None,
     if gateway is not None:
         inner = ssh_argv(gateway, known_hosts=known_hosts, identities=identities,
                          start_after=start_after, control_dir=control_dir)
-        inner += ["-W", "%h:%p"]
+        inner += ["-W", "%h:%p", gateway.address]
         # ssh expands %-tokens in ProxyCommand: the gateway's own are escaped
         # (a nested ProxyCommand's %h must reach the inner ssh intact).
         argv += ["-o", "ProxyCommand=" + _proxy_command(inner)]
@@ -329,6 +329,11 @@ def _literal(path: str | Path) -> str:
 
 
 def _proxy_command(inner: list[str]) -> str:
-    """``shlex.join(inner)`` with ssh's %-tokens escaped, except the final ``-W %h:%p``."""
-    head, tail = inner[:-2], inner[-2:]
-    return shlex.join(head).replace("%", "%%") + " " + shlex.join(tail)
+    """``shlex.join(inner)`` with ssh's %-tokens escaped, except in ``-W %h:%p``.
+
+    ``inner`` ends with ``-W %h:%p <gateway address>``: the outer ssh expands
+    ``%h:%p`` to the host it is connecting to, everything else is literal.
+    """
+    options, address = inner[:-3], inner[-1]
+    return (shlex.join(options).replace("%", "%%") + " -W %h:%p "
+            + shlex.quote(address).replace("%", "%%"))

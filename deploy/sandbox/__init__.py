@@ -16,6 +16,14 @@
   these machines; it stays the production default).
 
 Everything lives under one root directory and is ended by PID in ``down``.
+
+A sandbox can also be a host of its own: with ``netns`` set, sshd and
+supervisord start inside that (existing) network namespace, sshd listening
+on ``listen_address`` and cinder-api on the namespace's own 127.0.0.1, so
+the controller is reachable only as that namespace's routes allow. Its
+files stay on the shared filesystem. ``base_venv`` makes a second sandbox
+clone an already built venv (hard links, so about a second instead of a
+pip install) rather than installing its own.
 """
 from __future__ import annotations
 
@@ -51,6 +59,12 @@ class SandboxLayout:
     api_port: int = 18776
     name: str = "sandbox"
     base_python: str = "/usr/bin/python3"
+    #: network namespace to run sshd and supervisord in (None: this host's)
+    netns: str | None = None
+    #: the address sshd listens on (and the inventory connects to)
+    listen_address: str = "127.0.0.1"
+    #: an already built sandbox venv to clone instead of installing one
+    base_venv: Path | None = None
 
     # workstation side
     @property
@@ -122,10 +136,21 @@ class SandboxLayout:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}/"
 
+    @property
+    def known_hosts_name(self) -> str:
+        """sshd's name in known_hosts: ``[addr]:port``, or the bare address on port 22."""
+        if self.ssh_port == 22:
+            return self.listen_address
+        return f"[{self.listen_address}]:{self.ssh_port}"
+
+    def in_netns(self, argv: list[str]) -> list[str]:
+        """``argv`` run inside the sandbox's network namespace, if it has one."""
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else list(argv)
+
     def controller_entry(self) -> dict[str, object]:
         """This sandbox as a ``controllers:`` entry of hosts.yaml."""
         return {
-            "address": "127.0.0.1",
+            "address": self.listen_address,
             "port": self.ssh_port,
             "user": "root",
             "identity_file": str(self.identity_file),
@@ -168,10 +193,56 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _port_open(port: int) -> bool:
+def _port_open(port: int, address: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((address, port)) == 0
+
+
+# Runs inside a network namespace: wait (up to argv[4] s) for a TCP port or
+# an HTTP answer below 500. Exit 0: ready; 1: not within the time.
+_NS_PROBE = """\
+import socket, sys, time, urllib.error, urllib.request
+kind, host, port, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+def ready():
+    if kind == 'tcp':
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            return sock.connect_ex((host, port)) == 0
+    try:
+        with urllib.request.urlopen('http://%s:%d/' % (host, port), timeout=1):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+deadline = time.monotonic() + limit
+while not ready():
+    if time.monotonic() >= deadline:
+        sys.exit(1)
+    time.sleep(0.05)
+"""
+
+
+def _ready(layout: SandboxLayout, kind: str, address: str, port: int,
+           timeout: float = 0.0) -> bool:
+    """Is ``address:port`` accepting (``tcp``) or answering (``http``), as seen by the sandbox?
+
+    Waits up to ``timeout`` seconds. In a namespace, one probe process
+    runs there and does the polling.
+    """
+    if layout.netns:
+        proc = subprocess.run(layout.in_netns([layout.base_python, "-c", _NS_PROBE, kind,
+                                               address, str(port), str(timeout)]),
+                              capture_output=True, stdin=subprocess.DEVNULL)
+        return proc.returncode == 0
+    check = ((lambda: _port_open(port, address)) if kind == "tcp"
+             else (lambda: _api_answers(f"http://{address}:{port}/")))
+    try:
+        _wait(check, timeout, f"{address}:{port}")
+    except SandboxError:
+        return False
+    return True
 
 
 def _end_process(pid: int, grace: float = 15.0) -> None:
@@ -234,7 +305,7 @@ def _ensure_keys(layout: SandboxLayout) -> None:
     (layout.sshd_dir / "authorized_keys").write_text(
         Path(f"{layout.identity_file}.pub").read_text())
     host_pub = Path(f"{host_key}.pub").read_text().split()
-    layout.known_hosts.write_text(f"[127.0.0.1]:{layout.ssh_port} {host_pub[0]} {host_pub[1]}\n")
+    layout.known_hosts.write_text(f"{layout.known_hosts_name} {host_pub[0]} {host_pub[1]}\n")
 
 
 def _write_sshd_config(layout: SandboxLayout) -> None:
@@ -242,7 +313,7 @@ def _write_sshd_config(layout: SandboxLayout) -> None:
     layout.sshd_config.write_text(f"""\
 # sshd of the cinder-devloop sandbox controller {layout.name!r}
 Port {layout.ssh_port}
-ListenAddress 127.0.0.1
+ListenAddress {layout.listen_address}
 HostKey {d}/ssh_host_ed25519_key
 AuthorizedKeysFile {d}/authorized_keys
 PidFile {layout.sshd_pidfile}
@@ -260,10 +331,55 @@ def _requirements_digest() -> str:
     return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
 
 
+def _venv_ready(venv: Path) -> bool:
+    stamp = venv / ".devloop-requirements"
+    return stamp.exists() and stamp.read_text() == _requirements_digest()
+
+
+def clone_venv(base: Path, venv: Path) -> None:
+    """Make ``venv`` a copy of the built venv ``base``, by hard links.
+
+    Deploys stay private to the clone: rsync writes every file it changes
+    to a temporary name and renames it into place (and ``--backup`` moves
+    the old one away), which replaces the clone's link and leaves the base
+    untouched; so does Python writing bytecode. The scripts in ``bin/``
+    name their venv's python in their first line, so they are rewritten
+    as files of the clone's own.
+
+    Raises:
+        SandboxError: ``base`` is not a built sandbox venv.
+    """
+    if not _venv_ready(base):
+        raise SandboxError(f"sandbox: {base} is not a built sandbox venv (run sandbox.up "
+                           f"for the sandbox that owns it first)")
+    if venv.exists():
+        shutil.rmtree(venv)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    run_local(["cp", "-al", str(base), str(venv)])
+    old, new = str(base).encode(), str(venv).encode()
+    for script in (venv / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        content = script.read_bytes()
+        if old not in content:
+            continue
+        mode = script.stat().st_mode
+        script.unlink()  # break the link before writing: the base keeps its copy
+        script.write_bytes(content.replace(old, new))
+        script.chmod(mode & 0o7777)
+    stamp = venv / ".devloop-requirements"
+    stamp.unlink()
+    stamp.write_text(_requirements_digest())
+
+
 def _ensure_venv(layout: SandboxLayout) -> None:
-    stamp = layout.venv / ".devloop-requirements"
-    if stamp.exists() and stamp.read_text() == _requirements_digest():
+    if _venv_ready(layout.venv):
         return
+    if layout.base_venv is not None:
+        output.step(layout.name, f"clone {layout.base_venv} into {layout.venv}")
+        clone_venv(layout.base_venv, layout.venv)
+        return
+    stamp = layout.venv / ".devloop-requirements"
     output.step(layout.name, f"install cinder into {layout.venv} (once, about 30 s)")
     run_local([layout.base_python, "-m", "venv", "--clear", str(layout.venv)],
               hint="Debian's python3-venv package is needed (bash .ci/bootstrap)")
@@ -350,17 +466,29 @@ def _ensure_database(layout: SandboxLayout) -> None:
     run_local(as_user(SERVICE_USER, manage), hint="cinder-manage db sync failed")
 
 
+def _ensure_netns(layout: SandboxLayout) -> None:
+    if not layout.netns:
+        return
+    if not Path("/run/netns", layout.netns).exists():
+        raise SandboxError(f"sandbox: network namespace {layout.netns!r} does not exist "
+                           f"(create it first: ip netns add {layout.netns})")
+    # a new namespace's loopback is down; cinder-api listens on it
+    run_local(["ip", "-n", layout.netns, "link", "set", "lo", "up"])
+
+
 def _start_sshd(layout: SandboxLayout) -> None:
     if _pid_from(layout.sshd_pidfile, str(layout.sshd_config)):
         return
-    if _port_open(layout.ssh_port):
+    if _ready(layout, "tcp", layout.listen_address, layout.ssh_port):
         raise SandboxError(f"sandbox: port {layout.ssh_port} is taken by another process; "
                            f"choose another ssh port")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     run_local(["/usr/sbin/sshd", "-t", "-f", str(layout.sshd_config)])
     # sshd daemonizes and writes its PidFile; no systemd needed.
-    run_local(["/usr/sbin/sshd", "-f", str(layout.sshd_config)])
-    _wait(lambda: _port_open(layout.ssh_port), 10, f"sshd on port {layout.ssh_port}")
+    run_local(layout.in_netns(["/usr/sbin/sshd", "-f", str(layout.sshd_config)]))
+    if not _ready(layout, "tcp", layout.listen_address, layout.ssh_port, 10):
+        raise SandboxError(f"sandbox: timed out after 10 s waiting for sshd on "
+                           f"{layout.listen_address}:{layout.ssh_port}")
 
 
 def _supervisorctl(layout: SandboxLayout, *args: str, check: bool = True
@@ -373,9 +501,10 @@ def _start_supervisord(layout: SandboxLayout) -> None:
         _supervisorctl(layout, "update", check=False)
         _supervisorctl(layout, "start", PROGRAM, check=False)
         return
-    if _port_open(layout.api_port):
+    if _ready(layout, "tcp", "127.0.0.1", layout.api_port):
         raise SandboxError(f"sandbox: API port {layout.api_port} is taken by another process")
-    run_local(["supervisord", "-c", str(layout.supervisor_conf)])
+    # cinder-api inherits supervisord's namespace
+    run_local(layout.in_netns(["supervisord", "-c", str(layout.supervisor_conf)]))
     _wait(lambda: _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)) is not None,
           10, "supervisord")
 
@@ -397,7 +526,9 @@ def up(layout: SandboxLayout = SandboxLayout()) -> None:
         SandboxError / CommandFailed: a part could not be built or started.
     """
     _require_tools()
-    output.step(layout.name, f"sandbox controller in {layout.root}")
+    where = f" (network namespace {layout.netns})" if layout.netns else ""
+    output.step(layout.name, f"sandbox controller in {layout.root}{where}")
+    _ensure_netns(layout)
     for path in (layout.root, layout.client_dir, layout.sshd_dir, layout.supervisor_dir,
                  layout.dist_conf.parent, layout.cinder_conf.parent, layout.root / "var/lib",
                  layout.root / "var/log"):
@@ -413,8 +544,11 @@ def up(layout: SandboxLayout = SandboxLayout()) -> None:
     _ensure_database(layout)
     _start_sshd(layout)
     _start_supervisord(layout)
-    _wait(lambda: _api_answers(layout.api_url), 60, f"cinder-api at {layout.api_url}")
-    output.detail(f"ssh root@127.0.0.1 -p {layout.ssh_port}; API {layout.api_url}")
+    if not _ready(layout, "http", "127.0.0.1", layout.api_port, 60):
+        raise SandboxError(f"sandbox: timed out after 60 s waiting for cinder-api at "
+                           f"{layout.api_url}")
+    output.detail(f"ssh root@{layout.listen_address} -p {layout.ssh_port}; API {layout.api_url}"
+                  + (f" in {layout.netns}" if layout.netns else ""))
 
 
 def down(layout: SandboxLayout = SandboxLayout(), purge: bool = False) -> None:
@@ -449,6 +583,7 @@ def status_lines(layout: SandboxLayout = SandboxLayout()) -> list[str]:
         f"supervisord  "
         f"{_pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)) or 'stopped'}",
         f"program      {program or 'unknown'}",
-        f"api          {'answering' if _api_answers(layout.api_url) else 'not answering'}"
+        f"api          "
+        f"{'answering' if _ready(layout, 'http', '127.0.0.1', layout.api_port) else 'not answering'}"
         f" at {layout.api_url}",
     ]

@@ -1,0 +1,298 @@
+"""Several hosts on one machine: network namespaces, veth links, a private sshd.
+
+A :class:`Topology` creates ``dlp-`` namespaces joined by veth pairs, with
+addresses from 172.31.0.0/24 used only inside them; the root namespace (the
+workstation) gets an ``unreachable`` route for the whole range, so a wrong
+address fails at once instead of leaving the machine. :meth:`Topology.down`
+removes everything in the order that works (SANDBOX_NOTES.md): end the
+processes inside each namespace by PID, delete the namespace, delete the
+root-side veth, then the route.
+
+:func:`start_sshd` runs a plain sshd (a devbox or a gateway) in a namespace,
+optionally with directories bind-mounted so only that "host" sees them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+PREFIX = "dlp-"
+RANGE = "172.31.0.0/24"
+
+
+def run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (no shell); raise with its stderr when ``check`` and it fails."""
+    proc = subprocess.run(list(argv), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def missing_tools() -> list[str]:
+    """The tools a topology needs that this machine lacks."""
+    need = ("ip", "/usr/sbin/sshd", "ssh", "ssh-keygen", "ssh-agent", "ssh-add", "rsync",
+            "supervisord", "mount")
+    return [tool for tool in need if shutil.which(tool) is None]
+
+
+def can_create_namespaces() -> str | None:
+    """None when namespaces can be made here, else the reason they cannot."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if missing_tools():
+        return f"missing {', '.join(missing_tools())}"
+    probe = f"{PREFIX}probe-{os.getpid()}"
+    proc = run(["ip", "netns", "add", probe], check=False)
+    if proc.returncode != 0:
+        return f"ip netns add failed: {proc.stderr.strip()}"
+    run(["ip", "netns", "del", probe], check=False)
+    return None
+
+
+def end_pid(pid: int, grace: float = 5.0) -> None:
+    """TERM ``pid``, KILL it after ``grace`` seconds; return once it is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@dataclass
+class Topology:
+    """Network namespaces and veth links, all removed by :meth:`down`."""
+
+    namespaces: list[str] = field(default_factory=list)
+    root_links: list[str] = field(default_factory=list)
+    unreachable: str | None = None
+
+    def add(self, name: str) -> str:
+        """Create namespace ``name`` (``dlp-`` prefixed), loopback up; a stale one is removed first."""
+        assert name.startswith(PREFIX), f"namespace names start with {PREFIX!r}"
+        if Path("/run/netns", name).exists():
+            _remove_namespace(name)
+        run(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+        return name
+
+    def guard_range(self, cidr: str = RANGE) -> None:
+        """``ip route add unreachable CIDR`` here: nothing of the range leaves the machine."""
+        run(["ip", "route", "replace", "unreachable", cidr])
+        self.unreachable = cidr
+
+    def link(self, a: str | None, b: str, dev_a: str, dev_b: str,
+             addr_a: str, addr_b: str) -> None:
+        """Join ``a`` (None: the root namespace) and ``b`` with a veth pair.
+
+        ``addr_a``/``addr_b`` carry their prefix length (``172.31.0.1/28``).
+        """
+        for dev in (dev_a, dev_b):
+            assert dev.startswith(PREFIX) and len(dev) <= 15, dev
+        if a is None:
+            run(["ip", "link", "del", dev_a], check=False)  # a stale one from a crash
+        run(["ip", "link", "add", dev_a, *(["netns", a] if a else []),
+             "type", "veth", "peer", "name", dev_b, "netns", b])
+        if a is None:
+            self.root_links.append(dev_a)
+        for ns, dev, addr in ((a, dev_a, addr_a), (b, dev_b, addr_b)):
+            prefix = ["ip", "-n", ns] if ns else ["ip"]
+            run([*prefix, "addr", "add", addr, "dev", dev])
+            run([*prefix, "link", "set", dev, "up"])
+
+    def address(self, ns: str, addr: str, dev: str = "lo") -> None:
+        """Give ``ns`` one more address (``172.31.0.100/32`` on its loopback, say)."""
+        run(["ip", "-n", ns, "addr", "add", addr, "dev", dev])
+
+    def route(self, ns: str | None, dest: str, via: str) -> None:
+        """``ip route add DEST via VIA`` in ``ns`` (None: the root namespace)."""
+        prefix = ["ip", "-n", ns] if ns else ["ip"]
+        run([*prefix, "route", "replace", dest, "via", via])
+
+    def down(self) -> list[str]:
+        """Remove everything, in the order that works; return what could not be removed."""
+        problems: list[str] = []
+        for ns in reversed(self.namespaces):
+            problems += _remove_namespace(ns)
+        self.namespaces.clear()
+        for dev in self.root_links:
+            # veth teardown is asynchronous: delete the root side explicitly
+            run(["ip", "link", "del", dev], check=False)
+        self.root_links.clear()
+        if self.unreachable:
+            run(["ip", "route", "del", "unreachable", self.unreachable], check=False)
+            self.unreachable = None
+        return problems + leftovers()
+
+
+def namespace_pids(ns: str) -> list[int]:
+    """The PIDs of the processes inside ``ns``."""
+    out = run(["ip", "netns", "pids", ns], check=False).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def _remove_namespace(ns: str) -> list[str]:
+    # ip netns del with processes inside only removes the name: end them first
+    for pid in namespace_pids(ns):
+        end_pid(pid)
+    run(["ip", "netns", "del", ns], check=False)
+    still = namespace_pids(ns) if Path("/run/netns", ns).exists() else []
+    return [f"namespace {ns} still has processes {still}"] if still else []
+
+
+def leftovers() -> list[str]:
+    """Any ``dlp-`` namespace, link or the range's route still on the machine."""
+    found = [f"namespace {n}" for n in run(["ip", "netns", "list"]).stdout.split()
+             if n.startswith(PREFIX)]
+    for line in run(["ip", "-o", "link", "show"]).stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+        if name.startswith(PREFIX):
+            found.append(f"link {name}")
+    if RANGE.split("/")[0][:-1] in run(["ip", "route", "show"]).stdout:
+        found.append(f"a route into {RANGE}")
+    return found
+
+
+# --- a plain sshd: a devbox or a gateway ------------------------------------------
+
+@dataclass(frozen=True)
+class Sshd:
+    """A running sshd in a namespace and what a client needs to trust it."""
+
+    pid: int
+    address: str
+    port: int
+    host_key_line: str          # "<name> ssh-ed25519 AAAA..." for known_hosts
+
+    def stop(self) -> None:
+        end_pid(self.pid)
+
+
+def keygen(path: Path, comment: str = "cinder-devloop test") -> Path:
+    """An unencrypted ed25519 key at ``path`` (``.pub`` beside it)."""
+    if not path.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
+    return path
+
+
+def start_sshd(ns: str, directory: Path, address: str, authorized: Sequence[Path], *,
+               port: int = 22, mounts: Sequence[tuple[Path, Path]] = ()) -> Sshd:
+    """Start sshd in ``ns`` listening on ``address:port``; return once it accepts.
+
+    ``authorized`` are public key files allowed to log in as root;
+    ``mounts`` are ``(source, mountpoint)`` directories bind-mounted in the
+    sshd's own mount namespace, so only its sessions see them.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    host_key = keygen(directory / "ssh_host_ed25519_key", f"{ns} host key")
+    (directory / "authorized_keys").write_text(
+        "".join(Path(p).read_text() for p in authorized))
+    pidfile = directory / "sshd.pid"
+    config = directory / "sshd_config"
+    config.write_text(f"""\
+Port {port}
+ListenAddress {address}
+HostKey {host_key}
+AuthorizedKeysFile {directory}/authorized_keys
+PidFile {pidfile}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AllowAgentForwarding yes
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    run(["/usr/sbin/sshd", "-t", "-f", str(config)])
+    pidfile.unlink(missing_ok=True)
+    # ip netns exec gives the command a mount namespace of its own: the bind
+    # mounts made there are seen by sshd and its sessions only.
+    script = 'while [ "$#" -gt 1 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; ' \
+             'exec /usr/sbin/sshd -f "$1"'
+    args = [str(p) for pair in mounts for p in pair]
+    run(["ip", "netns", "exec", ns, "sh", "-c", script, "start-sshd", *args, str(config)])
+    pid = _wait_for_pid(pidfile)
+    probe = ("import socket,sys,time\n"
+             "d=time.monotonic()+10\n"
+             "while time.monotonic()<d:\n"
+             "    s=socket.socket(); s.settimeout(0.2)\n"
+             "    if s.connect_ex((sys.argv[1],int(sys.argv[2])))==0: sys.exit(0)\n"
+             "    s.close(); time.sleep(0.02)\n"
+             "sys.exit(1)\n")
+    run(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", probe, address, str(port)])
+    kind, blob = Path(f"{host_key}.pub").read_text().split()[:2]
+    name = address if port == 22 else f"[{address}]:{port}"
+    return Sshd(pid, address, port, f"{name} {kind} {blob}")
+
+
+def _wait_for_pid(pidfile: Path, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return int(pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            time.sleep(0.02)
+    raise RuntimeError(f"sshd wrote no pid file {pidfile} within {timeout} s")
+
+
+@dataclass
+class Agent:
+    """An ssh-agent of the test's own, ended by PID."""
+
+    socket: Path
+    pid: int
+
+    @classmethod
+    def start(cls, directory: Path) -> "Agent":
+        sock = directory / "agent.sock"
+        sock.unlink(missing_ok=True)
+        proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("ssh-agent did not start")
+            time.sleep(0.02)
+        agent = cls(sock, proc.pid)
+        agent._proc = proc  # type: ignore[attr-defined]
+        return agent
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"SSH_AUTH_SOCK": str(self.socket)}
+
+    def add(self, key: Path) -> None:
+        proc = subprocess.run(["ssh-add", str(key)], capture_output=True, text=True,
+                              env={**os.environ, **self.env}, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ssh-add {key} failed: {proc.stderr.strip()}")
+
+    def stop(self) -> None:
+        end_pid(self.pid)
+        proc = getattr(self, "_proc", None)
+        if proc is not None:
+            proc.wait(timeout=5)
