@@ -151,15 +151,14 @@ def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, verbose=
     from deploy.errors import DevloopError
     from deploy.fleet import on_each
     from deploy.smoke import run_smoke
-    from deploy.tunnel import api_tunnel
+    from deploy.tunnel import api_opener
 
     def work(ctl):
         remote = Remote.open(ctl)
         try:
             output.step(ctl.name, f"smoke test of os-cluster-manage at {ctl.api_url}")
-            with api_tunnel(remote) as base_url:
-                report = run_smoke(base_url, project_id=project,
-                                   token=token or f"admin:{project}")
+            report = run_smoke(ctl.api_url, project_id=project,
+                               token=token or f"admin:{project}", opener=api_opener(remote))
         finally:
             remote.close()
         for check in report.checks:

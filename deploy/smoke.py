@@ -82,7 +82,8 @@ class _Reply:
 
 
 class _Client:
-    def __init__(self, base_url: str, project_id: str, token: str, timeout: float) -> None:
+    def __init__(self, base_url: str, project_id: str, token: str, timeout: float,
+                 opener: urllib.request.OpenerDirector | None = None) -> None:
         root = base_url.rstrip("/")
         if root.endswith("/v3"):
             root = root[: -len("/v3")]
@@ -90,6 +91,7 @@ class _Client:
         self.prefix = f"{root}/v3/{project_id}"
         self.token = token
         self.timeout = timeout
+        self.open = opener.open if opener is not None else urllib.request.urlopen
 
     def request(self, method: str, url: str, body: object = None) -> _Reply:
         data = None if body is None else json.dumps(body).encode()
@@ -98,13 +100,13 @@ class _Client:
             headers={"X-Auth-Token": self.token, "Accept": "application/json",
                      "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+            with self.open(request, timeout=self.timeout) as reply:
                 status, raw = reply.status, reply.read()
         except urllib.error.HTTPError as error:
             status, raw = error.code, error.read()
         except (urllib.error.URLError, OSError, ValueError) as error:
             reason = getattr(error, "reason", error)
-            raise CheckFailed(f"{method} {url}: {reason}") from None
+            raise CheckFailed(f"{method} {url}: {reason or type(reason).__name__}") from None
         try:
             decoded = json.loads(raw) if raw else None
         except ValueError:
@@ -127,14 +129,17 @@ def _equal(what: str, actual: object, expected: object) -> None:
         raise CheckFailed(f"{what}: got {actual!r}, expected {expected!r}")
 
 
-def run_smoke(base_url: str, *, project_id: str, token: str,
-              timeout: float = 10.0) -> SmokeReport:
+def run_smoke(base_url: str, *, project_id: str, token: str, timeout: float = 10.0,
+              opener: urllib.request.OpenerDirector | None = None) -> SmokeReport:
     """Exercise every os-cluster-manage call once and report each check.
+
+    ``opener`` carries the requests (e.g. through the controller's SSH
+    connection, see ``deploy.tunnel``); plain urllib by default.
 
     Stops at the first failed check, then deletes the cluster it created.
     """
     report = SmokeReport(base_url=base_url)
-    client = _Client(base_url, project_id, token, timeout)
+    client = _Client(base_url, project_id, token, timeout, opener)
     tag = f"smoke-{uuid.uuid4().hex[:8]}"
     state: dict[str, Any] = {"id": None, "deleted": False}
 

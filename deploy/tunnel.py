@@ -1,43 +1,62 @@
 """Reach a controller's API from the workstation through its SSH connection.
 
 The API often listens only on the controller (``http://127.0.0.1:8776/``) or
-on a network the workstation cannot route to; a local port forwarded over
-the already-verified SSH connection reaches it wherever it is.
+on a network the workstation cannot route to. ``api_opener`` returns a
+urllib opener whose HTTP connections are SSH ``direct-tcpip`` channels of
+the already-verified connection: the URL stays the controller's own, no
+local port is opened, and no extra handshake is made.
 """
 from __future__ import annotations
 
-import contextlib
+import functools
+import http.client
 import socket
-import time
-from typing import Iterator
-from urllib.parse import urlsplit
+import urllib.request
+from typing import Any
+
+import paramiko
 
 from deploy.commands import Remote
-from deploy.connection import translate_ssh_errors
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+class _ChannelHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection whose socket is an SSH channel to (host, port)."""
+
+    def __init__(self, host: str, *, transport: paramiko.Transport, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._transport = transport
+
+    def connect(self) -> None:
+        timeout = self.timeout if isinstance(self.timeout, (int, float)) else 30.0
+        try:
+            channel = self._transport.open_channel(
+                "direct-tcpip", (self.host, self.port), ("127.0.0.1", 0), timeout=timeout)
+        except paramiko.ChannelException as exc:
+            # the controller could not connect: e.g. nothing listens there
+            raise ConnectionRefusedError(
+                f"{self.host}:{self.port} refused on the controller ({exc.text})") from None
+        except (paramiko.SSHException, EOFError, socket.error) as exc:
+            raise ConnectionError(f"SSH channel to {self.host}:{self.port} failed: {exc}") from None
+        channel.settimeout(timeout)
+        self.sock = channel
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class _SshHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, transport: paramiko.Transport) -> None:
+        super().__init__()
+        self._transport = transport
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(  # type: ignore[arg-type]
+            functools.partial(_ChannelHTTPConnection, transport=self._transport), req)
 
 
-@contextlib.contextmanager
-def api_tunnel(remote: Remote) -> Iterator[str]:
-    """Yield a local base URL (``http://127.0.0.1:<port>``) for the controller's API."""
-    url = urlsplit(remote.controller.api_url)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    local = _free_port()
-    with translate_ssh_errors(remote.controller):
-        with remote.conn.forward_local(local, remote_port=port, local_host="127.0.0.1",
-                                       remote_host=url.hostname or "127.0.0.1"):
-            # Fabric binds the local port in a thread of its own: wait for it.
-            deadline = time.monotonic() + 5
-            while not _listening(local) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            yield f"{url.scheme}://127.0.0.1:{local}{url.path.rstrip('/')}"
+def api_opener(remote: Remote) -> urllib.request.OpenerDirector:
+    """A urllib opener that sends ``http://`` requests through the controller.
+
+    ``https://`` URLs are opened directly from the workstation.
+    """
+    transport = remote.conn.client.get_transport()
+    if transport is None:
+        return urllib.request.build_opener()
+    return urllib.request.build_opener(_SshHTTPHandler(transport))
