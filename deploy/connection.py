@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import logging
 import shlex
 import socket
@@ -92,7 +93,12 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
         raise ConnectError(
             f"{where}: login refused for user {host.user!r} with {key}; "
             f"add its public key to the {role}'s authorized_keys") from None
-    except paramiko.ssh_exception.NoValidConnectionsError:
+    except paramiko.ssh_exception.NoValidConnectionsError as exc:
+        codes = {getattr(e, "errno", None) for e in exc.errors.values()}
+        if codes and codes <= {errno.EHOSTUNREACH, errno.ENETUNREACH}:
+            raise ConnectError(
+                f"{where}: no route to {host.address}; is the host up, and reachable from "
+                f"here without a gateway?") from None
         raise ConnectError(
             f"{where}: connection refused; is sshd running there and are "
             f"address/port in the inventory right?") from None

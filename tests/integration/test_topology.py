@@ -291,6 +291,17 @@ class TestGateway:
             open_connection(inventory_ctl)
         assert time.monotonic() - started < 2  # the unreachable route fails at once
 
+    def test_a_controller_the_gateway_cannot_reach_is_reported_naming_the_gateway(
+            self, net, tmp_path):
+        hosts = self.hosts(net, tmp_path, net.base)
+        raw = yaml.safe_load(hosts.read_text())
+        raw["controllers"]["hid"]["port"] = 2222  # nothing listens there
+        hid = load_inventory(write_hosts(hosts, **raw)).get("hid")
+        with pytest.raises(ConnectError, match=r"^hid \(root@172\.31\.0\.50:2222\): gateway "
+                                               r"devbox \(root@172\.31\.0\.2:22\) could not "
+                                               r"connect to 172\.31\.0\.50:2222"):
+            open_connection(hid)
+
     def test_deploy_from_the_workstation_through_the_gateway(self, net, tmp_path):
         tree = tmp_path / "src" / "cinder"
         tree.mkdir(parents=True)
@@ -353,3 +364,23 @@ class TestTimings:
                 seconds[label].append(time.monotonic() - started)
                 assert result.returncode == 0, result.stderr
         print(f"\none-file deploy --no-restart (s): {seconds}")
+
+    def test_one_file_sync_via_devbox_vs_direct(self, net, tmp_path, monkeypatch):
+        """Prints the time of ``sync_tree`` alone, one new file each time (run with -s)."""
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(net.agent.socket))
+        tree = tmp_path / "src" / "cinder"
+        tree.mkdir(parents=True)
+        direct = load_inventory(write_hosts(tmp_path / "direct.yaml", source=str(tree),
+                                            controllers={"ctl": net.ctl.controller_entry()}))
+        hop = load_inventory(devbox_hosts(net, tmp_path, net.ctl))
+        target = str(cinder_of(net.ctl))
+        seconds: dict[str, list[float]] = {"direct": [], "devbox": []}
+        for _ in range(3):
+            for label, inventory, where in (("direct", direct, tree),
+                                            ("devbox", hop, net.devbox_disk / "cinder")):
+                probe(where, "S = 1\n")
+                started = time.monotonic()
+                changes = sync_tree(inventory, inventory.get("ctl"), target)
+                seconds[label].append(round(time.monotonic() - started, 3))
+                assert len(changes) == 1
+        print(f"\none-file sync_tree (s; the devbox's first includes its handshake): {seconds}")
