@@ -6,7 +6,6 @@ or the command line is therefore quoted exactly once, whatever it holds.
 """
 from __future__ import annotations
 
-import io
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -77,10 +76,10 @@ class Remote:
         return result
 
     def write_file(self, path: str, content: str) -> None:
-        """Write ``content`` to ``path`` on the controller (over SFTP)."""
-        output.command(self.name, f"put {path}")
-        with translate_ssh_errors(self.controller):
-            self.conn.put(io.BytesIO(content.encode()), remote=path)
+        """Write ``content`` to ``path`` atomically, creating its directory."""
+        from deploy.remote import script
+
+        self.run([self.controller.python, "-c", script("write_file"), path, content])
 
     def close(self) -> None:
         self.conn.close()

@@ -3,7 +3,7 @@
 Each deploy that changes something gets an id and a record on the
 controller, ``<state_dir>/deploys/<id>/record.json``, beside a ``backup/``
 tree holding every file it replaced (rsync ``--backup-dir``), so the
-controller's previous files can always be restored.
+controller's previous files can always be restored (``invoke rollback``).
 """
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from deploy import facts, output
+from deploy import output
 from deploy.commands import Remote
 from deploy.errors import DevloopError, HealthCheckError, ServiceError
+from deploy.facts import Target, locate
+from deploy.fleet import Outcome
 from deploy.health import ApiState, wait_for_api
 from deploy.inventory import Controller, Inventory
 from deploy.preview import show_diffs
@@ -34,7 +35,10 @@ class DeployReport:
     restarted: bool = False
     status: ServiceStatus | None = None
     api: ApiState | None = None
-    seconds: float = 0.0
+
+
+class RolledBack(DevloopError):
+    """The deploy broke the service and was rolled back."""
 
 
 def new_deploy_id() -> str:
@@ -58,6 +62,38 @@ def restart_and_check(remote: Remote, timeout: float) -> tuple[ServiceStatus, Ap
     return status, api
 
 
+def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: bool = False,
+              checksum: bool = False, diff: bool = False) -> DeployReport:
+    """Sync the source into ``target`` and record the deploy; no restart.
+
+    Raises:
+        SyncError: rsync failed (what it did send is still recorded).
+    """
+    report = DeployReport(remote.name)
+    controller = remote.controller
+    verb = "preview sync (dry run)" if dry_run else "sync"
+    output.step(controller.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
+    if diff:
+        preview = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
+                            dry_run=True, checksum=checksum)
+        show_diffs(inventory, remote, target.cinder_dir, preview)
+    if dry_run:
+        report.changes = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
+                                   dry_run=True, checksum=checksum)
+    else:
+        report.deploy_id = new_deploy_id()
+        deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
+        try:
+            # rsync creates the whole backup path when it first needs it
+            report.changes = sync_tree(inventory, controller, target.cinder_dir,
+                                       owner=target.owner, backup_dir=f"{deploy_dir}/backup",
+                                       checksum=checksum)
+        finally:
+            _record(remote, inventory, report, target.cinder_dir, deploy_dir)
+    _show_changes(controller.name, report.changes, dry_run)
+    return report
+
+
 def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = False,
               restart: bool = True, timeout: float = 60.0, checksum: bool = False,
               rollback_on_failure: bool = False, diff: bool = False) -> DeployReport:
@@ -70,31 +106,10 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
         DevloopError: any step failed (connection, rsync, restart, health).
         RolledBack: the API did not come back and the deploy was undone.
     """
-    started = time.monotonic()
-    report = DeployReport(controller.name)
     remote = Remote.open(controller)
     try:
-        target = facts.cinder_dir(remote)
-        owner = facts.owner_of(remote, target)
-        verb = "preview sync (dry run)" if dry_run else "sync"
-        output.step(controller.name, f"{verb} {inventory.source} -> {target}")
-        if diff:
-            preview = sync_tree(inventory, controller, target, owner=owner, dry_run=True,
-                                checksum=checksum)
-            show_diffs(inventory, remote, target, preview)
-        if dry_run:
-            report.changes = sync_tree(inventory, controller, target, owner=owner,
-                                       dry_run=True, checksum=checksum)
-        else:
-            report.deploy_id = new_deploy_id()
-            deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
-            remote.run(["mkdir", "-p", f"{deploy_dir}/backup"])
-            try:
-                report.changes = sync_tree(inventory, controller, target, owner=owner,
-                                           backup_dir=f"{deploy_dir}/backup", checksum=checksum)
-            finally:
-                _record(remote, inventory, report, target, deploy_dir)
-        _show_changes(controller.name, report.changes, dry_run)
+        report = sync_step(remote, inventory, locate(remote), dry_run=dry_run,
+                           checksum=checksum, diff=diff)
         if restart and not dry_run:
             try:
                 report.status, report.api = restart_and_check(remote, timeout)
@@ -105,12 +120,7 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
             report.restarted = True
     finally:
         remote.close()
-    report.seconds = time.monotonic() - started
     return report
-
-
-class RolledBack(DevloopError):
-    """The deploy broke the service and was rolled back."""
 
 
 def _undo(controller: Controller, deploy_id: str, failure: DevloopError,
@@ -127,9 +137,8 @@ def _undo(controller: Controller, deploy_id: str, failure: DevloopError,
 
 def _record(remote: Remote, inventory: Inventory, report: DeployReport, target: str,
             deploy_dir: str) -> None:
-    """Write the deploy record, or drop the empty deploy directory."""
+    """Write the deploy record; a deploy that changed nothing leaves none."""
     if not report.changes:
-        remote.run(["rm", "-rf", deploy_dir], check=False)
         report.deploy_id = None
         return
     record = {
@@ -156,3 +165,18 @@ def _show_changes(name: str, changes: list[Change], dry_run: bool) -> None:
     for change in changes:
         output.result(f"{name}: {change.kind:<7} cinder/{change.path}")
 
+
+def summary_table(outcomes: list[Outcome[DeployReport]]) -> None:
+    """One row per controller: changed, restarted, healthy, time."""
+    rows = [("controller", "changed", "restarted", "healthy", "time")]
+    for outcome in outcomes:
+        report = outcome.result
+        if report is None:
+            rows.append((outcome.name, "-", "-", "FAILED", f"{outcome.seconds:.1f} s"))
+            continue
+        healthy = "yes" if report.api and report.api.answering else "-"
+        rows.append((outcome.name, str(len(report.changes)),
+                     "yes" if report.restarted else "no", healthy, f"{outcome.seconds:.1f} s"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        output.result("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

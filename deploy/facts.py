@@ -4,18 +4,39 @@ Each fact is one remote command; callers ask once per task run.
 """
 from __future__ import annotations
 
+import json
 import shlex
+from dataclasses import dataclass
 
-from deploy.commands import Remote
+from deploy.commands import Remote, tail
 from deploy.errors import DevloopError
+from deploy.remote import script
 
-# Finds the package without importing it (cinder/__init__ is not free).
-_FIND_CINDER = (
-    "import importlib.util, sys\n"
-    "spec = importlib.util.find_spec('cinder')\n"
-    "sys.exit('cinder is not importable by this python') if spec is None else "
-    "print(list(spec.submodule_search_locations)[0])\n"
-)
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The controller's cinder package and its owner (``user:group``)."""
+
+    cinder_dir: str
+    owner: str
+
+
+def locate(remote: Remote) -> Target:
+    """Find the cinder package and its owner in one round trip.
+
+    Raises:
+        DevloopError: the controller's python cannot find cinder.
+    """
+    argv = [remote.controller.python, "-c", script("locate"), remote.controller.cinder_dir or ""]
+    result = remote.run(argv, check=False)
+    if result.exited != 0:
+        raise DevloopError(
+            f"{remote.name}: cannot find the cinder package with {remote.controller.python} "
+            f"({tail(result.stderr + result.stdout, 1) or 'no output'}); "
+            f"set cinder_dir (or python) for this controller in the inventory")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return Target(data["cinder_dir"], data["owner"])
+
 
 # The newest revision(s) among the migration files on disk.
 _HEADS = (
@@ -23,29 +44,6 @@ _HEADS = (
     "from alembic.script import ScriptDirectory\n"
     "print(' '.join(sorted(ScriptDirectory(sys.argv[1]).get_heads())))\n"
 )
-
-
-def cinder_dir(remote: Remote) -> str:
-    """The controller's cinder package directory (inventory value, or detected).
-
-    Raises:
-        DevloopError: the controller's python cannot find cinder.
-    """
-    if remote.controller.cinder_dir:
-        return remote.controller.cinder_dir
-    result = remote.run([remote.controller.python, "-c", _FIND_CINDER], check=False)
-    path = result.stdout.strip()
-    if result.exited != 0 or not path.startswith("/"):
-        raise DevloopError(
-            f"{remote.name}: cannot find the cinder package with {remote.controller.python} "
-            f"({(result.stderr or result.stdout).strip() or 'no output'}); "
-            f"set cinder_dir (or python) for this controller in the inventory")
-    return path
-
-
-def owner_of(remote: Remote, path: str) -> str:
-    """``user:group`` owning ``path`` on the controller."""
-    return remote.run(["stat", "-c", "%U:%G", path]).stdout.strip()
 
 
 def migration_heads(remote: Remote, cinder_path: str) -> list[str]:

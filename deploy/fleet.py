@@ -5,8 +5,10 @@ failures are raised together as ``ControllersFailed`` naming each one.
 """
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Callable, Generic, Sequence, TypeVar
 
 from deploy.errors import ControllersFailed, DevloopError
 from deploy.inventory import Controller
@@ -14,8 +16,30 @@ from deploy.inventory import Controller
 T = TypeVar("T")
 
 
-def on_each(controllers: Sequence[Controller], work: Callable[[Controller], T]) -> dict[str, T]:
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """How the work went on one controller."""
+
+    name: str
+    result: T | None
+    error: DevloopError | None
+    seconds: float
+
+
+def _timed(work: Callable[[Controller], T], controller: Controller) -> Outcome[T]:
+    started = time.monotonic()
+    try:
+        return Outcome(controller.name, work(controller), None, time.monotonic() - started)
+    except DevloopError as exc:
+        return Outcome(controller.name, None, exc, time.monotonic() - started)
+
+
+def on_each(controllers: Sequence[Controller], work: Callable[[Controller], T],
+            summary: Callable[[list[Outcome[T]]], None] | None = None) -> dict[str, T]:
     """Call ``work(controller)`` for every controller; return results by name.
+
+    With several controllers they run in parallel threads and ``summary`` (if
+    given) is called with every outcome before failures are raised.
 
     Raises:
         DevloopError: the single controller's own error, when only one ran.
@@ -23,15 +47,11 @@ def on_each(controllers: Sequence[Controller], work: Callable[[Controller], T]) 
     """
     if len(controllers) == 1:
         return {controllers[0].name: work(controllers[0])}
-    results: dict[str, T] = {}
-    failures: dict[str, DevloopError] = {}
     with ThreadPoolExecutor(max_workers=min(len(controllers), 16)) as pool:
-        futures = {c.name: pool.submit(work, c) for c in controllers}
-        for name, future in futures.items():
-            try:
-                results[name] = future.result()
-            except DevloopError as exc:
-                failures[name] = exc
+        outcomes = list(pool.map(lambda c: _timed(work, c), controllers))
+    if summary is not None:
+        summary(outcomes)
+    failures = {o.name: o.error for o in outcomes if o.error is not None}
     if failures:
         raise ControllersFailed(failures)
-    return results
+    return {o.name: o.result for o in outcomes if o.result is not None}

@@ -43,8 +43,8 @@ class Record:
 
     def describe_source(self) -> str:
         if not self.commit:
-            return "not from a git checkout"
-        return self.commit[:12] + (" with local changes" if self.dirty else "")
+            return "a tree outside git"
+        return "commit " + self.commit[:12] + (" with local changes" if self.dirty else "")
 
 
 def list_records(remote: Remote) -> list[Record]:

@@ -74,7 +74,8 @@ def _downgrade_target(remote: Remote, undo: list[Record]) -> str | None:
     revisions = [rev for record in undo for rev in record.added_revisions]
     if not revisions:
         return None
-    state = db_state(remote, facts.cinder_dir(remote))
+    cinder_dir = facts.locate(remote).cinder_dir
+    state = db_state(remote, cinder_dir)
     applied = [rev for rev in revisions if rev in state.applied]
     if not applied:
         return None
@@ -85,7 +86,7 @@ def _downgrade_target(remote: Remote, undo: list[Record]) -> str | None:
             "revs = [d.get_revision(r) for r in sys.argv[2:]]\n"
             "print(min(revs, key=lambda r: len(list(d.iterate_revisions(r.revision, 'base'))))"
             ".down_revision)\n",
-            f"{facts.cinder_dir(remote)}/db/migrations", *applied]
+            f"{cinder_dir}/db/migrations", *applied]
     return remote.run(argv).stdout.strip()
 
 

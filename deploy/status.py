@@ -1,4 +1,4 @@
-"""``invoke status``: service state, API, and database revision per controller."""
+"""``invoke status``: service, API, database and deployed code per controller."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +7,11 @@ from deploy import db, facts
 from deploy.commands import Remote
 from deploy.errors import DevloopError
 from deploy.health import ApiState, probe_api
-from deploy.inventory import Controller
+from deploy.inventory import Controller, Inventory
+from deploy.records import Record, applied_records
 from deploy.services import ServiceStatus, manager_for
+from deploy.source import source_revision
+from deploy.sync import sync_tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,9 @@ class ControllerStatus:
     api: ApiState
     db_revision: str
     migration_heads: tuple[str, ...]
+    deployed: Record | None = None
+    drift: int = 0                     # files the local tree would still send
+    local: str = ""                    # the local tree's commit, for comparison
 
     @property
     def db_current(self) -> bool:
@@ -29,16 +35,25 @@ class ControllerStatus:
         heads = ", ".join(self.migration_heads) or "none found"
         db_line = (f"{self.db_revision} (newest migration)" if self.db_current else
                    f"{self.db_revision}, newest migration {heads}: run invoke db-sync")
+        if self.deployed is None:
+            deployed = "nothing deployed by cinder-devloop"
+        else:
+            deployed = f"{self.deployed.id} from {self.deployed.describe_source()}"
+        drift = ("local tree: same as deployed" if not self.drift else
+                 f"local tree: DIFFERS, {self.drift} file(s) not on the controller "
+                 f"(local {self.local})")
         return [
             f"{self.name}:",
             f"  service   {self.service.describe()}",
             f"  api       {'answering, ' if self.api.answering else 'NOT answering: '}"
             f"{self.api.detail}",
             f"  database  {db_line}",
+            f"  deployed  {deployed}",
+            f"  drift     {drift}",
         ]
 
 
-def read_status(controller: Controller) -> ControllerStatus:
+def read_status(inventory: Inventory, controller: Controller) -> ControllerStatus:
     """Gather the status of one controller.
 
     Raises:
@@ -52,7 +67,14 @@ def read_status(controller: Controller) -> ControllerStatus:
             revision = db.current_revision(remote)
         except DevloopError as exc:
             revision = f"unknown ({str(exc).splitlines()[-1].strip()})"
-        heads = tuple(facts.migration_heads(remote, facts.cinder_dir(remote)))
-        return ControllerStatus(controller.name, service, api, revision, heads)
+        target = facts.locate(remote).cinder_dir
+        heads = tuple(facts.migration_heads(remote, target))
+        records = applied_records(remote)
+        drift = sync_tree(inventory, controller, target, dry_run=True, checksum=True)
+        local = source_revision(inventory)
+        local_text = (f"{str(local['commit'])[:12]}{' with local changes' if local['dirty'] else ''}"
+                      if local["commit"] else "not a git checkout")
+        return ControllerStatus(controller.name, service, api, revision, heads,
+                                records[-1] if records else None, len(drift), local_text)
     finally:
         remote.close()

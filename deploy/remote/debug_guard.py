@@ -1,0 +1,290 @@
+"""Run cinder-api in the foreground of this terminal; start the service after.
+
+Usage: ``python -c <this> <session JSON>`` as root, over SSH with a pty
+(``deploy/debug.py`` builds the JSON). The guard
+
+1. writes the breakpoint hook (``debug_hook.py`` as ``devloop_debug.py``,
+   a ``sitecustomize.py`` importing it, and a config file forcing one API
+   worker) to a fresh directory;
+2. starts ``<python> <cinder-api> <args> --config-file <one worker>`` as
+   the service user, in a process group of its own made the terminal's
+   foreground group, as a job-control shell does: Ctrl-C (``\\x03`` from
+   Fabric) signals cinder-api and its worker, never the guard;
+3. says when the API port is bound (cinder-api is ready);
+4. when cinder-api ends, or the guard gets SIGHUP (the SSH connection
+   dropped), SIGTERM or SIGINT, ends what is left of that process group
+   (TERM, then KILL after a grace period) and, whatever happened, starts
+   the managed service again and shows its status.
+
+Exit codes: 0 the session ended (the developer quit or cinder-api stopped
+after it was ready); 3 cinder-api exited before it was ready; 4 the guard
+could not set up; 5 the API port was taken; 6 the service would not start.
+
+Python 3.6+ and the standard library only: this runs with the
+controller's python.
+"""
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    from urllib.parse import urlsplit
+except ImportError:  # pragma: no cover
+    from urlparse import urlsplit
+
+EXITED_AT_START, SETUP_FAILED, PORT_TAKEN, RESTORE_FAILED = 3, 4, 5, 6
+ONE_WORKER = (
+    "# Written by invoke debug: one API worker, so that one process (and one\n"
+    "# pdb prompt) serves the requests.\n"
+    "[DEFAULT]\nosapi_volume_workers = 1\n"
+)
+SITECUSTOMIZE = (
+    "import devloop_debug\n"
+    "devloop_debug.install()\n"
+    "devloop_debug.chain_sitecustomize(__file__)\n"
+)
+
+session = json.loads(sys.argv[1])
+NAME = session["name"]
+_caught = []
+_log = None
+
+
+def say(text):
+    """A line for the developer, and for the guard log (the pty may be gone)."""
+    line = "--> %s: %s" % (NAME, text)
+    if _log is not None:
+        try:
+            _log.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
+            _log.flush()
+        except OSError:
+            pass
+    try:
+        sys.stdout.write(line.replace("\n", "\r\n") + "\r\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _on_signal(signo, frame):
+    _caught.append(signo)
+
+
+def _tty():
+    try:
+        return 0 if os.isatty(0) else None
+    except OSError:
+        return None
+
+
+def _give_terminal(pgid):
+    """Make ``pgid`` the foreground process group of our terminal, if we have one."""
+    fd = _tty()
+    if fd is None:
+        return
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, pgid)
+    except OSError:
+        pass
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
+def _group_members(pgid):
+    """Live (non-zombie) processes of process group ``pgid``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return sorted(members)
+
+
+def _end_group(pgid, grace):
+    """TERM the group, KILL it after ``grace`` seconds; return how it ended."""
+    for signo, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if not _group_members(pgid):
+            return "ended"
+        try:
+            os.killpg(pgid, signo)
+        except OSError:
+            return "ended"
+        deadline = time.time() + wait
+        while time.time() < deadline and _group_members(pgid):
+            time.sleep(0.05)
+    left = _group_members(pgid)
+    return "still running: %s" % " ".join(map(str, left)) if left else "ended (KILL)"
+
+
+def _address():
+    parts = urlsplit(session["api_url"])
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.hostname or "127.0.0.1", port
+
+
+def _listening():
+    try:
+        with socket.create_connection(_address(), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _prepare(user):
+    """The hook directory and the child's environment."""
+    hook_dir = tempfile.mkdtemp(prefix="devloop-debug-")
+    os.chmod(hook_dir, 0o755)
+    files = {"devloop_debug.py": session["hook"], "sitecustomize.py": SITECUSTOMIZE,
+             "one-worker.conf": ONE_WORKER}
+    for name, text in files.items():
+        with open(os.path.join(hook_dir, name), "w") as handle:
+            handle.write(text)
+        os.chmod(os.path.join(hook_dir, name), 0o644)
+    ended = os.path.join(hook_dir, "ended")
+    open(ended, "w").close()
+    os.chown(ended, user.pw_uid, user.pw_gid)
+    os.chmod(ended, 0o600)
+    env = {
+        "HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name,
+        "SHELL": "/bin/sh", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PYTHONPATH": hook_dir,
+        "PYTHONBREAKPOINT": "devloop_debug.set_trace",
+        "PYTHONUNBUFFERED": "1",
+        "DEVLOOP_DEBUG_BREAKS": json.dumps(session["breaks"]),
+        "DEVLOOP_DEBUG_ENDED": ended,
+    }
+    for key in ("TERM", "LANG", "LC_ALL", "LC_CTYPE", "COLUMNS", "LINES"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return hook_dir, env
+
+
+def _start(user, env, hook_dir):
+    argv = [session["python"], session["cinder_api"]] + session["args"] + \
+        ["--config-file", os.path.join(hook_dir, "one-worker.conf")]
+    cwd = user.pw_dir if os.path.isdir(user.pw_dir) and \
+        os.access(user.pw_dir, os.X_OK) else "/"
+
+    def become_the_service_user():
+        os.setpgid(0, 0)
+        _give_terminal(os.getpgrp())
+        os.initgroups(user.pw_name, user.pw_gid)
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+
+    child = subprocess.Popen(argv, env=env, cwd=cwd, preexec_fn=become_the_service_user)
+    try:
+        os.setpgid(child.pid, child.pid)   # also here: whichever runs first wins the race
+    except OSError:
+        pass
+    _give_terminal(child.pid)
+    return child, argv
+
+
+def _describe(status):
+    if os.WIFSIGNALED(status):
+        return "was killed by signal %d" % os.WTERMSIG(status)
+    return "exited with status %d" % os.WEXITSTATUS(status)
+
+
+def _run_session(user):
+    """Start cinder-api, wait for it to end; return the guard's exit code."""
+    if _listening():
+        host, port = _address()
+        say("something still listens on %s:%d; cinder-api could not bind it" % (host, port))
+        return PORT_TAKEN
+    hook_dir, env = _prepare(user)
+    try:
+        child, argv = _start(user, env, hook_dir)
+        say("cinder-api in the foreground as %s, pid %d: %s"
+            % (user.pw_name, child.pid, " ".join(argv)))
+        ready, status, stopping = False, None, None
+        while status is None:
+            pid, raw = os.waitpid(child.pid, os.WNOHANG)
+            if pid:
+                status = raw
+                break
+            if _caught and stopping is None:
+                stopping = signal.Signals(_caught[0]).name
+                say("%s: ending the foreground cinder-api" % stopping)
+                _end_group(child.pid, session["grace"])
+                continue
+            if not ready and _listening():
+                ready = True
+                workers = [p for p in _group_members(child.pid) if p != child.pid]
+                say("cinder-api answers at %s (pid %d, worker %s); Ctrl-C ends the session"
+                    % (session["api_url"], child.pid, " ".join(map(str, workers)) or "-"))
+            time.sleep(0.1)
+        child.returncode = status
+        leftover = _end_group(child.pid, session["grace"])
+        _give_terminal(os.getpgrp())
+        with open(os.path.join(hook_dir, "ended")) as handle:
+            ended_by = handle.read().strip()
+        say("cinder-api %s; its processes: %s" % (_describe(status), leftover))
+        if not ready and not ended_by and stopping is None:
+            return EXITED_AT_START
+        return 0
+    finally:
+        _give_terminal(os.getpgrp())
+        shutil.rmtree(hook_dir, ignore_errors=True)
+
+
+def _restore():
+    """Start the managed service again and show its status."""
+    code = 0
+    for argv in (session["start"], session["status"]):
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+            out = proc.communicate(timeout=120)[0].decode("utf-8", "replace").strip()
+            rc = proc.returncode
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            out, rc = str(exc), 127
+        say("$ %s (exit %d)%s" % (" ".join(argv), rc, ("\n    " + out.replace("\n", "\n    "))
+                                   if out else ""))
+        if argv is session["start"] and rc != 0:
+            code = RESTORE_FAILED
+    return code
+
+
+def main():
+    global _log
+    for signo in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(signo, _on_signal)
+    try:
+        os.makedirs(os.path.dirname(session["log"]), exist_ok=True)
+        _log = open(session["log"], "a")
+    except OSError:
+        _log = None
+    code = SETUP_FAILED
+    try:
+        try:
+            user = pwd.getpwnam(session["user"])
+        except KeyError:
+            say("no user %r on this controller (service_user in the inventory)"
+                % session["user"])
+            return SETUP_FAILED
+        code = _run_session(user)
+    finally:
+        say("starting the service again")
+        restored = _restore()
+        code = code or restored
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Breakpoints inside the foreground cinder-api, installed before Cinder loads.
+
+The debug guard (``debug_guard.py``) writes this file as ``devloop_debug.py``
+next to a ``sitecustomize.py`` that imports it, and puts that directory on
+the PYTHONPATH of the cinder-api it starts. So the process is a plain
+``<python> <cinder-api> ...`` (found by the stray-process scan like any
+other), and nothing in the cinder tree is edited.
+
+Breakpoints cost nothing until they are reached. No trace function runs:
+an import hook compiles each module that holds a ``--break`` location from
+its source with one extra statement, ``devloop_debug.stop(N)``, placed
+before the statement at that line; only that call, when reached, starts
+pdb, at that frame. pdb's tracing is switched on then, for stepping, and
+off again at ``c`` (bdb does that when no breakpoint is left). Eventlet
+does not get in the way: the prompt reads the terminal with a blocking
+``input()``, which the monkey-patching leaves alone, so the process waits
+for the developer instead of switching to other green threads. The worker
+that cinder forks inherits the compiled code, and the terminal.
+
+``q``, Ctrl-D and Ctrl-C at a prompt end the whole session: the hook marks
+the end for the guard and interrupts its process group (the foreground
+cinder-api and its worker; the guard lives in another group), since
+oslo.service ignores Ctrl-C in a worker blocked at a prompt.
+
+Python 3.6+ and the standard library only: this runs with the
+controller's python.
+"""
+import ast
+import importlib.machinery
+import importlib.util
+import json
+import os
+import signal
+import sys
+
+BREAKS = json.loads(os.environ.get("DEVLOOP_DEBUG_BREAKS") or "[]")
+ENDED = os.environ.get("DEVLOOP_DEBUG_ENDED", "")
+
+
+def _end_session(reason):
+    """Tell the guard the developer ended the session, then end it."""
+    try:
+        with open(ENDED, "w") as handle:
+            handle.write(reason)
+    except OSError:
+        pass
+    try:
+        sys.stdout.write("\r\ndevloop: %s: ending the debug session\r\n" % reason)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.killpg(os.getpgrp(), signal.SIGINT)
+    except OSError:
+        pass
+    os._exit(0)
+
+
+_DEBUGGER_CLASS = []
+
+
+def _debugger():
+    """A new DevloopPdb: pdb whose quit, EOF and Ctrl-C at the prompt end the session.
+
+    pdb is imported here, on first use, so nothing is imported before
+    Cinder's eventlet monkey-patching that it did not import itself.
+    """
+    if not _DEBUGGER_CLASS:
+        import pdb
+
+        class DevloopPdb(pdb.Pdb):
+            def __init__(self):
+                # nosigint: after `c`, Ctrl-C must reach cinder-api (and end
+                # the session), not break into pdb in the worker only.
+                pdb.Pdb.__init__(self, nosigint=True)
+
+            def interaction(self, frame, traceback):
+                previous = signal.signal(signal.SIGINT,
+                                         lambda signo, frame: _end_session("Ctrl-C"))
+                try:
+                    pdb.Pdb.interaction(self, frame, traceback)
+                finally:
+                    signal.signal(signal.SIGINT, previous)
+
+            def do_quit(self, arg):
+                _end_session("quit")
+
+            do_q = do_exit = do_quit
+
+            def do_EOF(self, arg):
+                _end_session("end of input")
+
+        _DEBUGGER_CLASS.append(DevloopPdb)
+    return _DEBUGGER_CLASS[0]()
+
+
+def set_trace(*args, **kwargs):
+    """``breakpoint()`` (PYTHONBREAKPOINT points here): stop in the caller."""
+    _debugger().set_trace(sys._getframe(1))
+
+
+def stop(index):
+    """Reached before the statement of ``--break`` number ``index``: prompt now."""
+    frame = sys._getframe(1)
+    where = BREAKS[index]
+    debugger = _debugger()
+    debugger.message("devloop: breakpoint %d, %s (pid %d)" % (index + 1, where["label"],
+                                                             os.getpid()))
+    # What Bdb.set_trace does, except that the prompt comes at once, at the
+    # caller's current line, before its statement runs.
+    debugger.reset()
+    outer = frame
+    while outer is not None:
+        outer.f_trace = debugger.trace_dispatch
+        debugger.botframe = outer
+        outer = outer.f_back
+    # Trace, but stop nowhere until a command (n, s, c...) says where.
+    debugger._set_stopinfo(debugger.botframe, None, -1)
+    sys.settrace(debugger.trace_dispatch)
+    debugger.interaction(frame, None)
+
+
+# --- compiling the modules that hold breakpoints --------------------------------
+
+def _is_docstring(node):
+    value = getattr(node, "value", None)
+    if not isinstance(node, ast.Expr):
+        return False
+    if type(value).__name__ == "Str":   # Python < 3.8
+        return True
+    return isinstance(value, ast.Constant) and isinstance(value.value, str)
+
+
+def _insert_stop(tree, line, index):
+    """Put ``devloop_debug.stop(index)`` before the statement starting at ``line``."""
+    call = ast.parse("__import__('devloop_debug').stop(%d)" % index).body[0]
+    for node in ast.walk(call):
+        node.lineno, node.col_offset = line, 0
+        if hasattr(node, "end_lineno"):
+            node.end_lineno, node.end_col_offset = line, 0
+    for parent in ast.walk(tree):  # breadth first: the outermost statement wins
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(parent, field, None)
+            if not isinstance(block, list):
+                continue
+            for position, statement in enumerate(block):
+                if not isinstance(statement, ast.stmt) or statement.lineno != line:
+                    continue
+                if position == 0 and field == "body" and _is_docstring(statement) and \
+                        isinstance(parent, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                            ast.AsyncFunctionDef)):
+                    position = 1   # keep the docstring a docstring
+                while isinstance(parent, ast.Module) and position < len(block) and \
+                        isinstance(block[position], ast.ImportFrom) and \
+                        block[position].module == "__future__":
+                    position += 1  # __future__ imports must come first
+                block.insert(position, call)
+                return True
+    return False
+
+
+class _BreakLoader(importlib.machinery.SourceFileLoader):
+    """Compile from source with the stops inserted; never read or write a .pyc."""
+
+    def __init__(self, fullname, path, breaks):
+        importlib.machinery.SourceFileLoader.__init__(self, fullname, path)
+        self.breaks = breaks
+
+    def get_code(self, fullname):
+        source = self.get_data(self.path)
+        tree = ast.parse(source, self.path)
+        for index, where in self.breaks:
+            if not _insert_stop(tree, where["line"], index):
+                sys.stderr.write("devloop: no statement at %s:%d; breakpoint %d not set\n"
+                                 % (self.path, where["line"], index + 1))
+        return compile(tree, self.path, "exec", dont_inherit=True)
+
+
+class _BreakFinder(object):
+    """A meta path finder that only answers for the modules holding breakpoints."""
+
+    def __init__(self, by_module):
+        self.by_module = by_module
+
+    def find_spec(self, fullname, path=None, target=None):
+        breaks = self.by_module.get(fullname)
+        if not breaks:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+            return None
+        spec.loader = _BreakLoader(fullname, spec.origin, breaks)
+        return spec
+
+    def invalidate_caches(self):
+        pass
+
+
+def install():
+    """Register the import hook for every breakpoint (at interpreter start)."""
+    by_module = {}
+    for index, where in enumerate(BREAKS):
+        if where["module"] in sys.modules:
+            sys.stderr.write("devloop: %s was imported before the hook; breakpoint %d not "
+                             "set\n" % (where["module"], index + 1))
+            continue
+        by_module.setdefault(where["module"], []).append((index, where))
+    if by_module:
+        sys.meta_path.insert(0, _BreakFinder(by_module))
+
+
+def chain_sitecustomize(own_file):
+    """Run the sitecustomize that ours shadows (Debian ships one), if any."""
+    here = os.path.dirname(os.path.abspath(own_file))
+    if sys.path and here in (os.path.abspath(p or ".") for p in sys.path):
+        sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    if os.environ.get("PYTHONPATH") == here:
+        del os.environ["PYTHONPATH"]   # not for the programs cinder-api may start
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
+    if spec is None or spec.loader is None:
+        return
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the interpreter ignores a failing sitecustomize too
+        sys.stderr.write("devloop: the controller's sitecustomize failed: %s\n" % exc)
