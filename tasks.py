@@ -173,6 +173,27 @@ def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, verbose=
     on_each(controllers, work)
 
 
+@task(help={
+    "host": "the controller to debug on (needed when the inventory names several)",
+    "inventory": INVENTORY, "verbose": VERBOSE,
+    "break_": "stop here without editing the code: FILE:LINE inside the cinder package, or "
+              "a dotted function name; repeatable",
+    "timeout": "seconds to wait for the API once the service is back (default 60)",
+}, iterable=["break_"])
+@reports_errors
+def debug(c, host=None, break_=None, inventory=None, timeout=60, verbose=False):
+    """Stop the service, run cinder-api in this terminal under pdb, then start it again."""
+    from deploy.cli import selected
+    from deploy.debug import debug as run_session
+    from deploy.errors import UsageError
+
+    _, controllers = selected(inventory, [host] if host else None)
+    if len(controllers) != 1:
+        raise UsageError("debug runs on one controller: pass --host NAME (one of "
+                         f"{', '.join(ctl.name for ctl in controllers)})")
+    run_session(controllers[0], break_ or [], float(timeout))
+
+
 # --- the sandbox controller ----------------------------------------------------
 
 SANDBOX_HELP = {
@@ -219,5 +240,5 @@ def sandbox_status(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
         output.result(line)
 
 
-ns = Collection(deploy, rollback, restart, status, logs, db_sync, smoke)
+ns = Collection(deploy, rollback, restart, status, logs, db_sync, smoke, debug)
 ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))

@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from deploy import facts, output
+from deploy import output
 from deploy.commands import Remote, tail
 from deploy.errors import ConnectError, DebugError, ServiceError, UsageError
 from deploy.health import wait_for_api
@@ -118,15 +118,16 @@ def resolve_breaks(remote: Remote, locations: Sequence[BreakLocation]) -> list[B
     """
     if not locations:
         return []
-    cinder = facts.cinder_dir(remote)
-    argv = [remote.controller.python, "-B", "-c", script("debug_breaks"), cinder,
+    argv = [remote.controller.python, "-B", "-c", script("debug_breaks"),
+            remote.controller.cinder_dir or "",
             json.dumps([loc.as_json() for loc in locations])]
     result = remote.run(argv, check=False)
     answer = _last_json(result.stdout)
     if result.exited != 0 or not isinstance(answer, list) or len(answer) != len(locations):
+        detail = answer.get("error") if isinstance(answer, dict) else None
         raise DebugError(f"{remote.name}: cannot resolve the --break locations with "
                          f"{remote.controller.python}: "
-                         f"{tail(result.stderr or result.stdout, 5) or 'no output'}")
+                         f"{detail or tail(result.stderr or result.stdout, 5) or 'no output'}")
     problems = [f"--break {loc.text}: {item['error']}"
                 for loc, item in zip(locations, answer) if "error" in item]
     if problems:

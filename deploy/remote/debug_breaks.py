@@ -1,6 +1,7 @@
 """Resolve ``--break`` locations on the controller to module, file and line.
 
-Usage: ``python -B -c <this> <cinder package dir> <JSON list of locations>``,
+Usage: ``python -B -c <this> <cinder package dir or ""> <JSON list of locations>``
+(an empty directory means: where this python imports cinder from),
 each location ``{"text", "path", "line"}`` (FILE:LINE) or ``{"text",
 "name"}`` (a dotted function name). Prints a JSON list with, for each,
 either ``{"module", "file", "line", "label"}`` or ``{"error"}``.
@@ -197,6 +198,14 @@ def resolve(location, cinder_dir):
 def main():
     warnings.simplefilter("ignore")
     cinder_dir, locations = sys.argv[1], json.loads(sys.argv[2])
+    if not cinder_dir:
+        import importlib.util
+        spec = importlib.util.find_spec("cinder")
+        if spec is None or not spec.submodule_search_locations:
+            sys.stdout.write(json.dumps({"error": "cinder is not importable by %s"
+                                         % sys.executable}) + "\n")
+            return
+        cinder_dir = list(spec.submodule_search_locations)[0]
     results = []
     for location in locations:
         try:
