@@ -203,13 +203,13 @@ def open_connection(controller: SshHost, *, forward_agent: bool = False) -> Conn
 
 # --- one connection per host per task run --------------------------------------
 
-_shared: dict[tuple[object, ...], Connection] = {}
+_shared: dict[tuple[SshHost, bool], Connection] = {}
 _shared_lock = threading.Lock()
 
 
-def _key(host: SshHost, forward_agent: bool) -> tuple[object, ...]:
-    return (type(host).__name__, host.name, host.address, host.port, host.user,
-            forward_agent)
+def _key(host: SshHost, forward_agent: bool) -> tuple[SshHost, bool]:
+    # the whole (frozen) host: another known_hosts or key is another connection
+    return (host, forward_agent)
 
 
 def shared_connection(host: SshHost, *, forward_agent: bool = False) -> Connection:

@@ -331,3 +331,28 @@ class TestNamespacedSandboxLayout:
         assert (clone / "bin/cinder-api").read_text().startswith(f"#!{clone}/bin/python3\n")
         assert (base / "bin/cinder-api").read_text().startswith(f"#!{base}/bin/python3\n")
         assert (clone / "bin/python3").is_symlink()
+
+
+class TestSharedConnection:
+    def test_one_connection_per_host_and_a_changed_pin_is_another(self, keys, monkeypatch):
+        opened = []
+
+        class Fake:
+            is_connected = True
+
+            def close(self):
+                pass
+
+        def fake_open(host, forward_agent=False):
+            opened.append(host)
+            return Fake()
+
+        monkeypatch.setattr(connection, "open_connection", fake_open)
+        monkeypatch.setattr(connection, "_shared", {})
+        d = devbox(keys)
+        first = connection.shared_connection(d)
+        assert connection.shared_connection(devbox(keys)) is first
+        other = Host("devbox", "10.0.0.2", known_hosts=keys / "ctl_kh",
+                     identity_file=keys / "devbox_id")
+        assert connection.shared_connection(other) is not first
+        assert len(opened) == 2
