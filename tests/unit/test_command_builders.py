@@ -122,3 +122,19 @@ class TestRemoteCommands:
         assert tail_argv("/var/log/cinder/api.log", 20, True) == [
             "tail", "-n", "20", "-F", "/var/log/cinder/api.log"]
         assert "-F" not in tail_argv("/x", 5, False)
+
+
+class TestRsyncThroughGateway:
+    def test_rsyncs_ssh_reaches_the_controller_through_the_gateways_pinned_ssh(self):
+        from deploy.inventory import Host
+
+        gw = Host("bastion", "198.51.100.1", known_hosts=Path("/keys/bastion kh"))
+        argv = build_rsync_argv(Path("/src"), controller(gateway=gw), "/opt/cinder", excludes=[])
+        ssh = shlex.split(argv[argv.index("-e") + 1])
+        assert ssh == ssh_argv(controller(gateway=gw))
+        proxy = [o for o in ssh if o.startswith("ProxyCommand=")]
+        assert len(proxy) == 1
+        inner = shlex.split(proxy[0].split("=", 1)[1])
+        assert "UserKnownHostsFile=/keys/bastion kh" in inner
+        assert inner[-3:] == ["-W", "%h:%p", "198.51.100.1"]
+        assert argv[-1] == "root@192.0.2.10:/opt/cinder/"
