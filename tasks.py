@@ -41,6 +41,38 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
 
 @task(iterable=["host"], help={
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
+    "smoke": "run the smoke test at the end",
+    "checksum": "compare file contents, not times and sizes",
+})
+@reports_errors
+def loop(c, host=None, inventory=None, smoke=False, checksum=False, timeout=60, verbose=False):
+    """Deploy; db-sync only if a migration changed or the DB is behind; restart only if needed."""
+    from deploy.cli import selected
+    from deploy.fleet import on_each
+    from deploy.loop import loop_on
+
+    inv, controllers = selected(inventory, host)
+    on_each(controllers, lambda ctl: loop_on(inv, ctl, timeout=float(timeout), smoke=smoke,
+                                             checksum=checksum))
+
+
+@task(iterable=["host"], help={
+    "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
+    "smoke": "run the smoke test after each loop",
+    "debounce": "milliseconds of quiet that end a burst of saves (default 400)",
+})
+@reports_errors
+def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, verbose=False):
+    """Watch the source tree; run the loop for each burst of saves until Ctrl-C."""
+    from deploy.cli import selected
+    from deploy.watch import watch as watch_tree
+
+    inv, controllers = selected(inventory, host)
+    watch_tree(inv, controllers, debounce_ms=int(debounce), timeout=float(timeout), smoke=smoke)
+
+
+@task(iterable=["host"], help={
+    "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
     "to": "undo every deploy after this deploy id ('original': undo them all)",
     "no_restart": "restore files only: do not restart the service",
 })
@@ -240,5 +272,5 @@ def sandbox_status(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
         output.result(line)
 
 
-ns = Collection(deploy, rollback, restart, status, logs, db_sync, smoke, debug)
+ns = Collection(deploy, loop, watch, rollback, restart, status, logs, db_sync, smoke, debug)
 ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))

@@ -1,0 +1,123 @@
+"""``invoke loop``: deploy, migrate and restart only as far as needed.
+
+1. sync the source (no restart yet);
+2. ``db sync`` only if the deploy changed a migration, or the database is
+   behind the newest migration on disk;
+3. restart only if a file or the database changed, then wait for the API;
+4. optionally the smoke test.
+
+Each step prints its duration and a one-line result. Nothing changed means
+nothing restarted.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+from deploy import output
+from deploy.commands import Remote
+from deploy.db import db_sync
+from deploy.deployment import DeployReport, restart_and_check, sync_step
+from deploy.errors import DevloopError
+from deploy.facts import Target, locate
+from deploy.inventory import Controller, Inventory
+from deploy.records import db_state
+
+T = TypeVar("T")
+
+
+class SmokeFailed(DevloopError):
+    """The smoke test after the loop failed."""
+
+
+@dataclass
+class LoopReport:
+    """What one run of the loop did on one controller."""
+
+    controller: str
+    deploy: DeployReport | None = None
+    migrated: str | None = None          # "before -> after"
+    restarted: bool = False
+    steps: list[tuple[str, float, str]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(seconds for _, seconds, _ in self.steps)
+
+    def one_line(self) -> str:
+        changed = len(self.deploy.changes) if self.deploy else 0
+        parts = [f"{changed} file(s)"]
+        if self.migrated:
+            parts.append(f"db {self.migrated}")
+        parts.append("restarted" if self.restarted else "not restarted")
+        return ", ".join(parts) + f" in {self.seconds:.2f} s"
+
+
+def _timed(report: LoopReport, name: str, work: Callable[[], T],
+           describe: Callable[[T], str]) -> T:
+    started = time.monotonic()
+    value = work()
+    seconds = time.monotonic() - started
+    text = describe(value)
+    report.steps.append((name, seconds, text))
+    output.step(report.controller, f"{name} ({seconds:.2f} s): {text}")
+    return value
+
+
+def _migration_changed(report: DeployReport) -> bool:
+    return any(c.path.startswith("db/migrations/") for c in report.changes)
+
+
+def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = None,
+             timeout: float = 60.0, smoke: bool = False, checksum: bool = False) -> LoopReport:
+    """Run the loop once on an open connection (``watch`` reuses it).
+
+    Raises:
+        DevloopError: a step failed; the steps before it are done.
+    """
+    report = LoopReport(remote.name)
+    target = target or locate(remote)
+    report.deploy = _timed(report, "deploy", lambda: sync_step(
+        remote, inventory, target, checksum=checksum),
+        lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
+
+    need_sync = _migration_changed(report.deploy)
+    if not need_sync:
+        state = _timed(report, "check database", lambda: db_state(remote, target.cinder_dir),
+                       lambda s: "behind the newest migration" if s.behind else "up to date")
+        need_sync = state.behind
+    if need_sync:
+        result = _timed(report, "db-sync", lambda: db_sync(remote),
+                        lambda r: f"{r.before} -> {r.after}")
+        report.migrated = f"{result.before} -> {result.after}"
+
+    if report.deploy.changes or report.migrated:
+        _timed(report, "restart", lambda: restart_and_check(remote, timeout),
+               lambda state: f"{state[0].describe()}, API {state[1].detail}")
+        report.restarted = True
+    else:
+        report.steps.append(("restart", 0.0, "skipped: nothing changed"))
+        output.step(remote.name, "restart skipped: nothing changed")
+
+    if smoke:
+        from deploy.smoke import run_smoke
+        from deploy.tunnel import api_opener
+
+        smoke_report = _timed(report, "smoke", lambda: run_smoke(
+            remote.controller.api_url, project_id="5e1f7e57", token="admin:5e1f7e57",
+            opener=api_opener(remote)), lambda r: r.summary())
+        if not smoke_report.ok:
+            raise SmokeFailed(f"{remote.name}: {smoke_report.summary()}")
+    return report
+
+
+def loop_on(inventory: Inventory, controller: Controller, **options: object) -> LoopReport:
+    """Open a connection, run the loop once, close it."""
+    remote = Remote.open(controller)
+    try:
+        report = run_loop(inventory, remote, **options)  # type: ignore[arg-type]
+    finally:
+        remote.close()
+    output.result(f"{controller.name}: {report.one_line()}")
+    return report

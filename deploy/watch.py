@@ -1,0 +1,113 @@
+"""``invoke watch``: run the loop for every burst of saves in the source tree.
+
+watchfiles (Rust-backed inotify) gathers the events of a burst of saves,
+waiting until the tree has been quiet for the debounce interval, and yields
+them together; each burst runs the loop once on connections that stay open
+between runs. A failed run is reported and watching goes on; Ctrl-C stops.
+"""
+from __future__ import annotations
+
+import fnmatch
+import time
+from pathlib import Path
+from typing import Iterable
+
+from deploy import output
+from deploy.commands import Remote
+from deploy.errors import DevloopError, UsageError
+from deploy.facts import Target, locate
+from deploy.inventory import Controller, Inventory
+from deploy.loop import run_loop
+
+
+def excluded(rel: str, patterns: Iterable[str]) -> bool:
+    """Whether rsync's ``--exclude`` patterns leave out the path ``rel``.
+
+    A pattern without a slash matches any path component (``*.pyc``,
+    ``__pycache__/``); a trailing slash matches directories only, so it
+    applies to the components above the file.
+    """
+    parts = rel.split("/")
+    for pattern in patterns:
+        if pattern.endswith("/"):
+            if any(fnmatch.fnmatchcase(part, pattern[:-1]) for part in parts[:-1]):
+                return True
+        elif "/" not in pattern and any(fnmatch.fnmatchcase(part, pattern) for part in parts):
+            return True
+        elif fnmatch.fnmatchcase(rel, pattern.lstrip("/")):
+            return True
+    return False
+
+
+def changed_paths(changes: Iterable[tuple[object, str]], source: Path,
+                  excludes: Iterable[str]) -> list[str]:
+    """The changed files relative to the source, without excluded ones."""
+    root = source.resolve()
+    paths = set()
+    for _, path in changes:
+        full = Path(path).absolute()
+        rel = full.relative_to(root).as_posix() if full.is_relative_to(root) else full.name
+        if not excluded(rel, excludes):
+            paths.add(rel)
+    return sorted(paths)
+
+
+def _describe(paths: list[str]) -> str:
+    shown = ", ".join(paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: int = 400,
+          timeout: float = 60.0, smoke: bool = False) -> None:
+    """Watch the source tree and run the loop on each burst, until Ctrl-C.
+
+    Raises:
+        UsageError: the source is on a devbox (watching needs a local tree).
+        ConnectError: a controller cannot be reached at start.
+    """
+    import watchfiles
+
+    if inventory.source_host is not None:
+        raise UsageError("watch needs the source tree on this machine; it is on "
+                         f"{inventory.source_host.name}")
+    remotes: dict[str, Remote] = {}
+    targets: dict[str, Target] = {}
+    try:
+        for controller in controllers:
+            remotes[controller.name] = Remote.open(controller)
+            targets[controller.name] = locate(remotes[controller.name])
+        output.step("watch", f"watching {inventory.source} (Ctrl-C stops)")
+        # raise_interrupt=False: Ctrl-C while waiting ends the generator quietly
+        for changes in watchfiles.watch(inventory.source, debounce=debounce_ms, step=50,
+                                        raise_interrupt=False):
+            paths = changed_paths(changes, inventory.source, inventory.excludes)
+            if not paths:
+                continue
+            for name, remote in remotes.items():
+                stamp = time.strftime("%H:%M:%S")
+                try:
+                    report = run_loop(inventory, remote, target=targets[name], timeout=timeout,
+                                      smoke=smoke)
+                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
+                                  f"{report.one_line()}")
+                except DevloopError as exc:
+                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: "
+                                  f"{str(exc).splitlines()[0]}")
+                    remotes[name] = _reconnect(remote)
+    finally:
+        for remote in remotes.values():
+            remote.close()
+        output.step("watch", "stopped")
+
+
+def _reconnect(remote: Remote) -> Remote:
+    """A fresh connection if the old one died (the next run needs one)."""
+    transport = remote.conn.client.get_transport()
+    if transport is not None and transport.is_active():
+        return remote
+    remote.close()
+    try:
+        return Remote.open(remote.controller)
+    except DevloopError as exc:
+        output.warn(str(exc))
+        return remote
