@@ -18,6 +18,7 @@ while they exist, and everything is removed afterwards::
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -79,6 +80,8 @@ def net(sandbox):
     """The namespaces, the devbox's sshd, an ssh-agent and two namespaced controllers."""
     reason = _skip_reason()
     if reason:
+        if os.environ.get("DEVLOOP_REQUIRE_INTEGRATION") == "1":
+            pytest.fail(f"three-host topology unavailable: {reason}")
         pytest.skip(f"three-host topology unavailable: {reason}")
     base = Path(tempfile.mkdtemp(prefix="devloop-topo-"))
     base.chmod(0o755)  # the cinder user walks into the sandboxes below
