@@ -330,6 +330,19 @@ class TestGateway:
         assert (cinder_of(net.hidden) / rel).read_text() == "GW = 2\n"
         assert f"hid: new     cinder/{rel}" in result.stdout
 
+    def test_two_controllers_in_parallel_from_one_devbox(self, net, tmp_path):
+        rel = probe(net.devbox_disk / "cinder", "BOTH = 1\n")
+        hosts = write_hosts(tmp_path / "hosts.yaml", source=str(net.devbox_source / "cinder"),
+                            source_host="devbox", hosts={"devbox": net.devbox_entry()},
+                            controllers={
+                                "ctl": net.ctl.controller_entry(),
+                                "hid": {**net.hidden.controller_entry(), "gateway": "devbox"}})
+        result = invoke("deploy", "--inventory", str(hosts), "--no-restart", env=net.agent.env)
+        assert result.returncode == 0, result.stderr
+        for layout, name in ((net.ctl, "ctl"), (net.hidden, "hid")):
+            assert (cinder_of(layout) / rel).read_text() == "BOTH = 1\n"
+            assert f"{name}: new     cinder/{rel}" in result.stdout
+
     def test_wrong_gateway_key_refuses_for_fabric_and_rsync(self, net, tmp_path):
         tree = tmp_path / "src" / "cinder"
         tree.mkdir(parents=True)
