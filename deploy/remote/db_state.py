@@ -26,10 +26,21 @@ for path in config_files:
 if not connection:
     sys.exit("no [database]/connection in " + ", ".join(config_files))
 
+
+def read_versions(cursor):
+    try:
+        cursor.execute("SELECT version_num FROM alembic_version")
+        return sorted(row[0] for row in cursor.fetchall())
+    except Exception:  # no alembic_version table: an empty database
+        return []
+
+
 url = urlsplit(connection)
+db = None
 if url.scheme.startswith("sqlite"):
     import sqlite3
-    db = sqlite3.connect("file:%s?mode=ro" % url.path[1:], uri=True)
+    if os.path.exists(url.path[1:]):  # a missing file is an empty database
+        db = sqlite3.connect("file:%s?mode=ro" % url.path[1:], uri=True)
 elif url.scheme.startswith("mysql"):
     import pymysql
     db = pymysql.connect(host=url.hostname or "localhost", port=url.port or 3306,
@@ -37,13 +48,10 @@ elif url.scheme.startswith("mysql"):
                          database=url.path.lstrip("/"))
 else:
     sys.exit("unsupported database URL scheme: " + url.scheme)
-cursor = db.cursor()
-try:
-    cursor.execute("SELECT version_num FROM alembic_version")
-    current = sorted(row[0] for row in cursor.fetchall())
-except Exception:  # no alembic_version table: an empty database
-    current = []
-db.close()
+current = []
+if db is not None:
+    current = read_versions(db.cursor())
+    db.close()
 
 down = {}
 assignment = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*['\"]?([0-9a-zA-Z_]+)",

@@ -1,0 +1,162 @@
+"""invoke loop and invoke watch: only the steps a change needs, on a real sandbox."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import supervised_pid
+from tests.support import PROJECT_ROOT, invoke, wait_until, write_inventory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def source(tmp_path) -> Path:
+    tree = tmp_path / "checkout" / "cinder"
+    tree.mkdir(parents=True)
+    return tree
+
+
+@pytest.fixture
+def hosts(tmp_path, sandbox, source) -> Path:
+    return write_inventory(tmp_path / "hosts.yaml", source, {"sbx": sandbox.controller_entry()})
+
+
+def extension_source(alias: str) -> str:
+    """A contrib extension whose alias shows that the new code is serving."""
+    return (
+        "from cinder.api import extensions\n\n\n"
+        f"class Devloop_{alias.replace('-', '_')}(extensions.ExtensionDescriptor):\n"
+        '    """Proof that a deploy is serving."""\n\n'
+        f"    name = 'Devloop{alias}'\n"
+        f"    alias = '{alias}'\n"
+        "    updated = '2026-11-25T00:00:00+00:00'\n")
+
+
+def extension_status(sandbox, alias: str) -> int:
+    url = f"{sandbox.api_url}v3/extensions/{alias}"
+    request = urllib.request.Request(url, headers={"X-Auth-Token": "admin:5e1f7e57"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def write_extension(source: Path, alias: str) -> Path:
+    name = f"devloop_{alias.replace('-', '_')}.py"
+    path = source / "api" / "contrib" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(extension_source(alias))
+    return path
+
+
+@pytest.fixture
+def cleanup_extensions(sandbox, cinder_dir):
+    """Remove the test extensions from the controller afterwards."""
+    yield
+    for path in (cinder_dir / "api" / "contrib").glob("devloop_*.py"):
+        path.unlink()
+
+
+class TestLoop:
+    def test_a_changed_file_is_deployed_restarted_and_served(self, sandbox, hosts, source,
+                                                             cleanup_extensions):
+        alias = f"dl-{uuid.uuid4().hex[:6]}"
+        write_extension(source, alias)
+        before = supervised_pid(sandbox)
+
+        result = invoke("loop", "--inventory", str(hosts))
+
+        assert result.returncode == 0, result.stderr
+        assert "--> sbx: deploy (" in result.stderr and "1 file(s) sent" in result.stderr
+        assert "--> sbx: check database (" in result.stderr
+        assert "--> sbx: restart (" in result.stderr
+        assert "db-sync" not in result.stderr          # no migration changed, DB current
+        assert supervised_pid(sandbox) != before
+        assert extension_status(sandbox, alias) == 200
+        assert result.stdout.strip().splitlines()[-1].startswith("sbx: 1 file(s), restarted in ")
+
+    def test_nothing_changed_means_nothing_restarted(self, sandbox, hosts, source):
+        (source / "devloop_it").mkdir()
+        (source / "devloop_it" / f"same_{uuid.uuid4().hex[:6]}.py").write_text("A = 1\n")
+        assert invoke("loop", "--inventory", str(hosts)).returncode == 0
+        before = supervised_pid(sandbox)
+
+        result = invoke("loop", "--inventory", str(hosts))
+
+        assert result.returncode == 0, result.stderr
+        assert "deploy (" in result.stderr and "nothing changed" in result.stderr
+        assert "restart skipped: nothing changed" in result.stderr
+        assert supervised_pid(sandbox) == before
+        assert result.stdout.strip().splitlines()[-1].startswith("sbx: 0 file(s), not restarted in ")
+
+    def test_a_database_behind_the_migrations_is_synced(self, sandbox, hosts, source):
+        sandbox.database.unlink()          # a database that is behind (empty)
+        before = supervised_pid(sandbox)
+
+        result = invoke("loop", "--inventory", str(hosts))
+
+        assert result.returncode == 0, result.stderr
+        assert "check database (" in result.stderr and "behind the newest migration" in result.stderr
+        assert "--> sbx: db-sync (" in result.stderr and "empty -> " in result.stderr
+        assert supervised_pid(sandbox) != before   # the database changed: restarted
+
+
+class TestWatch:
+    def test_a_save_is_deployed_and_served_failures_are_survived_and_ctrl_c_stops(
+            self, sandbox, hosts, source, cinder_dir, cleanup_extensions):
+        alias = f"dlw-{uuid.uuid4().hex[:6]}"
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), "watch",
+             "--inventory", str(hosts), "--debounce", "200", "--timeout", "20"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        lines: list[str] = []
+
+        def read_until(fragment: str, timeout: float = 60) -> str:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                line = watcher.stdout.readline()
+                if not line:
+                    break
+                lines.append(line)
+                if fragment in line:
+                    return line
+            raise AssertionError(f"{fragment!r} not seen in:\n{''.join(lines)}")
+
+        try:
+            read_until("watching")
+            write_extension(source, alias)
+            ok = read_until(f"sbx: api/contrib/devloop_{alias.replace('-', '_')}.py -> ")
+            assert "-> OK: 1 file(s), restarted in" in ok
+            assert extension_status(sandbox, alias) == 200
+
+            broken = source / "api" / "__init__.py"   # replaces Cinder's own: breaks start
+            original = (cinder_dir / "api" / "__init__.py").read_bytes()
+            broken.write_text("def broken(:\n")
+            failed = read_until("sbx: api/__init__.py -> ")
+            assert "-> FAILED:" in failed
+
+            broken.write_bytes(original)                # the developer fixes it
+            fixed = read_until("sbx: api/__init__.py -> ")
+            assert "-> OK: 1 file(s), restarted" in fixed
+            assert extension_status(sandbox, alias) == 200
+
+            os.killpg(watcher.pid, signal.SIGINT)
+            assert watcher.wait(timeout=30) == 0
+            rest = watcher.stdout.read()
+            assert "--> watch: stopped" in rest
+        finally:
+            if watcher.poll() is None:
+                os.killpg(watcher.pid, signal.SIGKILL)
+                watcher.wait()
