@@ -11,6 +11,9 @@ from oslo_config import cfg
 
 from cinder.db import api as db_api
 from cinder.db import migration
+# db_api.configure imports cinder.service, which registers CLI options: that
+# must happen before CONF parses its arguments.
+import cinder.service  # noqa: E402,F401
 
 target, config_files = sys.argv[1], sys.argv[2:]
 cfg.CONF(args=[], default_config_files=config_files, project="cinder")

@@ -1,0 +1,187 @@
+"""Rollback restores byte-identical files, guards the database, and can fire by itself."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import supervised_pid
+from tests.support import invoke, write_inventory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def source(tmp_path) -> Path:
+    tree = tmp_path / "checkout" / "cinder"
+    tree.mkdir(parents=True)
+    return tree
+
+
+@pytest.fixture
+def hosts(tmp_path, sandbox, source) -> Path:
+    return write_inventory(tmp_path / "hosts.yaml", source, {"sbx": sandbox.controller_entry()})
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def api_answers(sandbox) -> bool:
+    try:
+        with urllib.request.urlopen(sandbox.api_url, timeout=5):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+
+
+def break_cinder(source: Path) -> str:
+    """Overlay Cinder's own cinder/api/__init__.py with a syntax error."""
+    (source / "api").mkdir(exist_ok=True)
+    (source / "api" / "__init__.py").write_text("def broken(:\n")
+    return "api/__init__.py"
+
+
+def heads(sandbox, cinder_dir: Path) -> list[str]:
+    return subprocess.run(
+        [str(sandbox.python), "-c", "import sys; from alembic.script import ScriptDirectory;"
+         "print(*ScriptDirectory(sys.argv[1]).get_heads())", str(cinder_dir / "db/migrations")],
+        capture_output=True, text=True, check=True).stdout.split()
+
+
+def db_version(sandbox) -> str:
+    return subprocess.run(
+        ["su", "-s", "/bin/sh", "-c",
+         f"{sandbox.venv}/bin/cinder-manage --config-file {sandbox.dist_conf} "
+         f"--config-file {sandbox.cinder_conf} db version", "cinder"],
+        capture_output=True, text=True, check=True).stdout.split()[-1]
+
+
+class TestRollback:
+    def test_a_broken_deploy_is_undone_byte_for_byte_and_the_api_serves_again(
+            self, sandbox, hosts, source, cinder_dir):
+        rel = break_cinder(source)
+        (source / "devloop_it").mkdir()
+        added = f"devloop_it/added_{uuid.uuid4().hex[:6]}.py"
+        (source / added).write_text("ADDED = True\n")
+        original = sha(cinder_dir / rel)
+
+        deployed = invoke("deploy", "--inventory", str(hosts), "--timeout", "15")
+        assert deployed.returncode == 1
+        assert "error: sbx:" in deployed.stderr
+        assert not api_answers(sandbox)
+
+        result = invoke("rollback", "--inventory", str(hosts))
+
+        assert result.returncode == 0, result.stderr
+        assert "restored 1 file(s), removed 1" in result.stderr
+        assert sha(cinder_dir / rel) == original
+        assert not (cinder_dir / added).exists()
+        assert api_answers(sandbox)
+
+    def test_rollback_on_failure_undoes_the_deploy_by_itself(self, sandbox, hosts, source,
+                                                             cinder_dir):
+        rel = break_cinder(source)
+        original = sha(cinder_dir / rel)
+
+        result = invoke("deploy", "--inventory", str(hosts), "--timeout", "15",
+                        "--rollback-on-failure")
+
+        assert result.returncode == 1
+        assert "was rolled back (1 file(s) restored, 0 removed); the API answers again" \
+            in result.stderr
+        assert sha(cinder_dir / rel) == original
+        assert api_answers(sandbox)
+
+    def test_to_id_undoes_every_later_deploy_and_keeps_that_one(self, sandbox, hosts, source,
+                                                                cinder_dir):
+        probe = source / "devloop_it" / f"layers_{uuid.uuid4().hex[:6]}.py"
+        probe.parent.mkdir()
+        ids = []
+        for version in (1, 2, 3):
+            probe.write_text(f"V = {version}\n")
+            invoke("deploy", "--inventory", str(hosts), "--no-restart")
+            records = sorted((sandbox.root / "var/lib/cinder-devloop/deploys").iterdir())
+            ids.append(records[-1].name)
+        rel = probe.relative_to(source)
+
+        result = invoke("rollback", "--inventory", str(hosts), "--to", ids[0], "--no-restart")
+
+        assert result.returncode == 0, result.stderr
+        assert (cinder_dir / rel).read_text() == "V = 1\n"
+        record = json.loads((sandbox.root / "var/lib/cinder-devloop/deploys" / ids[2]
+                             / "record.json").read_text())
+        assert record["state"] == "rolled back"
+
+    def test_an_unknown_id_is_refused_and_nothing_changes(self, sandbox, hosts):
+        result = invoke("rollback", "--inventory", str(hosts), "--to", "nope")
+        assert result.returncode == 1
+        assert result.stderr.startswith("error: no applied deploy 'nope'; applied: ")
+
+
+class TestRollbackAndTheDatabase:
+    def migration(self, source: Path, parent: str, downgrade: bool) -> tuple[str, Path]:
+        revision = uuid.uuid4().hex[:12]
+        table = f"devloop_{revision}"
+        body = [
+            f'"""devloop test table\n\nRevision ID: {revision}\nRevises: {parent}\n"""',
+            "from alembic import op", "import sqlalchemy as sa", "",
+            f"revision = '{revision}'", f"down_revision = '{parent}'",
+            "branch_labels = None", "depends_on = None", "", "",
+            "def upgrade():",
+            f"    op.create_table('{table}', sa.Column('id', sa.Integer, primary_key=True))",
+        ]
+        if downgrade:
+            body += ["", "", "def downgrade():", f"    op.drop_table('{table}')"]
+        path = source / "db" / "migrations" / "versions" / f"{revision}_devloop_test.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(body) + "\n")
+        return revision, path
+
+    def test_a_migration_with_downgrade_is_taken_back_first(self, sandbox, hosts, source,
+                                                           cinder_dir):
+        assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
+        (parent,) = heads(sandbox, cinder_dir)
+        revision, path = self.migration(source, parent, downgrade=True)
+        loop = invoke("loop", "--inventory", str(hosts))
+        assert loop.returncode == 0, loop.stderr
+        assert f"{parent} -> {revision}" in loop.stderr
+        assert db_version(sandbox) == revision
+
+        result = invoke("rollback", "--inventory", str(hosts))
+
+        assert result.returncode == 0, result.stderr
+        assert f"database back to {parent} first" in result.stderr
+        assert db_version(sandbox) == parent
+        assert not (cinder_dir / path.relative_to(source)).exists()
+
+    def test_a_migration_without_downgrade_is_refused_and_nothing_changes(
+            self, sandbox, hosts, source, cinder_dir):
+        assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
+        (parent,) = heads(sandbox, cinder_dir)
+        revision, path = self.migration(source, parent, downgrade=False)
+        assert invoke("loop", "--inventory", str(hosts)).returncode == 0
+        deployed = cinder_dir / path.relative_to(source)
+        pid = supervised_pid(sandbox)
+        try:
+            result = invoke("rollback", "--inventory", str(hosts))
+
+            assert result.returncode == 1
+            assert "refusing to roll back" in result.stderr
+            assert "Nothing was changed." in result.stderr
+            assert deployed.exists()
+            assert db_version(sandbox) == revision
+            assert supervised_pid(sandbox) == pid
+        finally:
+            # leave a sandbox whose migrations and database agree again
+            deployed.unlink()
+            sandbox.database.unlink()
+            assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
