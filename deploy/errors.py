@@ -111,5 +111,6 @@ class ControllersFailed(DevloopError):
         out = [str(self)]
         for name in sorted(self.failures):
             for line in self.failures[name].lines():
-                out.append(line if line.startswith(f"{name}:") else f"{name}: {line}")
+                named = line.startswith((f"{name}:", f"{name} ("))
+                out.append(line if named else f"{name}: {line}")
         return out
