@@ -171,7 +171,10 @@ class _BreakLoader(importlib.machinery.SourceFileLoader):
         source = self.get_data(self.path)
         tree = ast.parse(source, self.path)
         for index, where in self.breaks:
-            if not _insert_stop(tree, where["line"], index):
+            if _insert_stop(tree, where["line"], index):
+                sys.stderr.write("devloop: breakpoint %d armed at %s\n"
+                                 % (index + 1, where["label"]))
+            else:
                 sys.stderr.write("devloop: no statement at %s:%d; breakpoint %d not set\n"
                                  % (self.path, where["line"], index + 1))
         return compile(tree, self.path, "exec", dont_inherit=True)
