@@ -111,11 +111,25 @@ def alive(pid: int) -> bool:
         return False
 
 
-def end_by_pid(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+def end_by_pid(marker: str, *procs: subprocess.Popen, pids: list[int] = ()) -> None:
+    """End what a test started: ``su`` and, in the session su made, its child.
+
+    ``su -c`` runs its command in a new session, so the child is found by
+    the ``marker`` in its command line, then everything is ended by PID.
+    """
+    marked = [int(p.name) for p in Path("/proc").iterdir()
+              if p.name.isdigit() and marker.encode() in _cmdline(p)]
+    # a stray the test started, only if that PID still runs the sandbox's cinder-api
+    marked += [pid for pid in pids if b"cinder-api" in _cmdline(Path(f"/proc/{pid}"))]
+    for pid in marked:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for started in procs:
+        if started.poll() is None:
+            started.kill()
+        started.wait(10)
 
 
 def assert_service_restored(sandbox, before: int | None) -> None:
@@ -195,6 +209,7 @@ class TestLeftovers:
         ctl = ["supervisorctl", "-c", str(sandbox.supervisor_conf)]
         subprocess.run([*ctl, "stop", "cinder-api"], check=True, capture_output=True)
         entry = str(sandbox.venv / "bin/cinder-api")
+        marker = f"devloop-it-{uuid.uuid4().hex[:8]}"
         stray = subprocess.Popen(
             ["su", "-s", "/bin/sh", "-c", shlex.join(
                 [entry, "--config-file", str(sandbox.dist_conf), "--config-file",
@@ -203,9 +218,10 @@ class TestLeftovers:
             start_new_session=True)
         unrelated = subprocess.Popen(
             ["su", "-s", "/bin/sh", "-c", shlex.join(
-                ["exec", str(sandbox.python), "-c", "import time; time.sleep(600)", entry,
-                 "cinder-api"]), "cinder"],
+                ["exec", str(sandbox.python), "-c", f"import time; time.sleep(600)  # {marker}",
+                 entry, "cinder-api"]), "cinder"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        strays: list[int] = []
         try:
             strays = wait_until(lambda: len(cinder_api_processes(sandbox)) == 2 and
                                 cinder_api_processes(sandbox), timeout=30)
@@ -230,7 +246,7 @@ class TestLeftovers:
             assert child.exitstatus == 130
             assert_service_restored(sandbox, None)
         finally:
-            end_by_pid(stray, unrelated)
+            end_by_pid(marker, stray, unrelated, pids=strays)
 
 
 def _cmdline(proc: Path) -> bytes:
