@@ -15,7 +15,7 @@ from fabric import Connection
 from invoke.runners import Result
 
 from deploy import output
-from deploy.connection import open_connection, translate_ssh_errors
+from deploy.connection import shared_connection, translate_ssh_errors
 from deploy.errors import CommandFailed
 from deploy.inventory import Controller
 
@@ -46,12 +46,15 @@ class Remote:
 
     @classmethod
     def open(cls, controller: Controller) -> "Remote":
-        """Connect (strict host keys) and return the handle.
+        """Return a handle on the task run's one connection to ``controller``.
+
+        The first call connects (strict host keys); later calls in the same
+        run reuse that connection, or reconnect if it dropped.
 
         Raises:
             ConnectError: see :func:`deploy.connection.open_connection`.
         """
-        return cls(controller, open_connection(controller))
+        return cls(controller, shared_connection(controller))
 
     @property
     def name(self) -> str:
@@ -82,7 +85,7 @@ class Remote:
         self.run([self.controller.python, "-c", script("write_file"), path, content])
 
     def close(self) -> None:
-        self.conn.close()
+        """Release the handle; the shared connection closes when the run ends."""
 
 
 def run_local(argv: Command, *, where: str = "local", check: bool = True,

@@ -75,11 +75,11 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: 
     output.step(controller.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
     if diff:
         preview = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
-                            dry_run=True, checksum=checksum)
+                            dry_run=True, checksum=checksum, connection=remote.conn)
         show_diffs(inventory, remote, target.cinder_dir, preview)
     if dry_run:
         report.changes = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
-                                   dry_run=True, checksum=checksum)
+                                   dry_run=True, checksum=checksum, connection=remote.conn)
     else:
         report.deploy_id = new_deploy_id()
         deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
@@ -87,7 +87,7 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: 
             # rsync creates the whole backup path when it first needs it
             report.changes = sync_tree(inventory, controller, target.cinder_dir,
                                        owner=target.owner, backup_dir=f"{deploy_dir}/backup",
-                                       checksum=checksum)
+                                       checksum=checksum, connection=remote.conn)
         finally:
             _record(remote, inventory, report, target.cinder_dir, deploy_dir)
     _show_changes(controller.name, report.changes, dry_run)

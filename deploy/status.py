@@ -70,7 +70,8 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
         target = facts.locate(remote).cinder_dir
         heads = tuple(facts.migration_heads(remote, target))
         records = applied_records(remote)
-        drift = sync_tree(inventory, controller, target, dry_run=True, checksum=True)
+        drift = sync_tree(inventory, controller, target, dry_run=True, checksum=True,
+                          connection=remote.conn)
         local = source_revision(inventory)
         local_text = (f"{str(local['commit'])[:12]}{' with local changes' if local['dirty'] else ''}"
                       if local["commit"] else "not a git checkout")

@@ -17,6 +17,7 @@ place, so an interrupted transfer leaves every file wholly old or new.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import shlex
@@ -29,6 +30,7 @@ import paramiko
 from fabric import Connection
 
 from deploy import output
+from deploy.channel_relay import relay
 from deploy.connection import (SshHost, gateway_chain, keyscan_hint, known_hosts_name,
                                shared_connection, ssh_argv, translate_ssh_errors)
 from deploy.errors import ConnectError, HostKeyUnknown, SyncError
@@ -99,7 +101,8 @@ def parse_changes(stdout: str) -> list[Change]:
 
 def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
               owner: str | None = None, backup_dir: str | None = None,
-              dry_run: bool = False, checksum: bool = False) -> list[Change]:
+              dry_run: bool = False, checksum: bool = False,
+              connection: Connection | None = None) -> list[Change]:
     """Run rsync from the inventory's source to ``dest_dir`` on ``controller``.
 
     With ``source_host`` set, rsync runs on that host (the devbox) and
@@ -110,18 +113,29 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
         SyncError: rsync failed; the message has its exit code and output.
         ConnectError / HostKeyUnknown / HostKeyMismatch: the devbox could not
             be reached, or a host key for the devbox hop is not pinned.
+
+    With ``connection`` (the task's open, verified connection to the
+    controller), rsync runs over a new channel of it instead of a new ssh.
     """
     if inventory.source_host is not None:
         return _sync_on(inventory.source_host, inventory, controller, dest_dir, owner=owner,
                         backup_dir=backup_dir, dry_run=dry_run, checksum=checksum)
-    argv = build_rsync_argv(inventory.source, controller, dest_dir, excludes=inventory.excludes,
-                            owner=owner, backup_dir=backup_dir, dry_run=dry_run,
-                            checksum=checksum)
-    output.command("local", shlex.join(argv))
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise SyncError("rsync is not installed on this machine (apt-get install rsync)") from None
+    transport = connection.client.get_transport() if connection is not None else None
+    with contextlib.ExitStack() as stack:
+        rsh = None
+        if transport is not None and transport.is_active():
+            rsh = stack.enter_context(relay(transport))
+        argv = build_rsync_argv(inventory.source, controller, dest_dir,
+                                excludes=inventory.excludes, owner=owner,
+                                backup_dir=backup_dir, dry_run=dry_run, checksum=checksum,
+                                ssh=rsh)
+        output.command("local", shlex.join(argv))
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise SyncError("rsync is not installed on this machine "
+                            "(apt-get install rsync)") from None
     if proc.returncode != 0:
         raise SyncError(f"{controller.name}: rsync to {controller.label}:{dest_dir} failed "
                         f"with exit code {proc.returncode}:\n  {_detail(proc.stderr)}"

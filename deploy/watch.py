@@ -46,6 +46,8 @@ def changed_paths(changes: Iterable[tuple[object, str]], source: Path,
     paths = set()
     for _, path in changes:
         full = Path(path).absolute()
+        if full.is_dir():
+            continue                       # a new directory comes with its files
         rel = full.relative_to(root).as_posix() if full.is_relative_to(root) else full.name
         if not excluded(rel, excludes):
             paths.add(rel)
@@ -76,10 +78,16 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
         for controller in controllers:
             remotes[controller.name] = Remote.open(controller)
             targets[controller.name] = locate(remotes[controller.name])
-        output.step("watch", f"watching {inventory.source} (Ctrl-C stops)")
-        # raise_interrupt=False: Ctrl-C while waiting ends the generator quietly
+        ready = False
+        # raise_interrupt=False: Ctrl-C while waiting ends the generator quietly.
+        # yield_on_timeout: the first (empty) yield proves inotify is set up, so
+        # "watching" is only announced once a save can no longer be missed.
         for changes in watchfiles.watch(inventory.source, debounce=debounce_ms, step=50,
+                                        rust_timeout=500, yield_on_timeout=True,
                                         raise_interrupt=False):
+            if not ready:
+                ready = True
+                output.step("watch", f"watching {inventory.source} (Ctrl-C stops)")
             paths = changed_paths(changes, inventory.source, inventory.excludes)
             if not paths:
                 continue

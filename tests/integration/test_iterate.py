@@ -5,11 +5,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from queue import Empty, Queue
 
 import pytest
 
@@ -122,12 +124,16 @@ class TestWatch:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             stdin=subprocess.DEVNULL, start_new_session=True)
         lines: list[str] = []
+        queue: Queue[str] = Queue()
+        threading.Thread(target=lambda: [queue.put(line) for line in watcher.stdout],
+                         daemon=True).start()
 
         def read_until(fragment: str, timeout: float = 60) -> str:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                line = watcher.stdout.readline()
-                if not line:
+                try:
+                    line = queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except Empty:
                     break
                 lines.append(line)
                 if fragment in line:
@@ -154,8 +160,7 @@ class TestWatch:
 
             os.killpg(watcher.pid, signal.SIGINT)
             assert watcher.wait(timeout=30) == 0
-            rest = watcher.stdout.read()
-            assert "--> watch: stopped" in rest
+            read_until("--> watch: stopped", timeout=5)
         finally:
             if watcher.poll() is None:
                 os.killpg(watcher.pid, signal.SIGKILL)
