@@ -484,8 +484,10 @@ def _start_sshd(layout: SandboxLayout) -> None:
                            f"choose another ssh port")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     run_local(["/usr/sbin/sshd", "-t", "-f", str(layout.sshd_config)])
-    # sshd daemonizes and writes its PidFile; no systemd needed.
-    run_local(layout.in_netns(["/usr/sbin/sshd", "-f", str(layout.sshd_config)]))
+    # sshd daemonizes and writes its PidFile; no systemd needed. Its log (-E)
+    # records each login, so a test can count the connections a task made.
+    run_local(layout.in_netns(["/usr/sbin/sshd", "-f", str(layout.sshd_config),
+                               "-E", str(layout.sshd_dir / "sshd.log")]))
     if not _ready(layout, "tcp", layout.listen_address, layout.ssh_port, 10):
         raise SandboxError(f"sandbox: timed out after 10 s waiting for sshd on "
                            f"{layout.listen_address}:{layout.ssh_port}")

@@ -128,3 +128,24 @@ class TestSeveralControllers:
         assert "error: failed on 1 controller(s): down" in result.stderr
         assert "error: down (root@127.0.0.1:" in result.stderr
         assert "connection refused" in result.stderr
+
+
+class TestConnectionReuse:
+    def test_a_deploy_with_restart_makes_one_ssh_connection(self, sandbox, hosts, source):
+        (source / "devloop_it" / f"once_{uuid.uuid4().hex[:6]}.py").write_text("ONCE = 1\n")
+        log = sandbox.sshd_dir / "sshd.log"
+        before = log.read_text().count("Accepted publickey")
+
+        result = invoke("deploy", "--inventory", str(hosts))
+
+        assert result.returncode == 0, result.stderr
+        # locate, rsync, record, restart, health check, status: one login
+        assert log.read_text().count("Accepted publickey") - before == 1
+
+    def test_chained_tasks_share_the_connection_too(self, sandbox, hosts, source):
+        log = sandbox.sshd_dir / "sshd.log"
+        before = log.read_text().count("Accepted publickey")
+        result = invoke("deploy", "--inventory", str(hosts), "--no-restart",
+                        "status", "--inventory", str(hosts))
+        assert result.returncode == 0, result.stderr
+        assert log.read_text().count("Accepted publickey") - before == 1
