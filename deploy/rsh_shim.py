@@ -17,7 +17,7 @@ import sys
 STDIN, STDOUT, STDERR, EXIT, EOF = 0, 1, 2, 3, 4
 
 
-def main(argv):
+def main(argv: "list[str]") -> int:
     path, args = argv[1], argv[2:]
     if args[:1] == ["-l"]:
         args = args[2:]               # the user is the connection's already

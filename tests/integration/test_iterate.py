@@ -16,7 +16,7 @@ from queue import Empty, Queue
 import pytest
 
 from tests.integration.conftest import supervised_pid
-from tests.support import PROJECT_ROOT, invoke, wait_until, write_inventory
+from tests.support import PROJECT_ROOT, invoke, write_inventory
 
 pytestmark = pytest.mark.integration
 

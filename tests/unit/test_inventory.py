@@ -131,3 +131,14 @@ def test_unknown_gateway_and_source_host_are_problems(tmp_path):
         "hosts.yaml: source: no such directory: " + str(tmp_path / "cinder"),
         "hosts.yaml: controllers.ctl1.gateway: no host 'bastion' under hosts: (known: devbox)",
     ]
+
+
+def test_the_repository_inventory_points_at_the_built_in_sandbox():
+    import yaml
+
+    from deploy.sandbox import SandboxLayout
+    from tests.support import PROJECT_ROOT
+
+    raw = yaml.safe_load((PROJECT_ROOT / "hosts.yaml").read_text())
+    assert raw["source"] == "cinder_patch/cinder"
+    assert raw["controllers"] == {"sandbox": SandboxLayout().controller_entry()}
