@@ -271,3 +271,44 @@ def test_an_unknown_controller_name_exits_2(hosts):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: hosts.yaml: --host: unknown controller 'nope' (known: sbx)")
+
+
+def test_logs_follow_prints_new_lines_until_ctrl_c_and_leaves_no_tail_behind(sandbox, hosts):
+    import sys
+
+    import pexpect
+
+    from tests.support import PROJECT_ROOT
+
+    child = pexpect.spawn(sys.executable, ["-m", "invoke", "--search-root", str(PROJECT_ROOT),
+                                           "logs", "--follow", "-n", "1",
+                                           "--inventory", str(hosts)],
+                          encoding="utf-8", timeout=30)
+    try:
+        child.expect("api.log")
+        marker = f"devloop-follow-{uuid.uuid4().hex[:8]}"
+        for _ in range(50):                      # until tail is following
+            api_status(sandbox.api_url + marker)
+            if child.expect([marker, pexpect.TIMEOUT], timeout=0.5) == 0:
+                break
+        else:
+            raise AssertionError("the followed log never showed the request")
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus in (0, 130)
+
+    def tails() -> list[str]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd[:1] == [b"tail"] and str(sandbox.log_file).encode() in cmd:
+                found.append(proc.name)
+        return found
+
+    from tests.support import wait_until
+    wait_until(lambda: not tails(), timeout=10)
