@@ -41,16 +41,22 @@ def excluded(rel: str, patterns: Iterable[str]) -> bool:
 
 def changed_paths(changes: Iterable[tuple[object, str]], source: Path,
                   excludes: Iterable[str]) -> list[str]:
-    """The changed files relative to the source, without excluded ones."""
+    """The changed files relative to the source, without excluded ones.
+
+    A new directory stands for the files in it: inotify can only watch a new
+    directory once it is reported, so files created in it right away may
+    have no event of their own.
+    """
     root = source.resolve()
+    patterns = list(excludes)
     paths = set()
     for _, path in changes:
         full = Path(path).absolute()
-        if full.is_dir():
-            continue                       # a new directory comes with its files
-        rel = full.relative_to(root).as_posix() if full.is_relative_to(root) else full.name
-        if not excluded(rel, excludes):
-            paths.add(rel)
+        files = [p for p in full.rglob("*") if p.is_file()] if full.is_dir() else [full]
+        for file in files:
+            rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else file.name
+            if not excluded(rel, patterns):
+                paths.add(rel)
     return sorted(paths)
 
 

@@ -317,7 +317,8 @@ class TestGateway:
         assert result.returncode == 0, result.stderr
         assert (cinder_of(net.hidden) / rel).read_text() == "GW = 1\n"
         assert f"hid: new     cinder/{rel}" in result.stdout
-        assert "ProxyCommand=" in result.stderr  # rsync's ssh went through the gateway
+        # rsync rode a channel of the one connection, which went through the gateway
+        assert "rsh_shim.py" in result.stderr
         after = supervised_pid(net.hidden)
         assert after and after != before
         assert "API HTTP 300" in result.stderr

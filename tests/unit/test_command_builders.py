@@ -138,3 +138,26 @@ class TestRsyncThroughGateway:
         assert "UserKnownHostsFile=/keys/bastion kh" in inner
         assert inner[-3:] == ["-W", "%h:%p", "198.51.100.1"]
         assert argv[-1] == "root@192.0.2.10:/opt/cinder/"
+
+
+class TestWatchedChanges:
+    def test_a_new_directory_stands_for_the_files_in_it(self, tmp_path):
+        from deploy.watch import changed_paths
+
+        (tmp_path / "api" / "contrib").mkdir(parents=True)
+        (tmp_path / "api" / "contrib" / "x.py").write_text("")
+        (tmp_path / "api" / "contrib" / "x.pyc").write_text("")
+        assert changed_paths([(1, str(tmp_path / "api"))], tmp_path, ["*.pyc"]) == [
+            "api/contrib/x.py"]
+
+    @pytest.mark.parametrize("rel, excluded_", [
+        ("api/__pycache__/x.cpython-311.pyc", True),
+        ("api/x.pyc", True),
+        (".vscode/settings.json", True),
+        ("api/contrib/x.py", False),
+    ])
+    def test_rsync_excludes_apply_to_watched_paths(self, rel, excluded_):
+        from deploy.inventory import DEFAULT_EXCLUDES
+        from deploy.watch import excluded
+
+        assert excluded(rel, DEFAULT_EXCLUDES) is excluded_
