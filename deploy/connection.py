@@ -24,7 +24,7 @@ import shlex
 import socket
 import threading
 from pathlib import Path
-from typing import Iterator, Mapping, Union
+from typing import Iterator, Mapping
 
 import paramiko
 from fabric import Config, Connection
@@ -36,7 +36,7 @@ from deploy.inventory import Controller, Host
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 #: Anything one can SSH to: a controller, a devbox, a gateway.
-SshHost = Union[Host, Controller]
+SshHost = Host  # controllers are hosts too
 
 
 def known_hosts_name(host: SshHost) -> str:

@@ -53,17 +53,9 @@ class Host:
 
 
 @dataclass(frozen=True, slots=True)
-class Controller:
-    """One controller: how to reach it and where Cinder lives on it."""
+class Controller(Host):
+    """One controller: a host, and where Cinder lives on it."""
 
-    name: str
-    address: str
-    port: int = 22
-    user: str = "root"
-    identity_file: Path | None = None
-    known_hosts: Path = Path("~/.ssh/known_hosts")
-    connect_timeout: float = 10.0
-    gateway: Host | None = None
     service_manager: str = "systemd"
     service: str = "openstack-cinder-api.service"
     supervisor_config: str | None = None
@@ -76,11 +68,6 @@ class Controller:
     cinder_dir: str | None = None
     api_url: str = "http://127.0.0.1:8776/"
     state_dir: str = "/var/lib/cinder-devloop"
-
-    @property
-    def label(self) -> str:
-        """``user@address:port``, for messages."""
-        return f"{self.user}@{self.address}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
+
+from deploy.sandbox import end_process
 
 PREFIX = "dlp-"
 RANGE = "172.31.0.0/24"
@@ -53,31 +54,6 @@ def can_create_namespaces() -> str | None:
         return f"ip netns add failed: {proc.stderr.strip()}"
     run(["ip", "netns", "del", probe], check=False)
     return None
-
-
-def end_pid(pid: int, grace: float = 5.0) -> None:
-    """TERM ``pid``, KILL it after ``grace`` seconds; return once it is gone."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.02)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @dataclass
@@ -156,7 +132,7 @@ def namespace_pids(ns: str) -> list[int]:
 def _remove_namespace(ns: str) -> list[str]:
     # ip netns del with processes inside only removes the name: end them first
     for pid in namespace_pids(ns):
-        end_pid(pid)
+        end_process(pid, grace=5.0)
     run(["ip", "netns", "del", ns], check=False)
     still = namespace_pids(ns) if Path("/run/netns", ns).exists() else []
     return [f"namespace {ns} still has processes {still}"] if still else []
@@ -187,7 +163,7 @@ class Sshd:
     host_key_line: str          # "<name> ssh-ed25519 AAAA..." for known_hosts
 
     def stop(self) -> None:
-        end_pid(self.pid)
+        end_process(self.pid, grace=5.0)
 
 
 def keygen(path: Path, comment: str = "cinder-devloop test") -> Path:
@@ -292,7 +268,7 @@ class Agent:
             raise RuntimeError(f"ssh-add {key} failed: {proc.stderr.strip()}")
 
     def stop(self) -> None:
-        end_pid(self.pid)
+        end_process(self.pid, grace=5.0)
         proc = getattr(self, "_proc", None)
         if proc is not None:
             proc.wait(timeout=5)

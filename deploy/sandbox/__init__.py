@@ -245,7 +245,7 @@ def _ready(layout: SandboxLayout, kind: str, address: str, port: int,
     return True
 
 
-def _end_process(pid: int, grace: float = 15.0) -> None:
+def end_process(pid: int, grace: float = 15.0) -> None:
     """TERM, then KILL after ``grace`` seconds; returns once it is gone."""
     try:
         os.kill(pid, signal.SIGTERM)
@@ -563,12 +563,12 @@ def down(layout: SandboxLayout = SandboxLayout(), purge: bool = False) -> None:
     if supervisord:
         children = _supervisorctl(layout, "pid", "all", check=False).stdout.split()
         _supervisorctl(layout, "stop", "all", check=False)
-        _end_process(supervisord)
+        end_process(supervisord)
         for pid in (int(p) for p in children if p.isdigit() and int(p) > 0):
-            _end_process(pid)
+            end_process(pid)
     sshd = _pid_from(layout.sshd_pidfile, str(layout.sshd_config))
     if sshd:
-        _end_process(sshd)
+        end_process(sshd)
     if purge and layout.root.exists():
         shutil.rmtree(layout.root)
         output.detail(f"removed {layout.root}")

@@ -32,6 +32,22 @@ def sandbox():
 
 
 @pytest.fixture
+def source(tmp_path) -> Path:
+    """An empty overlay tree (a checkout's cinder/ package) for one test."""
+    tree = tmp_path / "checkout" / "cinder"
+    tree.mkdir(parents=True)
+    return tree
+
+
+@pytest.fixture
+def hosts(tmp_path, sandbox, source) -> Path:
+    """An inventory that deploys ``source`` to the session's sandbox as ``sbx``."""
+    from tests.support import write_inventory
+
+    return write_inventory(tmp_path / "hosts.yaml", source, {"sbx": sandbox.controller_entry()})
+
+
+@pytest.fixture
 def cinder_dir(sandbox) -> Path:
     """The sandbox controller's installed cinder package."""
     return next((sandbox.venv / "lib").glob("python3*/site-packages/cinder"))

@@ -18,15 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def source(tmp_path) -> Path:
-    tree = tmp_path / "checkout" / "cinder"
-    (tree / "devloop_it").mkdir(parents=True)
-    return tree
-
-
-@pytest.fixture
-def hosts(tmp_path, sandbox, source) -> Path:
-    return write_inventory(tmp_path / "hosts.yaml", source, {"sbx": sandbox.controller_entry()})
+def source(source: Path) -> Path:
+    (source / "devloop_it").mkdir()
+    return source
 
 
 class TestPreview:

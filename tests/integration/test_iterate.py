@@ -16,21 +16,9 @@ from queue import Empty, Queue
 import pytest
 
 from tests.integration.conftest import supervised_pid
-from tests.support import PROJECT_ROOT, invoke, write_inventory
+from tests.support import PROJECT_ROOT, invoke
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def source(tmp_path) -> Path:
-    tree = tmp_path / "checkout" / "cinder"
-    tree.mkdir(parents=True)
-    return tree
-
-
-@pytest.fixture
-def hosts(tmp_path, sandbox, source) -> Path:
-    return write_inventory(tmp_path / "hosts.yaml", source, {"sbx": sandbox.controller_entry()})
 
 
 def extension_source(alias: str) -> str:

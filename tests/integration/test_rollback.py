@@ -12,21 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import supervised_pid
-from tests.support import invoke, write_inventory
+from tests.support import invoke
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def source(tmp_path) -> Path:
-    tree = tmp_path / "checkout" / "cinder"
-    tree.mkdir(parents=True)
-    return tree
-
-
-@pytest.fixture
-def hosts(tmp_path, sandbox, source) -> Path:
-    return write_inventory(tmp_path / "hosts.yaml", source, {"sbx": sandbox.controller_entry()})
 
 
 def sha(path: Path) -> str:
