@@ -143,3 +143,27 @@ class TestConnectionReuse:
                         "status", "--inventory", str(hosts))
         assert result.returncode == 0, result.stderr
         assert log.read_text().count("Accepted publickey") - before == 1
+
+
+class TestDrift:
+    def test_status_shows_the_deployed_commit_and_whether_the_local_tree_differs(
+            self, sandbox, hosts, source):
+        rel = f"devloop_it/drift_{uuid.uuid4().hex[:6]}.py"
+        (source / rel).write_text("DRIFT = 1\n")
+        git = ["git", "-C", str(source), "-c", "user.name=dev", "-c", "user.email=dev@example.com"]
+        subprocess.run([*git, "init", "-q"], check=True)
+        subprocess.run([*git, "add", "."], check=True)
+        subprocess.run([*git, "commit", "-qm", "work"], check=True)
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
+
+        same = invoke("status", "--inventory", str(hosts))
+        (source / rel).write_text("DRIFT = 2\n")
+        differs = invoke("status", "--inventory", str(hosts))
+
+        assert same.returncode == 0, same.stderr
+        assert f"from commit {commit[:12]}\n" in same.stdout
+        assert "drift     local tree: same as deployed" in same.stdout
+        assert ("drift     local tree: DIFFERS, 1 file(s) not on the controller "
+                f"(local {commit[:12]} with local changes)") in differs.stdout
