@@ -21,6 +21,11 @@ from deploy.inventory import Controller
 
 Command = Sequence[str]
 
+# For remote scripts that need only the standard library: isolated mode and
+# no site module, which skips the .pth files of every installed package
+# (about 0.1 s on a controller's python).
+STDLIB_ONLY = ("-I", "-S")
+
 
 def as_user(user: str, argv: Command) -> list[str]:
     """Wrap ``argv`` to run as a (nologin) service user.
@@ -82,7 +87,7 @@ class Remote:
         """Write ``content`` to ``path`` atomically, creating its directory."""
         from deploy.remote import script
 
-        self.run([self.controller.python, "-c", script("write_file"), path, content])
+        self.run([self.controller.python, *STDLIB_ONLY, "-c", script("write_file"), path, content])
 
     def close(self) -> None:
         """Release the handle; the shared connection closes when the run ends."""

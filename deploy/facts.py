@@ -27,7 +27,12 @@ def locate(remote: Remote) -> Target:
     Raises:
         DevloopError: the controller's python cannot find cinder.
     """
-    argv = [remote.controller.python, "-c", script("locate"), remote.controller.cinder_dir or ""]
+    if remote.controller.cinder_dir:
+        # known from the inventory: only its owner is asked (no python start-up)
+        argv = ["stat", "-c", "%U:%G", remote.controller.cinder_dir]
+        owner = remote.run(argv, hint="check cinder_dir in the inventory").stdout.strip()
+        return Target(remote.controller.cinder_dir, owner)
+    argv = [remote.controller.python, "-c", script("locate"), ""]
     result = remote.run(argv, check=False)
     if result.exited != 0:
         raise DevloopError(

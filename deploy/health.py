@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploy.commands import Remote, tail
+from deploy.commands import STDLIB_ONLY, Remote, tail
 from deploy.errors import HealthCheckError
 
 _PROBE = """\
@@ -45,7 +45,7 @@ class ApiState:
 
 def probe_api(remote: Remote, timeout: float = 0.0) -> ApiState:
     """Ask the API (``api_url``) until it answers or ``timeout`` seconds pass."""
-    result = remote.run([remote.controller.python, "-c", _PROBE,
+    result = remote.run([remote.controller.python, *STDLIB_ONLY, "-c", _PROBE,
                          remote.controller.api_url, str(timeout)], check=False)
     words = result.stdout.split()
     if result.exited == 0 and words[:1] == ["answering"]:

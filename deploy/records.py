@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.commands import Remote, as_user
+from deploy.commands import STDLIB_ONLY, Remote, as_user
 from deploy.errors import DevloopError
 from deploy.remote import script
 
@@ -49,7 +49,7 @@ class Record:
 
 def list_records(remote: Remote) -> list[Record]:
     """Every deploy record on the controller, oldest first."""
-    result = remote.run([remote.controller.python, "-c", script("list_records"),
+    result = remote.run([remote.controller.python, *STDLIB_ONLY, "-c", script("list_records"),
                          remote.controller.state_dir])
     records = []
     for raw in json.loads(result.stdout or "[]"):

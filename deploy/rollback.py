@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 from deploy import facts, output
-from deploy.commands import Remote, as_user, tail
+from deploy.commands import STDLIB_ONLY, Remote, as_user, tail
 from deploy.deployment import restart_and_check
 from deploy.errors import DevloopError
 from deploy.health import ApiState
@@ -123,7 +123,7 @@ def rollback(controller: Controller, *, to: str | None = None, restart: bool = T
             _downgrade(remote, revision, undo)
             report.db_downgraded_to = revision
         spec = json.dumps([r.raw for r in undo])
-        result = remote.run([controller.python, "-c", script("restore"), spec])
+        result = remote.run([controller.python, *STDLIB_ONLY, "-c", script("restore"), spec])
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         report.restored, report.removed = summary["restored"], summary["removed"]
         output.detail(f"restored {len(report.restored)} file(s), removed {len(report.removed)}")

@@ -27,6 +27,7 @@ pip install) rather than installing its own.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -101,6 +102,12 @@ class SandboxLayout:
         return self.venv / "bin" / "python3"
 
     @property
+    def cinder_dir(self) -> Path:
+        """The installed cinder package (the controller's "site-packages/cinder")."""
+        return self.venv / "lib" / f"python{_python_version(self.base_python)}" / \
+            "site-packages" / "cinder"
+
+    @property
     def dist_conf(self) -> Path:
         return self.root / "usr/share/cinder/cinder-dist.conf"
 
@@ -164,9 +171,22 @@ class SandboxLayout:
             "config_files": [str(self.dist_conf), str(self.cinder_conf)],
             "log_file": str(self.log_file),
             "service_user": SERVICE_USER,
+            "cinder_dir": str(self.cinder_dir),
             "api_url": self.api_url,
             "state_dir": str(self.root / "var/lib/cinder-devloop"),
         }
+
+
+@functools.lru_cache(maxsize=None)
+def _python_version(python: str) -> str:
+    """``3.11`` for the interpreter at ``python`` (the venv's lib/pythonX.Y)."""
+    proc = subprocess.run([python, "-I", "-S", "-c",
+                           "import sys; print('%d.%d' % sys.version_info[:2])"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SandboxError(f"sandbox: cannot run {python} (install python3-venv: "
+                           f"bash .ci/bootstrap)")
+    return proc.stdout.strip()
 
 
 # --- processes ---------------------------------------------------------------
