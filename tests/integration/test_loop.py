@@ -127,6 +127,22 @@ class TestDeploy:
         assert deploy_dirs(sandbox) == known
 
 
+    def test_an_api_that_never_answers_fails_at_the_deadline_with_the_log_tail(
+            self, tmp_path, sandbox, source):
+        probe_file(source, "DEADLINE = 1\n")
+        entry = {**sandbox.controller_entry(), "api_url": f"http://127.0.0.1:{free_port()}/"}
+        hosts = write_inventory(tmp_path / "deadline.yaml", source, {"sbx": entry})
+
+        result = invoke("deploy", "--inventory", str(hosts), "--timeout", "2")
+
+        assert result.returncode == 1
+        error = result.stderr[result.stderr.index("error: "):]
+        assert error.startswith(f"error: sbx: the API at {entry['api_url']} did not answer "
+                                "within 2 s")
+        assert f"last lines of {sandbox.log_file}:" in error
+        assert "Traceback" not in result.stderr
+
+
 class TestDbSync:
     def test_brings_a_fresh_database_to_the_newest_revision_and_reports_it(
             self, sandbox, hosts, cinder_dir):
