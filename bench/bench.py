@@ -16,10 +16,12 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -170,6 +172,45 @@ def main() -> None:
 
         ours, manual = side_by_side(args.runs, ours_loop, manual_loop, before=new_extension)
         results.append(("edit to serving (new code answers over HTTP)", "invoke loop",
+                        "rsync; ssh restart; ssh status; poll", ours, manual, 0.6))
+
+        # 2b. the same with `invoke watch` already running (connection open). The
+        # manual side works from its own copy of the tree, out of the watcher's sight.
+        manual_tree = work / "manual" / "cinder"
+        shutil.copytree(source, manual_tree)
+        manual_copy = [*manual_rsync[:-2], f"{manual_tree}/", manual_rsync[-1]]
+
+        def save(tree: Path) -> None:
+            alias = f"bench-{uuid.uuid4().hex[:8]}"
+            aliases.append(alias)
+            (tree / "api" / "contrib" / "devloop_bench_ext.py").write_text(extension(alias))
+
+        def watched() -> None:
+            save(source)
+            wait_serving(first, aliases[-1])
+
+        def by_hand() -> None:
+            save(manual_tree)
+            run(manual_copy)
+            run([*ssh_words(first), "root@127.0.0.1", shlex.join([*supervisorctl, "restart",
+                                                                    "cinder-api"])])
+            run([*ssh_words(first), "root@127.0.0.1", shlex.join([*supervisorctl, "status",
+                                                                    "cinder-api"])])
+            wait_serving(first, aliases[-1])
+
+        watcher = subprocess.Popen([*INVOKE, "watch", "--inventory", str(one), "--debounce",
+                                    "100"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            for line in watcher.stdout:            # ready once inotify is armed
+                if "watching" in line:
+                    break
+            threading.Thread(target=lambda: [None for _ in watcher.stdout], daemon=True).start()
+            ours, manual = side_by_side(args.runs, watched, by_hand)
+        finally:
+            os.killpg(watcher.pid, signal.SIGINT)
+            watcher.wait(timeout=30)
+        results.append(("edit to serving, with invoke watch running", "save -> served",
                         "rsync; ssh restart; ssh status; poll", ours, manual, 0.6))
 
         # 3. start-up: invoke --list with the project's tasks vs an empty tasks file

@@ -65,7 +65,9 @@ def build_rsync_argv(source: Path, controller: Controller, dest_dir: str, *,
     and ``owner`` (``user:group`` of the installed cinder) replaces the
     workstation's uid. No ``--delete``, ever.
     """
-    argv = ["rsync", "--recursive", "--links", "--times", "--perms",
+    # --modify-window=-1: compare times to the nanosecond, so an edit of the
+    # same size saved within the second of the last deploy is still sent
+    argv = ["rsync", "--recursive", "--links", "--times", "--modify-window=-1", "--perms",
             "--chmod=D755,F644", "--itemize-changes", f"--out-format={_MARK}%i %n%L"]
     if owner:
         argv.append(f"--chown={owner}")

@@ -51,6 +51,9 @@ class TestRsyncArgv:
         return build_rsync_argv(Path(AWKWARD), controller(), "/usr/lib/python3.9/site-packages/cinder",
                                 **defaults)
 
+    def test_times_are_compared_to_the_nanosecond(self):
+        assert "--modify-window=-1" in self.build()
+
     def test_never_deletes_on_the_controller(self):
         assert not any("delete" in arg for arg in self.build())
 
