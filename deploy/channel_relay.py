@@ -45,45 +45,44 @@ def _serve(client: socket.socket, transport: paramiko.Transport) -> None:
     """Run one command on a channel and relay it to the shim on ``client``."""
     with client:
         try:
-            (size,) = struct.unpack(">I", _recv_exact(client, 4))
-            command = _recv_exact(client, size).decode()
-            channel = transport.open_session()
-        except (EOFError, OSError, paramiko.SSHException) as exc:
+            _relay(client, transport)
+        except Exception as exc:  # tell rsync why, instead of dying silently
             with contextlib.suppress(OSError):
-                client.sendall(_frame(STDERR, f"devloop relay: {exc}\n".encode())
+                client.sendall(_frame(STDERR, f"devloop relay: {type(exc).__name__}: "
+                                              f"{exc}\n".encode())
                                + _frame(EXIT, struct.pack(">i", 255)))
-            return
-        with channel:
-            channel.exec_command(command)
-            buffer = b""
-            client_open = True
-            while True:
-                readable, _, _ = select.select([channel] + ([client] if client_open else []),
-                                               [], [], 1.0)
-                if client in readable:
-                    chunk = client.recv(65536)
-                    if not chunk:
-                        client_open = False     # the shim died: rsync is gone
-                        channel.close()
-                        return
-                    buffer += chunk
-                    while len(buffer) >= 5:
-                        kind, length = struct.unpack(">BI", buffer[:5])
-                        if len(buffer) < 5 + length:
-                            break
-                        payload, buffer = buffer[5:5 + length], buffer[5 + length:]
-                        if kind == STDIN:
-                            channel.sendall(payload)
-                        elif kind == EOF:
-                            channel.shutdown_write()
-                while channel.recv_ready():
-                    client.sendall(_frame(STDOUT, channel.recv(65536)))
-                while channel.recv_stderr_ready():
-                    client.sendall(_frame(STDERR, channel.recv_stderr(65536)))
-                if channel.exit_status_ready() and not channel.recv_ready() \
-                        and not channel.recv_stderr_ready():
-                    client.sendall(_frame(EXIT, struct.pack(">i", channel.recv_exit_status())))
-                    return
+
+
+def _relay(client: socket.socket, transport: paramiko.Transport) -> None:
+    (size,) = struct.unpack(">I", _recv_exact(client, 4))
+    command = _recv_exact(client, size).decode()
+    with transport.open_session() as channel:
+        channel.exec_command(command)
+        buffer = b""
+        while True:
+            readable, _, _ = select.select([channel, client], [], [], 1.0)
+            if client in readable:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return                  # the shim died: rsync is gone
+                buffer += chunk
+                while len(buffer) >= 5:
+                    kind, length = struct.unpack(">BI", buffer[:5])
+                    if len(buffer) < 5 + length:
+                        break
+                    payload, buffer = buffer[5:5 + length], buffer[5 + length:]
+                    if kind == STDIN:
+                        channel.sendall(payload)
+                    elif kind == EOF:
+                        channel.shutdown_write()
+            while channel.recv_ready():
+                client.sendall(_frame(STDOUT, channel.recv(65536)))
+            while channel.recv_stderr_ready():
+                client.sendall(_frame(STDERR, channel.recv_stderr(65536)))
+            if channel.exit_status_ready() and not channel.recv_ready() \
+                    and not channel.recv_stderr_ready():
+                client.sendall(_frame(EXIT, struct.pack(">i", channel.recv_exit_status())))
+                return
 
 
 @contextlib.contextmanager

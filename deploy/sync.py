@@ -17,7 +17,6 @@ place, so an interrupted transfer leaves every file wholly old or new.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import secrets
 import shlex
@@ -123,21 +122,46 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
         return _sync_on(inventory.source_host, inventory, controller, dest_dir, owner=owner,
                         backup_dir=backup_dir, dry_run=dry_run, checksum=checksum)
     transport = connection.client.get_transport() if connection is not None else None
-    with contextlib.ExitStack() as stack:
-        rsh = None
-        if transport is not None and transport.is_active():
-            rsh = stack.enter_context(relay(transport))
-        argv = build_rsync_argv(inventory.source, controller, dest_dir,
-                                excludes=inventory.excludes, owner=owner,
-                                backup_dir=backup_dir, dry_run=dry_run, checksum=checksum,
-                                ssh=rsh)
-        output.command("local", shlex.join(argv))
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True,
-                                  stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise SyncError("rsync is not installed on this machine "
-                            "(apt-get install rsync)") from None
+    changes: list[Change] = []
+    if transport is not None and transport.is_active():
+        with relay(transport) as rsh:
+            proc = _run_rsync(inventory, controller, dest_dir, owner=owner,
+                              backup_dir=backup_dir, dry_run=dry_run, checksum=checksum,
+                              ssh=rsh)
+        if proc.returncode != _STREAM_BROKEN:
+            return _changes_or_raise(proc, controller, dest_dir)
+        # NOTE: rarely (seen once in ~100 parallel deploys) the relayed stream
+        # breaks; rsync is safe to run again, and what the first run already
+        # sent is kept in the result (its files are backed up already).
+        output.warn(f"{controller.name}: rsync over the open connection broke; "
+                    f"running it again over its own ssh")
+        changes = parse_changes(proc.stdout)
+    proc = _run_rsync(inventory, controller, dest_dir, owner=owner, backup_dir=backup_dir,
+                      dry_run=dry_run, checksum=checksum, ssh=None)
+    return changes + [c for c in _changes_or_raise(proc, controller, dest_dir)
+                      if c not in changes]
+
+
+# rsync's exit code for "connection unexpectedly closed"
+_STREAM_BROKEN = 12
+
+
+def _run_rsync(inventory: Inventory, controller: Controller, dest_dir: str, *,
+               owner: str | None, backup_dir: str | None, dry_run: bool, checksum: bool,
+               ssh: Sequence[str] | None) -> subprocess.CompletedProcess[str]:
+    argv = build_rsync_argv(inventory.source, controller, dest_dir, excludes=inventory.excludes,
+                            owner=owner, backup_dir=backup_dir, dry_run=dry_run,
+                            checksum=checksum, ssh=ssh)
+    output.command("local", shlex.join(argv))
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise SyncError("rsync is not installed on this machine "
+                        "(apt-get install rsync)") from None
+
+
+def _changes_or_raise(proc: subprocess.CompletedProcess[str], controller: Controller,
+                      dest_dir: str) -> list[Change]:
     if proc.returncode != 0:
         raise SyncError(f"{controller.name}: rsync to {controller.label}:{dest_dir} failed "
                         f"with exit code {proc.returncode}:\n  {_detail(proc.stderr)}"
