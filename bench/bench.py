@@ -151,26 +151,27 @@ def main() -> None:
         # 2. edit to serving: the new code answers over HTTP
         aliases: list[str] = []
 
-        def new_extension() -> None:
+        def save(tree: Path) -> None:
             alias = f"bench-{uuid.uuid4().hex[:8]}"
             aliases.append(alias)
-            (source / "api" / "contrib" / "devloop_bench_ext.py").write_text(extension(alias))
+            (tree / "api" / "contrib" / "devloop_bench_ext.py").write_text(extension(alias))
 
         supervisorctl = ["supervisorctl", "-c", str(first.supervisor_conf)]
+
+        def by_hand(rsync_argv: list[str]) -> None:
+            """What the developer types: rsync, ssh restart, ssh status, then poll."""
+            run(rsync_argv)
+            for action in ("restart", "status"):
+                run([*ssh_words(first), "root@127.0.0.1",
+                     shlex.join([*supervisorctl, action, "cinder-api"])])
+            wait_serving(first, aliases[-1])
 
         def ours_loop() -> None:
             run([*INVOKE, "loop", "--inventory", str(one)])
             wait_serving(first, aliases[-1])
 
-        def manual_loop() -> None:
-            run(manual_rsync)
-            run([*ssh_words(first), "root@127.0.0.1", shlex.join([*supervisorctl, "restart",
-                                                                    "cinder-api"])])
-            run([*ssh_words(first), "root@127.0.0.1", shlex.join([*supervisorctl, "status",
-                                                                    "cinder-api"])])
-            wait_serving(first, aliases[-1])
-
-        ours, manual = side_by_side(args.runs, ours_loop, manual_loop, before=new_extension)
+        ours, manual = side_by_side(args.runs, ours_loop, lambda: by_hand(manual_rsync),
+                                    before=lambda: save(source))
         results.append(("edit to serving (new code answers over HTTP)", "invoke loop",
                         "rsync; ssh restart; ssh status; poll", ours, manual, 0.6))
 
@@ -180,23 +181,13 @@ def main() -> None:
         shutil.copytree(source, manual_tree)
         manual_copy = [*manual_rsync[:-2], f"{manual_tree}/", manual_rsync[-1]]
 
-        def save(tree: Path) -> None:
-            alias = f"bench-{uuid.uuid4().hex[:8]}"
-            aliases.append(alias)
-            (tree / "api" / "contrib" / "devloop_bench_ext.py").write_text(extension(alias))
-
         def watched() -> None:
             save(source)
             wait_serving(first, aliases[-1])
 
-        def by_hand() -> None:
+        def by_hand_copy() -> None:
             save(manual_tree)
-            run(manual_copy)
-            run([*ssh_words(first), "root@127.0.0.1", shlex.join([*supervisorctl, "restart",
-                                                                    "cinder-api"])])
-            run([*ssh_words(first), "root@127.0.0.1", shlex.join([*supervisorctl, "status",
-                                                                    "cinder-api"])])
-            wait_serving(first, aliases[-1])
+            by_hand(manual_copy)
 
         watcher = subprocess.Popen([*INVOKE, "watch", "--inventory", str(one), "--debounce",
                                     "100"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -206,7 +197,7 @@ def main() -> None:
                 if "watching" in line:
                     break
             threading.Thread(target=lambda: [None for _ in watcher.stdout], daemon=True).start()
-            ours, manual = side_by_side(args.runs, watched, by_hand)
+            ours, manual = side_by_side(args.runs, watched, by_hand_copy)
         finally:
             os.killpg(watcher.pid, signal.SIGINT)
             watcher.wait(timeout=30)

@@ -1,11 +1,10 @@
-"""What is there on a controller: where cinder lives, who owns it, its migrations.
+"""What is there on a controller: where cinder lives and who owns it.
 
 Each fact is one remote command; callers ask once per task run.
 """
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import dataclass
 
 from deploy.commands import Remote, tail
@@ -41,21 +40,3 @@ def locate(remote: Remote) -> Target:
             f"set cinder_dir (or python) for this controller in the inventory")
     data = json.loads(result.stdout.strip().splitlines()[-1])
     return Target(data["cinder_dir"], data["owner"])
-
-
-# The newest revision(s) among the migration files on disk.
-_HEADS = (
-    "import sys\n"
-    "from alembic.script import ScriptDirectory\n"
-    "print(' '.join(sorted(ScriptDirectory(sys.argv[1]).get_heads())))\n"
-)
-
-
-def migration_heads(remote: Remote, cinder_path: str) -> list[str]:
-    """The head revision(s) of the migration files in the deployed tree."""
-    script_dir = f"{cinder_path}/db/migrations"
-    result = remote.run([remote.controller.python, "-c", _HEADS, script_dir], check=False)
-    if result.exited != 0:
-        raise DevloopError(f"{remote.name}: cannot read the migrations in "
-                           f"{shlex.quote(script_dir)}: {result.stderr.strip()[-300:]}")
-    return result.stdout.split()

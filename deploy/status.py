@@ -8,7 +8,7 @@ from deploy.commands import Remote
 from deploy.errors import DevloopError
 from deploy.health import ApiState, probe_api
 from deploy.inventory import Controller, Inventory
-from deploy.records import Record, applied_records
+from deploy.records import Record, applied_records, db_state
 from deploy.services import ServiceStatus, manager_for
 from deploy.source import source_revision
 from deploy.sync import sync_tree
@@ -68,7 +68,10 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
         except DevloopError as exc:
             revision = f"unknown ({str(exc).splitlines()[-1].strip()})"
         target = facts.locate(remote).cinder_dir
-        heads = tuple(facts.migration_heads(remote, target))
+        try:
+            heads = db_state(remote, target).heads
+        except DevloopError:
+            heads = ()                      # the database line already says why
         records = applied_records(remote)
         drift = sync_tree(inventory, controller, target, dry_run=True, checksum=True,
                           connection=remote.conn)
