@@ -42,7 +42,7 @@ def extension_alias(text: str) -> str | None:
 
     Found statically: a class whose base is named ``ExtensionDescriptor``
     (``extensions.ExtensionDescriptor`` or imported by name) and its
-    ``alias = "..."``. Source this Python cannot parse (e.g. Python 2 only)
+    ``alias = "..."`` (or ``alias = NAME`` of a module-level string). Source this Python cannot parse (e.g. Python 2 only)
     falls back to the first ``alias = "..."`` line.
     """
     try:
@@ -50,19 +50,35 @@ def extension_alias(text: str) -> str | None:
     except (SyntaxError, ValueError):
         match = _ALIAS.search(text)
         return match.group(1) if match else None
+    constants = _string_constants(tree.body)       # alias = ALIAS, ALIAS defined above
     for node in ast.walk(tree):
         if not isinstance(node, ast.ClassDef):
             continue
         bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "")
                  for b in node.bases]
-        if "ExtensionDescriptor" not in bases:
-            continue
-        for item in node.body:
-            if (isinstance(item, ast.Assign) and isinstance(item.value, ast.Constant)
-                    and isinstance(item.value.value, str)
-                    and any(isinstance(t, ast.Name) and t.id == "alias" for t in item.targets)):
-                return item.value.value
+        if "ExtensionDescriptor" in bases:
+            alias = _string_constants(node.body, constants).get("alias")
+            if alias:
+                return alias
     return None
+
+
+def _string_constants(body: list[ast.stmt], known: dict[str, str] | None = None
+                      ) -> dict[str, str]:
+    """``NAME = "text"`` (or ``= OTHER_NAME`` known already) assignments of one body."""
+    values: dict[str, str] = {}
+    for item in body:
+        if not isinstance(item, ast.Assign):
+            continue
+        value = item.value
+        text = (value.value if isinstance(value, ast.Constant) and isinstance(value.value, str)
+                else (known or {}).get(value.id) if isinstance(value, ast.Name) else None)
+        if text is None:
+            continue
+        for target in item.targets:
+            if isinstance(target, ast.Name):
+                values[target.id] = text
+    return values
 
 
 def sent_aliases(source: Path, sent: Iterable[str]) -> dict[str, str]:
