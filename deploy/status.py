@@ -54,10 +54,10 @@ class ControllerStatus:
             f"  service   {self.service.describe()}",
             f"  api       {'answering, ' if self.api.answering else 'NOT answering: '}"
             f"{self.api.detail}",
-            f"  extensions {extensions}",
             f"  database  {db_line}",
             f"  deployed  {deployed}",
             f"  drift     {drift}",
+            f"  extensions {extensions}",
         ]
 
 

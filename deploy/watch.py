@@ -110,8 +110,10 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
                                   f"{report.one_line()}")
                 except DevloopError as exc:
-                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: "
-                                  f"{str(exc).splitlines()[0]}")
+                    text = "\n".join(exc.lines()).splitlines() or [type(exc).__name__]
+                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: {text[0]}")
+                    if text[1:]:           # e.g. the files that do not compile, the log lines
+                        output.detail("\n".join(text[1:]))
                     remotes[name] = _reconnect(remote)
     finally:
         for remote in remotes.values():
