@@ -21,7 +21,7 @@ from deploy.facts import Target, locate
 from deploy.fleet import Outcome
 from deploy.health import ApiState, check_serving, log_mark, wait_for_api
 from deploy.inventory import Controller, Inventory
-from deploy.precheck import check_compiles
+from deploy.precheck import check_changes, check_tree
 from deploy.preview import show_diffs
 from deploy.services import ServiceStatus, manager_for
 from deploy.source import source_revision
@@ -38,6 +38,16 @@ class DeployReport:
     restarted: bool = False
     status: ServiceStatus | None = None
     api: ApiState | None = None
+    log_since: int | None = None      # the API log's size before the sync (for the health check)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a restart after a deploy must find served: the files sent, from which tree."""
+
+    sent: Sequence[str]               # relative to the cinder package
+    source: Path                      # the local tree they came from
+    log_since: int | None = None      # the API log's size before the deploy, if known
 
 
 class RolledBack(DevloopError):
@@ -49,14 +59,13 @@ def new_deploy_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def restart_and_check(remote: Remote, timeout: float, *, sent: Sequence[str] = (),
-                      source: Path | None = None) -> tuple[ServiceStatus, ApiState]:
+def restart_and_check(remote: Remote, timeout: float,
+                      served: Served | None = None) -> tuple[ServiceStatus, ApiState]:
     """Restart the service, wait until the API answers, return the new state.
 
-    With ``sent`` (the files a deploy just sent, relative to the cinder
-    package, from the local tree ``source``), healthy also means serving
-    them: no failure of sent code in the log written since the restart,
-    and every sent extension listed by the API (:func:`check_serving`).
+    With ``served`` (what a deploy just sent), healthy also means serving
+    it: no failure of sent code in the log written since the restart, and
+    every sent extension listed by the API (:func:`check_serving`).
 
     Raises:
         ServiceError: the service manager refused.
@@ -64,14 +73,17 @@ def restart_and_check(remote: Remote, timeout: float, *, sent: Sequence[str] = (
             the sent code is not served (reason and log lines shown).
     """
     manager = manager_for(remote.controller)
-    mark = log_mark(remote) if sent else None
+    mark = None
+    if served is not None and served.sent:
+        mark = served.log_since if served.log_since is not None else log_mark(remote)
     output.step(remote.name, f"restart {remote.controller.service}")
     manager.restart(remote)
     api = wait_for_api(remote, timeout, mark)
-    confirmed = check_serving(remote, api, source, sent) if sent and source else 0
+    confirmed = (check_serving(remote, api, served.source, served.sent)
+                 if served is not None and served.sent else 0)
     status = manager.status(remote)
-    served = f"; {confirmed} extension(s) sent are listed" if confirmed else ""
-    output.detail(f"{status.describe()}; API {api.detail}{served}")
+    listed = f"; {confirmed} extension(s) sent are listed" if confirmed else ""
+    output.detail(f"{status.describe()}; API {api.detail}{listed}")
     return status, api
 
 
@@ -88,25 +100,30 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: 
     controller = remote.controller
     verb = "preview sync (dry run)" if dry_run else "sync"
     output.step(controller.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
-    # what rsync would send: shown (--diff), listed (--dry-run) or, before a
-    # real sync, compiled with the controller's python (nothing is sent if
-    # a file does not compile there)
+    # what rsync would send, shown (--diff) or listed (--dry-run)
     planned: list[Change] | None = None
-    if diff or dry_run or inventory.source_host is None:
+    if diff or dry_run:
         planned = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
                             dry_run=True, checksum=checksum, connection=remote.conn)
     if diff and planned is not None:
         show_diffs(inventory, remote, target.cinder_dir, planned)
     if dry_run:
         report.changes = planned or []
-    elif planned == []:
-        pass                                # nothing to send: no rsync, no record
     else:
-        if inventory.source_host is None and planned is not None:
-            check_compiles(remote, inventory.source, planned)
+        # nothing is sent if a changed .py file does not compile on the controller
+        if inventory.source_host is not None:
+            output.detail(f"compile check skipped: the source is on {inventory.source_host.name}")
         else:
-            output.detail("compile check skipped: the source is on "
-                          f"{inventory.source_host.name if inventory.source_host else '?'}")
+            checked = check_tree(remote, inventory.source, inventory.excludes, target.cinder_dir)
+            if checked is None:            # a large tree: compile what rsync would send
+                if planned is None:
+                    planned = sync_tree(inventory, controller, target.cinder_dir,
+                                        owner=target.owner, dry_run=True, checksum=checksum,
+                                        connection=remote.conn)
+                check_changes(remote, inventory.source, planned)
+            else:
+                report.log_since = checked.log_size
+    if not dry_run and planned != []:
         report.deploy_id = new_deploy_id()
         deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
         try:
@@ -138,9 +155,8 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
                            checksum=checksum, diff=diff)
         if restart and not dry_run:
             try:
-                sent, source = served_by(inventory, report)
-                report.status, report.api = restart_and_check(remote, timeout, sent=sent,
-                                                              source=source)
+                report.status, report.api = restart_and_check(
+                    remote, timeout, served_by(inventory, report))
             except (HealthCheckError, ServiceError) as failure:
                 if not (rollback_on_failure and report.deploy_id):
                     raise
@@ -152,11 +168,11 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
     return report
 
 
-def served_by(inventory: Inventory, report: DeployReport) -> tuple[list[str], Path | None]:
-    """The files ``restart_and_check`` must find served after this deploy, and their tree."""
+def served_by(inventory: Inventory, report: DeployReport) -> Served | None:
+    """What ``restart_and_check`` must find served after this deploy."""
     if inventory.source_host is not None:    # the sent files are on the devbox
-        return [], None
-    return [c.path for c in report.changes], inventory.source
+        return None
+    return Served([c.path for c in report.changes], inventory.source, report.log_since)
 
 
 def undo_failed_deploy(controller: Controller, deploy_id: str, failure: DevloopError,

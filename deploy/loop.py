@@ -101,9 +101,8 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
     if report.deploy.changes or report.migrated:
         deployed = report.deploy
         try:
-            sent, source = served_by(inventory, deployed)
             _timed(report, "restart", lambda: restart_and_check(
-                remote, timeout, sent=sent, source=source),
+                remote, timeout, served_by(inventory, deployed)),
                 lambda state: f"{state[0].describe()}, API {state[1].detail}")
         except (HealthCheckError, ServiceError) as failure:
             if not (rollback_on_failure and deployed.deploy_id):

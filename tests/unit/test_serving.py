@@ -19,8 +19,8 @@ import pytest
 from deploy.extensions import (extension_alias, failed_since_start, failures_in_log,
                                is_extension, module_name, sent_aliases)
 from deploy.health import _PROBE
-from deploy.precheck import pack, parse_problems, python_files
-from deploy.remote import script
+from deploy.precheck import (compile_check_argv, pack, parse_output, python_files,
+                             tree_python_files)
 from deploy.smoke import Check, SmokeReport, junit_xml
 from deploy.sync import Change
 from tests.support import PROJECT_ROOT
@@ -43,19 +43,22 @@ def interpreter(version: str) -> str:
                 f"or build it with pyenv (~/.pyenv/versions/{version}.*)")
 
 
+def run_helper(version: str, batch: list[str], against: str = "", log_file: str = ""):
+    argv = compile_check_argv(interpreter(version), batch, against=against, log_file=log_file)
+    argv[1:3] = FLAGS[version]             # the flags this python is run with
+    proc = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return parse_output(proc.stdout)
+
+
 def compile_on(version: str, files: dict[str, str | bytes], tmp_path: Path) -> list[str]:
     """Run the compile helper with that python, as deploy would; return the problem lines."""
     for name, text in files.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    batches = pack(tmp_path, list(files))
     problems = []
-    for batch in batches:
-        proc = subprocess.run([interpreter(version), *FLAGS[version], "-c",
-                               script("compile_check"), *batch],
-                              capture_output=True, text=True, check=True)
-        problems += [p.format() for p in parse_problems(proc.stdout)]
+    for batch in pack(tmp_path, list(files)):
+        problems += [p.format() for p in run_helper(version, batch).problems]
     return problems
 
 
@@ -108,8 +111,34 @@ class TestCompileCheck:
         batches = pack(tmp_path, list(files))
         assert len(batches) > 1
         assert all(sum(map(len, batch)) < 200_000 for batch in batches)
-        assert [batch[i] for batch in batches for i in range(0, len(batch), 2)] == [
-            f"cinder/{name}" for name in files]
+        assert [batch[i] for batch in batches for i in range(0, len(batch), 2)] == list(files)
+
+    @pytest.mark.parametrize("version", VERSIONS)
+    def test_files_equal_to_the_installed_copy_are_skipped_and_the_log_is_measured(
+            self, version, tmp_path):
+        installed, source = tmp_path / "installed", tmp_path / "source"
+        for tree in (installed, source):
+            (tree / "api").mkdir(parents=True)
+            (tree / "api" / "same.py").write_text("def broken(:\n")   # already there
+        (installed / "api" / "edited.py").write_text("A = 1\n")
+        (source / "api" / "edited.py").write_text("A = (\n")
+        (source / "api" / "new.py").write_text("B = 2\n")
+        log = tmp_path / "api.log"
+        log.write_text("x" * 1234)
+        [batch] = pack(source, tree_python_files(source, ["*.pyc"]))
+
+        result = run_helper(version, batch, against=str(installed), log_file=str(log))
+
+        assert result.log_size == 1234
+        assert result.compiled == 2
+        assert [p.format().split(":")[:2] for p in result.problems] == [
+            ["cinder/api/edited.py", "1"]]
+
+    def test_the_tree_s_modules_are_listed_without_excluded_ones(self, tmp_path):
+        for rel in ("api/a.py", ".tox/x/b.py", "api/__pycache__/c.py", "api/d.txt"):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text("")
+        assert tree_python_files(tmp_path, [".tox/", "__pycache__/"]) == ["api/a.py"]
 
     def test_only_changed_python_files_are_compiled(self):
         changes = [Change("new", "api/contrib/x.py"), Change("changed", "locale/x.po"),
