@@ -56,6 +56,23 @@ class TestBeforeSending:
         assert supervised_pid(sandbox) == before
         assert records(sandbox) == deploys
 
+    def test_a_tree_too_large_for_one_call_is_checked_from_rsync_s_dry_run(
+            self, sandbox, hosts, source, cinder_dir):
+        (source / "devloop_it").mkdir()
+        for index in range(2):          # incompressible: more than one call can carry
+            (source / "devloop_it" / f"big_{index}.py").write_text(
+                f"DATA = '{os.urandom(60_000).hex()}'\n")
+        (source / "devloop_it" / "bad_big.py").write_text("x = )\n")
+        before = supervised_pid(sandbox)
+
+        result = invoke("deploy", "--inventory", str(hosts), "--verbose")
+
+        assert result.returncode == 1
+        assert "--dry-run" in result.stderr           # the fallback asked rsync first
+        assert "error: cinder/devloop_it/bad_big.py:1: " in result.stderr
+        assert not (cinder_dir / "devloop_it" / "big_0.py").exists()
+        assert supervised_pid(sandbox) == before
+
     def test_loop_refuses_it_too(self, sandbox, hosts, source, cinder_dir):
         (source / "devloop_it").mkdir()
         (source / "devloop_it" / "bad_loop.py").write_text("x = (\n")
