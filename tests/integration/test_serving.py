@@ -120,6 +120,22 @@ class TestAfterRestart:
         assert (cinder_dir / "api" / "contrib" / path.name).read_bytes() == good
         assert extension_status(sandbox, alias) == 200      # listed again
 
+    def test_loop_with_rollback_on_failure_serves_the_previous_code(
+            self, sandbox, hosts, source, cinder_dir, cleanup_extensions):
+        alias = f"dls-{uuid.uuid4().hex[:6]}"
+        path = write_extension(source, alias)
+        assert invoke("loop", "--inventory", str(hosts)).returncode == 0
+        good = path.read_bytes()
+        path.write_text(extension_source(alias) + RAISES)
+
+        result = invoke("loop", "--inventory", str(hosts), "--rollback-on-failure")
+
+        assert result.returncode == 1
+        assert "devloop: broken at import" in result.stderr
+        assert "was rolled back (1 file(s) restored, 0 removed)" in result.stderr
+        assert (cinder_dir / "api" / "contrib" / path.name).read_bytes() == good
+        assert extension_status(sandbox, alias) == 200
+
     def test_without_rollback_the_failure_stays_and_status_names_it(
             self, sandbox, hosts, source, cleanup_extensions):
         alias = f"dls-{uuid.uuid4().hex[:6]}"
