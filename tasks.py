@@ -22,7 +22,7 @@ TIMEOUT = "seconds to wait for the API to answer after a restart (default 60)"
     "no_restart": "sync only: do not restart the service",
     "checksum": "compare file contents, not times and sizes",
     "diff": "show the unified diff of each changed file first (with --dry-run: only that)",
-    "rollback_on_failure": "if the API does not come back, undo this deploy at once",
+    "rollback_on_failure": "if the API is not healthy afterwards, undo this deploy at once",
 })
 @reports_errors
 def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checksum=False,
@@ -43,9 +43,11 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
     "smoke": "run the smoke test at the end",
     "checksum": "compare file contents, not times and sizes",
+    "rollback_on_failure": "if the deploy leaves the API unhealthy, undo it at once",
 })
 @reports_errors
-def loop(c, host=None, inventory=None, smoke=False, checksum=False, timeout=60, verbose=False):
+def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_failure=False,
+         timeout=60, verbose=False):
     """Deploy; db-sync only if a migration changed or the DB is behind; restart only if needed."""
     from deploy.cli import selected
     from deploy.fleet import on_each
@@ -53,7 +55,8 @@ def loop(c, host=None, inventory=None, smoke=False, checksum=False, timeout=60, 
 
     inv, controllers = selected(inventory, host)
     on_each(controllers, lambda ctl: loop_on(inv, ctl, timeout=float(timeout), smoke=smoke,
-                                             checksum=checksum))
+                                             checksum=checksum,
+                                             rollback_on_failure=rollback_on_failure))
 
 
 @task(iterable=["host"], help={
@@ -173,26 +176,40 @@ def db_sync(c, host=None, inventory=None, verbose=False):
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
     "project": "project id to use (hex, Cinder's default project_id_regex; default 5e1f7e57)",
     "token": "X-Auth-Token to send (default admin:<project>, for auth_strategy noauth)",
+    "junit_xml": "also write the checks to FILE as a JUnit XML report (for CI servers)",
 })
 @reports_errors
-def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, verbose=False):
+def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, junit_xml=None,
+          verbose=False):
     """Create, read, list, update, edit metadata of and delete a cluster; report each check."""
+    from pathlib import Path
+
     from deploy import output
+    from deploy.api_access import api_access
     from deploy.cli import selected
     from deploy.commands import Remote
     from deploy.errors import DevloopError
     from deploy.fleet import on_each
+    from deploy.smoke import junit_xml as as_junit
     from deploy.smoke import run_smoke
-    from deploy.tunnel import api_opener
+
+    results = {}
 
     def work(ctl):
-        remote = Remote.open(ctl)
+        results[ctl.name] = "the smoke test did not run"
         try:
-            output.step(ctl.name, f"smoke test of os-cluster-manage at {ctl.api_url}")
-            report = run_smoke(ctl.api_url, project_id=project,
-                               token=token or f"admin:{project}", opener=api_opener(remote))
-        finally:
-            remote.close()
+            remote = Remote.open(ctl)
+            try:
+                output.step(ctl.name, f"smoke test of os-cluster-manage at {ctl.api_url}")
+                access = api_access(remote, project_id=project, token=token)
+                report = run_smoke(access.base_url, project_id=access.project_id,
+                                   token=access.token, opener=access.opener)
+            finally:
+                remote.close()
+        except DevloopError as exc:
+            results[ctl.name] = str(exc)
+            raise
+        results[ctl.name] = report
         for check in report.checks:
             output.result(f"{ctl.name}: {check.format()}")
         output.result(f"{ctl.name}: {report.summary()}")
@@ -202,7 +219,17 @@ def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, verbose=
         return report
 
     _, controllers = selected(inventory, host)
-    on_each(controllers, work)
+    try:
+        on_each(controllers, work)
+    finally:
+        if junit_xml:
+            ordered = {ctl.name: results[ctl.name] for ctl in controllers if ctl.name in results}
+            try:
+                Path(junit_xml).write_text(as_junit(ordered))
+            except OSError as exc:
+                raise DevloopError(f"cannot write the JUnit report {junit_xml}: "
+                                   f"{exc.strerror}") from None
+            output.step("smoke", f"JUnit XML report written to {junit_xml}")
 
 
 @task(help={

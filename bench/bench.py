@@ -38,6 +38,9 @@ from deploy import sandbox  # noqa: E402
 from deploy.sandbox import SandboxLayout  # noqa: E402
 
 BENCH_ROOT = Path("/opt/cinder-devloop/bench")
+ROWS = ("no-restart", "edit-to-serving", "watch", "list", "health", "fleet", "fleet-no-restart")
+# the last commit before "healthy means the sent code is serving" (issue 13)
+BEFORE_HEALTH_CHECKS = "bed0b34"
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
 
 
@@ -117,9 +120,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--only", choices=ROWS, action="append",
+                        help="run only this comparison (repeatable; default: all)")
     args = parser.parse_args()
+    wanted = set(args.only or ROWS)
 
-    chosen = layouts()
+    chosen = layouts() if wanted & {"fleet", "fleet-no-restart"} else layouts()[:1]
     for layout in chosen:
         sandbox.up(layout)
     work = Path(tempfile.mkdtemp(prefix="devloop-bench-"))
@@ -138,17 +144,9 @@ def main() -> None:
         def edit() -> None:
             probe.write_text(f"EDIT = {uuid.uuid4().hex!r}\n")
 
-        # 1. one changed file, no restart, vs plain rsync -avz
         manual_rsync = ["rsync", "-avz", "--exclude=.vscode/", "-e", shlex.join(ssh_words(first)),
                         f"{source}/", f"root@127.0.0.1:{target}/"]
-        ours, manual = side_by_side(
-            args.runs, lambda: run([*INVOKE, "deploy", "--inventory", str(one), "--no-restart"]),
-            lambda: run(manual_rsync), before=edit)
-        results.append(("deploy one changed file, no restart",
-                        "invoke deploy --no-restart", shlex.join(manual_rsync[:2]) + " ...",
-                        ours, manual, 1.0))
 
-        # 2. edit to serving: the new code answers over HTTP
         aliases: list[str] = []
 
         def save(tree: Path) -> None:
@@ -166,70 +164,105 @@ def main() -> None:
                      shlex.join([*supervisorctl, action, "cinder-api"])])
             wait_serving(first, aliases[-1])
 
-        def ours_loop() -> None:
-            run([*INVOKE, "loop", "--inventory", str(one)])
-            wait_serving(first, aliases[-1])
+        if "no-restart" in wanted:
+            # 1. one changed file, no restart, vs plain rsync -avz
+            ours, manual = side_by_side(
+                args.runs, lambda: run([*INVOKE, "deploy", "--inventory", str(one), "--no-restart"]),
+                lambda: run(manual_rsync), before=edit)
+            results.append(("deploy one changed file, no restart",
+                            "invoke deploy --no-restart", shlex.join(manual_rsync[:2]) + " ...",
+                            ours, manual, 1.0))
 
-        ours, manual = side_by_side(args.runs, ours_loop, lambda: by_hand(manual_rsync),
-                                    before=lambda: save(source))
-        results.append(("edit to serving (new code answers over HTTP)", "invoke loop",
-                        "rsync; ssh restart; ssh status; poll", ours, manual, 0.6))
+        if "edit-to-serving" in wanted:
+            # 2. edit to serving: the new code answers over HTTP
+            def ours_loop() -> None:
+                run([*INVOKE, "loop", "--inventory", str(one)])
+                wait_serving(first, aliases[-1])
 
-        # 2b. the same with `invoke watch` already running (connection open). The
-        # manual side works from its own copy of the tree, out of the watcher's sight.
-        manual_tree = work / "manual" / "cinder"
-        shutil.copytree(source, manual_tree)
-        manual_copy = [*manual_rsync[:-2], f"{manual_tree}/", manual_rsync[-1]]
+            ours, manual = side_by_side(args.runs, ours_loop, lambda: by_hand(manual_rsync),
+                                        before=lambda: save(source))
+            results.append(("edit to serving (new code answers over HTTP)", "invoke loop",
+                            "rsync; ssh restart; ssh status; poll", ours, manual, 0.6))
 
-        def watched() -> None:
-            save(source)
-            wait_serving(first, aliases[-1])
+        if "watch" in wanted:
+            # 2b. the same with `invoke watch` already running (connection open). The
+            # manual side works from its own copy of the tree, out of the watcher's sight.
+            manual_tree = work / "manual" / "cinder"
+            shutil.copytree(source, manual_tree)
+            manual_copy = [*manual_rsync[:-2], f"{manual_tree}/", manual_rsync[-1]]
 
-        def by_hand_copy() -> None:
-            save(manual_tree)
-            by_hand(manual_copy)
+            def watched() -> None:
+                save(source)
+                wait_serving(first, aliases[-1])
 
-        watcher = subprocess.Popen([*INVOKE, "watch", "--inventory", str(one), "--debounce",
-                                    "100"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            for line in watcher.stdout:            # ready once inotify is armed
-                if "watching" in line:
-                    break
-            threading.Thread(target=lambda: [None for _ in watcher.stdout], daemon=True).start()
-            ours, manual = side_by_side(args.runs, watched, by_hand_copy)
-        finally:
-            os.killpg(watcher.pid, signal.SIGINT)
-            watcher.wait(timeout=30)
-        results.append(("edit to serving, with invoke watch running", "save -> served",
-                        "rsync; ssh restart; ssh status; poll", ours, manual, 0.6))
+            def by_hand_copy() -> None:
+                save(manual_tree)
+                by_hand(manual_copy)
 
-        # 3. start-up: invoke --list with the project's tasks vs an empty tasks file
-        empty = work / "empty"
-        empty.mkdir()
-        # (a tasks file with no task at all makes --list fail: one no-op task)
-        (empty / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef noop(c):\n"
-                                        "    pass\n")
-        ours, manual = side_by_side(
-            args.runs, lambda: run([*INVOKE, "--list"]),
-            lambda: run([sys.executable, "-m", "invoke", "--search-root", str(empty), "--list"]))
-        results.append(("invoke --list: project tasks vs an empty tasks file", "project tasks",
-                        "one no-op task", ours, manual, 1.5))
+            watcher = subprocess.Popen([*INVOKE, "watch", "--inventory", str(one), "--debounce",
+                                        "100"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                for line in watcher.stdout:            # ready once inotify is armed
+                    if "watching" in line:
+                        break
+                threading.Thread(target=lambda: [None for _ in watcher.stdout], daemon=True).start()
+                ours, manual = side_by_side(args.runs, watched, by_hand_copy)
+            finally:
+                os.killpg(watcher.pid, signal.SIGINT)
+                watcher.wait(timeout=30)
+            results.append(("edit to serving, with invoke watch running", "save -> served",
+                            "rsync; ssh restart; ssh status; poll", ours, manual, 0.6))
 
-        # 4. deploy (with restart) to four controllers vs one
-        ours, manual = side_by_side(
-            args.runs, lambda: run([*INVOKE, "deploy", "--inventory", str(four)]),
-            lambda: run([*INVOKE, "deploy", "--inventory", str(one)]), before=edit)
-        results.append(("deploy with restart: 4 controllers vs 1", "4 controllers",
-                        "1 controller", ours, manual, 1.5))
+        if "list" in wanted:
+            # 3. start-up: invoke --list with the project's tasks vs an empty tasks file
+            empty = work / "empty"
+            empty.mkdir()
+            # (a tasks file with no task at all makes --list fail: one no-op task)
+            (empty / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef noop(c):\n"
+                                            "    pass\n")
+            ours, manual = side_by_side(
+                args.runs, lambda: run([*INVOKE, "--list"]),
+                lambda: run([sys.executable, "-m", "invoke", "--search-root", str(empty), "--list"]))
+            results.append(("invoke --list: project tasks vs an empty tasks file", "project tasks",
+                            "one no-op task", ours, manual, 1.5))
 
-        # 5. the same without the restart: the transfers alone, in parallel
-        ours, manual = side_by_side(
-            args.runs, lambda: run([*INVOKE, "deploy", "--inventory", str(four), "--no-restart"]),
-            lambda: run([*INVOKE, "deploy", "--inventory", str(one), "--no-restart"]),
-            before=edit)
-        results.append(("deploy --no-restart: 4 controllers vs 1", "4 controllers",
-                        "1 controller", ours, manual, 1.5))
+        if "health" in wanted:
+            # 3b. deploy with restart, with the health checks (compile before sending, log
+            # and extension list after the restart) vs the tree before them
+            before = work / "before-health-checks"
+            before.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE_HEALTH_CHECKS],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+
+            def change() -> None:
+                edit()              # a module
+                save(source)        # and an extension, so every check runs
+
+            ours, manual = side_by_side(
+                args.runs, lambda: run([*INVOKE, "deploy", "--inventory", str(one)]),
+                lambda: run([sys.executable, "-m", "invoke", "--search-root", str(before),
+                             "deploy", "--inventory", str(one)]), before=change)
+            results.append(("deploy with restart, after vs before the health checks",
+                            "with checks", f"at {BEFORE_HEALTH_CHECKS}", ours, manual, 1.1))
+
+        if "fleet" in wanted:
+            # 4. deploy (with restart) to four controllers vs one
+            ours, manual = side_by_side(
+                args.runs, lambda: run([*INVOKE, "deploy", "--inventory", str(four)]),
+                lambda: run([*INVOKE, "deploy", "--inventory", str(one)]), before=edit)
+            results.append(("deploy with restart: 4 controllers vs 1", "4 controllers",
+                            "1 controller", ours, manual, 1.5))
+
+        if "fleet-no-restart" in wanted:
+            # 5. the same without the restart: the transfers alone, in parallel
+            ours, manual = side_by_side(
+                args.runs, lambda: run([*INVOKE, "deploy", "--inventory", str(four), "--no-restart"]),
+                lambda: run([*INVOKE, "deploy", "--inventory", str(one), "--no-restart"]),
+                before=edit)
+            results.append(("deploy --no-restart: 4 controllers vs 1", "4 controllers",
+                            "1 controller", ours, manual, 1.5))
     finally:
         for path in (cinder_dir(layout) / "api" / "contrib" / "devloop_bench_ext.py"
                      for layout in chosen):

@@ -11,14 +11,17 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
 
 from deploy import output
 from deploy.commands import Remote
 from deploy.errors import DevloopError, HealthCheckError, ServiceError
 from deploy.facts import Target, locate
 from deploy.fleet import Outcome
-from deploy.health import ApiState, wait_for_api
+from deploy.health import ApiState, check_serving, log_mark, wait_for_api
 from deploy.inventory import Controller, Inventory
+from deploy.precheck import check_changes, check_tree
 from deploy.preview import show_diffs
 from deploy.services import ServiceStatus, manager_for
 from deploy.source import source_revision
@@ -35,6 +38,16 @@ class DeployReport:
     restarted: bool = False
     status: ServiceStatus | None = None
     api: ApiState | None = None
+    log_since: int | None = None      # the API log's size before the sync (for the health check)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a restart after a deploy must find served: the files sent, from which tree."""
+
+    sent: Sequence[str]               # relative to the cinder package
+    source: Path                      # the local tree they came from
+    log_since: int | None = None      # the API log's size before the deploy, if known
 
 
 class RolledBack(DevloopError):
@@ -46,19 +59,31 @@ def new_deploy_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def restart_and_check(remote: Remote, timeout: float) -> tuple[ServiceStatus, ApiState]:
+def restart_and_check(remote: Remote, timeout: float,
+                      served: Served | None = None) -> tuple[ServiceStatus, ApiState]:
     """Restart the service, wait until the API answers, return the new state.
+
+    With ``served`` (what a deploy just sent), healthy also means serving
+    it: no failure of sent code in the log written since the restart, and
+    every sent extension listed by the API (:func:`check_serving`).
 
     Raises:
         ServiceError: the service manager refused.
-        HealthCheckError: no answer before the deadline (log tail shown).
+        HealthCheckError: no answer before the deadline (log tail shown), or
+            the sent code is not served (reason and log lines shown).
     """
     manager = manager_for(remote.controller)
+    mark = None
+    if served is not None and served.sent:
+        mark = served.log_since if served.log_since is not None else log_mark(remote)
     output.step(remote.name, f"restart {remote.controller.service}")
     manager.restart(remote)
-    api = wait_for_api(remote, timeout)
+    api = wait_for_api(remote, timeout, mark)
+    confirmed = (check_serving(remote, api, served.source, served.sent)
+                 if served is not None and served.sent else 0)
     status = manager.status(remote)
-    output.detail(f"{status.describe()}; API {api.detail}")
+    listed = f"; {confirmed} extension(s) sent are listed" if confirmed else ""
+    output.detail(f"{status.describe()}; API {api.detail}{listed}")
     return status, api
 
 
@@ -67,20 +92,38 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: 
     """Sync the source into ``target`` and record the deploy; no restart.
 
     Raises:
+        CompileError: a changed .py file does not compile with the
+            controller's python (nothing sent).
         SyncError: rsync failed (what it did send is still recorded).
     """
     report = DeployReport(remote.name)
     controller = remote.controller
     verb = "preview sync (dry run)" if dry_run else "sync"
     output.step(controller.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
-    if diff:
-        preview = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
+    # what rsync would send, shown (--diff) or listed (--dry-run)
+    planned: list[Change] | None = None
+    if diff or dry_run:
+        planned = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
                             dry_run=True, checksum=checksum, connection=remote.conn)
-        show_diffs(inventory, remote, target.cinder_dir, preview)
+    if diff and planned is not None:
+        show_diffs(inventory, remote, target.cinder_dir, planned)
     if dry_run:
-        report.changes = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
-                                   dry_run=True, checksum=checksum, connection=remote.conn)
+        report.changes = planned or []
     else:
+        # nothing is sent if a changed .py file does not compile on the controller
+        if inventory.source_host is not None:
+            output.detail(f"compile check skipped: the source is on {inventory.source_host.name}")
+        else:
+            checked = check_tree(remote, inventory.source, inventory.excludes, target.cinder_dir)
+            if checked is None:            # a large tree: compile what rsync would send
+                if planned is None:
+                    planned = sync_tree(inventory, controller, target.cinder_dir,
+                                        owner=target.owner, dry_run=True, checksum=checksum,
+                                        connection=remote.conn)
+                check_changes(remote, inventory.source, planned)
+            else:
+                report.log_since = checked.log_size
+    if not dry_run and planned != []:
         report.deploy_id = new_deploy_id()
         deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
         try:
@@ -112,27 +155,41 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
                            checksum=checksum, diff=diff)
         if restart and not dry_run:
             try:
-                report.status, report.api = restart_and_check(remote, timeout)
+                report.status, report.api = restart_and_check(
+                    remote, timeout, served_by(inventory, report))
             except (HealthCheckError, ServiceError) as failure:
                 if not (rollback_on_failure and report.deploy_id):
                     raise
-                _undo(controller, report.deploy_id, failure, timeout)
+                raise undo_failed_deploy(controller, report.deploy_id, failure,
+                                         timeout) from None
             report.restarted = True
     finally:
         remote.close()
     return report
 
 
-def _undo(controller: Controller, deploy_id: str, failure: DevloopError,
-          timeout: float) -> None:
+def served_by(inventory: Inventory, report: DeployReport) -> Served | None:
+    """What ``restart_and_check`` must find served after this deploy."""
+    if inventory.source_host is not None:    # the sent files are on the devbox
+        return None
+    return Served([c.path for c in report.changes], inventory.source, report.log_since)
+
+
+def undo_failed_deploy(controller: Controller, deploy_id: str, failure: DevloopError,
+                       timeout: float) -> RolledBack:
+    """Roll back a deploy that broke the service; return the error to raise.
+
+    The failure (with its log lines) is shown first.
+    """
     from deploy.rollback import rollback
 
-    output.warn(f"{controller.name}: the service did not come back; rolling back {deploy_id}")
+    output.warn(f"{controller.name}: deploy {deploy_id} is not healthy; rolling it back")
+    output.detail(str(failure))
     undone = rollback(controller, to=None, timeout=timeout)
     reason = str(failure).splitlines()[0]
-    raise RolledBack(f"{reason}\n{controller.name}: deploy {deploy_id} was rolled back "
-                     f"({len(undone.restored)} file(s) restored, {len(undone.removed)} removed); "
-                     f"the API answers again ({undone.api.detail if undone.api else 'unchecked'})")
+    return RolledBack(f"{reason}\n{controller.name}: deploy {deploy_id} was rolled back "
+                      f"({len(undone.restored)} file(s) restored, {len(undone.removed)} removed); "
+                      f"the API answers again ({undone.api.detail if undone.api else 'unchecked'})")
 
 
 def _record(remote: Remote, inventory: Inventory, report: DeployReport, target: str,

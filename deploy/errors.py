@@ -79,6 +79,18 @@ class SyncError(DevloopError):
     """rsync could not lay the source tree over the controller's cinder."""
 
 
+class CompileError(DevloopError):
+    """Changed files do not compile with the controller's python; nothing was sent."""
+
+    def __init__(self, summary: str, problems: Sequence[str]) -> None:
+        self.summary = summary
+        self.problems = list(problems)
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [self.summary, *self.problems]
+
+
 class ServiceError(DevloopError):
     """The service manager could not start, stop or report the service."""
 
@@ -88,7 +100,7 @@ class DbSyncError(DevloopError):
 
 
 class HealthCheckError(DevloopError):
-    """The API did not answer before the deadline."""
+    """The API did not answer before the deadline, or does not serve what was sent."""
 
 
 class DebugError(DevloopError):

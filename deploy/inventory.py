@@ -316,6 +316,47 @@ def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
     return Controller(name=name, **kwargs)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, noting every key a mapping names twice.
+
+    PyYAML silently keeps the last of duplicate keys (two ``c1:`` under
+    ``controllers:`` would quietly drop one controller); YAML 1.2 says keys
+    are unique, so each repeat is reported with its line.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            try:
+                first = seen.get(key)
+            except TypeError:                  # an unhashable key: PyYAML reports it
+                continue
+            if first is not None:
+                self.duplicates.append(
+                    f"line {key_node.start_mark.line + 1}, column {key_node.start_mark.column + 1}: "
+                    f"duplicate key {_describe(key)} (first at line {first.start_mark.line + 1}); "
+                    f"a key may appear only once in a mapping")
+            else:
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str) -> tuple[Any, list[str]]:
+    """Parse YAML safely; return the data and the duplicate-key problems."""
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data(), loader.duplicates
+    finally:
+        loader.dispose()
+
+
 def parse_inventory(text: str, path: Path) -> Inventory:
     """Parse the text of an inventory file that lives at ``path``.
 
@@ -324,12 +365,14 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     """
     display = _display(path)
     try:
-        raw = yaml.safe_load(text)
+        raw, duplicates = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InventoryError(display, [f"{where}invalid YAML: {problem}"]) from None
+    if duplicates:
+        raise InventoryError(display, duplicates)
 
     problems = _Problems()
     base = path.parent

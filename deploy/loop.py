@@ -18,8 +18,9 @@ from typing import Callable, TypeVar
 from deploy import output
 from deploy.commands import Remote
 from deploy.db import db_sync
-from deploy.deployment import DeployReport, restart_and_check, sync_step
-from deploy.errors import DevloopError
+from deploy.deployment import (DeployReport, restart_and_check, served_by, sync_step,
+                               undo_failed_deploy)
+from deploy.errors import DevloopError, HealthCheckError, ServiceError
 from deploy.facts import Target, locate
 from deploy.inventory import Controller, Inventory
 from deploy.records import db_state
@@ -70,11 +71,16 @@ def _migration_changed(report: DeployReport) -> bool:
 
 
 def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = None,
-             timeout: float = 60.0, smoke: bool = False, checksum: bool = False) -> LoopReport:
+             timeout: float = 60.0, smoke: bool = False, checksum: bool = False,
+             rollback_on_failure: bool = False) -> LoopReport:
     """Run the loop once on an open connection (``watch`` reuses it).
+
+    With ``rollback_on_failure``, a deploy after which the API is not
+    healthy (see ``restart_and_check``) is rolled back at once.
 
     Raises:
         DevloopError: a step failed; the steps before it are done.
+        RolledBack: the deploy was not healthy and was undone.
     """
     report = LoopReport(remote.name)
     target = target or locate(remote)
@@ -93,20 +99,29 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         report.migrated = f"{result.before} -> {result.after}"
 
     if report.deploy.changes or report.migrated:
-        _timed(report, "restart", lambda: restart_and_check(remote, timeout),
-               lambda state: f"{state[0].describe()}, API {state[1].detail}")
+        deployed = report.deploy
+        try:
+            _timed(report, "restart", lambda: restart_and_check(
+                remote, timeout, served_by(inventory, deployed)),
+                lambda state: f"{state[0].describe()}, API {state[1].detail}")
+        except (HealthCheckError, ServiceError) as failure:
+            if not (rollback_on_failure and deployed.deploy_id):
+                raise
+            raise undo_failed_deploy(remote.controller, deployed.deploy_id, failure,
+                                     timeout) from None
         report.restarted = True
     else:
         report.steps.append(("restart", 0.0, "skipped: nothing changed"))
         output.step(remote.name, "restart skipped: nothing changed")
 
     if smoke:
+        from deploy.api_access import api_access
         from deploy.smoke import run_smoke
-        from deploy.tunnel import api_opener
 
+        access = api_access(remote)
         smoke_report = _timed(report, "smoke", lambda: run_smoke(
-            remote.controller.api_url, project_id="5e1f7e57", token="admin:5e1f7e57",
-            opener=api_opener(remote)), lambda r: r.summary())
+            access.base_url, project_id=access.project_id, token=access.token,
+            opener=access.opener), lambda r: r.summary())
         if not smoke_report.ok:
             raise SmokeFailed(f"{remote.name}: {smoke_report.summary()}")
     return report

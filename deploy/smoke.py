@@ -230,3 +230,45 @@ def run_smoke(base_url: str, *, project_id: str, token: str, timeout: float = 10
                 return f"deleted leftover {state['id']}"
             run("cleanup", cleanup)
     return report
+
+
+def junit_xml(results: dict[str, SmokeReport | str]) -> str:
+    """The smoke runs as a JUnit XML report, the format CI servers display.
+
+    One ``<testsuite>`` per controller and one ``<testcase>`` per check
+    (``classname`` ``smoke.<controller>``, ``time`` in seconds, a
+    ``<failure>`` with the check's detail when it failed). A controller whose
+    smoke test could not run at all (``results[name]`` is the error text)
+    gets one testcase with an ``<error>``.
+    """
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("testsuites", name="cinder-devloop smoke")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
+    for name, result in results.items():
+        suite = ET.SubElement(root, "testsuite", name=f"smoke.{name}")
+        counts = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
+        if isinstance(result, str):
+            case = ET.SubElement(suite, "testcase", classname=f"smoke.{name}", name="smoke",
+                                 time="0.000")
+            ET.SubElement(case, "error", message=result.splitlines()[0] if result else "error"
+                          ).text = result
+            counts["tests"], counts["errors"] = 1, 1
+        else:
+            suite.set("hostname", result.base_url)
+            for check in result.checks:
+                case = ET.SubElement(suite, "testcase", classname=f"smoke.{name}",
+                                     name=check.name, time=f"{check.duration:.3f}")
+                if not check.ok:
+                    ET.SubElement(case, "failure", message=check.detail,
+                                  type="CheckFailed").text = check.detail
+                    counts["failures"] += 1
+                counts["tests"] += 1
+                counts["time"] += check.duration
+        for key, value in counts.items():
+            suite.set(key, f"{value:.3f}" if key == "time" else str(value))
+            totals[key] += value
+    for key, value in totals.items():
+        root.set(key, f"{value:.3f}" if key == "time" else str(int(value)))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

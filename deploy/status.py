@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from deploy import db, facts
 from deploy.commands import Remote
 from deploy.errors import DevloopError
+from deploy.extensions import FAILED_TO_LOAD, failed_since_start
 from deploy.health import ApiState, probe_api
 from deploy.inventory import Controller, Inventory
 from deploy.records import Record, applied_records, db_state
@@ -26,6 +27,7 @@ class ControllerStatus:
     deployed: Record | None = None
     drift: int = 0                     # files the local tree would still send
     local: str = ""                    # the local tree's commit, for comparison
+    failed_extensions: tuple[str, ...] = ()   # failed to load since the service started
 
     @property
     def db_current(self) -> bool:
@@ -42,6 +44,11 @@ class ControllerStatus:
         drift = ("local tree: same as deployed" if not self.drift else
                  f"local tree: DIFFERS, {self.drift} file(s) not on the controller "
                  f"(local {self.local})")
+        extensions = ("none failed to load since the service started" if not self.failed_extensions else
+                      f"{len(self.failed_extensions)} FAILED to load since the service started: "
+                      + "; ".join(self.failed_extensions))
+        if not self.service.pid:
+            extensions = "unknown (the service has no PID)"
         return [
             f"{self.name}:",
             f"  service   {self.service.describe()}",
@@ -50,7 +57,17 @@ class ControllerStatus:
             f"  database  {db_line}",
             f"  deployed  {deployed}",
             f"  drift     {drift}",
+            f"  extensions {extensions}",
         ]
+
+
+def failed_extensions(remote: Remote, pid: int | None) -> tuple[str, ...]:
+    """The extensions that failed to load in the running service (by its PID's log lines)."""
+    if not pid:
+        return ()
+    lines = remote.run(["grep", "-F", FAILED_TO_LOAD, remote.controller.log_file],
+                       check=False).stdout
+    return tuple(failed_since_start(lines, pid))
 
 
 def read_status(inventory: Inventory, controller: Controller) -> ControllerStatus:
@@ -79,6 +96,7 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
         local_text = (f"{str(local['commit'])[:12]}{' with local changes' if local['dirty'] else ''}"
                       if local["commit"] else "not a git checkout")
         return ControllerStatus(controller.name, service, api, revision, heads,
-                                records[-1] if records else None, len(drift), local_text)
+                                records[-1] if records else None, len(drift), local_text,
+                                failed_extensions(remote, service.pid))
     finally:
         remote.close()

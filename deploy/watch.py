@@ -69,6 +69,9 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
           timeout: float = 60.0, smoke: bool = False) -> None:
     """Watch the source tree and run the loop on each burst, until Ctrl-C.
 
+    A run whose deploy leaves the API unhealthy is rolled back at once and
+    reported as failed.
+
     Raises:
         UsageError: the source is on a devbox (watching needs a local tree).
         ConnectError: a controller cannot be reached at start.
@@ -100,13 +103,17 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
             for name, remote in remotes.items():
                 stamp = time.strftime("%H:%M:%S")
                 try:
+                    # a save that breaks the service is rolled back: the
+                    # controller keeps serving the previous code
                     report = run_loop(inventory, remote, target=targets[name], timeout=timeout,
-                                      smoke=smoke)
+                                      smoke=smoke, rollback_on_failure=True)
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
                                   f"{report.one_line()}")
                 except DevloopError as exc:
-                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: "
-                                  f"{str(exc).splitlines()[0]}")
+                    text = "\n".join(exc.lines()).splitlines() or [type(exc).__name__]
+                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: {text[0]}")
+                    if text[1:]:           # e.g. the files that do not compile, the log lines
+                        output.detail("\n".join(text[1:]))
                     remotes[name] = _reconnect(remote)
     finally:
         for remote in remotes.values():

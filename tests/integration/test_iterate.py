@@ -137,9 +137,11 @@ class TestWatch:
 
             broken = source / "api" / "__init__.py"   # replaces Cinder's own: breaks start
             original = (cinder_dir / "api" / "__init__.py").read_bytes()
-            broken.write_text("def broken(:\n")
+            broken.write_text("raise RuntimeError('broken by a test')\n")
             failed = read_until("sbx: api/__init__.py -> ")
             assert "-> FAILED:" in failed
+            # watch rolled the broken save back: the previous code serves
+            assert (cinder_dir / "api" / "__init__.py").read_bytes() == original
 
             broken.write_bytes(original)                # the developer fixes it
             fixed = read_until("sbx: api/__init__.py -> ")

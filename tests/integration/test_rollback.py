@@ -32,9 +32,12 @@ def api_answers(sandbox) -> bool:
 
 
 def break_cinder(source: Path) -> str:
-    """Overlay Cinder's own cinder/api/__init__.py with a syntax error."""
+    """Overlay Cinder's own cinder/api/__init__.py with one that raises at import.
+
+    (It compiles, so the pre-send check lets it through; cinder-api cannot start.)
+    """
     (source / "api").mkdir(exist_ok=True)
-    (source / "api" / "__init__.py").write_text("def broken(:\n")
+    (source / "api" / "__init__.py").write_text("raise RuntimeError('broken by a test')\n")
     return "api/__init__.py"
 
 

@@ -142,3 +142,28 @@ def test_the_repository_inventory_points_at_the_built_in_sandbox():
     raw = yaml.safe_load((PROJECT_ROOT / "hosts.yaml").read_text())
     assert raw["source"] == "cinder_patch/cinder"
     assert raw["controllers"] == {"sandbox": SandboxLayout().controller_entry()}
+
+
+def test_a_controller_named_twice_is_an_error_with_its_line_not_a_silent_override():
+    lines = problems_of("duplicate_controller.yaml")
+    assert lines == ["duplicate_controller.yaml: line 7, column 3: duplicate key 'c1' "
+                     "(first at line 3); a key may appear only once in a mapping"]
+
+
+def test_a_key_repeated_inside_a_controller_is_reported_too(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "hosts.yaml").write_text(
+        "source: src\ncontrollers:\n  c1:\n    address: a\n    port: 22\n    port: 2222\n")
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(tmp_path / "hosts.yaml")
+    assert caught.value.exit_code == 2
+    assert "line 6, column 5: duplicate key 'port' (first at line 5)" in caught.value.lines()[0]
+
+
+def test_the_cli_exits_2_naming_the_line_of_a_duplicate_controller():
+    from tests.support import invoke
+
+    result = invoke("status", "--inventory", str(HOSTS / "duplicate_controller.yaml"))
+    assert result.returncode == 2
+    assert "duplicate key 'c1'" in result.stderr and "line 7, column 3" in result.stderr
+    assert "Traceback" not in result.stderr
