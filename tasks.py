@@ -229,46 +229,59 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, verbose=False):
 # --- the sandbox controller ----------------------------------------------------
 
 SANDBOX_HELP = {
-    "root": "sandbox directory (default /opt/cinder-devloop/sandbox)",
-    "ssh_port": "sshd port on 127.0.0.1 (default 22022)",
-    "api_port": "cinder-api port on 127.0.0.1 (default 18776)",
+    "kind": "supervisord (default: quick, noauth) or rdo (systemd container, Keystone)",
+    "root": "sandbox directory (default /opt/cinder-devloop/sandbox, or .../rdo)",
+    "ssh_port": "sshd port on 127.0.0.1 (supervisord kind; default 22022)",
+    "api_port": "cinder-api port on 127.0.0.1 (supervisord kind; default 18776)",
     "verbose": VERBOSE,
 }
 
 
-def _layout(root, ssh_port, api_port):
+def _sandbox(kind, root, ssh_port, api_port):
+    """The module of ``kind`` and its layout."""
     from pathlib import Path
 
-    from deploy.sandbox import DEFAULT_ROOT, SandboxLayout
+    from deploy.errors import UsageError
+    from deploy.sandbox import KINDS
 
-    return SandboxLayout(Path(root) if root else DEFAULT_ROOT, int(ssh_port), int(api_port))
+    if kind not in KINDS:
+        raise UsageError(f"--kind: unknown sandbox kind {kind!r} (known: {', '.join(KINDS)})")
+    if kind == "rdo":
+        from deploy.sandbox import rdo
+
+        return rdo, rdo.RdoLayout(Path(root) if root else rdo.DEFAULT_ROOT)
+    from deploy.sandbox import DEFAULT_ROOT, SandboxLayout, supervisord
+
+    return supervisord, SandboxLayout(Path(root) if root else DEFAULT_ROOT, int(ssh_port),
+                                      int(api_port))
 
 
 @task(name="up", help=SANDBOX_HELP)
 @reports_errors
-def sandbox_up(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
-    """Build and start the local sandbox controller (idempotent; later runs are fast)."""
-    from deploy import sandbox
-
-    sandbox.up(_layout(root, ssh_port, api_port))
+def sandbox_up(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776, verbose=False):
+    """Build and start a local sandbox controller (idempotent; later runs are fast)."""
+    module, layout = _sandbox(kind, root, ssh_port, api_port)
+    module.up(layout)
 
 
 @task(name="down", help={**SANDBOX_HELP, "purge": "also delete the sandbox directory"})
 @reports_errors
-def sandbox_down(c, root=None, ssh_port=22022, api_port=18776, purge=False, verbose=False):
-    """Stop the sandbox controller's processes (by PID)."""
-    from deploy import sandbox
-
-    sandbox.down(_layout(root, ssh_port, api_port), purge=purge)
+def sandbox_down(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776, purge=False,
+                 verbose=False):
+    """Stop a sandbox controller (by PID) and remove what it held."""
+    module, layout = _sandbox(kind, root, ssh_port, api_port)
+    module.down(layout, purge=purge)
 
 
 @task(name="status", help=SANDBOX_HELP)
 @reports_errors
-def sandbox_status(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
-    """Show whether the sandbox's sshd, supervisord and cinder-api are running."""
-    from deploy import output, sandbox
+def sandbox_status(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776,
+                   verbose=False):
+    """Show whether a sandbox controller's parts are running."""
+    from deploy import output
 
-    for line in sandbox.status_lines(_layout(root, ssh_port, api_port)):
+    module, layout = _sandbox(kind, root, ssh_port, api_port)
+    for line in module.status_lines(layout):
         output.result(line)
 
 
