@@ -171,13 +171,19 @@ def db_sync(c, host=None, inventory=None, verbose=False):
 
 @task(iterable=["host"], help={
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
-    "project": "project id to use (hex, Cinder's default project_id_regex; default 5e1f7e57)",
-    "token": "X-Auth-Token to send (default admin:<project>, for auth_strategy noauth)",
+    "project": "noauth only: project id to use (hex, Cinder's default project_id_regex; "
+               "default 5e1f7e57)",
+    "token": "X-Auth-Token to send instead of the one from Keystone (or admin:<project>)",
 })
 @reports_errors
-def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, verbose=False):
-    """Create, read, list, update, edit metadata of and delete a cluster; report each check."""
+def smoke(c, host=None, inventory=None, project=None, token=None, verbose=False):
+    """Create, read, list, update, edit metadata of and delete a cluster; report each check.
+
+    The token and the endpoint come from the controller's cloud (clouds.yaml),
+    OS_CLOUD or OS_* variables, through Keystone; without any, noauth.
+    """
     from deploy import output
+    from deploy.auth import api_access
     from deploy.cli import selected
     from deploy.commands import Remote
     from deploy.errors import DevloopError
@@ -186,11 +192,12 @@ def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, verbose=
     from deploy.tunnel import api_opener
 
     def work(ctl):
+        access = api_access(ctl, project)
         remote = Remote.open(ctl)
         try:
-            output.step(ctl.name, f"smoke test of os-cluster-manage at {ctl.api_url}")
-            report = run_smoke(ctl.api_url, project_id=project,
-                               token=token or f"admin:{project}", opener=api_opener(remote))
+            output.step(ctl.name, f"smoke test of os-cluster-manage at {access.describe}")
+            report = run_smoke(access.base_url, project_id=access.project_id,
+                               token=token or access.token, opener=api_opener(remote))
         finally:
             remote.close()
         for check in report.checks:
