@@ -171,13 +171,19 @@ def db_sync(c, host=None, inventory=None, verbose=False):
 
 @task(iterable=["host"], help={
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
-    "project": "project id to use (hex, Cinder's default project_id_regex; default 5e1f7e57)",
-    "token": "X-Auth-Token to send (default admin:<project>, for auth_strategy noauth)",
+    "project": "noauth only: project id to use (hex, Cinder's default project_id_regex; "
+               "default 5e1f7e57)",
+    "token": "X-Auth-Token to send instead of the one from Keystone (or admin:<project>)",
 })
 @reports_errors
-def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, verbose=False):
-    """Create, read, list, update, edit metadata of and delete a cluster; report each check."""
+def smoke(c, host=None, inventory=None, project=None, token=None, verbose=False):
+    """Create, read, list, update, edit metadata of and delete a cluster; report each check.
+
+    The token and the endpoint come from the controller's cloud (clouds.yaml),
+    OS_CLOUD or OS_* variables, through Keystone; without any, noauth.
+    """
     from deploy import output
+    from deploy.auth import api_access
     from deploy.cli import selected
     from deploy.commands import Remote
     from deploy.errors import DevloopError
@@ -186,11 +192,12 @@ def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, verbose=
     from deploy.tunnel import api_opener
 
     def work(ctl):
+        access = api_access(ctl, project)
         remote = Remote.open(ctl)
         try:
-            output.step(ctl.name, f"smoke test of os-cluster-manage at {ctl.api_url}")
-            report = run_smoke(ctl.api_url, project_id=project,
-                               token=token or f"admin:{project}", opener=api_opener(remote))
+            output.step(ctl.name, f"smoke test of os-cluster-manage at {access.describe}")
+            report = run_smoke(access.base_url, project_id=access.project_id,
+                               token=token or access.token, opener=api_opener(remote))
         finally:
             remote.close()
         for check in report.checks:
@@ -229,46 +236,59 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, verbose=False):
 # --- the sandbox controller ----------------------------------------------------
 
 SANDBOX_HELP = {
-    "root": "sandbox directory (default /opt/cinder-devloop/sandbox)",
-    "ssh_port": "sshd port on 127.0.0.1 (default 22022)",
-    "api_port": "cinder-api port on 127.0.0.1 (default 18776)",
+    "kind": "supervisord (default: quick, noauth) or rdo (systemd container, Keystone)",
+    "root": "sandbox directory (default /opt/cinder-devloop/sandbox, or .../rdo)",
+    "ssh_port": "sshd port on 127.0.0.1 (supervisord kind; default 22022)",
+    "api_port": "cinder-api port on 127.0.0.1 (supervisord kind; default 18776)",
     "verbose": VERBOSE,
 }
 
 
-def _layout(root, ssh_port, api_port):
+def _sandbox(kind, root, ssh_port, api_port):
+    """The module of ``kind`` and its layout."""
     from pathlib import Path
 
-    from deploy.sandbox import DEFAULT_ROOT, SandboxLayout
+    from deploy.errors import UsageError
+    from deploy.sandbox import KINDS
 
-    return SandboxLayout(Path(root) if root else DEFAULT_ROOT, int(ssh_port), int(api_port))
+    if kind not in KINDS:
+        raise UsageError(f"--kind: unknown sandbox kind {kind!r} (known: {', '.join(KINDS)})")
+    if kind == "rdo":
+        from deploy.sandbox import rdo
+
+        return rdo, rdo.RdoLayout(Path(root) if root else rdo.DEFAULT_ROOT)
+    from deploy.sandbox import DEFAULT_ROOT, SandboxLayout, supervisord
+
+    return supervisord, SandboxLayout(Path(root) if root else DEFAULT_ROOT, int(ssh_port),
+                                      int(api_port))
 
 
 @task(name="up", help=SANDBOX_HELP)
 @reports_errors
-def sandbox_up(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
-    """Build and start the local sandbox controller (idempotent; later runs are fast)."""
-    from deploy import sandbox
-
-    sandbox.up(_layout(root, ssh_port, api_port))
+def sandbox_up(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776, verbose=False):
+    """Build and start a local sandbox controller (idempotent; later runs are fast)."""
+    module, layout = _sandbox(kind, root, ssh_port, api_port)
+    module.up(layout)
 
 
 @task(name="down", help={**SANDBOX_HELP, "purge": "also delete the sandbox directory"})
 @reports_errors
-def sandbox_down(c, root=None, ssh_port=22022, api_port=18776, purge=False, verbose=False):
-    """Stop the sandbox controller's processes (by PID)."""
-    from deploy import sandbox
-
-    sandbox.down(_layout(root, ssh_port, api_port), purge=purge)
+def sandbox_down(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776, purge=False,
+                 verbose=False):
+    """Stop a sandbox controller (by PID) and remove what it held."""
+    module, layout = _sandbox(kind, root, ssh_port, api_port)
+    module.down(layout, purge=purge)
 
 
 @task(name="status", help=SANDBOX_HELP)
 @reports_errors
-def sandbox_status(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
-    """Show whether the sandbox's sshd, supervisord and cinder-api are running."""
-    from deploy import output, sandbox
+def sandbox_status(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776,
+                   verbose=False):
+    """Show whether a sandbox controller's parts are running."""
+    from deploy import output
 
-    for line in sandbox.status_lines(_layout(root, ssh_port, api_port)):
+    module, layout = _sandbox(kind, root, ssh_port, api_port)
+    for line in module.status_lines(layout):
         output.result(line)
 
 

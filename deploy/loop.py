@@ -101,12 +101,16 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         output.step(remote.name, "restart skipped: nothing changed")
 
     if smoke:
+        from deploy.auth import api_access
         from deploy.smoke import run_smoke
         from deploy.tunnel import api_opener
 
-        smoke_report = _timed(report, "smoke", lambda: run_smoke(
-            remote.controller.api_url, project_id="5e1f7e57", token="admin:5e1f7e57",
-            opener=api_opener(remote)), lambda r: r.summary())
+        def smoke_test():  # type: ignore[no-untyped-def]
+            access = api_access(remote.controller)
+            return run_smoke(access.base_url, project_id=access.project_id, token=access.token,
+                             opener=api_opener(remote))
+
+        smoke_report = _timed(report, "smoke", smoke_test, lambda r: r.summary())
         if not smoke_report.ok:
             raise SmokeFailed(f"{remote.name}: {smoke_report.summary()}")
     return report
