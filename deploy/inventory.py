@@ -60,7 +60,8 @@ class Controller(Host):
     service_manager: str = "systemd"
     service: str = "openstack-cinder-api.service"
     supervisor_config: str | None = None
-    python: str = "/usr/bin/python3"
+    #: the controller's python for the helpers; None: the one in cinder_api's ``#!``
+    python: str | None = None
     cinder_api: str = "/usr/bin/cinder-api"
     cinder_manage: str = "/usr/bin/cinder-manage"
     config_files: tuple[str, ...] = RDO_CONFIG_FILES

@@ -49,7 +49,7 @@ class Record:
 
 def list_records(remote: Remote) -> list[Record]:
     """Every deploy record on the controller, oldest first."""
-    result = remote.run([remote.controller.python, *STDLIB_ONLY, "-c", script("list_records"),
+    result = remote.run([remote.python, *STDLIB_ONLY, "-c", script("list_records"),
                          remote.controller.state_dir])
     records = []
     for raw in json.loads(result.stdout or "[]"):
@@ -85,7 +85,7 @@ def db_state(remote: Remote, cinder_path: str) -> DbState:
     Raises:
         DevloopError: the database or the migration files cannot be read.
     """
-    argv = [remote.controller.python, "-c", script("db_state"), cinder_path,
+    argv = [remote.python, "-c", script("db_state"), cinder_path,
             *remote.controller.config_files]
     result = remote.run(as_user(remote.controller.service_user, argv), check=False)
     if result.exited != 0:

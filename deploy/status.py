@@ -61,13 +61,13 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
     """
     remote = Remote.open(controller)
     try:
+        target = facts.locate(remote).cinder_dir    # also: the python the probes run with
         service = manager_for(controller).status(remote)
         api = probe_api(remote)
         try:
             revision = db.current_revision(remote)
         except DevloopError as exc:
             revision = f"unknown ({str(exc).splitlines()[-1].strip()})"
-        target = facts.locate(remote).cinder_dir
         try:
             heads = db_state(remote, target).heads
         except DevloopError:
