@@ -14,6 +14,8 @@ HOST = "controller name(s) from the inventory, repeatable or comma-separated (de
 INVENTORY = "inventory file (default: $DEVLOOP_INVENTORY or hosts.yaml)"
 VERBOSE = "echo every command as it runs"
 TIMEOUT = "seconds to wait for the API to answer after a restart (default 60)"
+IGNORE_MANIFEST = ("send the tree even if its MANIFEST.txt does not fit the controller's Cinder "
+                   "(release or replaced upstream files differ): loud, and it may break Cinder")
 
 
 @task(iterable=["host"], help={
@@ -23,10 +25,12 @@ TIMEOUT = "seconds to wait for the API to answer after a restart (default 60)"
     "checksum": "compare file contents, not times and sizes",
     "diff": "show the unified diff of each changed file first (with --dry-run: only that)",
     "rollback_on_failure": "if the API does not come back, undo this deploy at once",
+    "ignore_manifest": IGNORE_MANIFEST,
 })
 @reports_errors
 def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checksum=False,
-           diff=False, rollback_on_failure=False, timeout=60, verbose=False):
+           diff=False, rollback_on_failure=False, timeout=60, verbose=False,
+           ignore_manifest=False):
     """Sync the source tree into each controller's cinder, restart, check the API."""
     from deploy.cli import selected
     from deploy.deployment import deploy_to, summary_table
@@ -35,7 +39,8 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
     inv, controllers = selected(inventory, host)
     on_each(controllers, lambda ctl: deploy_to(
         inv, ctl, dry_run=dry_run, restart=not no_restart, timeout=float(timeout),
-        checksum=checksum, diff=diff, rollback_on_failure=rollback_on_failure),
+        checksum=checksum, diff=diff, rollback_on_failure=rollback_on_failure,
+        ignore_manifest=ignore_manifest),
         summary=summary_table)
 
 
@@ -43,9 +48,11 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
     "smoke": "run the smoke test at the end",
     "checksum": "compare file contents, not times and sizes",
+    "ignore_manifest": IGNORE_MANIFEST,
 })
 @reports_errors
-def loop(c, host=None, inventory=None, smoke=False, checksum=False, timeout=60, verbose=False):
+def loop(c, host=None, inventory=None, smoke=False, checksum=False, timeout=60, verbose=False,
+         ignore_manifest=False):
     """Deploy; db-sync only if a migration changed or the DB is behind; restart only if needed."""
     from deploy.cli import selected
     from deploy.fleet import on_each
@@ -53,22 +60,26 @@ def loop(c, host=None, inventory=None, smoke=False, checksum=False, timeout=60, 
 
     inv, controllers = selected(inventory, host)
     on_each(controllers, lambda ctl: loop_on(inv, ctl, timeout=float(timeout), smoke=smoke,
-                                             checksum=checksum))
+                                             checksum=checksum,
+                                             ignore_manifest=ignore_manifest))
 
 
 @task(iterable=["host"], help={
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
     "smoke": "run the smoke test after each loop",
     "debounce": "milliseconds of quiet that end a burst of saves (default 400)",
+    "ignore_manifest": IGNORE_MANIFEST,
 })
 @reports_errors
-def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, verbose=False):
+def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, verbose=False,
+          ignore_manifest=False):
     """Watch the source tree; run the loop for each burst of saves until Ctrl-C."""
     from deploy.cli import selected
     from deploy.watch import watch as watch_tree
 
     inv, controllers = selected(inventory, host)
-    watch_tree(inv, controllers, debounce_ms=int(debounce), timeout=float(timeout), smoke=smoke)
+    watch_tree(inv, controllers, debounce_ms=int(debounce), timeout=float(timeout), smoke=smoke,
+               ignore_manifest=ignore_manifest)
 
 
 @task(iterable=["host"], help={

@@ -18,11 +18,11 @@ from typing import Callable, TypeVar
 from deploy import output
 from deploy.commands import Remote
 from deploy.db import db_sync
-from deploy.deployment import DeployReport, restart_and_check, sync_step
+from deploy.deployment import DeployReport, locate_for, restart_and_check, sync_step
 from deploy.errors import DevloopError
-from deploy.facts import Target, locate
+from deploy.facts import Target
 from deploy.inventory import Controller, Inventory
-from deploy.records import db_state
+from deploy.records import MIGRATION_DIRS, db_state
 
 T = TypeVar("T")
 
@@ -66,20 +66,21 @@ def _timed(report: LoopReport, name: str, work: Callable[[], T],
 
 
 def _migration_changed(report: DeployReport) -> bool:
-    return any(c.path.startswith("db/migrations/") for c in report.changes)
+    return any(c.path.startswith(MIGRATION_DIRS) for c in report.changes)
 
 
 def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = None,
-             timeout: float = 60.0, smoke: bool = False, checksum: bool = False) -> LoopReport:
+             timeout: float = 60.0, smoke: bool = False, checksum: bool = False,
+             ignore_manifest: bool = False) -> LoopReport:
     """Run the loop once on an open connection (``watch`` reuses it).
 
     Raises:
         DevloopError: a step failed; the steps before it are done.
     """
     report = LoopReport(remote.name)
-    target = target or locate(remote)
+    target = target or locate_for(remote, inventory)
     report.deploy = _timed(report, "deploy", lambda: sync_step(
-        remote, inventory, target, checksum=checksum),
+        remote, inventory, target, checksum=checksum, ignore_manifest=ignore_manifest),
         lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
 
     need_sync = _migration_changed(report.deploy)

@@ -14,7 +14,10 @@ from deploy.commands import STDLIB_ONLY, Remote, as_user
 from deploy.errors import DevloopError
 from deploy.remote import script
 
-_MIGRATION = re.compile(r"^db/migrations/versions/(?P<rev>[0-9a-f]{12})_[^/]+\.py$")
+# alembic (2023.1 on) and sqlalchemy-migrate (Train and before) migration files
+_MIGRATION = re.compile(r"^db/migrations/versions/(?P<rev>[0-9a-f]{12})_[^/]+\.py$"
+                        r"|^db/sqlalchemy/migrate_repo/versions/0*(?P<num>[0-9]+)_[^/]+\.py$")
+MIGRATION_DIRS = ("db/migrations/", "db/sqlalchemy/migrate_repo/versions/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +37,13 @@ class Record:
 
     @property
     def applied(self) -> bool:
-        return self.state == "applied"
+        """In place: done, or interrupted after its record was written (``applying``)."""
+        return self.state in ("applied", "applying")
 
     @property
     def added_revisions(self) -> list[str]:
-        """Alembic revisions whose migration files this deploy added."""
-        return [m["rev"] for m in map(_MIGRATION.match, self.added) if m]
+        """Migrations (alembic revisions, migrate numbers) whose files this deploy added."""
+        return [m["rev"] or m["num"] for m in map(_MIGRATION.match, self.added) if m]
 
     def describe_source(self) -> str:
         if not self.commit:
@@ -73,6 +77,8 @@ class DbState:
     heads: tuple[str, ...]
     applied: frozenset[str]
     unknown: tuple[str, ...] = ()
+    #: "alembic" or "migrate" (sqlalchemy-migrate: Train and before, no downgrade)
+    kind: str = "alembic"
 
     @property
     def behind(self) -> bool:
@@ -94,4 +100,4 @@ def db_state(remote: Remote, cinder_path: str) -> DbState:
                            f"{lines[-1] if lines else 'no output'}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
     return DbState(tuple(data["current"]), tuple(data["heads"]), frozenset(data["applied"]),
-                   tuple(data.get("unknown", ())))
+                   tuple(data.get("unknown", ())), data.get("kind", "alembic"))

@@ -79,6 +79,13 @@ def _downgrade_target(remote: Remote, undo: list[Record]) -> str | None:
     applied = [rev for rev in revisions if rev in state.applied]
     if not applied:
         return None
+    if state.kind == "migrate":
+        ids = ", ".join(r.id for r in undo)
+        raise RollbackError(
+            f"{remote.name}: refusing to roll back {ids}: the database has applied migration "
+            f"{', '.join(applied)} that these deploys added (migrate_version "
+            f"{', '.join(state.current)}), and this Cinder (sqlalchemy-migrate) cannot "
+            f"downgrade. Restore the database from a backup first. Nothing was changed.")
     # the oldest removed revision that is applied: go to the one before it
     argv = [remote.python, "-c",
             "import sys; from alembic.script import ScriptDirectory as S\n"
