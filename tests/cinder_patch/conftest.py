@@ -25,8 +25,8 @@ from tests.cinder_patch import train_env as trainlib
 from tests.cinder_patch.cinder_api import CinderApi, Client
 from tests.cinder_patch.mariadb import MariaDB
 
-# in_cinder/ imports cinder: only the env's own pytest collects it.
-collect_ignore = ["in_cinder"]
+# in_cinder/ and in_train/ import cinder: only the envs run them.
+collect_ignore = ["in_cinder", "in_train"]
 
 
 def _fail(error: Exception) -> None:
