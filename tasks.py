@@ -247,8 +247,9 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, verbose=False):
 # --- the sandbox controller ----------------------------------------------------
 
 SANDBOX_HELP = {
-    "kind": "supervisord (default: quick, noauth) or rdo (systemd container, Keystone)",
-    "root": "sandbox directory (default /opt/cinder-devloop/sandbox, or .../rdo)",
+    "kind": "supervisord (default: quick, noauth), rdo (systemd container, Keystone) or "
+            "legacy (systemd container, Python 2.7, Cinder Train, noauth)",
+    "root": "sandbox directory (default /opt/cinder-devloop/sandbox, .../rdo or .../legacy)",
     "ssh_port": "sshd port on 127.0.0.1 (supervisord kind; default 22022)",
     "api_port": "cinder-api port on 127.0.0.1 (supervisord kind; default 18776)",
     "verbose": VERBOSE,
@@ -268,6 +269,10 @@ def _sandbox(kind, root, ssh_port, api_port):
         from deploy.sandbox import rdo
 
         return rdo, rdo.RdoLayout(Path(root) if root else rdo.DEFAULT_ROOT)
+    if kind == "legacy":
+        from deploy.sandbox import legacy
+
+        return legacy, legacy.LegacyLayout(Path(root) if root else legacy.DEFAULT_ROOT)
     from deploy.sandbox import DEFAULT_ROOT, SandboxLayout, supervisord
 
     return supervisord, SandboxLayout(Path(root) if root else DEFAULT_ROOT, int(ssh_port),

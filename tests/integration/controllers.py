@@ -165,3 +165,27 @@ class RdoController:
         """A Keystone token of the admin (or of ``demo``, a member) and the catalog's endpoint."""
         return cloud_access(CLOUD_MEMBER if member else CLOUD_ADMIN,
                             {"OS_CLIENT_CONFIG_FILE": str(self.layout.clouds_file)})
+
+
+class LegacyController(RdoController):
+    """The legacy container: systemd, Python 2.7, Cinder Train (sqlalchemy-migrate), noauth."""
+
+    kind = "legacy"
+    noauth = True
+    python = "/usr/bin/python2"
+    cinder_path = "/usr/lib/python2.7/site-packages/cinder"
+    migrate_repo = cinder_path + "/db/sqlalchemy/migrate_repo/versions"
+
+    def __init__(self, layout) -> None:  # a LegacyLayout
+        self.layout = layout
+        self.instance = layout.instance
+
+    def newest_migration(self) -> int:
+        """The number of the newest migrate script on the controller."""
+        names = self.host_path(self.migrate_repo).glob("[0-9]*_*.py")
+        return max(int(path.name.split("_", 1)[0]) for path in names)
+
+    def api(self, member: bool = False) -> ApiAccess:
+        """noauth: the token names the user and project."""
+        project = "c1a55e7"
+        return ApiAccess(self.api_url.rstrip("/"), project, f"admin:{project}")
