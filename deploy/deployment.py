@@ -59,6 +59,7 @@ def restart_and_check(remote: Remote, timeout: float) -> tuple[ServiceStatus, Ap
         ServiceError: the service manager refused.
         HealthCheckError: no answer before the deadline (log tail shown).
     """
+    remote.python   # the probe runs with Cinder's python: found now if not yet
     manager = manager_for(remote.controller)
     output.step(remote.name, f"restart {remote.controller.service}")
     manager.restart(remote)
