@@ -17,7 +17,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,11 +44,11 @@ def run_unittest(env: CinderEnv, *args: str, cwd: Path | None = None,
 
 
 @pytest.fixture(scope="session")
-def pristine_train(train_env: CinderEnv) -> CinderEnv:
+def pristine_train(train_env: CinderEnv) -> Iterator[CinderEnv]:
     """The same Train venv with nothing laid over its cinder."""
     empty = make_world_traversable_dir("cinder-train-pristine-")
-    return CinderEnv(venv=train_env.venv, overlay=empty,
-                     release=train_env.release)
+    yield CinderEnv(venv=train_env.venv, overlay=empty, release=train_env.release)
+    shutil.rmtree(empty, ignore_errors=True)
 
 
 @pytest.mark.parametrize("path", VARIANT_FILES,
