@@ -93,6 +93,7 @@ def _start_api(env: envlib.CinderEnv, connection: str | None = None,
         api.start()
     except envlib.EnvError as error:
         api.stop()
+        shutil.rmtree(state, ignore_errors=True)
         _fail(error)
     return api
 

@@ -1,7 +1,9 @@
 """The Train variant on Cinder Train's own terms: Python 2.7, migrate, tests.
 
 * every file of cinder_patch/train/cinder compiles with Python 2.7 and is
-  ASCII (Python 2 refuses non-ASCII source without a coding line);
+  ASCII (Python 2 refuses non-ASCII source without a coding line), and
+  passes Train's pep8 job: flake8 with hacking and Cinder's local checks,
+  configured as Train's tox.ini does (in_train/tox.ini);
 * the sqlalchemy-migrate repository ends at 133, after Train's 132, and
   ``cinder-manage db sync`` applies it;
 * Train's own ``cinder/tests/unit/db/test_migrations.py`` passes with the
@@ -15,7 +17,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,11 +44,11 @@ def run_unittest(env: CinderEnv, *args: str, cwd: Path | None = None,
 
 
 @pytest.fixture(scope="session")
-def pristine_train(train_env: CinderEnv) -> CinderEnv:
+def pristine_train(train_env: CinderEnv) -> Iterator[CinderEnv]:
     """The same Train venv with nothing laid over its cinder."""
     empty = make_world_traversable_dir("cinder-train-pristine-")
-    return CinderEnv(venv=train_env.venv, overlay=empty,
-                     release=train_env.release)
+    yield CinderEnv(venv=train_env.venv, overlay=empty, release=train_env.release)
+    shutil.rmtree(empty, ignore_errors=True)
 
 
 @pytest.mark.parametrize("path", VARIANT_FILES,
@@ -56,6 +60,27 @@ def test_variant_file_is_python27_source(train_env: CinderEnv, path: Path) -> No
                             "py_compile.compile(sys.argv[1], doraise=True)",
                             str(path)], PYTHONDONTWRITEBYTECODE="1")
     assert result.returncode == 0, _explain(result)
+
+
+def flake8(env: CinderEnv, *paths: Path) -> subprocess.CompletedProcess[str]:
+    # cwd: in_train/tox.ini holds Train's [flake8] and [hacking] settings
+    return env.run([env.python, "-m", "flake8", *map(str, paths)], cwd=IN_TRAIN,
+                   PYTHONDONTWRITEBYTECODE="1")
+
+
+def test_variant_passes_trains_flake8_with_cinders_hacking_checks(
+        train_env: CinderEnv) -> None:
+    result = flake8(train_env, *VARIANT_FILES, IN_TRAIN / "test_models_sync.py")
+    assert result.returncode == 0, _explain(result)
+
+
+def test_trains_flake8_applies_cinders_local_checks(train_env: CinderEnv,
+                                                    tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("x = dict([(1, 2)])\n")
+    result = flake8(train_env, sample)
+    assert result.returncode != 0
+    assert "N336" in result.stdout, _explain(result)
 
 
 REPOSITORY_LATEST = (

@@ -92,8 +92,8 @@ def _soft_delete_values():
 
 def _metadata_update(context, cluster, metadata, delete):
     """Merge ``metadata`` into the cluster's (replace it if ``delete``)."""
-    rows = dict((row.key, row) for row in
-                _metadata_query(context, cluster.id).all())
+    rows = {row.key: row for row in
+            _metadata_query(context, cluster.id).all()}
     changed = False
 
     if delete:

@@ -70,8 +70,8 @@ class ManagedCluster(BASE, models.CinderBase):
 
     def metadata_dict(self):
         """Return the live metadata rows as a ``{key: value}`` dict."""
-        return dict((row.key, row.value) for row in self.cluster_metadata
-                    if not row.deleted)
+        return {row.key: row.value for row in self.cluster_metadata
+                if not row.deleted}
 
     def __getitem__(self, key):
         if key == 'metadata':
@@ -94,9 +94,9 @@ class ManagedCluster(BASE, models.CinderBase):
         return columns + self._extra_keys
 
     def _as_dict(self):
-        local = dict((key, value) for key, value in self)
-        joined = dict((k, v) for k, v in self.__dict__.items()
-                      if not k.startswith('_') and k not in local)
+        local = {key: value for key, value in self}
+        joined = {k: v for k, v in self.__dict__.items()
+                  if not k.startswith('_') and k not in local}
         local.update(joined)
         return local
 
