@@ -218,8 +218,7 @@ def _system_mounts(tree: Path) -> Iterator[None]:
     """/proc and /dev inside ``tree`` while build steps run there."""
     mounted = []
     try:
-        for fs, target, args in (("proc", "proc", ["-t", "proc", "proc"]),
-                                 ("dev", "dev", ["--bind", "/dev"])):
+        for target, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
             run_local(["mount", *args, str(tree / target)])
             mounted.append(tree / target)
         yield
