@@ -260,7 +260,20 @@ def ensure_tree(recipe: TreeRecipe) -> Path:
         staging.chmod(0o755)
         os.rename(staging, recipe.tree)
         stamp.write_text(recipe.digest)
+        _prune(recipe)
     return recipe.tree
+
+
+def _prune(recipe: TreeRecipe) -> None:
+    """Remove this kind's older archives and trees (a tree still mounted is kept)."""
+    mounts = Path("/proc/self/mounts").read_text()
+    digest = "?" * len(recipe.digest)
+    for old in CACHE_DIR.glob(f"{recipe.name}-{digest}.tar.zst"):
+        if old != recipe.archive:
+            old.unlink(missing_ok=True)
+    for old in (CACHE_DIR / "trees").glob(f"{recipe.name}-{digest}"):
+        if old != recipe.tree and f"lowerdir={old}," not in mounts:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _build_archive(recipe: TreeRecipe) -> None:
