@@ -450,6 +450,8 @@ def boot(kind: ContainerKind, instance: Instance, timeout: float = 60.0) -> None
     _setup_network(instance)
     _mount_overlay(instance, tree)
     _write_ssh_access(instance, instance.merged)
+    # the tree was built on this machine and carries its host name otherwise
+    (instance.merged / "etc/hostname").write_text(f"{instance.name}\n")
     kind.configure(instance, instance.merged)
     pid = _launch(instance)
     output.detail(f"systemd-nspawn pid {pid}, {instance.address} in netns {instance.netns}")
