@@ -53,3 +53,10 @@ def test_invoke_smoke_fails_with_exit_1_when_the_api_is_down(controller, feature
     assert result.returncode == 1
     assert "smoke FAILED" in result.stdout
     assert "error: sandbox: smoke test failed at api answers" in result.stderr
+
+
+def test_loop_smoke_runs_the_smoke_test_with_the_controllers_own_auth(feature_controller):
+    result = invoke("loop", "--inventory", str(feature_controller), "--smoke")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--> sandbox: smoke (" in result.stderr
+    assert "smoke PASSED: 10/10 checks" in result.stderr + result.stdout
