@@ -8,6 +8,7 @@ readiness is polled, never slept for.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import time
@@ -104,7 +105,6 @@ def make_dir(path: Path, owner: str | None = None, mode: int = 0o755) -> None:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(mode)
     if owner:
-        import shutil
         shutil.chown(path, owner, owner)
 
 

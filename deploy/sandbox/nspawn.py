@@ -41,7 +41,7 @@ from deploy.sandbox.common import alive, end_process, ensure_key, known_hosts_na
     pid_from, port_open, wait, write_known_hosts
 
 CACHE_DIR = Path(os.environ.get("DEVLOOP_CACHE_DIR", "/var/cache/cinder-devloop"))
-SUBNET = ipaddress.ip_network("10.213.0.0/16")
+SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: packages every container tree has: systemd, sshd, and what the tool runs there
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "procps",
@@ -260,7 +260,20 @@ def ensure_tree(recipe: TreeRecipe) -> Path:
         staging.chmod(0o755)
         os.rename(staging, recipe.tree)
         stamp.write_text(recipe.digest)
+        _prune(recipe)
     return recipe.tree
+
+
+def _prune(recipe: TreeRecipe) -> None:
+    """Remove this kind's older archives and trees (a tree still mounted is kept)."""
+    mounts = Path("/proc/self/mounts").read_text()
+    digest = "?" * len(recipe.digest)
+    for old in CACHE_DIR.glob(f"{recipe.name}-{digest}.tar.zst"):
+        if old != recipe.archive:
+            old.unlink(missing_ok=True)
+    for old in (CACHE_DIR / "trees").glob(f"{recipe.name}-{digest}"):
+        if old != recipe.tree and f"lowerdir={old}," not in mounts:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _build_archive(recipe: TreeRecipe) -> None:
@@ -292,12 +305,12 @@ def _build_archive(recipe: TreeRecipe) -> None:
 
 def _used_subnets() -> set[ipaddress.IPv4Network]:
     out = run_local(["ip", "-4", "-o", "addr", "show"]).stdout
-    used = set()
+    used: set[ipaddress.IPv4Network] = set()
     for line in out.splitlines():
         words = line.split()
         if "inet" in words:
-            iface = ipaddress.ip_interface(words[words.index("inet") + 1])
-            used.add(ipaddress.ip_network(f"{iface.ip}/30", strict=False))
+            iface = ipaddress.IPv4Interface(words[words.index("inet") + 1])
+            used.add(ipaddress.IPv4Network(f"{iface.ip}/30", strict=False))
     return used
 
 
@@ -309,13 +322,16 @@ def _allocate_address(instance: Instance) -> ipaddress.IPv4Network:
     for i in range(len(blocks)):
         block = blocks[(start + i) % len(blocks)]
         if block not in used and int(block.network_address) & 0xff != 0:
-            return block  # type: ignore[return-value]
+            return block
     raise SandboxError(f"sandbox: no free /30 left in {SUBNET}")
 
 
 def _setup_network(instance: Instance) -> None:
     """A namespace with ``host0`` (.2/30) whose veth peer here has .1/30."""
     with _locked(CACHE_DIR / "network.lock"):
+        # an address of the range with no instance behind it fails at once
+        # here instead of leaving the machine (an instance's /30 is more specific)
+        run_local(["ip", "route", "replace", "unreachable", str(SUBNET)])
         block = _allocate_address(instance)
         host, inside = [str(a) for a in list(block.hosts())[:2]]
         if Path("/run/netns", instance.netns).exists():
@@ -437,6 +453,8 @@ def boot(kind: ContainerKind, instance: Instance, timeout: float = 60.0) -> None
     _setup_network(instance)
     _mount_overlay(instance, tree)
     _write_ssh_access(instance, instance.merged)
+    # the tree was built on this machine and carries its host name otherwise
+    (instance.merged / "etc/hostname").write_text(f"{instance.name}\n")
     kind.configure(instance, instance.merged)
     pid = _launch(instance)
     output.detail(f"systemd-nspawn pid {pid}, {instance.address} in netns {instance.netns}")

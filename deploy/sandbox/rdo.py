@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import time
@@ -218,8 +219,7 @@ def _system_mounts(tree: Path) -> Iterator[None]:
     """/proc and /dev inside ``tree`` while build steps run there."""
     mounted = []
     try:
-        for fs, target, args in (("proc", "proc", ["-t", "proc", "proc"]),
-                                 ("dev", "dev", ["--bind", "/dev"])):
+        for target, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
             run_local(["mount", *args, str(tree / target)])
             mounted.append(tree / target)
         yield
@@ -347,13 +347,27 @@ def _after_boot(layout: RdoLayout) -> Callable[[nspawn.Instance], None]:
         passwords = layout.passwords()
         base = f"http://{instance.address}:{KEYSTONE_PORT}/v3/"
         output.detail("keystone-manage bootstrap (admin, identity endpoint)")
-        run_local(nspawn.ssh_argv(instance, as_user("keystone", [
-            "keystone-manage", "bootstrap", "--bootstrap-password", passwords["admin"],
-            "--bootstrap-admin-url", base, "--bootstrap-internal-url", base,
-            "--bootstrap-public-url", base, "--bootstrap-region-id", "RegionOne"])),
-            hint="keystone-manage bootstrap failed in the rdo controller")
+        # the password travels on stdin, never on a command line
+        script = ("read -r OS_BOOTSTRAP_PASSWORD; export OS_BOOTSTRAP_PASSWORD; exec "
+                  + shlex.join(["keystone-manage", "bootstrap", "--bootstrap-admin-url", base,
+                                "--bootstrap-internal-url", base, "--bootstrap-public-url",
+                                base, "--bootstrap-region-id", "RegionOne"]))
+        argv = nspawn.ssh_argv(instance, as_user("keystone", ["sh", "-c", script]))
+        output.command("local", shlex.join(argv))
+        proc = subprocess.run(argv, input=passwords["admin"] + "\n", capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            raise SandboxError(f"sandbox: keystone-manage bootstrap failed in {layout.name}: "
+                               f"{(proc.stderr or proc.stdout).strip()[-500:]}")
         wait(lambda: api_answers(base), 60, f"keystone at {base}")
-        _create_identities(layout, passwords)
+        try:
+            _create_identities(layout, passwords)
+        except Exception as exc:     # keystoneauth1's errors: one line, no traceback
+            from keystoneauth1.exceptions import ClientException
+            if not isinstance(exc, ClientException):
+                raise
+            raise SandboxError(f"sandbox: creating {layout.name}'s Keystone users failed: "
+                               f"{str(exc).splitlines()[0]}") from None
         _write_client_files(layout)
         wait(lambda: api_answers(layout.api_url), 60, f"cinder-api at {layout.api_url}")
     return after_boot
