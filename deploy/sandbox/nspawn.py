@@ -22,22 +22,20 @@ Facts and timings behind this: ``../shared/CONTROLLER_NOTES.md`` §1.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import ipaddress
 import os
 import shutil
 import subprocess
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from deploy import output
 from deploy.commands import run_local
 from deploy.errors import SandboxError
-from deploy.sandbox.common import alive, end_process, ensure_key, known_hosts_name, \
+from deploy.sandbox.common import alive, end_process, ensure_key, known_hosts_name, locked, \
     pid_from, port_open, wait, write_known_hosts
 
 CACHE_DIR = Path(os.environ.get("DEVLOOP_CACHE_DIR", "/var/cache/cinder-devloop"))
@@ -193,6 +191,35 @@ class Instance:
         return int(first)
 
 
+API_PORT = 8776   # cinder-api inside every container kind (RDO's default port)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerLayout:
+    """Where one container controller lives on this machine: what every kind has."""
+
+    root: Path
+    name: str
+
+    @property
+    def instance(self) -> Instance:
+        return Instance(self.root, self.name)
+
+    @property
+    def hosts_file(self) -> Path:
+        """The inventory ``up`` writes for this controller."""
+        return self.root / "hosts.yaml"
+
+    @property
+    def address(self) -> str:
+        return self.instance.address
+
+    @property
+    def api_url(self) -> str:
+        """cinder-api as this machine reaches it (through the veth)."""
+        return f"http://{self.address}:{API_PORT}/"
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerKind:
     """A kind of container controller: its tree, and how to make a copy one.
@@ -209,17 +236,6 @@ class ContainerKind:
 
 
 # --- the cached tree -------------------------------------------------------------
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
 
 def require_tools() -> None:
     """Raises SandboxError naming what is missing for container controllers."""
@@ -245,7 +261,7 @@ def ensure_tree(recipe: TreeRecipe) -> Path:
     stamp = recipe.tree / ".devloop-complete"
     if stamp.exists():
         return recipe.tree
-    with _locked(CACHE_DIR / f"{recipe.name}.lock"):
+    with locked(CACHE_DIR / f"{recipe.name}.lock"):
         if stamp.exists():     # another run finished it while this one waited
             return recipe.tree
         if not recipe.archive.exists():
@@ -328,7 +344,7 @@ def _allocate_address(instance: Instance) -> ipaddress.IPv4Network:
 
 def _setup_network(instance: Instance) -> None:
     """A namespace with ``host0`` (.2/30) whose veth peer here has .1/30."""
-    with _locked(CACHE_DIR / "network.lock"):
+    with locked(CACHE_DIR / "network.lock"):
         # an address of the range with no instance behind it fails at once
         # here instead of leaving the machine (an instance's /30 is more specific)
         run_local(["ip", "route", "replace", "unreachable", str(SUBNET)])

@@ -46,7 +46,7 @@ REQUIREMENTS = Path(__file__).with_name("rdo-requirements.txt")
 PYTHON_SITE = "usr/local/lib/python3.11/dist-packages"
 UNIT = "openstack-cinder-api.service"
 KEYSTONE_UNIT = "openstack-keystone.service"
-API_PORT = 8776
+API_PORT = nspawn.API_PORT
 KEYSTONE_PORT = 5000
 CLOUD_ADMIN, CLOUD_MEMBER = "rdo-admin", "rdo-member"
 DIST_CONF = "/usr/share/cinder/cinder-dist.conf"
@@ -133,19 +133,11 @@ BUILD_VERSION = "rdo-tree-1"   # bump when the build steps below change
 
 
 @dataclass(frozen=True, slots=True)
-class RdoLayout:
+class RdoLayout(nspawn.ContainerLayout):
     """Where an rdo sandbox controller lives on this machine."""
 
     root: Path = DEFAULT_ROOT
     name: str = "rdo"
-
-    @property
-    def instance(self) -> nspawn.Instance:
-        return nspawn.Instance(self.root, self.name)
-
-    @property
-    def hosts_file(self) -> Path:
-        return self.root / "hosts.yaml"
 
     @property
     def clouds_file(self) -> Path:
@@ -156,17 +148,8 @@ class RdoLayout:
         return self.root / "client" / "passwords.json"
 
     @property
-    def address(self) -> str:
-        return self.instance.address
-
-    @property
     def auth_url(self) -> str:
         return f"http://{self.address}:{KEYSTONE_PORT}/v3"
-
-    @property
-    def api_url(self) -> str:
-        """cinder-api as this machine reaches it (through the veth)."""
-        return f"http://{self.address}:{API_PORT}/"
 
     def controller_entry(self) -> dict[str, object]:
         """This controller as a ``controllers:`` entry of hosts.yaml.
