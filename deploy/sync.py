@@ -21,6 +21,7 @@ import os
 import secrets
 import shlex
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -356,6 +357,19 @@ def build_devbox_sync(inventory: Inventory, controller: Controller, dest_dir: st
     return DevboxSync(workdir, files, rsync)
 
 
+# paramiko relays every forwarded-agent channel of one connection through one
+# agent socket; two rsyncs using the agent at once (parallel controllers behind
+# one devbox) can get each other's replies and hang. One rsync at a time per
+# source host: the transfers themselves are short.
+_agent_locks: dict[str, threading.Lock] = {}
+_agent_locks_guard = threading.Lock()
+
+
+def _agent_lock(host: Host) -> threading.Lock:
+    with _agent_locks_guard:
+        return _agent_locks.setdefault(host.label, threading.Lock())
+
+
 def source_connection(host: Host) -> Connection:
     """The task run's connection to the source host, forwarding the agent when there is one.
 
@@ -376,7 +390,7 @@ def _sync_on(devbox: Host, inventory: Inventory, controller: Controller, dest_di
     conn = source_connection(devbox)
     text = shlex.join(plan.command())
     output.command(devbox.name, shlex.join(plan.rsync_argv))
-    with translate_ssh_errors(devbox):
+    with translate_ssh_errors(devbox), _agent_lock(devbox):
         result = conn.run(text, hide=True, warn=True, in_stream=False)
     where = (f"{controller.name}: rsync on {devbox.name} ({devbox.label}) to "
              f"{controller.name} ({controller.label}):{dest_dir}")
