@@ -33,7 +33,8 @@ def extension_source(alias: str) -> str:
 
 def extension_status(controller, alias: str) -> int:
     access = controller.api()       # noauth, or the admin's Keystone token
-    url = f"{access.base_url}/v3/extensions/{alias}"
+    # (with the project in the path: Train routes nothing without it)
+    url = f"{access.base_url}/v3/{access.project_id}/extensions/{alias}"
     request = urllib.request.Request(url, headers=access.headers)
     try:
         with urllib.request.urlopen(request, timeout=5) as reply:

@@ -222,7 +222,8 @@ class TestStatusRestartLogs:
         assert result.returncode == 0, result.stderr
         assert f"--> sbx: journal of {controller.service}" in result.stderr
         assert "Started openstack-cinder-api.service" in result.stdout
-        assert "cinder-api[" in result.stdout
+        if controller.kind == "rdo":   # Train's cinder-api writes only to its --logfile
+            assert "cinder-api[" in result.stdout
 
     def test_logs_journal_on_a_supervisord_controller_is_one_line_and_exit_2(self, hosts):
         result = invoke("logs", "--inventory", str(hosts), "--journal")
