@@ -23,12 +23,14 @@ from pathlib import Path
 from deploy.auth import ApiAccess, cloud_access
 from deploy.sandbox import SandboxLayout
 from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, RdoLayout, UNIT
+from deploy.sandbox.train import CINDER_RELEASE
 
 
 class SupervisordController:
     """The supervisord sandbox: cinder-api in a venv, noauth, files on this machine."""
 
     kind = "supervisord"
+    release = "29.0.0"          # the Cinder it runs
     migrations = "alembic"
     # the variant of the cluster feature deploy sends this kind (its Cinder is 29.0.0)
     feature_tree = "cinder_patch/cinder"
@@ -127,6 +129,7 @@ class RdoController:
     """The rdo container: systemd, the system site-packages, Keystone."""
 
     kind = "rdo"
+    release = "29.0.0"          # the Cinder it runs
     migrations = "alembic"
     # the variant of the cluster feature deploy sends this kind (its Cinder is 29.0.0)
     feature_tree = "cinder_patch/cinder"
@@ -199,6 +202,7 @@ class LegacyController(RdoController):
     """The legacy container: systemd, Python 2.7, Cinder Train (sqlalchemy-migrate), noauth."""
 
     kind = "legacy"
+    release = CINDER_RELEASE   # Train
     migrations = "sqlalchemy-migrate"
     feature_tree = "cinder_patch/train/cinder"   # Cinder 15.6.0
     # Train's cinder-manage puts an empty database under version control at
