@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import urllib.error
 import urllib.request
@@ -134,3 +135,33 @@ def test_a_dropped_connection_still_brings_the_service_back(controller, feature_
 
     assert_service_restored(controller, before)
     assert not set(foreground) & {pid for pid, _ in api_processes(controller)}
+
+
+def test_a_leftover_cinder_api_is_ended_before_the_session(controller, feature_controller,
+                                                           service_back):
+    controller.stop_service()
+    command = [controller.python, controller.cinder_api] + \
+        [arg for conf in controller.config_files for arg in ("--config-file", conf)]
+    # a cinder-api someone started by hand and forgot, detached from us
+    controller.run(["setsid", "sh", "-c", shlex.join(command) + " >/dev/null 2>&1 &"],
+                   user="cinder")
+    strays: list[int] = []
+    try:
+        strays = wait_until(lambda: [pid for pid, _ in api_processes(controller)], timeout=30)
+        child = spawn_debug(feature_controller)
+        child.expect("answers at")
+        transcript = text_of(child)
+        for pid in strays:
+            assert f"leftover cinder-api pid {pid}: " in transcript
+            assert f"ended pid {pid} (" in transcript
+        assert not set(strays) & {pid for pid, _ in api_processes(controller)}
+
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF, timeout=90)
+        child.close()
+        assert child.exitstatus == 130, text_of(child)
+        assert_service_restored(controller, None)
+    finally:
+        left = set(strays) & {pid for pid, _ in api_processes(controller)}
+        if left:   # only the PIDs this test started, if they still run cinder-api
+            controller.run(["kill", "-9", *map(str, sorted(left))])
