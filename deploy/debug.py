@@ -80,9 +80,10 @@ def parse_break_location(text: str) -> BreakLocation:
     """Read one ``--break`` value.
 
     ``api/contrib/cluster_manage.py:127`` is a file relative to the
-    controller's cinder package (a leading ``cinder_patch/`` or ``cinder/``
-    is dropped, so overlay paths work as they are; an absolute path is a
-    path on the controller); ``cinder.api.contrib.cluster_manage.
+    controller's cinder package (everything up to the first ``cinder/``
+    directory is dropped, so paths in a checkout or an overlay tree such as
+    ``cinder_patch/train/cinder/...`` work as they are; an absolute path is
+    a path on the controller); ``cinder.api.contrib.cluster_manage.
     ClusterManageController.show`` is a dotted function name.
 
     Raises:
@@ -96,9 +97,12 @@ def parse_break_location(text: str) -> BreakLocation:
                              f"from 1, e.g. api/contrib/cluster_manage.py:127")
         path = path.strip()
         if not path.startswith("/"):
-            for prefix in ("./", "cinder_patch/", "cinder/"):
-                if path.startswith(prefix):
-                    path = path[len(prefix):]
+            # A path in a checkout or an overlay tree (cinder/..., cinder_patch/cinder/...,
+            # cinder_patch/train/cinder/...): what follows its cinder/ package directory.
+            parts = [part for part in path.split("/") if part not in ("", ".")]
+            if "cinder" in parts[:-1]:
+                parts = parts[parts.index("cinder") + 1:]
+            path = "/".join(parts)
         if not path.endswith(".py"):
             raise UsageError(f"--break {text!r}: {path} is not a .py file")
         return BreakLocation(text, path=path, line=int(line))

@@ -65,6 +65,10 @@ _log = None
 def say(text):
     """A line for the developer, and for the guard log (the pty may be gone)."""
     line = "--> %s: %s" % (NAME, text)
+    if not isinstance(line, str):
+        # Python 2: JSON and decoded command output make this unicode; its
+        # stdout and log files take bytes (systemctl status prints a U+25CF).
+        line = line.encode("utf-8", "replace")
     if _log is not None:
         try:
             _log.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")

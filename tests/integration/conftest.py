@@ -4,9 +4,11 @@ The session's sandbox lives in a fresh directory under /tmp (traversable by
 the ``cinder`` user) with free ports, so it never touches a developer's
 sandbox; it is stopped by PID and removed at the end.
 
-``controller`` is the same specs' controller of either kind: the
-supervisord sandbox, or an rdo controller (systemd container, Keystone),
-booted once per session from the cached tree in its own namespace.
+``controller`` is the same specs' controller of each kind in turn: the
+supervisord sandbox, an rdo controller (systemd container, Keystone) and a
+legacy controller (systemd container, Python 2.7, Cinder Train, noauth),
+each container booted once per session from its cached tree in its own
+namespace.
 """
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from deploy.sandbox import SandboxLayout, down, up
-from tests.integration.controllers import RdoController, SupervisordController
+from tests.integration.controllers import LegacyController, RdoController, \
+    SupervisordController
 from tests.support import free_port
 
-KINDS = ("supervisord", "rdo")
+KINDS = ("supervisord", "rdo", "legacy")
 
 
 @pytest.fixture(scope="session")
@@ -65,11 +68,29 @@ def rdo_controller():
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def legacy_controller():
+    """A running legacy controller (systemd, Python 2.7, Cinder 15.6.0, noauth)."""
+    from deploy.sandbox import legacy
+
+    base = Path(tempfile.mkdtemp(prefix="devloop-it-legacy-"))
+    base.chmod(0o755)
+    layout = legacy.LegacyLayout(base / "controller", name="it-legacy")
+    try:
+        legacy.up(layout)
+        yield LegacyController(layout)
+    finally:
+        legacy.down(layout, purge=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session", params=KINDS)
 def controller(request):
-    """The session's controller of each kind in turn (one spec, both kinds)."""
+    """The session's controller of each kind in turn (one spec, every kind)."""
     if request.param == "rdo":
         return request.getfixturevalue("rdo_controller")
+    if request.param == "legacy":
+        return request.getfixturevalue("legacy_controller")
     return SupervisordController(request.getfixturevalue("sandbox"))
 
 
@@ -127,7 +148,11 @@ def deployed_feature(sandbox, feature_hosts) -> Path:
 
 @pytest.fixture(scope="session")
 def feature_controller(controller, tmp_path_factory) -> Path:
-    """The controller (either kind) with the cluster feature deployed; its inventory."""
+    """The controller (any kind) with the cluster feature deployed; its inventory.
+
+    The inventory names cinder_patch/cinder; deploy sends the legacy
+    controller its Train variant (cinder_patch/train/cinder) by itself.
+    """
     return _deploy_feature(_feature_inventory(controller, tmp_path_factory))
 
 

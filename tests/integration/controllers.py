@@ -1,11 +1,18 @@
-"""One handle over both kinds of test controller, so a spec is written once.
+"""One handle over every kind of test controller, so a spec is written once.
 
 ``SupervisordController`` wraps the quick sandbox (supervisord, noauth);
 ``RdoController`` the systemd container (``openstack-cinder-api.service``,
-Keystone). A spec asks the handle, never supervisorctl or systemctl:
-``service_pid()``, ``stop_service()``, ``run(argv)`` on the controller,
-``host_path(path)`` to read a controller file from this machine, ``api()``
-for the URL, project and token of an admin (or of the member user).
+Keystone); ``LegacyController`` the systemd container with Python 2.7 and
+Cinder Train (sqlalchemy-migrate, noauth). A spec asks the handle, never
+supervisorctl or systemctl: ``service_pid()``, ``stop_service()``,
+``run(argv)`` on the controller, ``host_path(path)`` to read a controller
+file from this machine, ``api()`` for the URL, project and token of an
+admin (or of the member user), ``newest_migration()``.
+
+What differs between kinds and decides which specs apply is a class
+attribute: ``migrations`` (``"alembic"`` or ``"sqlalchemy-migrate"``),
+``service_manager`` (``"supervisord"`` or ``"systemd"``); ``kinds(...)``
+lists the kinds that have a property, for a spec's parametrization.
 """
 from __future__ import annotations
 
@@ -16,12 +23,20 @@ from pathlib import Path
 from deploy.auth import ApiAccess, cloud_access
 from deploy.sandbox import SandboxLayout
 from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, RdoLayout, UNIT
+from deploy.sandbox.train import CINDER_RELEASE
 
 
 class SupervisordController:
     """The supervisord sandbox: cinder-api in a venv, noauth, files on this machine."""
 
     kind = "supervisord"
+    release = "29.0.0"          # the Cinder it runs
+    migrations = "alembic"
+    # the variant of the cluster feature deploy sends this kind (its Cinder is 29.0.0)
+    feature_tree = "cinder_patch/cinder"
+    service_manager = "supervisord"
+    # what db-sync reports for a database no migration has touched
+    empty_revision = "empty"
     service = "cinder-api"
     running_state = "RUNNING"
     stopped_state = "STOPPED"
@@ -100,6 +115,10 @@ class SupervisordController:
     def restart_service(self) -> None:
         self._ctl("restart", "cinder-api")
 
+    def newest_migration(self) -> str:
+        """The alembic head of the controller's migrations."""
+        return _alembic_head(self)
+
     def api(self, member: bool = False) -> ApiAccess:
         """URL, project and token for the admin (noauth: everyone is)."""
         project = "c1a55e7"
@@ -110,6 +129,12 @@ class RdoController:
     """The rdo container: systemd, the system site-packages, Keystone."""
 
     kind = "rdo"
+    release = "29.0.0"          # the Cinder it runs
+    migrations = "alembic"
+    # the variant of the cluster feature deploy sends this kind (its Cinder is 29.0.0)
+    feature_tree = "cinder_patch/cinder"
+    service_manager = "systemd"
+    empty_revision = "empty"
     service = UNIT
     running_state = "active (running)"
     stopped_state = "inactive (dead)"
@@ -163,6 +188,10 @@ class RdoController:
     def restart_service(self) -> None:
         self.run(["systemctl", "restart", UNIT])
 
+    def newest_migration(self) -> str:
+        """The alembic head of the controller's migrations."""
+        return _alembic_head(self)
+
     def api(self, member: bool = False) -> ApiAccess:
         """A Keystone token of the admin (or of ``demo``, a member) and the catalog's endpoint."""
         return cloud_access(CLOUD_MEMBER if member else CLOUD_ADMIN,
@@ -173,6 +202,12 @@ class LegacyController(RdoController):
     """The legacy container: systemd, Python 2.7, Cinder Train (sqlalchemy-migrate), noauth."""
 
     kind = "legacy"
+    release = CINDER_RELEASE   # Train
+    migrations = "sqlalchemy-migrate"
+    feature_tree = "cinder_patch/train/cinder"   # Cinder 15.6.0
+    # Train's cinder-manage puts an empty database under version control at
+    # its INIT_VERSION (the scripts start at 123) and reports that.
+    empty_revision = "122"
     noauth = True
     python = "/usr/bin/python2"
     cinder_path = "/usr/lib/python2.7/site-packages/cinder"
@@ -182,12 +217,30 @@ class LegacyController(RdoController):
         self.layout = layout
         self.instance = layout.instance
 
-    def newest_migration(self) -> int:
+    def newest_migration(self) -> str:
         """The number of the newest migrate script on the controller."""
         names = self.host_path(self.migrate_repo).glob("[0-9]*_*.py")
-        return max(int(path.name.split("_", 1)[0]) for path in names)
+        return str(max(int(path.name.split("_", 1)[0]) for path in names))
 
     def api(self, member: bool = False) -> ApiAccess:
         """noauth: the token names the user and project."""
         project = "c1a55e7"
         return ApiAccess(self.api_url.rstrip("/"), project, f"admin:{project}")
+
+
+CONTROLLERS = (SupervisordController, RdoController, LegacyController)
+
+
+def kinds(**properties: str) -> list[str]:
+    """The kinds whose handle has every one of ``properties``, e.g. ``migrations="alembic"``."""
+    return [cls.kind for cls in CONTROLLERS
+            if all(getattr(cls, key) == value for key, value in properties.items())]
+
+
+def _alembic_head(controller) -> str:
+    result = controller.run(
+        [controller.python, "-c", "import sys; from alembic.script import ScriptDirectory;"
+         "print(*ScriptDirectory(sys.argv[1]).get_heads())",
+         f"{controller.cinder_path}/db/migrations"])
+    (head,) = result.stdout.split()
+    return head

@@ -1,15 +1,21 @@
-"""invoke debug through a real terminal on both kinds of controller.
+"""invoke debug through a real terminal on every kind of controller.
 
-On the supervisord sandbox and on the rdo controller (systemd: the unit is
+On the supervisord sandbox, the rdo controller (systemd: the unit is
 stopped, cinder-api runs in the foreground as ``cinder`` with
-``/usr/bin/cinder-api``, the unit starts again): a breakpoint stops a real
-request at ``(Pdb)``, and the service comes back with a new PID both after
-Ctrl-C and after the workstation's connection drops.
+``/usr/bin/cinder-api``, the unit starts again) and the legacy one (the
+same with ``/usr/bin/python2`` and Cinder Train): a breakpoint by dotted
+name and one by FILE:LINE of the developer's own tree (the variant deploy
+sent that controller) stop a real request at ``(Pdb)``, where ``p cluster``
+shows the cluster with its metadata, as the original notes' session did;
+the service comes back with a new PID, and no foreground cinder-api is
+left, both after Ctrl-C and after the workstation's connection drops.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import urllib.error
 import urllib.request
@@ -17,7 +23,7 @@ import urllib.request
 import pytest
 
 from tests.integration.test_debug import SHOW, in_background, spawn_debug, text_of
-from tests.support import wait_until
+from tests.support import PROJECT_ROOT, wait_until
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -61,6 +67,13 @@ def assert_service_restored(controller, before: int | None) -> None:
     wait_until(lambda: request(controller, "GET", "types", timeout=5)[0] == 200, timeout=60)
 
 
+def show_return_line(tree: str) -> int:
+    """The line of ``<tree>/api/contrib/cluster_manage.py`` where show() returns the cluster."""
+    lines = (PROJECT_ROOT / tree / "api/contrib/cluster_manage.py").read_text().splitlines()
+    start = lines.index("    def show(self, req, id):")
+    return lines.index("        return {'cluster': cluster}", start) + 1
+
+
 @pytest.fixture
 def service_back(controller):
     """Whatever a test does, leave the controller's service running."""
@@ -73,7 +86,9 @@ def service_back(controller):
 def test_a_break_stops_a_real_get_at_pdb_and_ctrl_c_brings_the_service_back(
         controller, feature_controller, service_back):
     before = controller.service_pid()
-    child = spawn_debug(feature_controller, "--break", SHOW)
+    line = show_return_line(controller.feature_tree)
+    child = spawn_debug(feature_controller, "--break", SHOW, "--break",
+                        f"{controller.feature_tree}/api/contrib/cluster_manage.py:{line}")
     child.expect("answers at")
     status, created = request(controller, "POST", "os-cluster-manage",
                               {"cluster": {"name": "dbg", "metadata": {"k": "v"}}})
@@ -81,10 +96,18 @@ def test_a_break_stops_a_real_get_at_pdb_and_ctrl_c_brings_the_service_back(
     cluster_id = created["cluster"]["id"]
 
     thread, got = in_background(request, controller, "GET", f"os-cluster-manage/{cluster_id}")
-    child.expect(r"\(Pdb\) ")
-    assert "show()" in text_of(child)
+    child.expect(r"\(Pdb\) ")                       # the dotted name: show()'s first line
+    assert "breakpoint 1, " in text_of(child) and "show()" in text_of(child)
     child.sendline("p id")
     child.expect(r"\(Pdb\) ")
+    assert cluster_id in child.before
+    child.sendline("c")
+    child.expect(r"\(Pdb\) ")                       # FILE:LINE: where show() returns
+    assert f"breakpoint 2, cinder/api/contrib/cluster_manage.py:{line} " in text_of(child)
+    child.sendline("p cluster")
+    child.expect(r"\(Pdb\) ")
+    # Python 2 shows the JSON strings as u'...'
+    assert re.search(r"'metadata': \{u?'k': u?'v'\}", child.before), child.before
     assert cluster_id in child.before
     child.sendline("c")
     thread.join(30)
@@ -112,3 +135,33 @@ def test_a_dropped_connection_still_brings_the_service_back(controller, feature_
 
     assert_service_restored(controller, before)
     assert not set(foreground) & {pid for pid, _ in api_processes(controller)}
+
+
+def test_a_leftover_cinder_api_is_ended_before_the_session(controller, feature_controller,
+                                                           service_back):
+    controller.stop_service()
+    command = [controller.python, controller.cinder_api] + \
+        [arg for conf in controller.config_files for arg in ("--config-file", conf)]
+    # a cinder-api someone started by hand and forgot, detached from us
+    controller.run(["setsid", "sh", "-c", shlex.join(command) + " >/dev/null 2>&1 &"],
+                   user="cinder")
+    strays: list[int] = []
+    try:
+        strays = wait_until(lambda: [pid for pid, _ in api_processes(controller)], timeout=30)
+        child = spawn_debug(feature_controller)
+        child.expect("answers at")
+        transcript = text_of(child)
+        for pid in strays:
+            assert f"leftover cinder-api pid {pid}: " in transcript
+            assert f"ended pid {pid} (" in transcript
+        assert not set(strays) & {pid for pid, _ in api_processes(controller)}
+
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF, timeout=90)
+        child.close()
+        assert child.exitstatus == 130, text_of(child)
+        assert_service_restored(controller, None)
+    finally:
+        left = set(strays) & {pid for pid, _ in api_processes(controller)}
+        if left:   # only the PIDs this test started, if they still run cinder-api
+            controller.run(["kill", "-9", *map(str, sorted(left))])

@@ -3,8 +3,10 @@
 Every os-cluster-manage specification of tests/cinder_patch/test_rest_api.py
 runs again here, this time against each kind of controller that ``invoke
 deploy`` and ``invoke db-sync`` prepared (fixture ``feature_controller``):
-the noauth sandbox, and the rdo controller with the admin's Keystone token;
-``invoke smoke`` passes against both (through Keystone on the rdo one).
+the noauth sandbox, the rdo controller with the admin's Keystone token, and
+the legacy controller (Cinder Train, noauth), to which deploy sent the Train
+variant of the feature (cinder_patch/train/cinder); ``invoke smoke`` passes
+against all three (through Keystone on the rdo one).
 """
 from __future__ import annotations
 
@@ -30,9 +32,14 @@ def client(controller, feature_controller) -> Client:
     return client_of(controller)
 
 
-def test_the_deployed_migration_is_the_database_revision(feature_controller):
+# The feature's migration in each variant: alembic's revision (29.0.0), the
+# migrate script's number after Train's 132.
+FEATURE_MIGRATION = {"alembic": "48d74fa840ed", "sqlalchemy-migrate": "133"}
+
+
+def test_the_deployed_migration_is_the_database_revision(controller, feature_controller):
     result = invoke("status", "--inventory", str(feature_controller))
-    assert "48d74fa840ed (newest migration)" in result.stdout
+    assert f"{FEATURE_MIGRATION[controller.migrations]} (newest migration)" in result.stdout
 
 
 def test_invoke_smoke_passes_against_the_deployed_feature(controller, feature_controller):

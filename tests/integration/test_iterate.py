@@ -1,4 +1,4 @@
-"""invoke loop and invoke watch: only the steps a change needs, on both kinds of controller."""
+"""invoke loop and invoke watch: only the steps a change needs, on every kind of controller."""
 from __future__ import annotations
 
 import os
@@ -33,7 +33,8 @@ def extension_source(alias: str) -> str:
 
 def extension_status(controller, alias: str) -> int:
     access = controller.api()       # noauth, or the admin's Keystone token
-    url = f"{access.base_url}/v3/extensions/{alias}"
+    # (with the project in the path: Train routes nothing without it)
+    url = f"{access.base_url}/v3/{access.project_id}/extensions/{alias}"
     request = urllib.request.Request(url, headers=access.headers)
     try:
         with urllib.request.urlopen(request, timeout=5) as reply:
@@ -108,7 +109,8 @@ class TestLoop:
 
         assert result.returncode == 0, result.stderr
         assert "check database (" in result.stderr and "behind the newest migration" in result.stderr
-        assert "--> sbx: db-sync (" in result.stderr and "empty -> " in result.stderr
+        assert "--> sbx: db-sync (" in result.stderr
+        assert f"{controller.empty_revision} -> {controller.newest_migration()}" in result.stderr
         assert controller.service_pid() != before   # the database changed: restarted
 
 

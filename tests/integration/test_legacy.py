@@ -1,10 +1,13 @@
-"""The legacy controller (Python 2.7, Cinder Train, sqlalchemy-migrate) end to end.
+"""What only the legacy controller (Python 2.7, Cinder Train, sqlalchemy-migrate) has.
 
-Every task with the inventory defaults (the python comes from cinder-api's
-``#!`` line); the repo's patch picks its Train variant by itself; a patch for
-29.0.0 alone is refused with nothing changed; a deploy killed between its
-record and its end is rolled back; a migrate script the database applied
-cannot be rolled back (no downgrade in that Cinder).
+The loop specs (deploy, db-sync, status, loop, rollback, restart, logs,
+debug through a real terminal, the REST specs and smoke) run against it as
+one kind of ``controller`` among the others (test_loop.py, test_rollback.py,
+test_iterate.py, test_feature.py, test_debug_kinds.py). Here: the inventory
+``sandbox.up`` writes holds only what a user writes; the repo's patch picks
+its Train variant by itself; a patch for 29.0.0 alone is refused with
+nothing changed; a deploy killed between its record and its end is rolled
+back.
 """
 from __future__ import annotations
 
@@ -15,32 +18,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.controllers import LegacyController
 from tests.support import PROJECT_ROOT, invoke, write_inventory
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def legacy():
-    """A running legacy controller, booted from the cached tree in its own namespace."""
-    from deploy.sandbox import legacy as kind
-
-    base = Path(tempfile.mkdtemp(prefix="devloop-it-legacy-"))
-    base.chmod(0o755)
-    layout = kind.LegacyLayout(base / "controller", name="it-legacy")
-    try:
-        kind.up(layout)
-        yield LegacyController(layout)
-    finally:
-        kind.down(layout, purge=True)
-        shutil.rmtree(base, ignore_errors=True)
+@pytest.fixture
+def legacy(legacy_controller):
+    """The session's legacy controller (booted once, see conftest.py)."""
+    return legacy_controller
 
 
 @pytest.fixture
@@ -95,7 +86,7 @@ def test_a_patch_for_29_only_is_refused_and_nothing_changes(legacy, tmp_path):
     assert len(records(legacy)) == deploys
 
 
-def test_the_repo_patch_sends_its_train_variant_and_db_sync_status_follow(legacy, tmp_path):
+def test_the_repo_patch_sends_its_train_variant(legacy, tmp_path):
     hosts = write_inventory(tmp_path / "hosts.yaml", PROJECT_ROOT / "cinder_patch" / "cinder",
                             {"sbx": legacy.entry()})
     deploy = invoke("deploy", "--inventory", str(hosts))
@@ -105,40 +96,8 @@ def test_the_repo_patch_sends_its_train_variant_and_db_sync_status_follow(legacy
     assert (legacy.cinder_dir / "db/sqlalchemy/migrate_repo/versions/"
             "133_add_managed_clusters.py").is_file()
     assert not (legacy.cinder_dir / "db" / "migrations").exists()   # the 29.0.0 tree's
-    sync = invoke("db-sync", "--inventory", str(hosts))
-    assert sync.returncode == 0, sync.stderr
-    assert sync.stdout.strip() in ("sbx: database 132 -> 133",
-                                   "sbx: database 133 (already at the newest revision)")
-    status = invoke("status", "--inventory", str(hosts))
-    assert status.returncode == 0, status.stderr
-    assert "  database  133 (newest migration)" in status.stdout
-    assert "  api       answering, HTTP 300" in status.stdout
-    assert "  drift     local tree: same as deployed" in status.stdout
-
-
-def test_loop_runs_db_sync_for_a_new_migrate_script_and_rollback_refuses_to_undo_it(
-        legacy, hosts, source):
-    number = legacy.newest_migration() + 1
-    versions = source / "db" / "sqlalchemy" / "migrate_repo" / "versions"
-    versions.mkdir(parents=True)
-    script = versions / f"{number}_devloop_test.py"
-    script.write_text("def upgrade(migrate_engine):\n    pass\n")
-
-    loop = invoke("loop", "--inventory", str(hosts))
-
-    assert loop.returncode == 0, loop.stderr
-    assert "db-sync" in loop.stderr and f"-> {number}" in loop.stderr
-    assert "restarted" in loop.stdout
-    deployed = legacy.cinder_dir / "db/sqlalchemy/migrate_repo/versions" / script.name
-    assert deployed.is_file()
-
-    rollback = invoke("rollback", "--inventory", str(hosts))
-
-    assert rollback.returncode == 1
-    assert f"the database has applied migration {number}" in rollback.stderr
-    assert "cannot downgrade" in rollback.stderr and "Nothing was changed." in rollback.stderr
-    assert deployed.is_file()
-    assert records(legacy)[-1]["state"] == "applied"
+    # (leave the database current for the specs that follow)
+    assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
 
 
 def test_a_deploy_killed_during_the_transfer_is_rolled_back(legacy, hosts, source):
@@ -171,12 +130,3 @@ def test_a_deploy_killed_during_the_transfer_is_rolled_back(legacy, hosts, sourc
     assert snapshot(legacy.cinder_dir) == before
     assert (legacy.cinder_dir / replaced).read_bytes() == original
     assert records(legacy)[-1]["state"] == "rolled back"
-
-
-def test_restart_and_logs_work_with_the_defaults(legacy, hosts):
-    restart = invoke("restart", "--inventory", str(hosts))
-    assert restart.returncode == 0, restart.stderr
-    assert "active (running)" in restart.stderr + restart.stdout
-    logs = invoke("logs", "--inventory", str(hosts), "-n", "5")
-    assert logs.returncode == 0, logs.stderr
-    assert "cinder" in logs.stdout

@@ -1,6 +1,9 @@
 """Rollback restores byte-identical files, guards the database, and can fire by itself.
 
-On both kinds of controller: the supervisord sandbox and the rdo controller.
+On every kind of controller: the supervisord sandbox, the rdo controller and
+the legacy one. Taking a migration back is alembic's (Cinder 2023.1 and
+later); Train's sqlalchemy-migrate cannot downgrade, so there a rollback
+past an applied migrate script is always refused.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.controllers import kinds
 from tests.support import invoke
 
 pytestmark = pytest.mark.integration
@@ -50,13 +54,6 @@ def break_cinder(source: Path) -> str:
     (source / "api").mkdir(exist_ok=True)
     (source / "api" / "__init__.py").write_text("raise RuntimeError('broken by a test')\n")
     return "api/__init__.py"
-
-
-def heads(controller) -> list[str]:
-    return controller.run(
-        [controller.python, "-c", "import sys; from alembic.script import ScriptDirectory;"
-         "print(*ScriptDirectory(sys.argv[1]).get_heads())",
-         f"{controller.cinder_path}/db/migrations"]).stdout.split()
 
 
 def db_version(controller) -> str:
@@ -133,29 +130,43 @@ class TestRollback:
 
 
 class TestRollbackAndTheDatabase:
-    def migration(self, source: Path, parent: str, downgrade: bool) -> tuple[str, Path]:
-        revision = uuid.uuid4().hex[:12]
-        table = f"devloop_{revision}"
-        body = [
-            f'"""devloop test table\n\nRevision ID: {revision}\nRevises: {parent}\n"""',
-            "from alembic import op", "import sqlalchemy as sa", "",
-            f"revision = '{revision}'", f"down_revision = '{parent}'",
-            "branch_labels = None", "depends_on = None", "", "",
-            "def upgrade():",
-            f"    op.create_table('{table}', sa.Column('id', sa.Integer, primary_key=True))",
-        ]
-        if downgrade:
-            body += ["", "", "def downgrade():", f"    op.drop_table('{table}')"]
-        path = source / "db" / "migrations" / "versions" / f"{revision}_devloop_test.py"
+    def migration(self, controller, source: Path, parent: str,
+                  downgrade: bool) -> tuple[str, Path]:
+        """A migration after ``parent`` that creates a table, in the kind's own system."""
+        if controller.migrations == "sqlalchemy-migrate":
+            assert not downgrade, "this Cinder cannot downgrade"
+            revision = str(int(parent) + 1)
+            body = ["from sqlalchemy import Column, Integer, MetaData, Table", "", "",
+                    "def upgrade(migrate_engine):",
+                    "    meta = MetaData(bind=migrate_engine)",
+                    f"    Table('devloop_{revision}', meta,",
+                    "          Column('id', Integer, primary_key=True)).create()"]
+            path = (source / "db" / "sqlalchemy" / "migrate_repo" / "versions"
+                    / f"{revision}_devloop_test.py")
+        else:
+            revision = uuid.uuid4().hex[:12]
+            table = f"devloop_{revision}"
+            body = [
+                f'"""devloop test table\n\nRevision ID: {revision}\nRevises: {parent}\n"""',
+                "from alembic import op", "import sqlalchemy as sa", "",
+                f"revision = '{revision}'", f"down_revision = '{parent}'",
+                "branch_labels = None", "depends_on = None", "", "",
+                "def upgrade():",
+                f"    op.create_table('{table}', sa.Column('id', sa.Integer, primary_key=True))",
+            ]
+            if downgrade:
+                body += ["", "", "def downgrade():", f"    op.drop_table('{table}')"]
+            path = source / "db" / "migrations" / "versions" / f"{revision}_devloop_test.py"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(body) + "\n")
         return revision, path
 
+    @pytest.mark.parametrize("controller", kinds(migrations="alembic"), indirect=True)
     def test_a_migration_with_downgrade_is_taken_back_first(self, controller, hosts, source,
                                                            cinder_dir):
         assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
-        (parent,) = heads(controller)
-        revision, path = self.migration(source, parent, downgrade=True)
+        parent = controller.newest_migration()
+        revision, path = self.migration(controller, source, parent, downgrade=True)
         loop = invoke("loop", "--inventory", str(hosts))
         assert loop.returncode == 0, loop.stderr
         assert f"{parent} -> {revision}" in loop.stderr
@@ -171,22 +182,29 @@ class TestRollbackAndTheDatabase:
     def test_a_migration_without_downgrade_is_refused_and_nothing_changes(
             self, controller, hosts, source, cinder_dir):
         assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
-        (parent,) = heads(controller)
-        revision, path = self.migration(source, parent, downgrade=False)
-        assert invoke("loop", "--inventory", str(hosts)).returncode == 0
+        parent = controller.newest_migration()
+        revision, path = self.migration(controller, source, parent, downgrade=False)
         deployed = cinder_dir / path.relative_to(source)
-        pid = controller.service_pid()
         try:
+            loop = invoke("loop", "--inventory", str(hosts))   # sees the new migration
+            assert loop.returncode == 0, loop.stderr
+            assert "--> sbx: db-sync (" in loop.stderr and f"{parent} -> {revision}" in loop.stderr
+            assert db_version(controller) == revision
+            pid = controller.service_pid()
+
             result = invoke("rollback", "--inventory", str(hosts))
 
             assert result.returncode == 1
             assert "refusing to roll back" in result.stderr
+            if controller.migrations == "sqlalchemy-migrate":
+                assert f"the database has applied migration {revision}" in result.stderr
+                assert "cannot downgrade" in result.stderr
             assert "Nothing was changed." in result.stderr
             assert deployed.exists()
             assert db_version(controller) == revision
             assert controller.service_pid() == pid
         finally:
-            # leave a sandbox whose migrations and database agree again
-            deployed.unlink()
+            # leave a controller whose migrations and database agree again
+            deployed.unlink(missing_ok=True)
             controller.host_path(controller.database_path).unlink()
             assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0

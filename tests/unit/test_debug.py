@@ -47,6 +47,11 @@ SHOW = "cinder.api.contrib.cluster_manage.ClusterManageController.show"
     ("cinder_patch/cinder/api/contrib/cluster_manage.py:5",
      BreakLocation("cinder_patch/cinder/api/contrib/cluster_manage.py:5",
                    path="api/contrib/cluster_manage.py", line=5)),
+    ("cinder_patch/train/cinder/api/contrib/cluster_manage.py:132",   # a variant's tree
+     BreakLocation("cinder_patch/train/cinder/api/contrib/cluster_manage.py:132",
+                   path="api/contrib/cluster_manage.py", line=132)),
+    ("./cinder/db/sqlalchemy/api.py:7",
+     BreakLocation("./cinder/db/sqlalchemy/api.py:7", path="db/sqlalchemy/api.py", line=7)),
     ("/opt/venv/lib/python3.11/site-packages/cinder/api/v3/router.py:40",
      BreakLocation("/opt/venv/lib/python3.11/site-packages/cinder/api/v3/router.py:40",
                    path="/opt/venv/lib/python3.11/site-packages/cinder/api/v3/router.py",
