@@ -102,7 +102,7 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         deployed = report.deploy
         try:
             _timed(report, "restart", lambda: restart_and_check(
-                remote, timeout, served_by(inventory, deployed)),
+                remote, timeout, served_by(inventory, deployed), migrated=bool(report.migrated)),
                 lambda state: f"{state[0].describe()}, API {state[1].detail}")
         except (HealthCheckError, ServiceError) as failure:
             if not (rollback_on_failure and deployed.deploy_id):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploy import db, facts
+from deploy import db, facts, fastrestart
 from deploy.commands import Remote
 from deploy.errors import DevloopError
 from deploy.extensions import FAILED_TO_LOAD, failed_since_start
@@ -28,6 +28,7 @@ class ControllerStatus:
     drift: int = 0                     # files the local tree would still send
     local: str = ""                    # the local tree's commit, for comparison
     failed_extensions: tuple[str, ...] = ()   # failed to load since the service started
+    restart_mode: str = ""             # fastrestart.FastState.describe()
 
     @property
     def db_current(self) -> bool:
@@ -52,6 +53,7 @@ class ControllerStatus:
         return [
             f"{self.name}:",
             f"  service   {self.service.describe()}",
+            *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
             f"  api       {'answering, ' if self.api.answering else 'NOT answering: '}"
             f"{self.api.detail}",
             f"  database  {db_line}",
@@ -79,6 +81,9 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
     remote = Remote.open(controller)
     try:
         service = manager_for(controller).status(remote)
+        fast = fastrestart.read_state(remote)
+        # in fast mode the serving cinder-api is the warm parent's child
+        serving_pid = fast.child if fast.on and not fast.reason else service.pid
         api = probe_api(remote)
         try:
             revision = db.current_revision(remote)
@@ -97,6 +102,6 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
                       if local["commit"] else "not a git checkout")
         return ControllerStatus(controller.name, service, api, revision, heads,
                                 records[-1] if records else None, len(drift), local_text,
-                                failed_extensions(remote, service.pid))
+                                failed_extensions(remote, serving_pid), fast.describe())
     finally:
         remote.close()
