@@ -202,3 +202,37 @@ def test_a_dead_warm_parent_falls_back_to_a_full_restart_that_heals_it(sandbox, 
     assert described(sandbox) == "Managed clusters healed."
     again = deploy(fast_hosts)
     assert "fast restart: cinder-api pid" in again.stderr
+
+
+def test_debug_works_in_fast_mode_and_puts_the_warm_parent_back(sandbox, fast_hosts, tree):
+    from tests.integration.test_debug import SHOW, in_background, request, spawn_debug, text_of
+
+    parent = warm_state(sandbox)["pid"]
+    child = spawn_debug(fast_hosts, "--break", SHOW)
+    child.expect("answers at")
+    status, created = request(sandbox, "POST", "os-cluster-manage", {"cluster": {"name": "f"}})
+    assert status == 200, created
+    thread, _ = in_background(request, sandbox, "GET",
+                              f"os-cluster-manage/{created['cluster']['id']}")
+    child.expect(r"\(Pdb\) ")
+    assert "cluster_manage.py" in text_of(child)
+    child.sendline("c")
+    thread.join(30)
+    child.sendcontrol("c")
+    child.expect(pexpect_eof(), timeout=90)
+    child.close()
+    assert "cinder-api back in service" in text_of(child)
+    # the service is back in fast mode: a new warm parent, and a deploy restarts fast
+    state = wait_until(lambda: (lambda s: s if s["state"] == "ready" and s["pid"] != parent
+                                else None)(warm_state(sandbox)), timeout=60)
+    assert supervised_pid(sandbox) == state["pid"]
+    describe(tree, "Managed clusters after debugging.")
+    result = deploy(fast_hosts)
+    assert "fast restart: cinder-api pid" in result.stderr
+    assert described(sandbox) == "Managed clusters after debugging."
+
+
+def pexpect_eof():
+    import pexpect
+
+    return pexpect.EOF
