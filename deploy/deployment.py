@@ -81,16 +81,19 @@ def restart_and_check(remote: Remote, timeout: float, served: Served | None = No
     if served is not None and served.sent:
         mark = served.log_since if served.log_since is not None else log_mark(remote)
     output.step(remote.name, f"restart {remote.controller.service}")
+    fast = None
     if served is None:
         manager.restart(remote)
     else:
         from deploy import fastrestart
-        fastrestart.restart(remote, manager, fastrestart.full_restart_reason(served.sent, migrated),
-                            timeout)
-    api = wait_for_api(remote, timeout, mark)
+        fast = fastrestart.restart(remote, manager,
+                                   fastrestart.full_restart_reason(served.sent, migrated),
+                                   timeout, mark)
+    api = fast.api if fast and fast.api.answering else wait_for_api(
+        remote, 1.0 if fast else timeout, mark)
     confirmed = (check_serving(remote, api, served.source, served.sent)
                  if served is not None and served.sent else 0)
-    status = manager.status(remote)
+    status = fast.status if fast else manager.status(remote)
     listed = f"; {confirmed} extension(s) sent are listed" if confirmed else ""
     output.detail(f"{status.describe()}; API {api.detail}{listed}")
     return status, api

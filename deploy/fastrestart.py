@@ -25,7 +25,8 @@ from deploy.commands import STDLIB_ONLY, Remote, tail
 from deploy.errors import DevloopError, ServiceError
 from deploy.inventory import Controller
 from deploy.remote import script
-from deploy.services import ServiceManager
+from deploy.health import ApiState
+from deploy.services import ServiceManager, ServiceStatus
 
 #: the deploy's changed paths (relative to the cinder package) that rule a fast restart out
 _NOT_FAST = (("db/migrations/", "a migration changed"),)
@@ -147,23 +148,41 @@ def full_restart_reason(sent: Sequence[str], migrated: bool = False) -> str | No
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class FastRestart:
+    """What a fast restart found: the service (the warm parent) and the API."""
+
+    status: ServiceStatus
+    api: ApiState
+
+
 def restart(remote: Remote, manager: ServiceManager, reason: str | None,
-            timeout: float) -> bool:
+            timeout: float, log_since: int | None = None) -> FastRestart | None:
     """Restart the API after a deploy: fast if the controller is in fast mode and
-    nothing rules it out, else through the service manager. True if fast.
+    nothing rules it out, else through the service manager (returns None).
+
+    A fast restart is one remote call: check, fork, wait for the API, read
+    the log written since ``log_since``.
 
     Raises:
         ServiceError: the service manager refused.
     """
-    args = ["restart", fast_dir(remote.controller), str(timeout)]
-    data = _control(remote, *args, *([reason] if reason else []))
-    if data.get("fast"):
-        warm = data.get("warm") or {}
-        output.detail(f"fast restart: cinder-api pid {warm.get('child')} forked from the warm "
-                      f"parent pid {warm.get('pid')} ({data.get('checked')} library files "
-                      f"unchanged; {data.get('seconds')} s on the controller)")
-        return True
-    if data.get("mode") == "on":
-        output.warn(f"{remote.name}: full restart instead of a fast one: {data.get('reason')}")
-    manager.restart(remote)
-    return False
+    controller = remote.controller
+    data = _control(remote, "restart", fast_dir(controller), str(timeout), reason or "",
+                    controller.api_url, controller.log_file,
+                    str(-1 if log_since is None else log_since))
+    if not data.get("fast"):
+        if data.get("mode") == "on":
+            output.warn(f"{remote.name}: full restart instead of a fast one: {data.get('reason')}")
+        manager.restart(remote)
+        return None
+    warm, api = data.get("warm") or {}, data.get("api") or {}
+    output.detail(f"fast restart: cinder-api pid {warm.get('child')} forked from the warm "
+                  f"parent pid {warm.get('pid')} in {data.get('fork_seconds')} s "
+                  f"({data.get('checked')} library files unchanged)")
+    status = ServiceStatus("RUNNING", True, warm.get("pid"),
+                           f"warm parent; cinder-api pid {warm.get('child')}")
+    if api.get("code") is None:
+        return FastRestart(status, ApiState(False, "no answer"))
+    return FastRestart(status, ApiState(True, f"HTTP {api['code']} after {api['seconds']:.2f} s",
+                                        api.get("log", "")))

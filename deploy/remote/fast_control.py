@@ -3,7 +3,7 @@
     python -c <this> on FAST_DIR KIND CONF PROGRAM USER WARM_SOURCE [TIMEOUT]
     python -c <this> off FAST_DIR KIND CONF PROGRAM
     python -c <this> check FAST_DIR
-    python -c <this> restart FAST_DIR [TIMEOUT [REASON]]
+    python -c <this> restart FAST_DIR TIMEOUT REASON|'' [API_URL LOG_FILE LOG_SINCE]
 
 ``on`` keeps the service definition's exact bytes in FAST_DIR/original,
 writes the warm parent (warm_api.py) there and swaps the program's command
@@ -13,7 +13,8 @@ parent. ``off`` writes the kept bytes back and applies them. ``check``
 reports the mode and the warm parent. ``restart`` forks a fresh cinder-api
 from the warm parent when nothing rules it out, and otherwise says why not
 (the caller then restarts the service normally); a REASON from the caller
-(a migration ran) rules it out too.
+(a migration ran) rules it out too. With API_URL, it then waits until the
+API answers and returns the log written since byte LOG_SINCE (-1: none).
 
 KIND is ``supervisord`` (CONF: supervisord's config file, PROGRAM: the
 program section's name). Prints one JSON object. Exit 2: a problem the user
@@ -231,7 +232,46 @@ def examine(fast_dir):
     return report
 
 
-def fast_restart(fast_dir, timeout, refused=None):
+def _answers(url):
+    try:
+        from urllib.request import urlopen
+        from urllib.error import HTTPError
+    except ImportError:   # Python 2.7
+        from urllib2 import urlopen, HTTPError
+    try:
+        reply = urlopen(url, timeout=3)
+        code = reply.getcode()
+        reply.close()
+    except HTTPError as exc:
+        code = exc.code
+    except Exception:
+        return None
+    return code if code < 500 else None
+
+
+def _wait_api(url, timeout, log_file, log_since):
+    """Poll the API until it answers; then the log written since ``log_since``."""
+    started = time.time()
+    code = None
+    while code is None and time.time() - started < timeout:
+        code = _answers(url)
+        if code is None:
+            time.sleep(0.02)
+    api = {"code": code, "seconds": round(time.time() - started, 2)}
+    if code is not None and log_file and log_since >= 0:
+        try:
+            with open(log_file, "rb") as log:
+                log.seek(0, 2)
+                size = log.tell()
+                offset = 0 if size < log_since else log_since
+                log.seek(max(offset, size - 524288))
+                api["log"] = log.read().decode("utf-8", "replace")
+        except (IOError, OSError):
+            pass
+    return api
+
+
+def fast_restart(fast_dir, timeout, refused=None, api_url=None, log_file=None, log_since=-1):
     started = time.time()
     report = examine(fast_dir)
     if refused and "reason" not in report:
@@ -243,7 +283,10 @@ def fast_restart(fast_dir, timeout, refused=None):
     checked = time.time() - started
     os.kill(state["pid"], signal.SIGHUP)
     new = _wait_ready(fast_dir, state["generation"], timeout)
-    _out({"fast": True, "mode": "on", "warm": new, "old_child": state.get("child"),
+    forked = time.time() - started
+    api = _wait_api(api_url, timeout, log_file, log_since) if api_url else None
+    _out({"fast": True, "mode": "on", "warm": new, "old_child": state.get("child"), "api": api,
+          "fork_seconds": round(forked, 3),
           "check_seconds": round(checked, 3), "seconds": round(time.time() - started, 3),
           "checked": report["checked"]})
 
@@ -260,8 +303,9 @@ def main(argv):
     elif action == "check":
         _out(examine(fast_dir))
     elif action == "restart":
-        fast_restart(fast_dir, float(argv[2]) if len(argv) > 2 else 30.0,
-                     argv[3] if len(argv) > 3 else None)
+        extra = argv[2:] + [""] * 5
+        fast_restart(fast_dir, float(extra[0] or 30), extra[1] or None, extra[2] or None,
+                     extra[3] or None, int(extra[4] or -1))
     _fail("usage: on|off|check|restart FAST_DIR ...")
 
 
