@@ -108,9 +108,10 @@ try:
     from cinder import objects
     objects.register_all()
     cfg.CONF(sys.argv[1:], project='cinder')
-    from cinder import service
+    from cinder import rpc, service
     from cinder.common import config
     config.set_middleware_defaults()
+    rpc.init(cfg.CONF)                # the API's controllers make RPC clients
     service.wsgi.Loader(cfg.CONF).load_app('osapi_volume')
 except Exception:
     pass
