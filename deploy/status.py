@@ -53,12 +53,12 @@ class ControllerStatus:
         return [
             f"{self.name}:",
             f"  service   {self.service.describe()}",
-            *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
             f"  api       {'answering, ' if self.api.answering else 'NOT answering: '}"
             f"{self.api.detail}",
             f"  database  {db_line}",
             f"  deployed  {deployed}",
             f"  drift     {drift}",
+            *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
             f"  extensions {extensions}",
         ]
 
