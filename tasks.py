@@ -14,6 +14,8 @@ HOST = "controller name(s) from the inventory, repeatable or comma-separated (de
 INVENTORY = "inventory file (default: $DEVLOOP_INVENTORY or hosts.yaml)"
 VERBOSE = "echo every command as it runs"
 TIMEOUT = "seconds to wait for the API to answer after a restart (default 60)"
+IGNORE_MANIFEST = ("send the tree even if its MANIFEST.txt does not fit the controller's Cinder "
+                   "(release or replaced upstream files differ): loud, and it may break Cinder")
 
 
 @task(iterable=["host"], help={
@@ -23,10 +25,12 @@ TIMEOUT = "seconds to wait for the API to answer after a restart (default 60)"
     "checksum": "compare file contents, not times and sizes",
     "diff": "show the unified diff of each changed file first (with --dry-run: only that)",
     "rollback_on_failure": "if the API is not healthy afterwards, undo this deploy at once",
+    "ignore_manifest": IGNORE_MANIFEST,
 })
 @reports_errors
 def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checksum=False,
-           diff=False, rollback_on_failure=False, timeout=60, verbose=False):
+           diff=False, rollback_on_failure=False, timeout=60, verbose=False,
+           ignore_manifest=False):
     """Sync the source tree into each controller's cinder, restart, check the API."""
     from deploy.cli import selected
     from deploy.deployment import deploy_to, summary_table
@@ -35,7 +39,8 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
     inv, controllers = selected(inventory, host)
     on_each(controllers, lambda ctl: deploy_to(
         inv, ctl, dry_run=dry_run, restart=not no_restart, timeout=float(timeout),
-        checksum=checksum, diff=diff, rollback_on_failure=rollback_on_failure),
+        checksum=checksum, diff=diff, rollback_on_failure=rollback_on_failure,
+        ignore_manifest=ignore_manifest),
         summary=summary_table)
 
 
@@ -44,10 +49,11 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
     "smoke": "run the smoke test at the end",
     "checksum": "compare file contents, not times and sizes",
     "rollback_on_failure": "if the deploy leaves the API unhealthy, undo it at once",
+    "ignore_manifest": IGNORE_MANIFEST,
 })
 @reports_errors
 def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_failure=False,
-         timeout=60, verbose=False):
+         timeout=60, verbose=False, ignore_manifest=False):
     """Deploy; db-sync only if a migration changed or the DB is behind; restart only if needed."""
     from deploy.cli import selected
     from deploy.fleet import on_each
@@ -56,22 +62,26 @@ def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_
     inv, controllers = selected(inventory, host)
     on_each(controllers, lambda ctl: loop_on(inv, ctl, timeout=float(timeout), smoke=smoke,
                                              checksum=checksum,
-                                             rollback_on_failure=rollback_on_failure))
+                                             rollback_on_failure=rollback_on_failure,
+                                             ignore_manifest=ignore_manifest))
 
 
 @task(iterable=["host"], help={
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
     "smoke": "run the smoke test after each loop",
     "debounce": "milliseconds of quiet that end a burst of saves (default 400)",
+    "ignore_manifest": IGNORE_MANIFEST,
 })
 @reports_errors
-def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, verbose=False):
+def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, verbose=False,
+          ignore_manifest=False):
     """Watch the source tree; run the loop for each burst of saves until Ctrl-C."""
     from deploy.cli import selected
     from deploy.watch import watch as watch_tree
 
     inv, controllers = selected(inventory, host)
-    watch_tree(inv, controllers, debounce_ms=int(debounce), timeout=float(timeout), smoke=smoke)
+    watch_tree(inv, controllers, debounce_ms=int(debounce), timeout=float(timeout), smoke=smoke,
+               ignore_manifest=ignore_manifest)
 
 
 @task(iterable=["host"], help={
@@ -174,62 +184,24 @@ def db_sync(c, host=None, inventory=None, verbose=False):
 
 @task(iterable=["host"], help={
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
-    "project": "project id to use (hex, Cinder's default project_id_regex; default 5e1f7e57)",
-    "token": "X-Auth-Token to send (default admin:<project>, for auth_strategy noauth)",
+    "project": "noauth only: project id to use (hex, Cinder's default project_id_regex; "
+               "default 5e1f7e57)",
+    "token": "X-Auth-Token to send instead of the one from Keystone (or admin:<project>)",
     "junit_xml": "also write the checks to FILE as a JUnit XML report (for CI servers)",
 })
 @reports_errors
-def smoke(c, host=None, inventory=None, project="5e1f7e57", token=None, junit_xml=None,
+def smoke(c, host=None, inventory=None, project=None, token=None, junit_xml=None,
           verbose=False):
-    """Create, read, list, update, edit metadata of and delete a cluster; report each check."""
-    from pathlib import Path
+    """Create, read, list, update, edit metadata of and delete a cluster; report each check.
 
-    from deploy import output
-    from deploy.api_access import api_access
+    The token and the endpoint come from the controller's cloud (clouds.yaml),
+    OS_CLOUD or OS_* variables, through Keystone; without any, noauth.
+    """
     from deploy.cli import selected
-    from deploy.commands import Remote
-    from deploy.errors import DevloopError
-    from deploy.fleet import on_each
-    from deploy.smoke import junit_xml as as_junit
-    from deploy.smoke import run_smoke
-
-    results = {}
-
-    def work(ctl):
-        results[ctl.name] = "the smoke test did not run"
-        try:
-            remote = Remote.open(ctl)
-            try:
-                output.step(ctl.name, f"smoke test of os-cluster-manage at {ctl.api_url}")
-                access = api_access(remote, project_id=project, token=token)
-                report = run_smoke(access.base_url, project_id=access.project_id,
-                                   token=access.token, opener=access.opener)
-            finally:
-                remote.close()
-        except DevloopError as exc:
-            results[ctl.name] = str(exc)
-            raise
-        results[ctl.name] = report
-        for check in report.checks:
-            output.result(f"{ctl.name}: {check.format()}")
-        output.result(f"{ctl.name}: {report.summary()}")
-        if not report.ok:
-            raise DevloopError(f"{ctl.name}: smoke test failed at "
-                               f"{report.failed[0].name}: {report.failed[0].detail}")
-        return report
+    from deploy.smoke_task import smoke_controllers
 
     _, controllers = selected(inventory, host)
-    try:
-        on_each(controllers, work)
-    finally:
-        if junit_xml:
-            ordered = {ctl.name: results[ctl.name] for ctl in controllers if ctl.name in results}
-            try:
-                Path(junit_xml).write_text(as_junit(ordered))
-            except OSError as exc:
-                raise DevloopError(f"cannot write the JUnit report {junit_xml}: "
-                                   f"{exc.strerror}") from None
-            output.step("smoke", f"JUnit XML report written to {junit_xml}")
+    smoke_controllers(controllers, project_id=project, token=token, junit_path=junit_xml)
 
 
 @task(help={
@@ -275,46 +247,64 @@ def fast_restart(c, mode, host=None, inventory=None, timeout=60, verbose=False):
 # --- the sandbox controller ----------------------------------------------------
 
 SANDBOX_HELP = {
-    "root": "sandbox directory (default /opt/cinder-devloop/sandbox)",
-    "ssh_port": "sshd port on 127.0.0.1 (default 22022)",
-    "api_port": "cinder-api port on 127.0.0.1 (default 18776)",
+    "kind": "supervisord (default: quick, noauth), rdo (systemd container, Keystone) or "
+            "legacy (systemd container, Python 2.7, Cinder Train, noauth)",
+    "root": "sandbox directory (default /opt/cinder-devloop/sandbox, .../rdo or .../legacy)",
+    "ssh_port": "sshd port on 127.0.0.1 (supervisord kind; default 22022)",
+    "api_port": "cinder-api port on 127.0.0.1 (supervisord kind; default 18776)",
     "verbose": VERBOSE,
 }
 
 
-def _layout(root, ssh_port, api_port):
+def _sandbox(kind, root, ssh_port, api_port):
+    """The module of ``kind`` and its layout."""
     from pathlib import Path
 
-    from deploy.sandbox import DEFAULT_ROOT, SandboxLayout
+    from deploy.errors import UsageError
+    from deploy.sandbox import KINDS
 
-    return SandboxLayout(Path(root) if root else DEFAULT_ROOT, int(ssh_port), int(api_port))
+    if kind not in KINDS:
+        raise UsageError(f"--kind: unknown sandbox kind {kind!r} (known: {', '.join(KINDS)})")
+    if kind == "rdo":
+        from deploy.sandbox import rdo
+
+        return rdo, rdo.RdoLayout(Path(root) if root else rdo.DEFAULT_ROOT)
+    if kind == "legacy":
+        from deploy.sandbox import legacy
+
+        return legacy, legacy.LegacyLayout(Path(root) if root else legacy.DEFAULT_ROOT)
+    from deploy.sandbox import DEFAULT_ROOT, SandboxLayout, supervisord
+
+    return supervisord, SandboxLayout(Path(root) if root else DEFAULT_ROOT, int(ssh_port),
+                                      int(api_port))
 
 
 @task(name="up", help=SANDBOX_HELP)
 @reports_errors
-def sandbox_up(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
-    """Build and start the local sandbox controller (idempotent; later runs are fast)."""
-    from deploy import sandbox
-
-    sandbox.up(_layout(root, ssh_port, api_port))
+def sandbox_up(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776, verbose=False):
+    """Build and start a local sandbox controller (idempotent; later runs are fast)."""
+    module, layout = _sandbox(kind, root, ssh_port, api_port)
+    module.up(layout)
 
 
 @task(name="down", help={**SANDBOX_HELP, "purge": "also delete the sandbox directory"})
 @reports_errors
-def sandbox_down(c, root=None, ssh_port=22022, api_port=18776, purge=False, verbose=False):
-    """Stop the sandbox controller's processes (by PID)."""
-    from deploy import sandbox
-
-    sandbox.down(_layout(root, ssh_port, api_port), purge=purge)
+def sandbox_down(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776, purge=False,
+                 verbose=False):
+    """Stop a sandbox controller (by PID) and remove what it held."""
+    module, layout = _sandbox(kind, root, ssh_port, api_port)
+    module.down(layout, purge=purge)
 
 
 @task(name="status", help=SANDBOX_HELP)
 @reports_errors
-def sandbox_status(c, root=None, ssh_port=22022, api_port=18776, verbose=False):
-    """Show whether the sandbox's sshd, supervisord and cinder-api are running."""
-    from deploy import output, sandbox
+def sandbox_status(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776,
+                   verbose=False):
+    """Show whether a sandbox controller's parts are running."""
+    from deploy import output
 
-    for line in sandbox.status_lines(_layout(root, ssh_port, api_port)):
+    module, layout = _sandbox(kind, root, ssh_port, api_port)
+    for line in module.status_lines(layout):
         output.result(line)
 
 

@@ -32,6 +32,7 @@ from typing import Iterator, Sequence
 from deploy import output
 from deploy.commands import Remote, tail
 from deploy.errors import ConnectError, DebugError, ServiceError, UsageError
+from deploy.facts import locate
 from deploy.health import wait_for_api
 from deploy.inventory import Controller
 from deploy.remote import script
@@ -118,15 +119,16 @@ def resolve_breaks(remote: Remote, locations: Sequence[BreakLocation]) -> list[B
     """
     if not locations:
         return []
-    argv = [remote.controller.python, "-B", "-c", script("debug_breaks"),
-            remote.controller.cinder_dir or "",
+    located = remote.located.cinder_dir if remote.located else ""
+    argv = [remote.python, "-B", "-c", script("debug_breaks"),
+            remote.controller.cinder_dir or located,
             json.dumps([loc.as_json() for loc in locations])]
     result = remote.run(argv, check=False)
     answer = _last_json(result.stdout)
     if result.exited != 0 or not isinstance(answer, list) or len(answer) != len(locations):
         detail = answer.get("error") if isinstance(answer, dict) else None
         raise DebugError(f"{remote.name}: cannot resolve the --break locations with "
-                         f"{remote.controller.python}: "
+                         f"{remote.python}: "
                          f"{detail or tail(result.stderr or result.stdout, 5) or 'no output'}")
     problems = [f"--break {loc.text}: {item['error']}"
                 for loc, item in zip(locations, answer) if "error" in item]
@@ -144,7 +146,7 @@ def end_leftovers(remote: Remote, grace: float = STRAY_GRACE) -> list[int]:
         DebugError: a process survived KILL.
     """
     ctl = remote.controller
-    result = remote.run([ctl.python, "-c", script("debug_processes"), ctl.cinder_api,
+    result = remote.run([remote.python, "-c", script("debug_processes"), ctl.cinder_api,
                          ctl.service_user, f"{grace:g}"], check=False)
     answer = _last_json(result.stdout)
     if result.exited != 0 or not isinstance(answer, dict) or "found" not in answer:
@@ -193,13 +195,16 @@ def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
     (its port tells when cinder-api is ready) and the service's start and
     status commands.
     """
+    python = controller.python
+    if not python:   # filled in by locate() before a session starts
+        raise DebugError(f"{controller.name}: the python that runs cinder-api is not known")
     args: list[str] = []
     for config in controller.config_files:
         args += ["--config-file", config]
     args += ["--log-file", controller.log_file]
     session = {
         "name": controller.name,
-        "python": controller.python,
+        "python": python,
         "cinder_api": controller.cinder_api,
         "args": args,
         "user": controller.service_user,
@@ -211,7 +216,7 @@ def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
         "log": f"{controller.state_dir}/debug/guard.log",
         "grace": grace,
     }
-    return [controller.python, "-c", script("debug_guard"), json.dumps(session)]
+    return [python, "-c", script("debug_guard"), json.dumps(session)]
 
 
 def last_output(text: str, lines: int = 15) -> str:
@@ -241,6 +246,8 @@ def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.
     parsed = [parse_break_location(text) for text in locations]
     remote = Remote.open(controller)
     try:
+        locate(remote)   # the python that runs cinder-api, and where Cinder is
+        controller = remote.controller
         if parsed:
             output.step(controller.name, "find the breakpoint locations")
         breaks = resolve_breaks(remote, parsed)

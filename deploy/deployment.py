@@ -4,9 +4,15 @@ Each deploy that changes something gets an id and a record on the
 controller, ``<state_dir>/deploys/<id>/record.json``, beside a ``backup/``
 tree holding every file it replaced (rsync ``--backup-dir``), so the
 controller's previous files can always be restored (``invoke rollback``).
+The record is written before any file is replaced: a dry run lists what
+will change, the record says so (state ``applying``), then the files go and
+the record becomes ``applied``. A deploy killed at any point can be rolled
+back. Before that, the source tree's MANIFEST.txt (if any) picks the tree
+that fits the controller's Cinder, or refuses (:mod:`deploy.manifest`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -14,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from deploy import output
+from deploy import manifest, output
 from deploy.commands import Remote
 from deploy.errors import DevloopError, HealthCheckError, ServiceError
 from deploy.facts import Target, locate
 from deploy.fleet import Outcome
 from deploy.health import ApiState, check_serving, log_mark, wait_for_api
 from deploy.inventory import Controller, Inventory
-from deploy.precheck import check_changes, check_tree
+from deploy.precheck import check_changes
 from deploy.preview import show_diffs
 from deploy.services import ServiceStatus, manager_for
 from deploy.source import source_revision
@@ -76,6 +82,7 @@ def restart_and_check(remote: Remote, timeout: float, served: Served | None = No
         HealthCheckError: no answer before the deadline (log tail shown), or
             the sent code is not served (reason and log lines shown).
     """
+    remote.python   # the probe runs with Cinder's python: found now if not yet
     manager = manager_for(remote.controller)
     mark = None
     if served is not None and served.sent:
@@ -99,59 +106,77 @@ def restart_and_check(remote: Remote, timeout: float, served: Served | None = No
     return status, api
 
 
-def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: bool = False,
-              checksum: bool = False, diff: bool = False) -> DeployReport:
-    """Sync the source into ``target`` and record the deploy; no restart.
+def locate_for(remote: Remote, inventory: Inventory) -> Target:
+    """:func:`deploy.facts.locate`, hashing what the source's manifest replaces."""
+    paths = manifest.hash_paths(inventory.source) if inventory.source_host is None else []
+    return locate(remote, paths)
+
+
+def fitting(remote: Remote, inventory: Inventory, target: Target, *,
+            ignore_manifest: bool = False) -> Inventory:
+    """``inventory`` with the source tree that fits this controller's Cinder.
 
     Raises:
+        ManifestRefused: no tree of the source fits; nothing was changed.
+    """
+    if inventory.source_host is not None:
+        return inventory   # the manifest lives on the devbox: not checked (yet)
+    source = manifest.fitting_source(inventory.source, remote.name, target,
+                                     ignore=ignore_manifest)
+    return inventory if source == inventory.source else \
+        dataclasses.replace(inventory, source=source)
+
+
+def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: bool = False,
+              checksum: bool = False, diff: bool = False,
+              ignore_manifest: bool = False) -> DeployReport:
+    """Check the manifest, compile, record the deploy, sync the source into ``target``; no restart.
+
+    Raises:
+        ManifestRefused: the source does not fit the controller's Cinder.
         CompileError: a changed .py file does not compile with the
             controller's python (nothing sent).
-        SyncError: rsync failed (what it did send is still recorded).
+        SyncError: rsync failed (the record lists what it meant to send).
     """
     report = DeployReport(remote.name)
     controller = remote.controller
+    inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
     verb = "preview sync (dry run)" if dry_run else "sync"
     output.step(controller.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
-    # what rsync would send, shown (--diff) or listed (--dry-run)
-    planned: list[Change] | None = None
-    if diff or dry_run:
-        planned = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
-                            dry_run=True, checksum=checksum, connection=remote.conn)
-    if diff and planned is not None:
+    # what rsync would send: shown (--diff), listed (--dry-run), or recorded first
+    planned = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
+                        dry_run=True, checksum=checksum, connection=remote.conn)
+    if diff:
         show_diffs(inventory, remote, target.cinder_dir, planned)
     if dry_run:
-        report.changes = planned or []
-    else:
+        report.changes = planned
+    elif planned:
         # nothing is sent if a changed .py file does not compile on the controller
         if inventory.source_host is not None:
             output.detail(f"compile check skipped: the source is on {inventory.source_host.name}")
         else:
-            checked = check_tree(remote, inventory.source, inventory.excludes, target.cinder_dir)
-            if checked is None:            # a large tree: compile what rsync would send
-                if planned is None:
-                    planned = sync_tree(inventory, controller, target.cinder_dir,
-                                        owner=target.owner, dry_run=True, checksum=checksum,
-                                        connection=remote.conn)
-                check_changes(remote, inventory.source, planned)
-            else:
-                report.log_since = checked.log_size
-    if not dry_run and planned != []:
+            report.log_since = check_changes(remote, inventory.source, planned).log_size
         report.deploy_id = new_deploy_id()
         deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
-        try:
-            # rsync creates the whole backup path when it first needs it
-            report.changes = sync_tree(inventory, controller, target.cinder_dir,
-                                       owner=target.owner, backup_dir=f"{deploy_dir}/backup",
-                                       checksum=checksum, connection=remote.conn)
-        finally:
-            _record(remote, inventory, report, target.cinder_dir, deploy_dir)
+        # the record first: a deploy killed from here on can be rolled back
+        _record(remote, inventory, report.deploy_id, planned, target.cinder_dir, deploy_dir,
+                "applying")
+        # rsync creates the whole backup path when it first needs it
+        report.changes = sync_tree(inventory, controller, target.cinder_dir,
+                                   owner=target.owner, backup_dir=f"{deploy_dir}/backup",
+                                   checksum=checksum, connection=remote.conn)
+        _record(remote, inventory, report.deploy_id, report.changes, target.cinder_dir,
+                deploy_dir, "applied" if report.changes else "empty")
+        if not report.changes:
+            report.deploy_id = None
     _show_changes(controller.name, report.changes, dry_run)
     return report
 
 
 def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = False,
               restart: bool = True, timeout: float = 60.0, checksum: bool = False,
-              rollback_on_failure: bool = False, diff: bool = False) -> DeployReport:
+              rollback_on_failure: bool = False, diff: bool = False,
+              ignore_manifest: bool = False) -> DeployReport:
     """Deploy the inventory's source tree to one controller.
 
     With ``rollback_on_failure``, a deploy after which the service does not
@@ -163,8 +188,8 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
     """
     remote = Remote.open(controller)
     try:
-        report = sync_step(remote, inventory, locate(remote), dry_run=dry_run,
-                           checksum=checksum, diff=diff)
+        report = sync_step(remote, inventory, locate_for(remote, inventory), dry_run=dry_run,
+                           checksum=checksum, diff=diff, ignore_manifest=ignore_manifest)
         if restart and not dry_run:
             try:
                 report.status, report.api = restart_and_check(
@@ -204,22 +229,19 @@ def undo_failed_deploy(controller: Controller, deploy_id: str, failure: DevloopE
                       f"the API answers again ({undone.api.detail if undone.api else 'unchecked'})")
 
 
-def _record(remote: Remote, inventory: Inventory, report: DeployReport, target: str,
-            deploy_dir: str) -> None:
-    """Write the deploy record; a deploy that changed nothing leaves none."""
-    if not report.changes:
-        report.deploy_id = None
-        return
+def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[Change],
+            target: str, deploy_dir: str, state: str) -> None:
+    """Write the deploy record (``applying``: the changes it is about to make)."""
     record = {
-        "id": report.deploy_id,
-        "state": "applied",
+        "id": deploy_id,
+        "state": state,
         "controller": remote.name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": str(inventory.source),
         **source_revision(inventory),
         "target": target,
-        "added": [c.path for c in report.changes if c.kind == "new"],
-        "replaced": [c.path for c in report.changes if c.kind == "changed"],
+        "added": [c.path for c in changes if c.kind == "new"],
+        "replaced": [c.path for c in changes if c.kind == "changed"],
         "backup": f"{deploy_dir}/backup",
     }
     remote.write_file(f"{deploy_dir}/record.json", json.dumps(record, indent=2) + "\n")

@@ -107,6 +107,10 @@ class DebugError(DevloopError):
     """The foreground debugging session could not be set up."""
 
 
+class AuthError(DevloopError):
+    """No token or no Block Storage endpoint: clouds.yaml, Keystone or the catalog."""
+
+
 class SandboxError(DevloopError):
     """The local sandbox controller could not be built, started or stopped."""
 

@@ -1,42 +1,90 @@
-"""What is there on a controller: where cinder lives and who owns it.
+"""What is there on a controller: its Cinder, who owns it, which python runs it.
 
-Each fact is one remote command; callers ask once per task run.
+One remote command answers it all (:func:`locate`); callers ask once per
+task run and the answer is kept on the :class:`~deploy.commands.Remote`.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
-from deploy.commands import Remote, tail
+from deploy.commands import STDLIB_ONLY, Remote, tail
 from deploy.errors import DevloopError
 from deploy.remote import script
+
+# Run by sh on the controller: find the interpreter in cinder-api's "#!" line
+# ("#!/usr/bin/python2", "#!/usr/bin/python3 -s", "#!/usr/bin/env python3")
+# and run the locate helper with it, so that one round trip does it all.
+# argv: cinder_api flags source args...; the helper gets the interpreter first.
+_FROM_SHEBANG = r'''
+api=$1 flags=$2 src=$3; shift 3
+line=
+[ -r "$api" ] && IFS= read -r line < "$api"
+case $line in
+    '#!'*) ;;
+    *) echo "no #! line naming a python in $api" >&2; exit 3 ;;
+esac
+interp=$(printf '%s\n' "${line#??}" |
+         awk '{ i = 1; if ($1 ~ /(^|\/)env$/) { i = 2; while ($i ~ /^-/) i++ }; print $i }')
+case $interp in
+    /*) ;;
+    *) interp=$(command -v "$interp") || { echo "$api names $interp, not on PATH" >&2; exit 3; } ;;
+esac
+set -f
+exec "$interp" $flags -c "$src" "$interp" "$@"
+'''
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The controller's cinder package and its owner (``user:group``)."""
+    """The controller's cinder package, its owner, and the Cinder and python that run it."""
 
     cinder_dir: str
     owner: str
+    python: str = ""
+    #: the installed Cinder release (None: no package metadata beside it)
+    version: str | None = None
+    python_version: str = ""
+    #: sha256 of the upstream file at each asked path (None: no such file)
+    hashes: Mapping[str, str | None] = field(default_factory=dict)
 
 
-def locate(remote: Remote) -> Target:
-    """Find the cinder package and its owner in one round trip.
+def locate(remote: Remote, hash_paths: Sequence[str] = ()) -> Target:
+    """Find Cinder, its owner, release and python, and hash ``hash_paths``, in one round trip.
+
+    ``hash_paths`` are paths inside the cinder package; each is hashed as
+    upstream shipped it (a file an applied deploy replaced is hashed from
+    that deploy's backup). The interpreter is the inventory's ``python``,
+    else the one in ``cinder_api``'s ``#!`` line.
 
     Raises:
-        DevloopError: the controller's python cannot find cinder.
+        DevloopError: no python found, or it cannot find cinder.
     """
-    if remote.controller.cinder_dir:
-        # known from the inventory: only its owner is asked (no python start-up)
-        argv = ["stat", "-c", "%U:%G", remote.controller.cinder_dir]
-        owner = remote.run(argv, hint="check cinder_dir in the inventory").stdout.strip()
-        return Target(remote.controller.cinder_dir, owner)
-    argv = [remote.controller.python, "-c", script("locate"), ""]
+    known: Target | None = remote.located
+    if known is not None and set(hash_paths) <= set(known.hashes):
+        return known
+    ctl = remote.controller
+    flags = STDLIB_ONLY if ctl.cinder_dir else ("-E", "-s")  # site finds the package
+    args = [ctl.cinder_dir or "", ctl.state_dir, json.dumps(sorted(set(hash_paths)))]
+    if ctl.python:
+        argv = [ctl.python, *flags, "-c", script("locate"), ctl.python, *args]
+    else:
+        argv = ["sh", "-c", _FROM_SHEBANG, "devloop-locate", ctl.cinder_api, " ".join(flags),
+                script("locate"), *args]
     result = remote.run(argv, check=False)
     if result.exited != 0:
+        what = ctl.python or f"the python in {ctl.cinder_api}'s #! line"
         raise DevloopError(
-            f"{remote.name}: cannot find the cinder package with {remote.controller.python} "
+            f"{remote.name}: cannot find the cinder package with {what} "
             f"({tail(result.stderr + result.stdout, 1) or 'no output'}); "
-            f"set cinder_dir (or python) for this controller in the inventory")
+            f"set cinder_dir, python or cinder_api for this controller in the inventory")
     data = json.loads(result.stdout.strip().splitlines()[-1])
-    return Target(data["cinder_dir"], data["owner"])
+    target = Target(data["cinder_dir"], data["owner"], data["python"], data.get("version"),
+                    data.get("python_version", ""), dict(data.get("hashes") or {}))
+    remote.located = target
+    if not ctl.python:
+        # everything later in this run (health probe included) uses this python
+        remote.controller = dataclasses.replace(ctl, python=target.python)
+    return target

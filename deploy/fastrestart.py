@@ -67,7 +67,7 @@ def _control(remote: Remote, *args: str) -> dict[str, Any]:
     Raises:
         DevloopError: the controller refused (its message), or no answer.
     """
-    argv = [remote.controller.python, *STDLIB_ONLY, "-c", script("fast_control"), *args]
+    argv = [remote.python, *STDLIB_ONLY, "-c", script("fast_control"), *args]
     result = remote.run(argv, check=False)
     lines = result.stdout.strip().splitlines()
     try:

@@ -91,7 +91,7 @@ def probe_api(remote: Remote, timeout: float = 0.0, log_since: int | None = None
     With ``log_since`` (a :func:`log_mark`), an answering state carries the
     log written since then.
     """
-    argv = [remote.controller.python, *STDLIB_ONLY, "-c", _PROBE,
+    argv = [remote.python, *STDLIB_ONLY, "-c", _PROBE,
             remote.controller.api_url, str(timeout)]
     if log_since is not None:
         argv += [remote.controller.log_file, str(log_since)]
@@ -131,7 +131,7 @@ def check_serving(remote: Remote, state: ApiState, source: Path, sent: Sequence[
             extension that failed to load, a traceback naming a sent file),
             or a sent extension's alias is missing from the API's list.
     """
-    from deploy.api_access import api_access, list_extensions
+    from deploy.api_access import api_client, list_extensions
 
     if not sent:
         return 0
@@ -149,7 +149,7 @@ def check_serving(remote: Remote, state: ApiState, source: Path, sent: Sequence[
     if not aliases:
         return 0
     try:
-        listed = list_extensions(api_access(remote))
+        listed = list_extensions(api_client(remote))
     except HealthCheckError as error:
         raise HealthCheckError(f"{remote.name}: cannot check the extensions sent: {error}") from None
     missing = {path: alias for path, alias in aliases.items() if alias not in listed}

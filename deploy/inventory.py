@@ -6,6 +6,7 @@ The file names the source tree to deploy and one or more controllers::
     controllers:
       ctl1:
         address: 192.0.2.10            # everything else has an RDO default
+        cloud: mycloud                 # clouds.yaml entry for Keystone (optional)
 
 Workstation paths (``source``, ``identity_file``, ``known_hosts``) are
 resolved against the directory of hosts.yaml; controller paths are used as
@@ -59,7 +60,8 @@ class Controller(Host):
     service_manager: str = "systemd"
     service: str = "openstack-cinder-api.service"
     supervisor_config: str | None = None
-    python: str = "/usr/bin/python3"
+    #: the controller's python for the helpers; None: the one in cinder_api's ``#!``
+    python: str | None = None
     cinder_api: str = "/usr/bin/cinder-api"
     cinder_manage: str = "/usr/bin/cinder-manage"
     config_files: tuple[str, ...] = RDO_CONFIG_FILES
@@ -68,6 +70,8 @@ class Controller(Host):
     cinder_dir: str | None = None
     api_url: str = "http://127.0.0.1:8776/"
     state_dir: str = "/var/lib/cinder-devloop"
+    #: the clouds.yaml entry to authenticate with (None: OS_CLOUD / OS_* or noauth)
+    cloud: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +192,7 @@ _CONTROLLER_KEYS: dict[str, Callable[[Any], str | None]] = {
     "cinder_dir": _expect_abs_path,
     "api_url": _expect_url,
     "state_dir": _expect_abs_path,
+    "cloud": _expect_str,
 }
 _TOP_KEYS = ("source", "source_host", "excludes", "defaults", "hosts", "controllers")
 

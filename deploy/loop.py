@@ -19,18 +19,14 @@ from typing import Callable, TypeVar
 from deploy import output
 from deploy.commands import Remote
 from deploy.db import db_sync
-from deploy.deployment import (DeployReport, restart_and_check, served_by, sync_step,
-                               undo_failed_deploy)
-from deploy.errors import DevloopError, HealthCheckError, ServiceError
-from deploy.facts import Target, locate
+from deploy.deployment import (DeployReport, locate_for, restart_and_check, served_by,
+                               sync_step, undo_failed_deploy)
+from deploy.errors import HealthCheckError, ServiceError
+from deploy.facts import Target
 from deploy.inventory import Controller, Inventory
-from deploy.records import db_state
+from deploy.records import MIGRATION_DIRS, db_state
 
 T = TypeVar("T")
-
-
-class SmokeFailed(DevloopError):
-    """The smoke test after the loop failed."""
 
 
 @dataclass
@@ -68,12 +64,12 @@ def _timed(report: LoopReport, name: str, work: Callable[[], T],
 
 
 def _migration_changed(report: DeployReport) -> bool:
-    return any(c.path.startswith("db/migrations/") for c in report.changes)
+    return any(c.path.startswith(MIGRATION_DIRS) for c in report.changes)
 
 
 def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = None,
              timeout: float = 60.0, smoke: bool = False, checksum: bool = False,
-             rollback_on_failure: bool = False) -> LoopReport:
+             rollback_on_failure: bool = False, ignore_manifest: bool = False) -> LoopReport:
     """Run the loop once on an open connection (``watch`` reuses it).
 
     With ``rollback_on_failure``, a deploy after which the API is not
@@ -84,7 +80,7 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         RolledBack: the deploy was not healthy and was undone.
     """
     report = LoopReport(remote.name)
-    target = target or locate(remote)
+    target = target or locate_for(remote, inventory)
     # The database check runs beside the sync, on the same connection: a
     # migration the sync brings forces db-sync anyway, and a sync never
     # removes one, so its answer is the same before or after the sync.
@@ -92,7 +88,7 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         checking = pool.submit(db_state, remote, target.cinder_dir)
         try:
             report.deploy = _timed(report, "deploy", lambda: sync_step(
-                remote, inventory, target, checksum=checksum),
+                remote, inventory, target, checksum=checksum, ignore_manifest=ignore_manifest),
                 lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
         except BaseException:
             checking.cancel()
@@ -125,13 +121,9 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         output.step(remote.name, "restart skipped: nothing changed")
 
     if smoke:
-        from deploy.api_access import api_access
-        from deploy.smoke import run_smoke
+        from deploy.smoke_task import SmokeFailed, smoke_on
 
-        access = api_access(remote)
-        smoke_report = _timed(report, "smoke", lambda: run_smoke(
-            access.base_url, project_id=access.project_id, token=access.token,
-            opener=access.opener), lambda r: r.summary())
+        smoke_report = _timed(report, "smoke", lambda: smoke_on(remote), lambda r: r.summary())
         if not smoke_report.ok:
             raise SmokeFailed(f"{remote.name}: {smoke_report.summary()}")
     return report

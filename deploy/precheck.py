@@ -50,14 +50,6 @@ def python_files(changes: Iterable[Change]) -> list[str]:
     return [c.path for c in changes if c.path.endswith(".py")]
 
 
-def tree_python_files(source: Path, excludes: Sequence[str]) -> list[str]:
-    """Every ``.py`` file of the source tree that rsync would consider."""
-    from deploy.watch import excluded
-
-    files = (p.relative_to(source).as_posix() for p in source.rglob("*.py") if p.is_file())
-    return sorted(rel for rel in files if not excluded(rel, excludes))
-
-
 def pack(source: Path, paths: Sequence[str]) -> list[list[str]]:
     """The compile helper's file arguments for ``paths``, in batches.
 
@@ -119,9 +111,9 @@ def run_compile_check(remote: Remote, batch: Sequence[str], *, against: str = ""
     Raises:
         CommandFailed: the helper itself could not run.
     """
-    result = remote.run(compile_check_argv(remote.controller.python, batch, against=against,
+    result = remote.run(compile_check_argv(remote.python, batch, against=against,
                                            log_file=log_file),
-                        hint=f"is {remote.controller.python} the python that runs Cinder?")
+                        hint=f"is {remote.python} the python that runs Cinder?")
     return parse_output(result.stdout)
 
 
@@ -129,48 +121,33 @@ def _refuse(remote: Remote, problems: Sequence[CompileProblem]) -> None:
     if problems:
         raise CompileError(
             f"{remote.name}: {len(problems)} changed file(s) do not compile with "
-            f"{remote.controller.python} on the controller; nothing was sent or restarted",
+            f"{remote.python} on the controller; nothing was sent or restarted",
             [problem.format() for problem in problems])
-
-
-def check_tree(remote: Remote, source: Path, excludes: Sequence[str],
-               cinder_dir: str) -> CompileResult | None:
-    """Compile the tree's changed ``.py`` files in one call, also marking the log.
-
-    The whole tree's ``.py`` files travel (compressed) and the controller
-    compiles those that differ from its copies. Returns None when the tree
-    is too large for one call: then :func:`check_changes` is the way.
-
-    Raises:
-        CompileError: one line per file that does not compile; nothing sent.
-    """
-    batches = pack(source, tree_python_files(source, excludes))
-    if len(batches) > 1:
-        return None
-    result = run_compile_check(remote, batches[0] if batches else [], against=cinder_dir,
-                               log_file=remote.controller.log_file)
-    _refuse(remote, result.problems)
-    _tell(remote, result.compiled)
-    return result
 
 
 def check_changes(remote: Remote, source: Path, changes: Sequence[Change]) -> CompileResult:
     """Compile the changed ``.py`` files (from rsync's dry run), in as few calls as fit.
+
+    The first call also reads the size of the API log, so the health check
+    after the restart reads only what the restart writes.
 
     Raises:
         CompileError: one line per file that does not compile; nothing sent.
     """
     problems: list[CompileProblem] = []
     compiled = 0
-    for batch in pack(source, python_files(changes)):
-        result = run_compile_check(remote, batch)
+    log_size = None
+    for index, batch in enumerate(pack(source, python_files(changes))):
+        result = run_compile_check(remote, batch,
+                                   log_file=remote.controller.log_file if index == 0 else "")
         problems += result.problems
         compiled += result.compiled
+        log_size = result.log_size if index == 0 else log_size
     _refuse(remote, problems)
     _tell(remote, compiled)
-    return CompileResult((), compiled, None)
+    return CompileResult((), compiled, log_size)
 
 
 def _tell(remote: Remote, compiled: int) -> None:
     if compiled:
-        output.detail(f"{compiled} changed .py file(s) compile with {remote.controller.python}")
+        output.detail(f"{compiled} changed .py file(s) compile with {remote.python}")

@@ -14,7 +14,10 @@ from deploy.commands import STDLIB_ONLY, Remote, as_user
 from deploy.errors import DevloopError
 from deploy.remote import script
 
-_MIGRATION = re.compile(r"^db/migrations/versions/(?P<rev>[0-9a-f]{12})_[^/]+\.py$")
+# alembic (2023.1 on) and sqlalchemy-migrate (Train and before) migration files
+_MIGRATION = re.compile(r"^db/migrations/versions/(?P<rev>[0-9a-f]{12})_[^/]+\.py$"
+                        r"|^db/sqlalchemy/migrate_repo/versions/0*(?P<num>[0-9]+)_[^/]+\.py$")
+MIGRATION_DIRS = ("db/migrations/", "db/sqlalchemy/migrate_repo/versions/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +37,13 @@ class Record:
 
     @property
     def applied(self) -> bool:
-        return self.state == "applied"
+        """In place: done, or interrupted after its record was written (``applying``)."""
+        return self.state in ("applied", "applying")
 
     @property
     def added_revisions(self) -> list[str]:
-        """Alembic revisions whose migration files this deploy added."""
-        return [m["rev"] for m in map(_MIGRATION.match, self.added) if m]
+        """Migrations (alembic revisions, migrate numbers) whose files this deploy added."""
+        return [m["rev"] or m["num"] for m in map(_MIGRATION.match, self.added) if m]
 
     def describe_source(self) -> str:
         if not self.commit:
@@ -49,7 +53,7 @@ class Record:
 
 def list_records(remote: Remote) -> list[Record]:
     """Every deploy record on the controller, oldest first."""
-    result = remote.run([remote.controller.python, *STDLIB_ONLY, "-c", script("list_records"),
+    result = remote.run([remote.python, *STDLIB_ONLY, "-c", script("list_records"),
                          remote.controller.state_dir])
     records = []
     for raw in json.loads(result.stdout or "[]"):
@@ -73,6 +77,8 @@ class DbState:
     heads: tuple[str, ...]
     applied: frozenset[str]
     unknown: tuple[str, ...] = ()
+    #: "alembic" or "migrate" (sqlalchemy-migrate: Train and before, no downgrade)
+    kind: str = "alembic"
 
     @property
     def behind(self) -> bool:
@@ -85,7 +91,7 @@ def db_state(remote: Remote, cinder_path: str) -> DbState:
     Raises:
         DevloopError: the database or the migration files cannot be read.
     """
-    argv = [remote.controller.python, "-c", script("db_state"), cinder_path,
+    argv = [remote.python, "-c", script("db_state"), cinder_path,
             *remote.controller.config_files]
     result = remote.run(as_user(remote.controller.service_user, argv), check=False)
     if result.exited != 0:
@@ -94,4 +100,4 @@ def db_state(remote: Remote, cinder_path: str) -> DbState:
                            f"{lines[-1] if lines else 'no output'}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
     return DbState(tuple(data["current"]), tuple(data["heads"]), frozenset(data["applied"]),
-                   tuple(data.get("unknown", ())))
+                   tuple(data.get("unknown", ())), data.get("kind", "alembic"))

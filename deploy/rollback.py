@@ -79,8 +79,15 @@ def _downgrade_target(remote: Remote, undo: list[Record]) -> str | None:
     applied = [rev for rev in revisions if rev in state.applied]
     if not applied:
         return None
+    if state.kind == "migrate":
+        ids = ", ".join(r.id for r in undo)
+        raise RollbackError(
+            f"{remote.name}: refusing to roll back {ids}: the database has applied migration "
+            f"{', '.join(applied)} that these deploys added (migrate_version "
+            f"{', '.join(state.current)}), and this Cinder (sqlalchemy-migrate) cannot "
+            f"downgrade. Restore the database from a backup first. Nothing was changed.")
     # the oldest removed revision that is applied: go to the one before it
-    argv = [remote.controller.python, "-c",
+    argv = [remote.python, "-c",
             "import sys; from alembic.script import ScriptDirectory as S\n"
             "d = S(sys.argv[1])\n"
             "revs = [d.get_revision(r) for r in sys.argv[2:]]\n"
@@ -91,7 +98,7 @@ def _downgrade_target(remote: Remote, undo: list[Record]) -> str | None:
 
 
 def _downgrade(remote: Remote, revision: str, undo: list[Record]) -> None:
-    argv = [remote.controller.python, "-c", script("downgrade"), revision,
+    argv = [remote.python, "-c", script("downgrade"), revision,
             *remote.controller.config_files]
     result = remote.run(as_user(remote.controller.service_user, argv), check=False)
     if result.exited != 0:
@@ -123,7 +130,7 @@ def rollback(controller: Controller, *, to: str | None = None, restart: bool = T
             _downgrade(remote, revision, undo)
             report.db_downgraded_to = revision
         spec = json.dumps([r.raw for r in undo])
-        result = remote.run([controller.python, *STDLIB_ONLY, "-c", script("restore"), spec])
+        result = remote.run([remote.python, *STDLIB_ONLY, "-c", script("restore"), spec])
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         report.restored, report.removed = summary["restored"], summary["removed"]
         output.detail(f"restored {len(report.restored)} file(s), removed {len(report.removed)}")

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploy import db, facts, fastrestart
+from deploy import db, fastrestart
+from deploy.deployment import fitting, locate_for
 from deploy.commands import Remote
 from deploy.errors import DevloopError
 from deploy.extensions import FAILED_TO_LOAD, failed_since_start
 from deploy.health import ApiState, probe_api
 from deploy.inventory import Controller, Inventory
+from deploy.manifest import ManifestRefused
 from deploy.records import Record, applied_records, db_state
 from deploy.services import ServiceStatus, manager_for
 from deploy.source import source_revision
@@ -80,6 +82,8 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
     """
     remote = Remote.open(controller)
     try:
+        located = locate_for(remote, inventory)    # also: the python the probes run with
+        target = located.cinder_dir
         service = manager_for(controller).status(remote)
         fast = fastrestart.read_state(remote)
         # in fast mode the serving cinder-api is the warm parent's child
@@ -89,13 +93,16 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
             revision = db.current_revision(remote)
         except DevloopError as exc:
             revision = f"unknown ({str(exc).splitlines()[-1].strip()})"
-        target = facts.locate(remote).cinder_dir
         try:
             heads = db_state(remote, target).heads
         except DevloopError:
             heads = ()                      # the database line already says why
         records = applied_records(remote)
-        drift = sync_tree(inventory, controller, target, dry_run=True, checksum=True,
+        try:   # the tree a deploy would send (a manifest variant), else the source
+            sent = fitting(remote, inventory, located)
+        except ManifestRefused:
+            sent = inventory
+        drift = sync_tree(sent, controller, target, dry_run=True, checksum=True,
                           connection=remote.conn)
         local = source_revision(inventory)
         local_text = (f"{str(local['commit'])[:12]}{' with local changes' if local['dirty'] else ''}"

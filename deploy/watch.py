@@ -15,7 +15,8 @@ from typing import Iterable
 from deploy import output
 from deploy.commands import Remote
 from deploy.errors import DevloopError, UsageError
-from deploy.facts import Target, locate
+from deploy.deployment import fitting, locate_for
+from deploy.facts import Target
 from deploy.inventory import Controller, Inventory
 from deploy.loop import run_loop
 
@@ -66,15 +67,18 @@ def _describe(paths: list[str]) -> str:
 
 
 def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: int = 400,
-          timeout: float = 60.0, smoke: bool = False) -> None:
+          timeout: float = 60.0, smoke: bool = False, ignore_manifest: bool = False) -> None:
     """Watch the source tree and run the loop on each burst, until Ctrl-C.
 
     A run whose deploy leaves the API unhealthy is rolled back at once and
-    reported as failed.
+    reported as failed. With a MANIFEST.txt, each controller's tree (the
+    source or a variant of it) is chosen and checked at start, and every
+    chosen tree is watched.
 
     Raises:
         UsageError: the source is on a devbox (watching needs a local tree).
         ConnectError: a controller cannot be reached at start.
+        ManifestRefused: the source does not fit a controller's Cinder.
     """
     import watchfiles
 
@@ -83,20 +87,24 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                          f"{inventory.source_host.name}")
     remotes: dict[str, Remote] = {}
     targets: dict[str, Target] = {}
+    trees: set[Path] = {inventory.source}
     try:
         for controller in controllers:
-            remotes[controller.name] = Remote.open(controller)
-            targets[controller.name] = locate(remotes[controller.name])
+            remote = remotes[controller.name] = Remote.open(controller)
+            targets[controller.name] = locate_for(remote, inventory)
+            trees.add(fitting(remote, inventory, targets[controller.name],
+                              ignore_manifest=ignore_manifest).source)
         ready = False
         # raise_interrupt=False: Ctrl-C while waiting ends the generator quietly.
         # yield_on_timeout: the first (empty) yield proves inotify is set up, so
         # "watching" is only announced once a save can no longer be missed.
-        for changes in watchfiles.watch(inventory.source, debounce=debounce_ms, step=50,
+        for changes in watchfiles.watch(*sorted(trees), debounce=debounce_ms, step=50,
                                         rust_timeout=500, yield_on_timeout=True,
                                         raise_interrupt=False):
             if not ready:
                 ready = True
-                output.step("watch", f"watching {inventory.source} (Ctrl-C stops)")
+                output.step("watch", f"watching {', '.join(map(str, sorted(trees)))} "
+                                     f"(Ctrl-C stops)")
             paths = changed_paths(changes, inventory.source, inventory.excludes)
             if not paths:
                 continue
@@ -106,7 +114,8 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                     # a save that breaks the service is rolled back: the
                     # controller keeps serving the previous code
                     report = run_loop(inventory, remote, target=targets[name], timeout=timeout,
-                                      smoke=smoke, rollback_on_failure=True)
+                                      smoke=smoke, rollback_on_failure=True,
+                                      ignore_manifest=ignore_manifest)
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
                                   f"{report.one_line()}")
                 except DevloopError as exc:

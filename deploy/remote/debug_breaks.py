@@ -13,7 +13,7 @@ Dotted names are imported and followed to the function that really runs,
 through decorators (``inspect.unwrap``: Cinder's ``validation.schema``,
 ``wsgi.response`` ... use ``functools.wraps``).
 
-Python 3.6+ and the standard library only: this runs with the controller's
+Python 2.7 and 3.6+, standard library only: this runs with the controller's
 python (``-B``: importing Cinder here writes no .pyc into its tree).
 """
 import ast
@@ -24,7 +24,10 @@ import os
 import sys
 import warnings
 
-FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+FUNCTIONS = (ast.FunctionDef, getattr(ast, "AsyncFunctionDef", ast.FunctionDef))
+# blocks whose inner lines belong to statements of their own
+BLOCKS = tuple(getattr(ast, name) for name in ("If", "For", "While", "With", "Try", "TryExcept",
+                                               "TryFinally") if hasattr(ast, name))
 
 
 class Unresolved(Exception):
@@ -37,7 +40,7 @@ def _is_docstring(node):
     value = node.value
     if type(value).__name__ == "Str":   # Python < 3.8
         return True
-    return isinstance(value, ast.Constant) and isinstance(value.value, str)
+    return isinstance(value, getattr(ast, "Constant", ())) and isinstance(value.value, str)
 
 
 def _header_start(node):
@@ -73,7 +76,7 @@ def resolve_line(path, line):
     try:
         with open(path, "rb") as handle:
             source = handle.read()
-    except OSError as exc:
+    except EnvironmentError as exc:  # IOError on Python 2
         raise Unresolved("cannot read %s: %s" % (path, exc.strerror))
     try:
         tree = ast.parse(source, path)
@@ -98,8 +101,7 @@ def resolve_line(path, line):
     for node in ast.walk(tree):
         end = getattr(node, "end_lineno", None)
         if isinstance(node, ast.stmt) and end and node.lineno < line <= end and \
-                not isinstance(node, FUNCTIONS + (ast.ClassDef, ast.If, ast.For, ast.While,
-                                                  ast.With, ast.Try)):
+                not isinstance(node, FUNCTIONS + (ast.ClassDef,) + BLOCKS):
             raise Unresolved("line %d of %s is inside the statement that starts at line %d; "
                              "break at line %d" % (line, path, node.lineno, node.lineno))
     lines = _code_lines(tree)
@@ -138,11 +140,50 @@ def _import_longest(name):
             missing = getattr(exc, "name", None)
             if missing and (candidate == missing or candidate.startswith(missing + ".")):
                 continue
+            said = str(exc)   # Python 2: "No module named <last part>"
+            if missing is None and said.startswith("No module named ") and \
+                    candidate.endswith(said[len("No module named "):].strip("'")):
+                continue
             raise Unresolved("importing %s failed: %s" % (candidate, exc))
         except Exception as exc:
             raise Unresolved("importing %s failed: %s: %s" % (candidate, type(exc).__name__,
                                                               exc))
     raise Unresolved("no module named %s" % parts[0])
+
+
+def _getattr_static(cls, attr):
+    """``cls.attr`` as stored (a staticmethod stays one), like inspect.getattr_static."""
+    for klass in inspect.getmro(cls):
+        if attr in vars(klass):
+            return vars(klass)[attr]
+    raise AttributeError(attr)
+
+
+def _unwrap(func):
+    """The function under its decorators.
+
+    ``__wrapped__`` (functools.wraps sets it on Python 3); Python 2's wraps
+    does not, so there the wrapper's closure is searched for a function of
+    the same name.
+    """
+    seen = set()
+    while id(func) not in seen:
+        seen.add(id(func))
+        inner = getattr(func, "__wrapped__", None)
+        if inner is None:
+            for cell in getattr(func, "__closure__", None) or ():
+                try:
+                    value = cell.cell_contents
+                except ValueError:   # an empty cell
+                    continue
+                value = getattr(value, "__func__", value)
+                if inspect.isfunction(value) and value.__name__ == func.__name__:
+                    inner = value
+                    break
+        if inner is None:
+            break
+        func = inner
+    return func
 
 
 def resolve_name(name):
@@ -151,8 +192,7 @@ def resolve_name(name):
     obj, where = module, module.__name__
     for attr in rest:
         try:
-            obj = inspect.getattr_static(obj, attr) if inspect.isclass(obj) else \
-                getattr(obj, attr)
+            obj = _getattr_static(obj, attr) if inspect.isclass(obj) else getattr(obj, attr)
         except AttributeError:
             raise Unresolved("%s has no attribute %r" % (where, attr))
         where = where + "." + attr
@@ -161,10 +201,7 @@ def resolve_name(name):
     if isinstance(obj, property):
         obj = obj.fget
     obj = getattr(obj, "__func__", obj)
-    try:
-        obj = inspect.unwrap(obj)
-    except ValueError:
-        pass
+    obj = _unwrap(obj)
     if inspect.isclass(obj) or inspect.ismodule(obj):
         raise Unresolved("%s is a %s; name one of its functions or methods, or use FILE:LINE"
                          % (name, "class" if inspect.isclass(obj) else "module"))
@@ -199,13 +236,12 @@ def main():
     warnings.simplefilter("ignore")
     cinder_dir, locations = sys.argv[1], json.loads(sys.argv[2])
     if not cinder_dir:
-        import importlib.util
-        spec = importlib.util.find_spec("cinder")
-        if spec is None or not spec.submodule_search_locations:
+        try:
+            cinder_dir = os.path.dirname(importlib.import_module("cinder").__file__)
+        except ImportError:
             sys.stdout.write(json.dumps({"error": "cinder is not importable by %s"
                                          % sys.executable}) + "\n")
             return
-        cinder_dir = list(spec.submodule_search_locations)[0]
     results = []
     for location in locations:
         try:

@@ -20,9 +20,10 @@ Exit codes: 0 the session ended (the developer quit or cinder-api stopped
 after it was ready); 3 cinder-api exited before it was ready; 4 the guard
 could not set up; 5 the API port was taken; 6 the service would not start.
 
-Python 3.6+ and the standard library only: this runs with the
+Python 2.7 and 3.6+, standard library only: this runs with the
 controller's python.
 """
+import errno
 import json
 import os
 import pwd
@@ -51,6 +52,10 @@ SITECUSTOMIZE = (
     "devloop_debug.chain_sitecustomize(__file__)\n"
 )
 
+# Python 2 spells these differently (or lacks them): one name for both.
+_TIMEOUT = getattr(subprocess, "TimeoutExpired", None)
+_SIGNAL_NAMES = dict((getattr(signal, name), name) for name in ("SIGHUP", "SIGTERM", "SIGINT"))
+
 session = json.loads(sys.argv[1])
 NAME = session["name"]
 _caught = []
@@ -64,12 +69,12 @@ def say(text):
         try:
             _log.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
             _log.flush()
-        except OSError:
+        except EnvironmentError:
             pass
     try:
         sys.stdout.write(line.replace("\n", "\r\n") + "\r\n")
         sys.stdout.flush()
-    except (OSError, ValueError):
+    except (EnvironmentError, ValueError):
         pass
 
 
@@ -107,7 +112,7 @@ def _group_members(pgid):
         try:
             with open("/proc/%s/stat" % entry) as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+        except (EnvironmentError, IndexError):
             continue
         if fields[0] != "Z" and int(fields[2]) == pgid:
             members.append(int(entry))
@@ -138,10 +143,11 @@ def _address():
 
 def _listening():
     try:
-        with socket.create_connection(_address(), timeout=0.5):
-            return True
-    except OSError:
+        sock = socket.create_connection(_address(), timeout=0.5)
+    except EnvironmentError:  # socket.error is an IOError on Python 2
         return False
+    sock.close()
+    return True
 
 
 def _prepare(user):
@@ -219,7 +225,7 @@ def _run_session(user):
                 status = raw
                 break
             if _caught and stopping is None:
-                stopping = signal.Signals(_caught[0]).name
+                stopping = _SIGNAL_NAMES.get(_caught[0], "signal %d" % _caught[0])
                 say("%s: ending the foreground cinder-api" % stopping)
                 _end_group(child.pid, session["grace"])
                 continue
@@ -243,16 +249,29 @@ def _run_session(user):
         shutil.rmtree(hook_dir, ignore_errors=True)
 
 
+def _output_of(argv, timeout):
+    """(exit code, output) of ``argv``; KILLed after ``timeout`` s (Python 3)."""
+    with open(os.devnull) as devnull:
+        proc = subprocess.Popen(argv, stdin=devnull, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        if _TIMEOUT is None:  # Python 2: no timeout in communicate
+            out = proc.communicate()[0]
+        else:
+            try:
+                out = proc.communicate(timeout=timeout)[0]
+            except _TIMEOUT:
+                proc.kill()
+                out = proc.communicate()[0] + b"\n(killed after %d s)" % timeout
+    return proc.returncode, out.decode("utf-8", "replace").strip()
+
+
 def _restore():
     """Start the managed service again and show its status."""
     code = 0
     for argv in (session["start"], session["status"]):
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT)
-            out = proc.communicate(timeout=120)[0].decode("utf-8", "replace").strip()
-            rc = proc.returncode
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            rc, out = _output_of(argv, 120)
+        except EnvironmentError as exc:
             out, rc = str(exc), 127
         say("$ %s (exit %d)%s" % (" ".join(argv), rc, ("\n    " + out.replace("\n", "\n    "))
                                    if out else ""))
@@ -266,9 +285,13 @@ def main():
     for signo in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signo, _on_signal)
     try:
-        os.makedirs(os.path.dirname(session["log"]), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(session["log"]))
+        except EnvironmentError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
         _log = open(session["log"], "a")
-    except OSError:
+    except EnvironmentError:
         _log = None
     code = SETUP_FAILED
     try:

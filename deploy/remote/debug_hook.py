@@ -22,16 +22,25 @@ the end for the guard and interrupts its process group (the foreground
 cinder-api and its worker; the guard lives in another group), since
 oslo.service ignores Ctrl-C in a worker blocked at a prompt.
 
-Python 3.6+ and the standard library only: this runs with the
+On Python 3 the hook is a ``find_spec`` finder with a SourceFileLoader;
+on Python 2 (no importlib.machinery) a PEP 302 ``find_module`` finder over
+``imp``. Python 2.7 and 3.6+, standard library only: this runs with the
 controller's python.
 """
 import ast
-import importlib.machinery
-import importlib.util
 import json
 import os
 import signal
 import sys
+
+try:
+    import importlib.machinery
+    import importlib.util
+except ImportError:  # Python 2
+    import imp
+    importlib = None
+
+FUNCTIONS = (ast.FunctionDef, getattr(ast, "AsyncFunctionDef", ast.FunctionDef))
 
 BREAKS = json.loads(os.environ.get("DEVLOOP_DEBUG_BREAKS") or "[]")
 ENDED = os.environ.get("DEVLOOP_DEBUG_ENDED", "")
@@ -42,12 +51,12 @@ def _end_session(reason):
     try:
         with open(ENDED, "w") as handle:
             handle.write(reason)
-    except OSError:
+    except EnvironmentError:
         pass
     try:
         sys.stdout.write("\r\ndevloop: %s: ending the debug session\r\n" % reason)
         sys.stdout.flush()
-    except (OSError, ValueError):
+    except (EnvironmentError, ValueError):
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -73,7 +82,11 @@ def _debugger():
             def __init__(self):
                 # nosigint: after `c`, Ctrl-C must reach cinder-api (and end
                 # the session), not break into pdb in the worker only.
-                pdb.Pdb.__init__(self, nosigint=True)
+                # (Python 2's pdb never catches Ctrl-C, and has no such option.)
+                if sys.version_info[0] >= 3:
+                    pdb.Pdb.__init__(self, nosigint=True)
+                else:
+                    pdb.Pdb.__init__(self)
 
             def interaction(self, frame, traceback):
                 previous = signal.signal(signal.SIGINT,
@@ -105,8 +118,8 @@ def stop(index):
     frame = sys._getframe(1)
     where = BREAKS[index]
     debugger = _debugger()
-    debugger.message("devloop: breakpoint %d, %s (pid %d)" % (index + 1, where["label"],
-                                                             os.getpid()))
+    debugger.stdout.write("devloop: breakpoint %d, %s (pid %d)\n"
+                          % (index + 1, where["label"], os.getpid()))
     # What Bdb.set_trace does, except that the prompt comes at once, at the
     # caller's current line, before its statement runs.
     debugger.reset()
@@ -129,7 +142,7 @@ def _is_docstring(node):
         return False
     if type(value).__name__ == "Str":   # Python < 3.8
         return True
-    return isinstance(value, ast.Constant) and isinstance(value.value, str)
+    return isinstance(value, getattr(ast, "Constant", ())) and isinstance(value.value, str)
 
 
 def _insert_stop(tree, line, index):
@@ -148,8 +161,7 @@ def _insert_stop(tree, line, index):
                 if not isinstance(statement, ast.stmt) or statement.lineno != line:
                     continue
                 if position == 0 and field == "body" and _is_docstring(statement) and \
-                        isinstance(parent, (ast.Module, ast.ClassDef, ast.FunctionDef,
-                                            ast.AsyncFunctionDef)):
+                        isinstance(parent, (ast.Module, ast.ClassDef) + FUNCTIONS):
                     position = 1   # keep the docstring a docstring
                 while isinstance(parent, ast.Module) and position < len(block) and \
                         isinstance(block[position], ast.ImportFrom) and \
@@ -160,24 +172,56 @@ def _insert_stop(tree, line, index):
     return False
 
 
-class _BreakLoader(importlib.machinery.SourceFileLoader):
-    """Compile from source with the stops inserted; never read or write a .pyc."""
+def _compile_with_stops(path, breaks):
+    """The code of the module at ``path`` with a stop before each break's statement."""
+    with open(path, "rb") as handle:
+        source = handle.read()
+    tree = ast.parse(source, path)
+    for index, where in breaks:
+        if _insert_stop(tree, where["line"], index):
+            sys.stderr.write("devloop: breakpoint %d armed at %s\n"
+                             % (index + 1, where["label"]))
+        else:
+            sys.stderr.write("devloop: no statement at %s:%d; breakpoint %d not set\n"
+                             % (path, where["line"], index + 1))
+    return compile(tree, path, "exec", dont_inherit=True)
 
-    def __init__(self, fullname, path, breaks):
-        importlib.machinery.SourceFileLoader.__init__(self, fullname, path)
-        self.breaks = breaks
 
-    def get_code(self, fullname):
-        source = self.get_data(self.path)
-        tree = ast.parse(source, self.path)
-        for index, where in self.breaks:
-            if _insert_stop(tree, where["line"], index):
-                sys.stderr.write("devloop: breakpoint %d armed at %s\n"
-                                 % (index + 1, where["label"]))
-            else:
-                sys.stderr.write("devloop: no statement at %s:%d; breakpoint %d not set\n"
-                                 % (self.path, where["line"], index + 1))
-        return compile(tree, self.path, "exec", dont_inherit=True)
+if importlib is not None:
+    class _BreakLoader(importlib.machinery.SourceFileLoader):
+        """Compile from source with the stops inserted; never read or write a .pyc."""
+
+        def __init__(self, fullname, path, breaks):
+            importlib.machinery.SourceFileLoader.__init__(self, fullname, path)
+            self.breaks = breaks
+
+        def get_code(self, fullname):
+            return _compile_with_stops(self.path, self.breaks)
+
+
+class _Py2BreakLoader(object):
+    """PEP 302 loader (Python 2): the module's code with the stops, no .pyc."""
+
+    def __init__(self, path, package_dir, breaks):
+        self.path, self.package_dir, self.breaks = path, package_dir, breaks
+
+    def load_module(self, fullname):
+        if fullname in sys.modules:
+            return sys.modules[fullname]
+        code = _compile_with_stops(self.path, self.breaks)
+        module = imp.new_module(fullname)
+        module.__file__, module.__loader__ = self.path, self
+        if self.package_dir:
+            module.__path__, module.__package__ = [self.package_dir], fullname
+        else:
+            module.__package__ = fullname.rpartition(".")[0]
+        sys.modules[fullname] = module
+        try:
+            exec(code, module.__dict__)
+        except BaseException:
+            del sys.modules[fullname]
+            raise
+        return sys.modules[fullname]
 
 
 class _BreakFinder(object):
@@ -195,6 +239,23 @@ class _BreakFinder(object):
             return None
         spec.loader = _BreakLoader(fullname, spec.origin, breaks)
         return spec
+
+    def find_module(self, fullname, path=None):
+        """Python 2's protocol (Python 3 asks find_spec first)."""
+        breaks = self.by_module.get(fullname)
+        if not breaks or importlib is not None:
+            return None
+        try:
+            handle, found, (_, _, kind) = imp.find_module(fullname.rpartition(".")[2], path)
+        except ImportError:
+            return None
+        if handle is not None:
+            handle.close()
+        if kind == imp.PKG_DIRECTORY:
+            return _Py2BreakLoader(os.path.join(found, "__init__.py"), found, breaks)
+        if kind == imp.PY_SOURCE:
+            return _Py2BreakLoader(found, None, breaks)
+        return None
 
     def invalidate_caches(self):
         pass
@@ -220,10 +281,21 @@ def chain_sitecustomize(own_file):
         sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     if os.environ.get("PYTHONPATH") == here:
         del os.environ["PYTHONPATH"]   # not for the programs cinder-api may start
-    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
-    if spec is None or spec.loader is None:
-        return
     try:
+        if importlib is None:  # Python 2
+            try:
+                found = imp.find_module("sitecustomize", sys.path)
+            except ImportError:
+                return
+            try:
+                imp.load_module("_devloop_chained_sitecustomize", *found)
+            finally:
+                if found[0] is not None:
+                    found[0].close()
+            return
+        spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
+        if spec is None or spec.loader is None:
+            return
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     except Exception as exc:  # the interpreter ignores a failing sitecustomize too

@@ -12,7 +12,7 @@ Each is sent TERM, then KILL if still there after the grace period.
 Prints one JSON object: ``{"found": [{"pid", "argv"}], "killed": [pids],
 "left": [pids]}``.
 
-Python 3.6+ and the standard library only: this runs with the
+Python 2.7 and 3.6+, standard library only: this runs with the
 controller's python.
 """
 import json
@@ -65,7 +65,7 @@ def _argv(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as handle:
             raw = handle.read()
-    except OSError:
+    except EnvironmentError:  # IOError on Python 2
         return []
     return [part.decode("utf-8", "replace") for part in raw.split(b"\0")[:-1]]
 
@@ -76,7 +76,7 @@ def _uid(pid):
             for line in handle:
                 if line.startswith("Uid:"):
                     return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
+    except (EnvironmentError, ValueError, IndexError):
         pass
     return None
 
@@ -85,7 +85,7 @@ def alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as handle:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
+    except (EnvironmentError, IndexError):
         return False
 
 

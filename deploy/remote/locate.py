@@ -1,21 +1,117 @@
-"""Print where cinder lives and who owns it, as JSON: {"cinder_dir", "owner"}.
+"""Print what a deploy must know about the controller's Cinder, as one JSON object.
 
-argv[1] is the inventory's cinder_dir, or "" to find the package without
-importing it (cinder/__init__ is not free).
+argv: python cinder_dir state_dir paths_json
+
+- ``python``: the interpreter that runs Cinder (echoed back; the caller found
+  it in cinder-api's ``#!`` line, or the inventory named it);
+- ``cinder_dir``: the inventory's, or "" to find the package on this
+  python's path without importing it (cinder/__init__ is not free);
+- ``state_dir``: cinder-devloop's directory, for the deploy records;
+- ``paths_json``: a JSON list of paths inside the package to hash.
+
+Prints ``{"python", "python_version", "cinder_dir", "owner", "version",
+"hashes"}``: ``version`` is the installed Cinder release from its
+dist-info/egg-info metadata (null when there is none); ``hashes`` maps each
+path to the sha256 of the upstream file (the backup kept by the oldest
+applied deploy that replaced it, else the file itself; null when missing).
+
+Python 2.7 and 3.6+, standard library only.
 """
+import glob
 import grp
-import importlib.util
+import hashlib
 import json
 import os
 import pwd
+import re
 import sys
 
-path = sys.argv[1]
-if not path:
+
+def find_cinder():
+    try:
+        import importlib.util
+    except ImportError:  # Python 2
+        import imp
+        try:
+            return os.path.abspath(imp.find_module("cinder")[1])
+        except ImportError:
+            return None
     spec = importlib.util.find_spec("cinder")
     if spec is None or not spec.submodule_search_locations:
-        sys.exit("cinder is not importable by this python")
-    path = list(spec.submodule_search_locations)[0]
-info = os.stat(path)
-owner = "%s:%s" % (pwd.getpwuid(info.st_uid).pw_name, grp.getgrgid(info.st_gid).gr_name)
-print(json.dumps({"cinder_dir": path, "owner": owner}))
+        return None
+    return os.path.abspath(list(spec.submodule_search_locations)[0])
+
+
+def installed_version(cinder_dir):
+    """Cinder's release from the metadata beside the package (pip, RPM or develop)."""
+    parent = os.path.dirname(os.path.abspath(cinder_dir))
+    candidates = sorted(glob.glob(os.path.join(parent, "cinder-*.dist-info")) +
+                        glob.glob(os.path.join(parent, "cinder-*.egg-info")) +
+                        glob.glob(os.path.join(parent, "cinder.egg-info")))
+    for meta in candidates:
+        for name in ("METADATA", "PKG-INFO", ""):
+            path = os.path.join(meta, name) if name else meta
+            if not os.path.isfile(path):
+                continue
+            with open(path) as handle:
+                found = re.search(r"^Version:\s*(\S+)", handle.read(), re.M)
+            if found:
+                return found.group(1)
+    return None
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def upstream_copies(state_dir, target):
+    """{path: backup file} from the oldest applied deploy that replaced each path."""
+    copies = {}
+    for path in sorted(glob.glob(os.path.join(state_dir, "deploys", "*", "record.json"))):
+        try:
+            with open(path) as handle:
+                record = json.load(handle)
+        except (EnvironmentError, ValueError):
+            continue
+        if record.get("state") not in ("applied", "applying") or \
+                os.path.realpath(record.get("target", "")) != os.path.realpath(target):
+            continue
+        for rel in record.get("replaced", []):
+            backup = os.path.join(record.get("backup", ""), rel)
+            if rel not in copies and os.path.isfile(backup):
+                copies[rel] = backup
+    return copies
+
+
+def main():
+    python, cinder_dir, state_dir, paths = sys.argv[1], sys.argv[2], sys.argv[3], \
+        json.loads(sys.argv[4])
+    if not cinder_dir:
+        cinder_dir = find_cinder()
+        if not cinder_dir:
+            sys.stderr.write("cinder is not importable by %s\n" % python)
+            return 3
+    try:
+        info = os.stat(cinder_dir)
+    except OSError as exc:
+        sys.stderr.write("%s: %s\n" % (cinder_dir, exc.strerror))
+        return 3
+    owner = "%s:%s" % (pwd.getpwuid(info.st_uid).pw_name, grp.getgrgid(info.st_gid).gr_name)
+    copies = upstream_copies(state_dir, cinder_dir) if paths else {}
+    hashes = {}
+    for rel in paths:
+        path = copies.get(rel, os.path.join(cinder_dir, rel))
+        hashes[rel] = sha256(path) if os.path.isfile(path) else None
+    sys.stdout.write(json.dumps({
+        "python": python, "python_version": "%d.%d.%d" % sys.version_info[:3],
+        "cinder_dir": cinder_dir, "owner": owner, "version": installed_version(cinder_dir),
+        "hashes": hashes}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,10 @@
 argv[1] is a JSON list of records, newest first. Each replaced file is copied
 back from the deploy's backup to a temporary name beside the target and
 renamed over it, so every file is wholly old or wholly new at any moment.
-Prints a JSON summary.
+A deploy interrupted before its end ("applying") lists what it meant to
+change: a replaced file with no backup yet was not replaced, and an added
+file that is not there was not added; both are skipped. Prints a JSON
+summary. Python 2.7 and 3.6+, standard library only.
 """
 import json
 import os
@@ -17,12 +20,14 @@ for record in json.loads(sys.argv[1]):
     target, backup = record["target"], record["backup"]
     for rel in record.get("replaced", []):
         source, dest = os.path.join(backup, rel), os.path.join(target, rel)
+        if not os.path.lexists(source):
+            continue  # never replaced: the deploy stopped before this file
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".devloop-restore-")
         os.close(fd)
         shutil.copy2(source, tmp)
         info = os.stat(source)
         os.chown(tmp, info.st_uid, info.st_gid)
-        os.replace(tmp, dest)
+        os.rename(tmp, dest)  # atomic on POSIX (os.replace is 3.3+)
         restored.append(rel)
     for rel in record.get("added", []):
         path = os.path.join(target, rel)
@@ -42,5 +47,5 @@ for record in json.loads(sys.argv[1]):
     with open(path + ".tmp", "w") as handle:
         json.dump(record, handle, indent=2)
         handle.write("\n")
-    os.replace(path + ".tmp", path)
-print(json.dumps({"restored": restored, "removed": removed}))
+    os.rename(path + ".tmp", path)
+sys.stdout.write(json.dumps({"restored": restored, "removed": removed}) + "\n")

@@ -1,5 +1,8 @@
 """Build the cinder venv and lay cinder_patch/ over a copy of its cinder.
 
+(This module builds the 29.0.0 env; train_env.py builds the Cinder Train one
+the same way and both give a :class:`CinderEnv`.)
+
 The venv is built once from Debian's /usr/bin/python3 (what a controller
 has) with the pinned controller packages plus the test packages, and cached
 under .cache/ keyed by a hash of the requirement files. It is never modified:
@@ -86,7 +89,7 @@ def build_venv() -> Path:
 
 def site_packages(venv: Path) -> Path:
     """Return the venv's site-packages directory."""
-    found = sorted((venv / "lib").glob("python3*/site-packages"))
+    found = sorted((venv / "lib").glob("python*/site-packages"))
     if not found:
         raise EnvError(f"no site-packages under {venv}/lib")
     return found[0]
@@ -98,6 +101,7 @@ class CinderEnv:
 
     venv: Path
     overlay: Path  # the directory put first on PYTHONPATH
+    release: str = "29.0.0"  # the Cinder release installed in the venv
 
     @property
     def python(self) -> str:
@@ -139,20 +143,23 @@ def make_world_traversable_dir(prefix: str) -> Path:
     return path
 
 
-def make_overlay(venv: Path, dest: Path) -> Path:
-    """Copy the venv's cinder into ``dest`` and lay cinder_patch over it.
+def make_overlay(venv: Path, dest: Path, patch: Path = PATCH_DIR / "cinder",
+                 release: str = "29.0.0") -> Path:
+    """Copy the venv's cinder into ``dest`` and lay ``patch`` over it.
+
+    ``patch`` is the tree of the variant made for the venv's release.
 
     Raises:
         EnvError: rsync failed or the patched copy does not import first.
     """
     shutil.copytree(site_packages(venv) / "cinder", dest / "cinder",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     argv = ["rsync", "--archive", "--exclude", "__pycache__/",
-            "--exclude", "*.pyc", f"{PATCH_DIR / 'cinder'}/", f"{dest / 'cinder'}/"]
+            "--exclude", "*.pyc", f"{patch}/", f"{dest / 'cinder'}/"]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
         raise EnvError(f"{' '.join(argv)} failed: {_tail(result.stderr)}")
-    env = CinderEnv(venv=venv, overlay=dest)
+    env = CinderEnv(venv=venv, overlay=dest, release=release)
     probe = env.run([env.python, "-c", "import cinder; print(cinder.__file__)"])
     expected = str(dest / "cinder" / "__init__.py")
     if probe.stdout.strip() != expected:

@@ -5,6 +5,11 @@ a venv of the pinned controller packages from /usr/bin/python3 and lays
 cinder_patch/ over a copy of its cinder package; code that needs cinder runs
 in that env as a subprocess (the in_cinder/ modules, cinder-manage,
 cinder-api).
+
+``train_env`` does the same for Cinder Train (Python 2.7) with the Train
+variant, cinder_patch/train/. The REST specs run against both: ``api_env``
+is parametrized over the two releases, and ``cinder_api``, ``client`` and
+``start_api`` follow it.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cinder_patch import cinder_env as envlib
+from tests.cinder_patch import train_env as trainlib
 from tests.cinder_patch.cinder_api import CinderApi, Client
 from tests.cinder_patch.mariadb import MariaDB
 
-# in_cinder/ imports cinder: only the env's own pytest collects it.
-collect_ignore = ["in_cinder"]
+# in_cinder/ and in_train/ import cinder: only the envs run them.
+collect_ignore = ["in_cinder", "in_train"]
 
 
 def _fail(error: Exception) -> None:
@@ -44,6 +50,32 @@ def cinder_env() -> Iterator[envlib.CinderEnv]:
         shutil.rmtree(overlay, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def train_env() -> Iterator[envlib.CinderEnv]:
+    """The cached Cinder Train venv plus a copy of its cinder with cinder_patch/train."""
+    try:
+        venv = trainlib.build_venv()
+    except envlib.EnvError as error:
+        _fail(error)
+    overlay = envlib.make_world_traversable_dir("cinder-train-overlay-")
+    try:
+        yield trainlib.make_train_overlay(venv, overlay)
+    except envlib.EnvError as error:
+        _fail(error)
+    finally:
+        shutil.rmtree(overlay, ignore_errors=True)
+
+
+RELEASES = {"29.0.0": "cinder_env", trainlib.RELEASE: "train_env"}
+
+
+@pytest.fixture(scope="session", params=sorted(RELEASES, reverse=True),
+                ids=lambda release: f"cinder-{release}")
+def api_env(request: pytest.FixtureRequest) -> envlib.CinderEnv:
+    """The patched env of each release the feature targets, in turn."""
+    return request.getfixturevalue(RELEASES[request.param])
+
+
 def _start_api(env: envlib.CinderEnv, connection: str | None = None,
                policy: dict[str, str] | None = None,
                prefix: str = "cinder-api-") -> CinderApi:
@@ -61,14 +93,15 @@ def _start_api(env: envlib.CinderEnv, connection: str | None = None,
         api.start()
     except envlib.EnvError as error:
         api.stop()
+        shutil.rmtree(state, ignore_errors=True)
         _fail(error)
     return api
 
 
 @pytest.fixture(scope="session")
-def cinder_api(cinder_env: envlib.CinderEnv) -> Iterator[CinderApi]:
-    """cinder-api on sqlite, noauth, every request admin."""
-    api = _start_api(cinder_env)
+def cinder_api(api_env: envlib.CinderEnv) -> Iterator[CinderApi]:
+    """cinder-api on sqlite, noauth, every request admin (each release)."""
+    api = _start_api(api_env)
     yield api
     api.stop()
     shutil.rmtree(api.state, ignore_errors=True)
@@ -76,7 +109,7 @@ def cinder_api(cinder_env: envlib.CinderEnv) -> Iterator[CinderApi]:
 
 @pytest.fixture
 def client(cinder_api: CinderApi) -> Client:
-    return Client(cinder_api.base_url)
+    return cinder_api.client()
 
 
 @pytest.fixture(scope="session")
@@ -95,13 +128,13 @@ def mariadb() -> Iterator[MariaDB]:
 
 
 @pytest.fixture(scope="session")
-def start_api(cinder_env: envlib.CinderEnv) -> Iterator[object]:
-    """Factory: start more cinder-api processes; all stopped at the end."""
+def start_api_on() -> Iterator[object]:
+    """Factory: start cinder-api of a given env; all stopped at the end."""
     started: list[CinderApi] = []
 
-    def start(connection: str | None = None,
+    def start(env: envlib.CinderEnv, connection: str | None = None,
               policy: dict[str, str] | None = None) -> CinderApi:
-        api = _start_api(cinder_env, connection, policy)
+        api = _start_api(env, connection, policy)
         started.append(api)
         return api
 
@@ -109,3 +142,12 @@ def start_api(cinder_env: envlib.CinderEnv) -> Iterator[object]:
     for api in started:
         api.stop()
         shutil.rmtree(api.state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def start_api(api_env: envlib.CinderEnv, start_api_on) -> object:
+    """Factory: start more cinder-api processes of ``api_env``'s release."""
+    def start(connection: str | None = None,
+              policy: dict[str, str] | None = None) -> CinderApi:
+        return start_api_on(api_env, connection, policy)
+    return start

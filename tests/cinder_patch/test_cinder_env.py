@@ -46,3 +46,31 @@ def test_patched_cinder_shadows_the_installed_one(cinder_env) -> None:
 
 def test_overlay_is_world_traversable(cinder_env) -> None:
     assert cinder_env.overlay.stat().st_mode & 0o005 == 0o005
+
+
+# --- the Cinder Train env -------------------------------------------------
+
+def test_train_venv_key_changes_with_its_test_requirements(
+        tmp_path: Path, monkeypatch) -> None:
+    from tests.cinder_patch import train_env
+
+    req = tmp_path / "train-requirements.txt"
+    req.write_text("mock==3.0.5\n")
+    monkeypatch.setattr(train_env, "TEST_REQUIREMENTS", req)
+    python = train_env.train.find_python27()
+    before = train_env.venv_key(python)
+    req.write_text("mock==3.0.4\n")
+    assert train_env.venv_key(python) != before
+
+
+def test_train_variant_shadows_the_installed_train_cinder(train_env) -> None:
+    result = train_env.run([train_env.python, "-c",
+                            "import sys, cinder.db.sqlalchemy.cluster_manage_models as m;"
+                            "print(m.__file__); print('%d.%d' % sys.version_info[:2])"])
+    assert result.returncode == 0, result.stderr
+    module, version = result.stdout.split()
+    assert module.startswith(str(train_env.overlay)), result
+    assert version == "2.7"
+    assert train_env.release == "15.6.0"
+    assert not (train_env.pristine_cinder / "db" / "sqlalchemy" /
+                "cluster_manage_models.py").exists()

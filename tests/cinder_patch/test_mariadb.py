@@ -90,8 +90,8 @@ def test_cinders_mysql_model_sync_and_walk_pass(cinder_env: CinderEnv,
     assert result.stderr.rstrip().endswith("OK"), _explain(result)
 
 
-def test_smoke_passes_with_cinder_api_on_mariadb(start_api, cinder_db: str,
-                                                 synced: str) -> None:
-    api = start_api(connection=cinder_db)
+def test_smoke_passes_with_cinder_api_on_mariadb(start_api_on, cinder_env: CinderEnv,
+                                                 cinder_db: str, synced: str) -> None:
+    api = start_api_on(cinder_env, connection=cinder_db)
     report = run_smoke(api.base_url, project_id=PROJECT_ID, token=TOKEN)
     assert report.ok, report.format()

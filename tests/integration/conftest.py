@@ -1,11 +1,16 @@
-"""Real parts for the integration tests: a sandbox controller of their own.
+"""Real parts for the integration tests: controllers of their own.
 
 The session's sandbox lives in a fresh directory under /tmp (traversable by
 the ``cinder`` user) with free ports, so it never touches a developer's
 sandbox; it is stopped by PID and removed at the end.
+
+``controller`` is the same specs' controller of either kind: the
+supervisord sandbox, or an rdo controller (systemd container, Keystone),
+booted once per session from the cached tree in its own namespace.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -14,7 +19,10 @@ from pathlib import Path
 import pytest
 
 from deploy.sandbox import SandboxLayout, down, up
+from tests.integration.controllers import RdoController, SupervisordController
 from tests.support import free_port
+
+KINDS = ("supervisord", "rdo")
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +37,40 @@ def sandbox():
     finally:
         down(layout, purge=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rdo_controller():
+    """A running rdo controller (systemd, openstack-cinder-api.service, Keystone).
+
+    OS_CLIENT_CONFIG_FILE points at its clouds.yaml for the session, as a
+    user would set it.
+    """
+    from deploy.sandbox import rdo
+
+    base = Path(tempfile.mkdtemp(prefix="devloop-it-rdo-"))
+    base.chmod(0o755)
+    layout = rdo.RdoLayout(base / "controller", name="it-rdo")
+    saved = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    try:
+        rdo.up(layout)
+        os.environ["OS_CLIENT_CONFIG_FILE"] = str(layout.clouds_file)
+        yield RdoController(layout)
+    finally:
+        if saved is None:
+            os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
+        else:
+            os.environ["OS_CLIENT_CONFIG_FILE"] = saved
+        rdo.down(layout, purge=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=KINDS)
+def controller(request):
+    """The session's controller of each kind in turn (one spec, both kinds)."""
+    if request.param == "rdo":
+        return request.getfixturevalue("rdo_controller")
+    return SupervisordController(request.getfixturevalue("sandbox"))
 
 
 @pytest.fixture
@@ -53,6 +95,14 @@ def cinder_dir(sandbox) -> Path:
     return next((sandbox.venv / "lib").glob("python3*/site-packages/cinder"))
 
 
+@pytest.fixture
+def controller_hosts(tmp_path, controller, source) -> Path:
+    """An inventory that deploys ``source`` to ``controller`` as ``sbx``."""
+    from tests.support import write_inventory
+
+    return write_inventory(tmp_path / "hosts.yaml", source, {"sbx": controller.entry()})
+
+
 def supervised_pid(layout: SandboxLayout) -> int | None:
     """The PID supervisord reports for cinder-api (None when stopped)."""
     out = subprocess.run(["supervisorctl", "-c", str(layout.supervisor_conf), "pid", "cinder-api"],
@@ -63,11 +113,7 @@ def supervised_pid(layout: SandboxLayout) -> int | None:
 @pytest.fixture(scope="session")
 def feature_hosts(sandbox, tmp_path_factory) -> Path:
     """An inventory that deploys the repo's own cinder_patch/ to the sandbox."""
-    from tests.support import PROJECT_ROOT, write_inventory
-
-    return write_inventory(tmp_path_factory.mktemp("feature") / "hosts.yaml",
-                           PROJECT_ROOT / "cinder_patch" / "cinder",
-                           {"sandbox": sandbox.controller_entry()})
+    return _feature_inventory(SupervisordController(sandbox), tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -76,9 +122,27 @@ def deployed_feature(sandbox, feature_hosts) -> Path:
 
     Returns the inventory file; the API serves the os-cluster-manage extension.
     """
+    return _deploy_feature(feature_hosts)
+
+
+@pytest.fixture(scope="session")
+def feature_controller(controller, tmp_path_factory) -> Path:
+    """The controller (either kind) with the cluster feature deployed; its inventory."""
+    return _deploy_feature(_feature_inventory(controller, tmp_path_factory))
+
+
+def _feature_inventory(controller, tmp_path_factory) -> Path:
+    from tests.support import PROJECT_ROOT, write_inventory
+
+    return write_inventory(tmp_path_factory.mktemp("feature") / "hosts.yaml",
+                           PROJECT_ROOT / "cinder_patch" / "cinder",
+                           {"sandbox": controller.entry()})
+
+
+def _deploy_feature(hosts: Path) -> Path:
     from tests.support import invoke
 
     for task in ("deploy", "db-sync"):
-        result = invoke(task, "--inventory", str(feature_hosts))
+        result = invoke(task, "--inventory", str(hosts))
         assert result.returncode == 0, f"invoke {task} failed:\n{result.stderr}"
-    return feature_hosts
+    return hosts

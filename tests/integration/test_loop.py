@@ -1,7 +1,10 @@
-"""The edit -> deploy -> migrate -> restart loop against a real sandbox controller.
+"""The edit -> deploy -> migrate -> restart loop against real controllers of both kinds.
 
-Real sshd, real rsync, real supervisord, real cinder-api: each test drives
-the CLI (``python -m invoke ...``) and then looks at the controller itself.
+Real sshd, real rsync, real cinder-api under supervisord (the sandbox) or
+under systemd with Keystone in front (the rdo controller, whose inventory
+entry holds only what a user writes for a real RDO controller): each test
+drives the CLI (``python -m invoke ...``) and then looks at the controller
+itself through the ``controller`` handle.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import supervised_pid
+from tests.integration.controllers import SupervisordController
 from tests.support import free_port, invoke, write_inventory
 
 pytestmark = pytest.mark.integration
@@ -35,6 +38,11 @@ def hosts(tmp_path, sandbox, source) -> Path:
                            {"sbx": sandbox.controller_entry()})
 
 
+@pytest.fixture
+def cinder_dir(controller) -> Path:
+    return controller.cinder_dir
+
+
 def api_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as reply:
@@ -43,8 +51,8 @@ def api_status(url: str) -> int:
         return exc.code
 
 
-def deploy_dirs(sandbox) -> set[str]:
-    root = sandbox.root / "var/lib/cinder-devloop/deploys"
+def deploy_dirs(controller) -> set[str]:
+    root = controller.host_path(controller.state_dir) / "deploys"
     return {p.name for p in root.iterdir()} if root.exists() else set()
 
 
@@ -59,13 +67,13 @@ def probe_file(source: Path, text: str) -> tuple[Path, str]:
 
 class TestDeploy:
     def test_changed_file_arrives_owned_like_the_controller_and_service_restarts(
-            self, sandbox, hosts, source, cinder_dir):
+            self, controller, controller_hosts, source, cinder_dir):
         path, rel = probe_file(source, "VERSION = 1\n")
         os.chown(path, 65534, 65534)   # the workstation's user is not the controller's
         path.chmod(0o600)
-        before = supervised_pid(sandbox)
+        before = controller.service_pid()
 
-        result = invoke("deploy", "--inventory", str(hosts))
+        result = invoke("deploy", "--inventory", str(controller_hosts))
 
         assert result.returncode == 0, result.stderr
         target = cinder_dir / rel
@@ -74,63 +82,63 @@ class TestDeploy:
         assert (st.st_uid, st.st_gid) == (cinder_dir.stat().st_uid, cinder_dir.stat().st_gid)
         assert st.st_mode & 0o777 == 0o644
         assert f"sbx: new     cinder/{rel}" in result.stdout
-        after = supervised_pid(sandbox)
+        after = controller.service_pid()
         assert after and after != before
-        assert api_status(sandbox.api_url) == 300
+        assert api_status(controller.api_url) == 300
         assert f"pid {after}" in result.stderr
 
     def test_replaced_file_is_kept_in_the_deploy_backup_and_recorded(
-            self, sandbox, hosts, source, cinder_dir):
+            self, controller, controller_hosts, source, cinder_dir):
         path, rel = probe_file(source, "VERSION = 1\n")
-        assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
+        assert invoke("deploy", "--inventory", str(controller_hosts), "--no-restart").returncode == 0
         path.write_text("VERSION = 2  # edited\n")
-        known = deploy_dirs(sandbox)
+        known = deploy_dirs(controller)
 
-        result = invoke("deploy", "--inventory", str(hosts), "--no-restart")
+        result = invoke("deploy", "--inventory", str(controller_hosts), "--no-restart")
 
         assert result.returncode == 0, result.stderr
         assert (cinder_dir / rel).read_text() == "VERSION = 2  # edited\n"
-        (new_id,) = deploy_dirs(sandbox) - known
-        deploy_dir = sandbox.root / "var/lib/cinder-devloop/deploys" / new_id
+        (new_id,) = deploy_dirs(controller) - known
+        deploy_dir = controller.host_path(controller.state_dir) / "deploys" / new_id
         assert (deploy_dir / "backup" / rel).read_text() == "VERSION = 1\n"
         record = json.loads((deploy_dir / "record.json").read_text())
         assert record["replaced"] == [rel] and record["added"] == []
         assert f"sbx: changed cinder/{rel}" in result.stdout
 
-    def test_no_restart_leaves_the_service_alone(self, sandbox, hosts, source):
+    def test_no_restart_leaves_the_service_alone(self, controller, controller_hosts, source):
         probe_file(source, "X = 1\n")
-        before = supervised_pid(sandbox)
-        assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
-        assert supervised_pid(sandbox) == before
+        before = controller.service_pid()
+        assert invoke("deploy", "--inventory", str(controller_hosts), "--no-restart").returncode == 0
+        assert controller.service_pid() == before
 
-    def test_dry_run_lists_the_files_and_changes_nothing(self, sandbox, hosts, source,
+    def test_dry_run_lists_the_files_and_changes_nothing(self, controller, controller_hosts, source,
                                                          cinder_dir):
         _, rel = probe_file(source, "NEVER = True\n")
-        before, known = supervised_pid(sandbox), deploy_dirs(sandbox)
+        before, known = controller.service_pid(), deploy_dirs(controller)
 
-        result = invoke("deploy", "--inventory", str(hosts), "--dry-run")
+        result = invoke("deploy", "--inventory", str(controller_hosts), "--dry-run")
 
         assert result.returncode == 0, result.stderr
         assert f"sbx: new     cinder/{rel}" in result.stdout
         assert "would be sent" in result.stderr
         assert not (cinder_dir / rel).exists()
-        assert supervised_pid(sandbox) == before
-        assert deploy_dirs(sandbox) == known
+        assert controller.service_pid() == before
+        assert deploy_dirs(controller) == known
 
-    def test_nothing_to_send_makes_no_deploy_record(self, sandbox, hosts, source):
+    def test_nothing_to_send_makes_no_deploy_record(self, controller, controller_hosts, source):
         probe_file(source, "SAME = 1\n")
-        assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
-        known = deploy_dirs(sandbox)
-        result = invoke("deploy", "--inventory", str(hosts), "--no-restart")
+        assert invoke("deploy", "--inventory", str(controller_hosts), "--no-restart").returncode == 0
+        known = deploy_dirs(controller)
+        result = invoke("deploy", "--inventory", str(controller_hosts), "--no-restart")
         assert result.returncode == 0
         assert "no file changed" in result.stderr
-        assert deploy_dirs(sandbox) == known
+        assert deploy_dirs(controller) == known
 
 
     def test_an_api_that_never_answers_fails_at_the_deadline_with_the_log_tail(
-            self, tmp_path, sandbox, source):
+            self, tmp_path, controller, source):
         probe_file(source, "DEADLINE = 1\n")
-        entry = {**sandbox.controller_entry(), "api_url": f"http://127.0.0.1:{free_port()}/"}
+        entry = {**controller.entry(), "api_url": f"http://127.0.0.1:{free_port()}/"}
         hosts = write_inventory(tmp_path / "deadline.yaml", source, {"sbx": entry})
 
         result = invoke("deploy", "--inventory", str(hosts), "--timeout", "2")
@@ -139,32 +147,33 @@ class TestDeploy:
         error = result.stderr[result.stderr.index("error: "):]
         assert error.startswith(f"error: sbx: the API at {entry['api_url']} did not answer "
                                 "within 2 s")
-        assert f"last lines of {sandbox.log_file}:" in error
+        assert f"last lines of {controller.log_file}:" in error
         assert "Traceback" not in result.stderr
 
 
 class TestDbSync:
     def test_brings_a_fresh_database_to_the_newest_revision_and_reports_it(
-            self, sandbox, hosts, cinder_dir):
-        heads = subprocess.run(
-            [str(sandbox.python), "-c", "import sys; from alembic.script import ScriptDirectory;"
-             "print(*ScriptDirectory(sys.argv[1]).get_heads())", str(cinder_dir / "db/migrations")],
-            capture_output=True, text=True, check=True).stdout.split()
-        sandbox.database.unlink()   # a controller whose database was just created
+            self, controller, controller_hosts, cinder_dir):
+        migrations = f"{controller.cinder_path}/db/migrations"
+        heads = controller.run(
+            [controller.python, "-c", "import sys; from alembic.script import ScriptDirectory;"
+             "print(*ScriptDirectory(sys.argv[1]).get_heads())", migrations]).stdout.split()
+        database = controller.host_path(controller.database_path)
+        database.unlink()   # a controller whose database was just created
 
-        result = invoke("db-sync", "--inventory", str(hosts))
+        result = invoke("db-sync", "--inventory", str(controller_hosts))
 
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == f"sbx: database empty -> {heads[0]}"
-        assert sandbox.database.stat().st_uid != 0   # created by the service user
-        again = invoke("db-sync", "--inventory", str(hosts))
+        assert database.stat().st_uid != 0   # created by the service user
+        again = invoke("db-sync", "--inventory", str(controller_hosts))
         assert f"{heads[0]} (already at the newest revision)" in again.stdout
-        status = invoke("status", "--inventory", str(hosts))
+        status = invoke("status", "--inventory", str(controller_hosts))
         assert f"database  {heads[0]} (newest migration)" in status.stdout
 
-    def test_failure_shows_cinder_manages_own_message(self, tmp_path, sandbox, source):
-        entry = {**sandbox.controller_entry(),
-                 "config_files": [str(sandbox.dist_conf), "/nonexistent/cinder.conf"]}
+    def test_failure_shows_cinder_manages_own_message(self, tmp_path, controller, source):
+        entry = {**controller.entry(),
+                 "config_files": [controller.config_files[0], "/nonexistent/cinder.conf"]}
         hosts = write_inventory(tmp_path / "bad.yaml", source, {"sbx": entry})
         result = invoke("db-sync", "--inventory", str(hosts))
         assert result.returncode == 1
@@ -175,32 +184,31 @@ class TestDbSync:
 
 
 class TestStatusRestartLogs:
-    def test_status_shows_the_real_service_pid_api_and_revision(self, sandbox, hosts):
-        result = invoke("status", "--inventory", str(hosts))
+    def test_status_shows_the_real_service_pid_api_and_revision(self, controller, controller_hosts):
+        result = invoke("status", "--inventory", str(controller_hosts))
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert lines[0] == "sbx:"
-        assert f"RUNNING, pid {supervised_pid(sandbox)}, uptime " in lines[1]
+        assert f"{controller.running_state}, pid {controller.service_pid()}, " in lines[1]
         assert lines[2].startswith("  api       answering, HTTP 300")
         assert lines[3].startswith("  database  ")
 
-    def test_a_stopped_service_is_reported_and_restart_brings_it_back(self, sandbox, hosts):
-        subprocess.run(["supervisorctl", "-c", str(sandbox.supervisor_conf), "stop",
-                        "cinder-api"], check=True, capture_output=True)
-        stopped = invoke("status", "--inventory", str(hosts))
-        assert "service   STOPPED" in stopped.stdout
+    def test_a_stopped_service_is_reported_and_restart_brings_it_back(self, controller, controller_hosts):
+        controller.stop_service()
+        stopped = invoke("status", "--inventory", str(controller_hosts))
+        assert f"service   {controller.stopped_state}" in stopped.stdout
         assert "api       NOT answering" in stopped.stdout
 
-        restarted = invoke("restart", "--inventory", str(hosts))
+        restarted = invoke("restart", "--inventory", str(controller_hosts))
 
         assert restarted.returncode == 0, restarted.stderr
-        assert supervised_pid(sandbox)
-        assert api_status(sandbox.api_url) == 300
+        assert controller.service_pid()
+        assert api_status(controller.api_url) == 300
 
-    def test_logs_show_the_lines_cinder_api_wrote(self, sandbox, hosts):
+    def test_logs_show_the_lines_cinder_api_wrote(self, controller, controller_hosts):
         marker = f"devloop-marker-{uuid.uuid4().hex[:8]}"
-        api_status(sandbox.api_url + marker)
-        result = invoke("logs", "--inventory", str(hosts), "-n", "20")
+        api_status(controller.api_url + marker)
+        result = invoke("logs", "--inventory", str(controller_hosts), "-n", "20")
         assert result.returncode == 0, result.stderr
         assert marker in result.stdout
         assert len(result.stdout.splitlines()) == 20
@@ -216,7 +224,8 @@ class TestRefusals:
         return known
 
     def test_a_host_key_that_does_not_match_refuses_and_sends_nothing(
-            self, tmp_path, sandbox, source, cinder_dir):
+            self, tmp_path, sandbox, source):
+        cinder_dir = SupervisordController(sandbox).cinder_dir
         _, rel = probe_file(source, "STOLEN = True\n")
         entry = {**sandbox.controller_entry(), "known_hosts": str(self.other_host_key(tmp_path, sandbox))}
         hosts = write_inventory(tmp_path / "hosts.yaml", source, {"sbx": entry})
@@ -289,7 +298,8 @@ def test_an_unknown_controller_name_exits_2(hosts):
         "error: hosts.yaml: --host: unknown controller 'nope' (known: sbx)")
 
 
-def test_logs_follow_prints_new_lines_until_ctrl_c_and_leaves_no_tail_behind(sandbox, hosts):
+def test_logs_follow_prints_new_lines_until_ctrl_c_and_leaves_no_tail_behind(controller,
+                                                                            controller_hosts):
     import sys
 
     import pexpect
@@ -298,13 +308,13 @@ def test_logs_follow_prints_new_lines_until_ctrl_c_and_leaves_no_tail_behind(san
 
     child = pexpect.spawn(sys.executable, ["-m", "invoke", "--search-root", str(PROJECT_ROOT),
                                            "logs", "--follow", "-n", "1",
-                                           "--inventory", str(hosts)],
+                                           "--inventory", str(controller_hosts)],
                           encoding="utf-8", timeout=30)
     try:
         child.expect("api.log")
         marker = f"devloop-follow-{uuid.uuid4().hex[:8]}"
         for _ in range(50):                      # until tail is following
-            api_status(sandbox.api_url + marker)
+            api_status(controller.api_url + marker)
             if child.expect([marker, pexpect.TIMEOUT], timeout=0.5) == 0:
                 break
         else:
@@ -322,7 +332,7 @@ def test_logs_follow_prints_new_lines_until_ctrl_c_and_leaves_no_tail_behind(san
                 cmd = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if cmd[:1] == [b"tail"] and str(sandbox.log_file).encode() in cmd:
+            if cmd[:1] == [b"tail"] and controller.log_file.encode() in cmd:
                 found.append(proc.name)
         return found
 

@@ -1,9 +1,11 @@
-"""Rollback restores byte-identical files, guards the database, and can fire by itself."""
+"""Rollback restores byte-identical files, guards the database, and can fire by itself.
+
+On both kinds of controller: the supervisord sandbox and the rdo controller.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -11,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import supervised_pid
 from tests.support import invoke
 
 pytestmark = pytest.mark.integration
@@ -21,9 +22,19 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def api_answers(sandbox) -> bool:
+@pytest.fixture
+def hosts(controller_hosts) -> Path:
+    return controller_hosts
+
+
+@pytest.fixture
+def cinder_dir(controller) -> Path:
+    return controller.cinder_dir
+
+
+def api_answers(controller) -> bool:
     try:
-        with urllib.request.urlopen(sandbox.api_url, timeout=5):
+        with urllib.request.urlopen(controller.api_url, timeout=5):
             return True
     except urllib.error.HTTPError as exc:
         return exc.code < 500
@@ -41,24 +52,24 @@ def break_cinder(source: Path) -> str:
     return "api/__init__.py"
 
 
-def heads(sandbox, cinder_dir: Path) -> list[str]:
-    return subprocess.run(
-        [str(sandbox.python), "-c", "import sys; from alembic.script import ScriptDirectory;"
-         "print(*ScriptDirectory(sys.argv[1]).get_heads())", str(cinder_dir / "db/migrations")],
-        capture_output=True, text=True, check=True).stdout.split()
+def heads(controller) -> list[str]:
+    return controller.run(
+        [controller.python, "-c", "import sys; from alembic.script import ScriptDirectory;"
+         "print(*ScriptDirectory(sys.argv[1]).get_heads())",
+         f"{controller.cinder_path}/db/migrations"]).stdout.split()
 
 
-def db_version(sandbox) -> str:
-    return subprocess.run(
-        ["su", "-s", "/bin/sh", "-c",
-         f"{sandbox.venv}/bin/cinder-manage --config-file {sandbox.dist_conf} "
-         f"--config-file {sandbox.cinder_conf} db version", "cinder"],
-        capture_output=True, text=True, check=True).stdout.split()[-1]
+def db_version(controller) -> str:
+    manage = str(Path(controller.cinder_api).with_name("cinder-manage"))
+    config = [arg for conf in controller.config_files for arg in ("--config-file", conf)]
+    result = controller.run([manage, *config, "db", "version"], user="cinder")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[-1]
 
 
 class TestRollback:
     def test_a_broken_deploy_is_undone_byte_for_byte_and_the_api_serves_again(
-            self, sandbox, hosts, source, cinder_dir):
+            self, controller, hosts, source, cinder_dir):
         rel = break_cinder(source)
         (source / "devloop_it").mkdir()
         added = f"devloop_it/added_{uuid.uuid4().hex[:6]}.py"
@@ -68,7 +79,7 @@ class TestRollback:
         deployed = invoke("deploy", "--inventory", str(hosts), "--timeout", "15")
         assert deployed.returncode == 1
         assert "error: sbx:" in deployed.stderr
-        assert not api_answers(sandbox)
+        assert not api_answers(controller)
 
         result = invoke("rollback", "--inventory", str(hosts))
 
@@ -76,9 +87,9 @@ class TestRollback:
         assert "restored 1 file(s), removed 1" in result.stderr
         assert sha(cinder_dir / rel) == original
         assert not (cinder_dir / added).exists()
-        assert api_answers(sandbox)
+        assert api_answers(controller)
 
-    def test_rollback_on_failure_undoes_the_deploy_by_itself(self, sandbox, hosts, source,
+    def test_rollback_on_failure_undoes_the_deploy_by_itself(self, controller, hosts, source,
                                                              cinder_dir):
         rel = break_cinder(source)
         original = sha(cinder_dir / rel)
@@ -90,9 +101,9 @@ class TestRollback:
         assert "was rolled back (1 file(s) restored, 0 removed); the API answers again" \
             in result.stderr
         assert sha(cinder_dir / rel) == original
-        assert api_answers(sandbox)
+        assert api_answers(controller)
 
-    def test_to_id_undoes_every_later_deploy_and_keeps_that_one(self, sandbox, hosts, source,
+    def test_to_id_undoes_every_later_deploy_and_keeps_that_one(self, controller, hosts, source,
                                                                 cinder_dir):
         probe = source / "devloop_it" / f"layers_{uuid.uuid4().hex[:6]}.py"
         probe.parent.mkdir()
@@ -100,7 +111,7 @@ class TestRollback:
         for version in (1, 2, 3):
             probe.write_text(f"V = {version}\n")
             invoke("deploy", "--inventory", str(hosts), "--no-restart")
-            records = sorted((sandbox.root / "var/lib/cinder-devloop/deploys").iterdir())
+            records = sorted((controller.host_path(controller.state_dir) / "deploys").iterdir())
             ids.append(records[-1].name)
         rel = probe.relative_to(source)
 
@@ -108,11 +119,11 @@ class TestRollback:
 
         assert result.returncode == 0, result.stderr
         assert (cinder_dir / rel).read_text() == "V = 1\n"
-        record = json.loads((sandbox.root / "var/lib/cinder-devloop/deploys" / ids[2]
+        record = json.loads((controller.host_path(controller.state_dir) / "deploys" / ids[2]
                              / "record.json").read_text())
         assert record["state"] == "rolled back"
 
-    def test_an_unknown_id_is_refused_and_nothing_changes(self, sandbox, hosts):
+    def test_an_unknown_id_is_refused_and_nothing_changes(self, controller, hosts):
         result = invoke("rollback", "--inventory", str(hosts), "--to", "nope")
         assert result.returncode == 1
         assert result.stderr.startswith("error: no applied deploy 'nope'; applied: ")
@@ -137,31 +148,31 @@ class TestRollbackAndTheDatabase:
         path.write_text("\n".join(body) + "\n")
         return revision, path
 
-    def test_a_migration_with_downgrade_is_taken_back_first(self, sandbox, hosts, source,
+    def test_a_migration_with_downgrade_is_taken_back_first(self, controller, hosts, source,
                                                            cinder_dir):
         assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
-        (parent,) = heads(sandbox, cinder_dir)
+        (parent,) = heads(controller)
         revision, path = self.migration(source, parent, downgrade=True)
         loop = invoke("loop", "--inventory", str(hosts))
         assert loop.returncode == 0, loop.stderr
         assert f"{parent} -> {revision}" in loop.stderr
-        assert db_version(sandbox) == revision
+        assert db_version(controller) == revision
 
         result = invoke("rollback", "--inventory", str(hosts))
 
         assert result.returncode == 0, result.stderr
         assert f"database back to {parent} first" in result.stderr
-        assert db_version(sandbox) == parent
+        assert db_version(controller) == parent
         assert not (cinder_dir / path.relative_to(source)).exists()
 
     def test_a_migration_without_downgrade_is_refused_and_nothing_changes(
-            self, sandbox, hosts, source, cinder_dir):
+            self, controller, hosts, source, cinder_dir):
         assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
-        (parent,) = heads(sandbox, cinder_dir)
+        (parent,) = heads(controller)
         revision, path = self.migration(source, parent, downgrade=False)
         assert invoke("loop", "--inventory", str(hosts)).returncode == 0
         deployed = cinder_dir / path.relative_to(source)
-        pid = supervised_pid(sandbox)
+        pid = controller.service_pid()
         try:
             result = invoke("rollback", "--inventory", str(hosts))
 
@@ -169,10 +180,10 @@ class TestRollbackAndTheDatabase:
             assert "refusing to roll back" in result.stderr
             assert "Nothing was changed." in result.stderr
             assert deployed.exists()
-            assert db_version(sandbox) == revision
-            assert supervised_pid(sandbox) == pid
+            assert db_version(controller) == revision
+            assert controller.service_pid() == pid
         finally:
             # leave a sandbox whose migrations and database agree again
             deployed.unlink()
-            sandbox.database.unlink()
+            controller.host_path(controller.database_path).unlink()
             assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0

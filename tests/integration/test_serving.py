@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from queue import Empty, Queue
 
 import pytest
@@ -56,7 +55,7 @@ class TestBeforeSending:
         assert supervised_pid(sandbox) == before
         assert records(sandbox) == deploys
 
-    def test_a_tree_too_large_for_one_call_is_checked_from_rsync_s_dry_run(
+    def test_changed_files_too_large_for_one_call_are_checked_in_several(
             self, sandbox, hosts, source, cinder_dir):
         (source / "devloop_it").mkdir()
         for index in range(2):          # incompressible: more than one call can carry
@@ -68,7 +67,7 @@ class TestBeforeSending:
         result = invoke("deploy", "--inventory", str(hosts), "--verbose")
 
         assert result.returncode == 1
-        assert "--dry-run" in result.stderr           # the fallback asked rsync first
+        assert "--dry-run" in result.stderr           # rsync listed the changes first
         assert "error: cinder/devloop_it/bad_big.py:1: " in result.stderr
         assert not (cinder_dir / "devloop_it" / "big_0.py").exists()
         assert supervised_pid(sandbox) == before

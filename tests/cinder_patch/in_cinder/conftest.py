@@ -4,8 +4,6 @@ A file-backed sqlite database, migrated once with Cinder's own db_sync; the
 managed cluster tables are emptied before each test.
 """
 
-from __future__ import annotations
-
 import os
 import shutil
 import tempfile
@@ -15,10 +13,9 @@ from oslo_config import cfg
 
 from cinder.common import config  # noqa: F401  (registers CLI options)
 from cinder import context as cinder_context
-from cinder.db import api as db_api
-from cinder.db import cluster_manage_models as models
 from cinder.db import migration
 from cinder import policy
+from release import db_api, models
 
 CONF = cfg.CONF
 
@@ -28,7 +25,7 @@ def database():
     workdir = tempfile.mkdtemp(prefix="cinder-db-tests-")
     CONF([], project="cinder", default_config_files=[])
     CONF.set_override("connection",
-                      f"sqlite:///{os.path.join(workdir, 'cinder.sqlite')}",
+                      "sqlite:///%s" % os.path.join(workdir, "cinder.sqlite"),
                       group="database")
     CONF.set_override("lock_path", workdir, group="oslo_concurrency")
     db_api.configure(CONF)

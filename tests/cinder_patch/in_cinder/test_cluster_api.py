@@ -1,7 +1,5 @@
 """cinder.cluster_manage.api (cluster_api): policy, DB calls, JSON views."""
 
-from __future__ import annotations
-
 import datetime
 import json
 
@@ -21,7 +19,7 @@ def test_create_returns_json_ready_dict(admin):
     assert set(cluster) == {"id", "name", "metadata", "created_at",
                             "updated_at"}
     assert cluster["metadata"] == {"a": "1"}
-    assert datetime.datetime.fromisoformat(cluster["created_at"])
+    assert datetime.datetime.strptime(cluster["created_at"], "%Y-%m-%dT%H:%M:%S.%f")
     assert cluster["updated_at"] is None
     json.dumps(cluster)  # nothing needs a custom encoder
 
@@ -33,7 +31,7 @@ def test_get_get_all_update_delete(admin):
     updated = API.update(admin, created["id"],
                          {"name": "c2", "metadata": {"k": "v"}})
     assert updated["name"] == "c2" and updated["metadata"] == {"k": "v"}
-    assert datetime.datetime.fromisoformat(updated["updated_at"])
+    assert datetime.datetime.strptime(updated["updated_at"], "%Y-%m-%dT%H:%M:%S.%f")
     API.delete(admin, created["id"])
     with pytest.raises(cm_exception.ManagedClusterNotFound):
         API.get(admin, created["id"])

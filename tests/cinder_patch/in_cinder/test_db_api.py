@@ -1,16 +1,11 @@
 """The managed_cluster_* DB API on a real (sqlite) Cinder database."""
 
-from __future__ import annotations
-
 import pytest
 import sqlalchemy as sa
 
 from cinder.cluster_manage import exception as cm_exception
-from cinder.db import api as db_api
-from cinder.db import cluster_manage_api as db
-from cinder.db import cluster_manage_models as models
-from cinder.db import models as cinder_models
 from cinder import exception
+from release import cinder_models, db, db_api, models
 
 
 def test_models_are_on_cinders_declarative_base():
@@ -156,9 +151,9 @@ def test_destroy_soft_deletes_cluster_and_metadata(admin):
     assert db.managed_cluster_get_all(admin) == []
     with db_api.get_engine().connect() as connection:
         rows = connection.execute(sa.text(
-            "SELECT deleted FROM managed_cluster_metadata")).all()
+            "SELECT deleted FROM managed_cluster_metadata")).fetchall()
         clusters = connection.execute(sa.text(
-            "SELECT deleted, deleted_at FROM managed_clusters")).all()
+            "SELECT deleted, deleted_at FROM managed_clusters")).fetchall()
     assert [tuple(r) for r in rows] == [(1,)]
     assert clusters[0][0] == 1 and clusters[0][1] is not None
     with pytest.raises(cm_exception.ManagedClusterNotFound):

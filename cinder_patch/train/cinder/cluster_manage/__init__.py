@@ -1,0 +1,21 @@
+# Copyright 2026 The cinder-devloop authors.
+# All Rights Reserved.
+#
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Cluster management: the os-cluster-manage API's service layer.
+
+:mod:`cinder.cluster_manage.api` is what the REST extension calls; it
+enforces the ``cluster_manage:*`` policies and talks to
+:mod:`cinder.db.sqlalchemy.cluster_manage_api`.
+"""

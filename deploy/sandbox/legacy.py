@@ -1,0 +1,243 @@
+"""The ``legacy`` sandbox controller: Cinder Train on Python 2.7, under a real systemd.
+
+The controller the project's original notes describe: Cinder 15.6.0 in
+``/usr/lib/python2.7/site-packages/cinder``, started by the unit
+``openstack-cinder-api.service`` as ``/usr/bin/python2 /usr/bin/cinder-api
+--config-file /usr/share/cinder/cinder-dist.conf --config-file
+/etc/cinder/cinder.conf --logfile /var/log/cinder/api.log``, an SQLite
+database managed by sqlalchemy-migrate, ``auth_strategy = noauth``.
+
+The tree (built once, cached by :mod:`deploy.sandbox.nspawn`) gets this
+machine's Python 2.7 (:func:`deploy.sandbox.train.find_python27`) at
+prefix ``/usr`` — ``/usr/bin/python2.7`` (+ ``python2``), its shared
+library in ``/usr/lib``, the standard library in ``/usr/lib/python2.7`` —
+and Train's packages, from the cached wheelhouse of
+:mod:`deploy.sandbox.train` through a virtualenv, copied into
+``/usr/lib/python2.7/site-packages``. There is no python3 in the tree: the
+tool must find and use ``/usr/bin/python2`` by itself. The inventory it
+writes (``<root>/hosts.yaml``) holds only address, port, identity file and
+known_hosts.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from deploy import output
+from deploy.commands import run_local
+from deploy.errors import SandboxError
+from deploy.sandbox import nspawn, train
+from deploy.sandbox.common import api_answers, wait
+from deploy.sandbox.rdo import CINDER_API_UNIT, CINDER_CONF, DIST_CONF, UNIT, _chown, \
+    _in_tree, _system_mounts, _write
+
+DEFAULT_ROOT = Path("/opt/cinder-devloop/legacy")
+SITE = "usr/lib/python2.7/site-packages"
+API_PORT = 8776
+BUILD_VERSION = "legacy-tree-1"   # bump when the build steps below change
+# what the standard library's extension modules link against (no python3 at all)
+LIBRARIES = ("libsqlite3-0", "libssl3", "libbz2-1.0", "libexpat1", "zlib1g", "libreadline8",
+             "libncursesw6", "libnsl2", "libtirpc3", "libffi8", "liblzma5")
+
+DIST_CONF_TEXT = """\
+# Distribution defaults, as RDO ships them in /usr/share/cinder/cinder-dist.conf.
+[DEFAULT]
+log_dir = /var/log/cinder
+state_path = /var/lib/cinder
+lock_path = /var/lib/cinder/tmp
+rootwrap_config = /etc/cinder/rootwrap.conf
+api_paste_config = /etc/cinder/api-paste.ini
+auth_strategy = noauth
+
+[oslo_concurrency]
+lock_path = /var/lib/cinder/tmp
+"""
+
+CINDER_CONF_TEXT = f"""\
+[DEFAULT]
+auth_strategy = noauth
+osapi_volume_listen = 0.0.0.0
+osapi_volume_listen_port = {API_PORT}
+osapi_volume_workers = 1
+transport_url = fake://
+enabled_backends =
+
+[database]
+connection = sqlite:////var/lib/cinder/cinder.sqlite
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyLayout:
+    """Where a legacy sandbox controller lives on this machine."""
+
+    root: Path = DEFAULT_ROOT
+    name: str = "legacy"
+
+    @property
+    def instance(self) -> nspawn.Instance:
+        return nspawn.Instance(self.root, self.name)
+
+    @property
+    def hosts_file(self) -> Path:
+        return self.root / "hosts.yaml"
+
+    @property
+    def address(self) -> str:
+        return self.instance.address
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.address}:{API_PORT}/"
+
+    def controller_entry(self) -> dict[str, object]:
+        """This controller as a ``controllers:`` entry: only what a user writes for one."""
+        instance = self.instance
+        return {"address": self.address, "port": 22, "identity_file": str(instance.identity_file),
+                "known_hosts": str(instance.known_hosts)}
+
+
+# --- building the tree ---------------------------------------------------------------
+
+def _copy_python(python: str, tree: Path) -> None:
+    """The interpreter at prefix /usr: binary, shared library, standard library."""
+    prefix = Path(python).resolve().parent.parent
+    stdlib = prefix / "lib" / "python2.7"
+    if not (stdlib / "os.py").is_file():
+        raise SandboxError(f"sandbox: {python} has no standard library at {stdlib}")
+    shutil.copy2(Path(python).resolve(), tree / "usr/bin/python2.7")
+    (tree / "usr/bin/python2").symlink_to("python2.7")
+    for lib in prefix.glob("lib/libpython2.7.so*"):
+        shutil.copy2(lib, tree / "usr/lib" / lib.name, follow_symlinks=True)
+    shutil.copytree(stdlib, tree / "usr/lib/python2.7", symlinks=True,
+                    ignore=lambda d, names: [n for n in names if Path(d) == stdlib and
+                                             n in ("site-packages", "test")] +
+                    [n for n in names if n.endswith((".pyc", ".pyo"))])
+
+
+def _copy_train(tree: Path, python: str) -> None:
+    """Train's packages into the system site-packages; scripts with a python2 #! line."""
+    with tempfile.TemporaryDirectory(prefix="devloop-train-") as work:
+        venv = train.make_virtualenv(Path(work) / "venv", python)
+        site = venv / "lib/python2.7/site-packages"
+        shutil.copytree(site, tree / SITE, symlinks=True,
+                        ignore=lambda d, names: [n for n in names if n.startswith("_virtualenv")
+                                                 or n.endswith((".pyc", ".pyo"))])
+        for script in ("cinder-api", "cinder-manage"):
+            body = (venv / "bin" / script).read_text().split("\n", 1)[1]
+            _write(tree / "usr/bin" / script, "#!/usr/bin/python2\n" + body, 0o755)
+        shutil.copytree(venv / "etc/cinder", tree / "etc/cinder", dirs_exist_ok=True)
+
+
+def build_tree(tree: Path) -> None:
+    """Python 2.7 and Cinder Train at the system's places, RDO's layout, noauth, SQLite."""
+    python = train.find_python27()
+    output.detail(f"Python 2.7 ({python}) at prefix /usr in the tree")
+    _copy_python(python, tree)
+    output.detail("Cinder 15.6.0 (Train) into /usr/lib/python2.7/site-packages "
+                  "(from the cached wheelhouse)")
+    _copy_train(tree, python)
+    _in_tree(tree, ["ldconfig"])
+    _in_tree(tree, ["useradd", "--system", "--user-group", "--home-dir", "/var/lib/cinder",
+                    "--no-create-home", "--shell", "/usr/sbin/nologin", "cinder"])
+    (tree / "etc/cinder").chmod(0o750)
+    _chown(tree / "etc/cinder", tree, "root", "cinder")
+    for path, text in ((DIST_CONF, DIST_CONF_TEXT), (CINDER_CONF, CINDER_CONF_TEXT)):
+        _write(tree / path.lstrip("/"), text, 0o640)
+        _chown(tree / path.lstrip("/"), tree, "root", "cinder")
+    for path in ("var/lib/cinder", "var/lib/cinder/tmp", "var/log/cinder"):
+        (tree / path).mkdir(parents=True, exist_ok=True)
+        (tree / path).chmod(0o750)
+        _chown(tree / path, tree, "cinder")
+    units = tree / "etc/systemd/system"
+    _write(units / UNIT, CINDER_API_UNIT)
+    (units / "multi-user.target.wants").mkdir(parents=True, exist_ok=True)
+    (units / "multi-user.target.wants" / UNIT).symlink_to(f"/etc/systemd/system/{UNIT}")
+    output.detail("compile, db sync (sqlalchemy-migrate), inside the tree")
+    with _system_mounts(tree):
+        # a few Python-3-only files in Train's dependencies do not compile: expected
+        subprocess.run(["chroot", str(tree), "python2", "-m", "compileall", "-f", "-q",
+                        "/usr/lib/python2.7"], capture_output=True, stdin=subprocess.DEVNULL)
+        _in_tree(tree, ["su", "-s", "/bin/sh", "-c", f"cinder-manage --config-file {DIST_CONF} "
+                        f"--config-file {CINDER_CONF} db sync", "cinder"],
+                 hint="cinder-manage db sync failed in the legacy tree")
+
+
+RECIPE = nspawn.TreeRecipe(
+    name="legacy", build=build_tree, packages=LIBRARIES,
+    inputs=(BUILD_VERSION, train.CINDER_RELEASE, train.CONSTRAINTS.read_text(), CINDER_API_UNIT,
+            DIST_CONF_TEXT, CINDER_CONF_TEXT))
+
+
+# --- one controller -------------------------------------------------------------------
+
+def _after_boot(layout: LegacyLayout) -> Callable[[nspawn.Instance], None]:
+    def after_boot(instance: nspawn.Instance) -> None:
+        source = Path(__file__).resolve().parents[2] / "cinder_patch" / "cinder"
+        _write(layout.hosts_file, "# written by invoke sandbox.up --kind legacy: only what a "
+               "real controller needs\n" + yaml.safe_dump(
+                   {"source": str(source),
+                    "controllers": {layout.name: layout.controller_entry()}},
+                   sort_keys=False))
+        wait(lambda: api_answers(layout.api_url), 90, f"cinder-api at {layout.api_url}")
+    return after_boot
+
+
+def kind(layout: LegacyLayout) -> nspawn.ContainerKind:
+    """The legacy kind of container, bound to ``layout``."""
+    return nspawn.ContainerKind("legacy", RECIPE, lambda instance, tree: None,
+                                _after_boot(layout))
+
+
+def up(layout: LegacyLayout = LegacyLayout()) -> None:
+    """Boot a fresh legacy controller (building its tree once) and write its hosts.yaml.
+
+    Raises:
+        SandboxError: no Python 2.7 on this machine, or a part could not be built.
+    """
+    output.step(layout.name, f"legacy controller (Python 2.7, Cinder Train) in {layout.root}")
+    train.find_python27()   # one clear message, before anything else
+    started = time.monotonic()
+    instance = layout.instance
+    if instance.pid():
+        output.detail(f"already running at {layout.address}")
+        return
+    nspawn.boot(kind(layout), instance)
+    output.detail(f"up in {time.monotonic() - started:.1f} s: ssh root@{layout.address}; "
+                  f"API {layout.api_url} (noauth)")
+    output.detail(f"invoke --inventory {layout.hosts_file} deploy db-sync status")
+
+
+def down(layout: LegacyLayout = LegacyLayout(), purge: bool = False) -> None:
+    """Power the controller off and remove its mount, cgroup and namespace."""
+    output.step(layout.name, "stop legacy controller")
+    nspawn.down(layout.instance)
+    if purge and layout.root.exists():
+        shutil.rmtree(layout.root)
+        output.detail(f"removed {layout.root}")
+
+
+def status_lines(layout: LegacyLayout = LegacyLayout()) -> list[str]:
+    """One line per part: container, unit, API."""
+    instance = layout.instance
+    pid = instance.pid()
+    if not pid:
+        return ["container    stopped"]
+    lines = [f"container    pid {pid}, {layout.address} (netns {instance.netns})"]
+    for unit in (UNIT, "ssh.service"):
+        proc = subprocess.run(instance.nsenter(["systemctl", "is-active", unit]),
+                              capture_output=True, text=True)
+        lines.append(f"{unit:<28} {proc.stdout.strip() or proc.stderr.strip()}")
+    lines.append(f"api          {'answering' if api_answers(layout.api_url) else 'not answering'}"
+                 f" at {layout.api_url}")
+    return lines
+
+
+__all__ = ["DEFAULT_ROOT", "LegacyLayout", "down", "run_local", "status_lines", "up"]

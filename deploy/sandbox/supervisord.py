@@ -1,0 +1,527 @@
+"""The quick sandbox controller (kind ``supervisord``): real parts, no systemd.
+
+``up`` builds (once) and starts, on this machine:
+
+* an OpenSSH ``sshd`` on loopback with its own config, host key, authorized
+  key and pid file; the workstation side gets a key and a known_hosts file
+  pinning that host key;
+* a venv made with Debian's ``/usr/bin/python3`` holding cinder 29.0.0
+  (pinned in ``controller-requirements.txt``): its site-packages plays the
+  role of the controller's system site-packages;
+* a ``cinder`` system user and an RDO-like pair of configs
+  (``usr/share/cinder/cinder-dist.conf`` + ``etc/cinder/cinder.conf``:
+  SQLite, ``auth_strategy = noauth``, loopback port, ``fake://`` transport,
+  one worker), with ``cinder-manage db sync`` run as that user;
+* supervisord managing ``cinder-api`` as ``cinder`` (systemd cannot run on
+  these machines; it stays the production default).
+
+Everything lives under one root directory and is ended by PID in ``down``.
+
+A sandbox can also be a host of its own: with ``netns`` set, sshd and
+supervisord start inside that (existing) network namespace, sshd listening
+on ``listen_address`` and cinder-api on the namespace's own 127.0.0.1, so
+the controller is reachable only as that namespace's routes allow. Its
+files stay on the shared filesystem. ``base_venv`` makes a second sandbox
+clone an already built venv (hard links, so about a second instead of a
+pip install) rather than installing its own.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy import output
+from deploy.commands import as_user, run_local
+from deploy.errors import DevloopError, SandboxError
+from deploy.sandbox.common import (SERVICE_USER, api_answers as _api_answers, end_process,
+                                   ensure_key, ensure_service_user, make_dir as _mkdir,
+                                   pid_from as _pid_from, port_open as _port_open,
+                                   wait as _wait, write_known_hosts)
+
+REQUIREMENTS = Path(__file__).with_name("controller-requirements.txt")
+DEFAULT_ROOT = Path("/opt/cinder-devloop/sandbox")
+PROGRAM = "cinder-api"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxLayout:
+    """Where each part of a sandbox controller lives, and its ports."""
+
+    root: Path = DEFAULT_ROOT
+    ssh_port: int = 22022
+    api_port: int = 18776
+    name: str = "sandbox"
+    base_python: str = "/usr/bin/python3"
+    #: network namespace to run sshd and supervisord in (None: this host's)
+    netns: str | None = None
+    #: the address sshd listens on (and the inventory connects to)
+    listen_address: str = "127.0.0.1"
+    #: an already built sandbox venv to clone instead of installing one
+    base_venv: Path | None = None
+
+    # workstation side
+    @property
+    def client_dir(self) -> Path:
+        return self.root / "client"
+
+    @property
+    def identity_file(self) -> Path:
+        return self.client_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.client_dir / "known_hosts"
+
+    # controller side
+    @property
+    def sshd_dir(self) -> Path:
+        return self.root / "sshd"
+
+    @property
+    def sshd_config(self) -> Path:
+        return self.sshd_dir / "sshd_config"
+
+    @property
+    def sshd_pidfile(self) -> Path:
+        return self.sshd_dir / "sshd.pid"
+
+    @property
+    def venv(self) -> Path:
+        return self.root / "venv"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python3"
+
+    @property
+    def cinder_dir(self) -> Path:
+        """The installed cinder package (the controller's "site-packages/cinder")."""
+        return self.venv / "lib" / f"python{_python_version(self.base_python)}" / \
+            "site-packages" / "cinder"
+
+    @property
+    def dist_conf(self) -> Path:
+        return self.root / "usr/share/cinder/cinder-dist.conf"
+
+    @property
+    def cinder_conf(self) -> Path:
+        return self.root / "etc/cinder/cinder.conf"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "var/lib/cinder"
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "cinder.sqlite"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "var/log/cinder/api.log"
+
+    @property
+    def supervisor_dir(self) -> Path:
+        return self.root / "supervisor"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.supervisor_dir / "supervisord.conf"
+
+    @property
+    def supervisor_pidfile(self) -> Path:
+        return self.supervisor_dir / "supervisord.pid"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/"
+
+    @property
+    def known_hosts_name(self) -> str:
+        """sshd's name in known_hosts: ``[addr]:port``, or the bare address on port 22."""
+        if self.ssh_port == 22:
+            return self.listen_address
+        return f"[{self.listen_address}]:{self.ssh_port}"
+
+    def in_netns(self, argv: list[str]) -> list[str]:
+        """``argv`` run inside the sandbox's network namespace, if it has one."""
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else list(argv)
+
+    def controller_entry(self) -> dict[str, object]:
+        """This sandbox as a ``controllers:`` entry of hosts.yaml."""
+        return {
+            "address": self.listen_address,
+            "port": self.ssh_port,
+            "user": "root",
+            "identity_file": str(self.identity_file),
+            "known_hosts": str(self.known_hosts),
+            "service_manager": "supervisord",
+            "service": PROGRAM,
+            "supervisor_config": str(self.supervisor_conf),
+            "python": str(self.python),
+            "cinder_api": str(self.venv / "bin/cinder-api"),
+            "cinder_manage": str(self.venv / "bin/cinder-manage"),
+            "config_files": [str(self.dist_conf), str(self.cinder_conf)],
+            "log_file": str(self.log_file),
+            "service_user": SERVICE_USER,
+            "cinder_dir": str(self.cinder_dir),
+            "api_url": self.api_url,
+            "state_dir": str(self.root / "var/lib/cinder-devloop"),
+        }
+
+
+@functools.lru_cache(maxsize=None)
+def _python_version(python: str) -> str:
+    """``3.11`` for the interpreter at ``python`` (the venv's lib/pythonX.Y)."""
+    proc = subprocess.run([python, "-I", "-S", "-c",
+                           "import sys; print('%d.%d' % sys.version_info[:2])"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SandboxError(f"sandbox: cannot run {python} (install python3-venv: "
+                           f"bash .ci/bootstrap)")
+    return proc.stdout.strip()
+
+
+# --- processes ---------------------------------------------------------------
+
+# Runs inside a network namespace: wait (up to argv[4] s) for a TCP port or
+# an HTTP answer below 500. Exit 0: ready; 1: not within the time.
+_NS_PROBE = """\
+import socket, sys, time, urllib.error, urllib.request
+kind, host, port, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+def ready():
+    if kind == 'tcp':
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            return sock.connect_ex((host, port)) == 0
+    try:
+        with urllib.request.urlopen('http://%s:%d/' % (host, port), timeout=1):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+deadline = time.monotonic() + limit
+while not ready():
+    if time.monotonic() >= deadline:
+        sys.exit(1)
+    time.sleep(0.05)
+"""
+
+
+def _ready(layout: SandboxLayout, kind: str, address: str, port: int,
+           timeout: float = 0.0) -> bool:
+    """Is ``address:port`` accepting (``tcp``) or answering (``http``), as seen by the sandbox?
+
+    Waits up to ``timeout`` seconds. In a namespace, one probe process
+    runs there and does the polling.
+    """
+    if layout.netns:
+        proc = subprocess.run(layout.in_netns([layout.base_python, "-c", _NS_PROBE, kind,
+                                               address, str(port), str(timeout)]),
+                              capture_output=True, stdin=subprocess.DEVNULL)
+        return proc.returncode == 0
+    check = ((lambda: _port_open(port, address)) if kind == "tcp"
+             else (lambda: _api_answers(f"http://{address}:{port}/")))
+    try:
+        _wait(check, timeout, f"{address}:{port}")
+    except SandboxError:
+        return False
+    return True
+
+
+# --- building ------------------------------------------------------------------
+
+def _require_tools() -> None:
+    missing = [tool for tool in ("/usr/sbin/sshd", "rsync", "supervisord", "supervisorctl",
+                                 "ssh-keygen")
+               if shutil.which(tool) is None]
+    if missing:
+        raise SandboxError(f"sandbox: missing {', '.join(missing)}; install them with "
+                           f"bash .ci/bootstrap (apt: openssh-server rsync supervisor)")
+
+
+def _ensure_keys(layout: SandboxLayout) -> None:
+    host_key = layout.sshd_dir / "ssh_host_ed25519_key"
+    ensure_key(host_key, f"cinder-devloop {layout.name}")
+    ensure_key(layout.identity_file, f"cinder-devloop {layout.name}")
+    (layout.sshd_dir / "authorized_keys").write_text(
+        Path(f"{layout.identity_file}.pub").read_text())
+    write_known_hosts(layout.known_hosts, layout.known_hosts_name,
+                      Path(f"{host_key}.pub").read_text())
+
+
+def _write_sshd_config(layout: SandboxLayout) -> None:
+    d = layout.sshd_dir
+    layout.sshd_config.write_text(f"""\
+# sshd of the cinder-devloop sandbox controller {layout.name!r}
+Port {layout.ssh_port}
+ListenAddress {layout.listen_address}
+HostKey {d}/ssh_host_ed25519_key
+AuthorizedKeysFile {d}/authorized_keys
+PidFile {layout.sshd_pidfile}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+# The sandbox may live under /tmp (world-writable): skip the parent checks.
+StrictModes no
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+
+
+def _requirements_digest() -> str:
+    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
+
+
+def _venv_ready(venv: Path) -> bool:
+    stamp = venv / ".devloop-requirements"
+    return stamp.exists() and stamp.read_text() == _requirements_digest()
+
+
+def clone_venv(base: Path, venv: Path) -> None:
+    """Make ``venv`` a copy of the built venv ``base``, by hard links.
+
+    Deploys stay private to the clone: rsync writes every file it changes
+    to a temporary name and renames it into place (and ``--backup`` moves
+    the old one away), which replaces the clone's link and leaves the base
+    untouched; so does Python writing bytecode. The scripts in ``bin/``
+    name their venv's python in their first line, so they are rewritten
+    as files of the clone's own.
+
+    Raises:
+        SandboxError: ``base`` is not a built sandbox venv.
+    """
+    if not _venv_ready(base):
+        raise SandboxError(f"sandbox: {base} is not a built sandbox venv (run sandbox.up "
+                           f"for the sandbox that owns it first)")
+    if venv.exists():
+        shutil.rmtree(venv)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    run_local(["cp", "-al", str(base), str(venv)])
+    old, new = str(base).encode(), str(venv).encode()
+    for script in (venv / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        content = script.read_bytes()
+        if old not in content:
+            continue
+        mode = script.stat().st_mode
+        script.unlink()  # break the link before writing: the base keeps its copy
+        script.write_bytes(content.replace(old, new))
+        script.chmod(mode & 0o7777)
+    stamp = venv / ".devloop-requirements"
+    stamp.unlink()
+    stamp.write_text(_requirements_digest())
+
+
+def _ensure_venv(layout: SandboxLayout) -> None:
+    if _venv_ready(layout.venv):
+        return
+    if layout.base_venv is not None:
+        output.step(layout.name, f"clone {layout.base_venv} into {layout.venv}")
+        clone_venv(layout.base_venv, layout.venv)
+        return
+    stamp = layout.venv / ".devloop-requirements"
+    output.step(layout.name, f"install cinder into {layout.venv} (once, about 30 s)")
+    run_local([layout.base_python, "-m", "venv", "--clear", str(layout.venv)],
+              hint="Debian's python3-venv package is needed (bash .ci/bootstrap)")
+    run_local([str(layout.venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
+               "-r", str(REQUIREMENTS)], hint="pip could not install the controller's packages")
+    stamp.write_text(_requirements_digest())
+
+
+def _write_cinder_configs(layout: SandboxLayout) -> None:
+    state, lock = layout.state_dir, layout.state_dir / "tmp"
+    layout.dist_conf.write_text(f"""\
+# Distribution defaults, as RDO ships them in /usr/share/cinder/cinder-dist.conf.
+[DEFAULT]
+state_path = {state}
+rootwrap_config = {layout.venv}/etc/cinder/rootwrap.conf
+
+[oslo_concurrency]
+lock_path = {lock}
+""")
+    layout.cinder_conf.write_text(f"""\
+# The site's settings, as in /etc/cinder/cinder.conf.
+[DEFAULT]
+auth_strategy = noauth
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = {layout.api_port}
+osapi_volume_workers = 1
+transport_url = fake://
+enabled_backends =
+
+[database]
+connection = sqlite:///{layout.database}
+""")
+    shutil.copyfile(layout.venv / "etc/cinder/api-paste.ini",
+                    layout.cinder_conf.with_name("api-paste.ini"))
+    for conf in (layout.dist_conf, layout.cinder_conf):
+        shutil.chown(conf, "root", SERVICE_USER)
+        conf.chmod(0o640)
+
+
+def _write_supervisor_config(layout: SandboxLayout) -> None:
+    d = layout.supervisor_dir
+    command = [str(layout.venv / "bin/cinder-api"), "--config-file", str(layout.dist_conf),
+               "--config-file", str(layout.cinder_conf), "--log-file", str(layout.log_file)]
+    layout.supervisor_conf.write_text(f"""\
+; supervisord of the cinder-devloop sandbox controller {layout.name!r}
+[unix_http_server]
+file = {d}/supervisor.sock
+chmod = 0700
+
+[supervisord]
+logfile = {d}/supervisord.log
+pidfile = {layout.supervisor_pidfile}
+childlogdir = {d}
+directory = {layout.root}
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl = unix://{d}/supervisor.sock
+
+[program:{PROGRAM}]
+command = {' '.join(command)}
+user = {SERVICE_USER}
+directory = {layout.state_dir}
+environment = HOME="{layout.state_dir}"
+startsecs = 1
+stopwaitsecs = 15
+; without these a stop ends only the parent and the worker keeps the port
+stopasgroup = true
+killasgroup = true
+autorestart = unexpected
+redirect_stderr = true
+stdout_logfile = {layout.log_file.parent}/api-console.log
+""")
+
+
+def _ensure_database(layout: SandboxLayout) -> None:
+    if layout.database.exists():
+        return
+    output.step(layout.name, "cinder-manage db sync (as cinder)")
+    manage = [str(layout.venv / "bin/cinder-manage"), "--config-file", str(layout.dist_conf),
+              "--config-file", str(layout.cinder_conf), "db", "sync"]
+    run_local(as_user(SERVICE_USER, manage), hint="cinder-manage db sync failed")
+
+
+def _ensure_netns(layout: SandboxLayout) -> None:
+    if not layout.netns:
+        return
+    if not Path("/run/netns", layout.netns).exists():
+        raise SandboxError(f"sandbox: network namespace {layout.netns!r} does not exist "
+                           f"(create it first: ip netns add {layout.netns})")
+    # a new namespace's loopback is down; cinder-api listens on it
+    run_local(["ip", "-n", layout.netns, "link", "set", "lo", "up"])
+
+
+def _start_sshd(layout: SandboxLayout) -> None:
+    if _pid_from(layout.sshd_pidfile, str(layout.sshd_config)):
+        return
+    if _ready(layout, "tcp", layout.listen_address, layout.ssh_port):
+        raise SandboxError(f"sandbox: port {layout.ssh_port} is taken by another process; "
+                           f"choose another ssh port")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    run_local(["/usr/sbin/sshd", "-t", "-f", str(layout.sshd_config)])
+    # sshd daemonizes and writes its PidFile; no systemd needed. Its log (-E)
+    # records each login, so a test can count the connections a task made.
+    run_local(layout.in_netns(["/usr/sbin/sshd", "-f", str(layout.sshd_config),
+                               "-E", str(layout.sshd_dir / "sshd.log")]))
+    if not _ready(layout, "tcp", layout.listen_address, layout.ssh_port, 10):
+        raise SandboxError(f"sandbox: timed out after 10 s waiting for sshd on "
+                           f"{layout.listen_address}:{layout.ssh_port}")
+
+
+def _supervisorctl(layout: SandboxLayout, *args: str, check: bool = True
+                   ) -> subprocess.CompletedProcess[str]:
+    return run_local(["supervisorctl", "-c", str(layout.supervisor_conf), *args], check=check)
+
+
+def _start_supervisord(layout: SandboxLayout) -> None:
+    if _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)):
+        _supervisorctl(layout, "update", check=False)
+        _supervisorctl(layout, "start", PROGRAM, check=False)
+        return
+    if _ready(layout, "tcp", "127.0.0.1", layout.api_port):
+        raise SandboxError(f"sandbox: API port {layout.api_port} is taken by another process")
+    # cinder-api inherits supervisord's namespace
+    run_local(layout.in_netns(["supervisord", "-c", str(layout.supervisor_conf)]))
+    _wait(lambda: _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)) is not None,
+          10, "supervisord")
+
+
+def up(layout: SandboxLayout = SandboxLayout()) -> None:
+    """Build what is missing and start what is stopped; a second call is fast.
+
+    Raises:
+        SandboxError / CommandFailed: a part could not be built or started.
+    """
+    _require_tools()
+    where = f" (network namespace {layout.netns})" if layout.netns else ""
+    output.step(layout.name, f"sandbox controller in {layout.root}{where}")
+    _ensure_netns(layout)
+    for path in (layout.root, layout.client_dir, layout.sshd_dir, layout.supervisor_dir,
+                 layout.dist_conf.parent, layout.cinder_conf.parent, layout.root / "var/lib",
+                 layout.root / "var/log"):
+        _mkdir(path, mode=0o700 if path in (layout.client_dir, layout.sshd_dir) else 0o755)
+    ensure_service_user()
+    for path in (layout.state_dir, layout.state_dir / "tmp", layout.log_file.parent):
+        _mkdir(path, owner=SERVICE_USER)
+    _ensure_keys(layout)
+    _write_sshd_config(layout)
+    _ensure_venv(layout)
+    _write_cinder_configs(layout)
+    _write_supervisor_config(layout)
+    _ensure_database(layout)
+    _start_sshd(layout)
+    _start_supervisord(layout)
+    if not _ready(layout, "http", "127.0.0.1", layout.api_port, 60):
+        raise SandboxError(f"sandbox: timed out after 60 s waiting for cinder-api at "
+                           f"{layout.api_url}")
+    output.detail(f"ssh root@{layout.listen_address} -p {layout.ssh_port}; API {layout.api_url}"
+                  + (f" in {layout.netns}" if layout.netns else ""))
+
+
+def down(layout: SandboxLayout = SandboxLayout(), purge: bool = False) -> None:
+    """Stop supervisord (and cinder-api with it) and sshd, by PID.
+
+    ``purge`` also removes the sandbox's directory (venv, database, keys).
+    """
+    output.step(layout.name, "stop sandbox controller")
+    supervisord = _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf))
+    if supervisord:
+        children = _supervisorctl(layout, "pid", "all", check=False).stdout.split()
+        _supervisorctl(layout, "stop", "all", check=False)
+        end_process(supervisord)
+        for pid in (int(p) for p in children if p.isdigit() and int(p) > 0):
+            end_process(pid)
+    sshd = _pid_from(layout.sshd_pidfile, str(layout.sshd_config))
+    if sshd:
+        end_process(sshd)
+    if purge and layout.root.exists():
+        shutil.rmtree(layout.root)
+        output.detail(f"removed {layout.root}")
+
+
+def status_lines(layout: SandboxLayout = SandboxLayout()) -> list[str]:
+    """One line per part: is it running?"""
+    try:
+        program = _supervisorctl(layout, "status", PROGRAM, check=False).stdout.strip()
+    except DevloopError:
+        program = "supervisorctl unavailable"
+    return [
+        f"sshd         {_pid_from(layout.sshd_pidfile, str(layout.sshd_config)) or 'stopped'}",
+        f"supervisord  "
+        f"{_pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)) or 'stopped'}",
+        f"program      {program or 'unknown'}",
+        f"api          "
+        f"{'answering' if _ready(layout, 'http', '127.0.0.1', layout.api_port) else 'not answering'}"
+        f" at {layout.api_url}",
+    ]

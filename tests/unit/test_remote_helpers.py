@@ -1,0 +1,348 @@
+"""Specs for the controller-side helpers (deploy/remote/): each one runs, as
+it does on a controller, under Python 2.7, 3.6 and the project's own python.
+
+A missing interpreter fails these specs with one message naming what to
+install; they are never skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy.commands import STDLIB_ONLY
+from deploy.errors import SandboxError
+from deploy.facts import _FROM_SHEBANG
+from deploy.remote import script
+from deploy.sandbox.train import find_python27
+
+
+def _python36() -> str:
+    path = os.environ.get("DEVLOOP_PYTHON36",
+                          os.path.expanduser("~/.pyenv/versions/3.6.15/bin/python3.6"))
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"no Python 3.6 at {path}: the controller helpers must run on 3.6; install "
+                    f"it (pyenv install 3.6.15) or set DEVLOOP_PYTHON36", pytrace=False)
+    return path
+
+
+def _python27() -> str:
+    try:
+        return find_python27()
+    except SandboxError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(params=["2.7", "3.6", "project"])
+def python(request: pytest.FixtureRequest) -> str:
+    return {"2.7": _python27, "3.6": _python36, "project": lambda: sys.executable}[
+        request.param]()
+
+
+def run(python: str, name: str, *args: str, flags: tuple[str, ...] = STDLIB_ONLY,
+        cwd: str | Path | None = None, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([python, *flags, "-c", script(name), *args], capture_output=True,
+                          text=True, cwd=cwd, stdin=subprocess.DEVNULL, env=env, timeout=60)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def last_json(proc: subprocess.CompletedProcess[str]) -> object:
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- records ------------------------------------------------------------------------
+
+def test_write_file_creates_the_directory_and_replaces_the_file(python, tmp_path):
+    path = tmp_path / "deploys" / "x" / "record.json"
+    run(python, "write_file", str(path), '{"a": 1}\n')
+    run(python, "write_file", str(path), '{"a": 2}\n')
+    assert path.read_text() == '{"a": 2}\n'
+    assert sorted(os.listdir(path.parent)) == ["record.json"]
+
+
+def test_list_records_reads_every_record_oldest_first_and_names_unreadable_ones(python,
+                                                                               tmp_path):
+    for name, text in (("2", '{"id": "2"}'), ("1", '{"id": "1"}'), ("3", "{broken")):
+        (tmp_path / "deploys" / name).mkdir(parents=True)
+        (tmp_path / "deploys" / name / "record.json").write_text(text)
+    records = last_json(run(python, "list_records", str(tmp_path)))
+    assert [r["id"] for r in records] == ["1", "2", "3"]
+    assert records[2]["state"] == "unreadable"
+
+
+def test_restore_puts_back_replaced_files_and_skips_what_an_interrupted_deploy_never_did(
+        python, tmp_path):
+    target, backup = tmp_path / "cinder", tmp_path / "deploys" / "d1" / "backup"
+    (target / "api").mkdir(parents=True)
+    (backup / "api").mkdir(parents=True)
+    (target / "api" / "a.py").write_text("new a\n")
+    (backup / "api" / "a.py").write_text("old a\n")
+    (target / "api" / "added.py").write_text("added\n")
+    record = {"id": "d1", "state": "applying", "target": str(target), "backup": str(backup),
+              "replaced": ["api/a.py", "api/not_yet.py"], "added": ["api/added.py",
+                                                                    "api/never_sent.py"]}
+    summary = last_json(run(python, "restore", json.dumps([record])))
+    assert summary == {"restored": ["api/a.py"], "removed": ["api/added.py"]}
+    assert (target / "api" / "a.py").read_text() == "old a\n"
+    assert not (target / "api" / "added.py").exists()
+    written = json.loads((tmp_path / "deploys" / "d1" / "record.json").read_text())
+    assert written["state"] == "rolled back"
+
+
+# --- locate -------------------------------------------------------------------------
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A site-packages holding a cinder 15.6.0 package, as pip installs it."""
+    site = tmp_path / "site-packages"
+    (site / "cinder" / "db").mkdir(parents=True)
+    (site / "cinder" / "__init__.py").write_text("")
+    (site / "cinder" / "db" / "__init__.py").write_text("from cinder.db.api import *\n")
+    meta = site / "cinder-15.6.0.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: cinder\nVersion: 15.6.0\n")
+    return site
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_locate_finds_cinder_its_release_and_the_upstream_hashes(python, site, tmp_path):
+    state = tmp_path / "state"
+    found = last_json(run(python, "locate", "/usr/bin/pythonX", "", str(state),
+                          json.dumps(["db/__init__.py", "db/missing.py"]),
+                          flags=("-E", "-s"), cwd=site))
+    assert found["cinder_dir"] == str(site / "cinder")
+    assert found["version"] == "15.6.0"
+    assert found["python"] == "/usr/bin/pythonX"
+    assert found["hashes"] == {"db/__init__.py": sha(site / "cinder" / "db" / "__init__.py"),
+                               "db/missing.py": None}
+
+
+def test_locate_hashes_a_file_a_deploy_replaced_from_that_deploys_backup(python, site,
+                                                                        tmp_path):
+    state, upstream = tmp_path / "state", site / "cinder" / "db" / "__init__.py"
+    original = sha(upstream)
+    for deploy_id in ("20260101T000000Z-a", "20260102T000000Z-b"):
+        backup = state / "deploys" / deploy_id / "backup"
+        (backup / "db").mkdir(parents=True)
+        shutil.copy(upstream, backup / "db" / "__init__.py")
+        (state / "deploys" / deploy_id / "record.json").write_text(json.dumps(
+            {"id": deploy_id, "state": "applied", "target": str(site / "cinder"),
+             "backup": str(backup), "replaced": ["db/__init__.py"], "added": []}))
+        upstream.write_text(f"# deployed by {deploy_id}\n")
+    (state / "deploys" / "20260102T000000Z-b" / "backup" / "db" / "__init__.py").write_text(
+        "# deployed by 20260101T000000Z-a\n")
+    found = last_json(run(python, "locate", python, str(site / "cinder"), str(state),
+                          json.dumps(["db/__init__.py"])))
+    assert found["hashes"]["db/__init__.py"] == original
+
+
+@pytest.mark.parametrize("shebang", ["{python}", "{python} -s", "/usr/bin/env {name}"])
+def test_locate_runs_with_the_python_named_in_cinder_apis_shebang(python, site, tmp_path,
+                                                                 shebang):
+    api = tmp_path / "cinder-api"
+    api.write_text("#!" + shebang.format(python=python, name=os.path.basename(python)) +
+                   "\nimport sys\n")
+    env = {**os.environ, "PATH": f"{os.path.dirname(python)}:{os.environ['PATH']}"}
+    proc = subprocess.run(["sh", "-c", _FROM_SHEBANG, "devloop-locate", str(api),
+                           " ".join(STDLIB_ONLY), script("locate"), str(site / "cinder"),
+                           str(tmp_path / "state"), "[]"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    found = last_json(proc)
+    assert os.path.basename(found["python"]) == os.path.basename(python)
+    version = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                             capture_output=True, text=True).stdout.strip()
+    assert found["python_version"] == version
+
+
+def test_locate_without_a_shebang_says_which_file_lacks_it(tmp_path):
+    api = tmp_path / "cinder-api"
+    api.write_text("not a script\n")
+    proc = subprocess.run(["sh", "-c", _FROM_SHEBANG, "devloop-locate", str(api), "",
+                           script("locate"), "", str(tmp_path), "[]"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert proc.stderr.strip() == f"no #! line naming a python in {api}"
+
+
+# --- the database probe ---------------------------------------------------------------
+
+def _config(tmp_path: Path, db: Path) -> Path:
+    conf = tmp_path / "cinder.conf"
+    conf.write_text(f"[DEFAULT]\ndebug = true\n[database]\nconnection = sqlite:///{db}\n")
+    return conf
+
+
+def test_db_state_reads_a_sqlalchemy_migrate_database(python, site, tmp_path):
+    versions = site / "cinder" / "db" / "sqlalchemy" / "migrate_repo" / "versions"
+    versions.mkdir(parents=True)
+    for name in ("__init__.py", "123_cinder_init.py", "131_x.py", "132_y.py"):
+        (versions / name).write_text("")
+    db = tmp_path / "cinder.sqlite"
+    conf = _config(tmp_path, db)
+    empty = last_json(run(python, "db_state", str(site / "cinder"), str(conf)))
+    assert empty == {"kind": "migrate", "current": [], "heads": ["132"], "applied": [],
+                     "unknown": []}
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE migrate_version (repository_id TEXT, repository_path TEXT,"
+                      " version INTEGER)")
+        conn.execute("INSERT INTO migrate_version VALUES ('cinder', 'x', 131)")
+    state = last_json(run(python, "db_state", str(site / "cinder"), str(conf)))
+    assert state == {"kind": "migrate", "current": ["131"], "heads": ["132"],
+                     "applied": ["123", "131"], "unknown": []}
+
+
+def test_db_state_reads_an_alembic_database(python, site, tmp_path):
+    versions = site / "cinder" / "db" / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (versions / "921e1a36b076_initial.py").write_text("revision = '921e1a36b076'\n"
+                                                      "down_revision = None\n")
+    (versions / "9c74c1c6971f_x.py").write_text("revision = '9c74c1c6971f'\n"
+                                                "down_revision = '921e1a36b076'\n")
+    db = tmp_path / "cinder.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num TEXT)")
+        conn.execute("INSERT INTO alembic_version VALUES ('921e1a36b076')")
+    state = last_json(run(python, "db_state", str(site / "cinder"), str(_config(tmp_path, db))))
+    assert state == {"kind": "alembic", "current": ["921e1a36b076"], "heads": ["9c74c1c6971f"],
+                     "applied": ["921e1a36b076"], "unknown": []}
+
+
+# --- debug: locations, leftovers, the hook, the guard -----------------------------------
+
+MODULE = '''\
+import functools
+
+
+def logged(func):
+    @functools.wraps(func)
+    def logged(*args, **kwargs):
+        return func(*args, **kwargs)
+    return logged
+
+
+class Things(object):
+    @logged
+    def show(self, value):
+        """Show it."""
+        doubled = value * 2
+        return doubled
+'''
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mod.py").write_text(MODULE)
+    return tmp_path
+
+
+def test_break_locations_resolve_by_line_and_by_name_through_decorators(python, package):
+    locations = [{"text": "mod.py:13", "path": "mod.py", "line": 13},
+                 {"text": "pkg.mod.Things.show", "name": "pkg.mod.Things.show"},
+                 {"text": "mod.py:3", "path": "mod.py", "line": 3}]
+    found = last_json(run(python, "debug_breaks", str(package / "pkg"), json.dumps(locations),
+                          flags=("-B",), cwd=package))
+    assert [f.get("line") for f in found[:2]] == [15, 15]
+    assert found[0]["module"] == "pkg.mod" and found[0]["label"] == "pkg/mod.py:15 (Things.show)"
+    assert "holds no statement" in found[2]["error"]
+
+
+def test_the_hook_stops_before_the_statement_and_pdb_reads_the_commands(python, package):
+    hook_dir = package / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "devloop_debug.py").write_text(script("debug_hook"))
+    (hook_dir / "sitecustomize.py").write_text(
+        "import devloop_debug\ndevloop_debug.install()\n"
+        "devloop_debug.chain_sitecustomize(__file__)\n")
+    breaks = [{"module": "pkg.mod", "file": str(package / "pkg" / "mod.py"), "line": 15,
+               "label": "pkg/mod.py:15"}]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{hook_dir}:{package}",
+           "DEVLOOP_DEBUG_BREAKS": json.dumps(breaks),
+           "DEVLOOP_DEBUG_ENDED": str(package / "ended")}
+    proc = subprocess.run([python, "-c", "import pkg.mod; print('result %s' % "
+                           "pkg.mod.Things().show(21))"], input="p value\nc\n",
+                          capture_output=True, text=True, env=env, timeout=60,
+                          start_new_session=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "devloop: breakpoint 1 armed at pkg/mod.py:15" in proc.stderr
+    assert "devloop: breakpoint 1, pkg/mod.py:15" in proc.stdout
+    assert "\n21\n" in proc.stdout.replace("(Pdb) ", "\n")
+    assert proc.stdout.rstrip().endswith("result 42")
+
+
+def test_leftover_scan_ends_a_cinder_api_run_by_python(python, tmp_path):
+    api = tmp_path / "cinder-api"
+    api.write_text("import time\ntime.sleep(60)\n")
+    child = subprocess.Popen([python, str(api)], start_new_session=True)
+    try:
+        time.sleep(0.3)
+        user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+        answer = last_json(run(python, "debug_processes", str(api), user, "5"))
+        assert [p["pid"] for p in answer["found"]] == [child.pid]
+        assert answer["left"] == []
+        assert child.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_guard_runs_cinder_api_until_it_ends_then_starts_the_service(python):
+    work = Path(tempfile.mkdtemp(prefix="devloop-guard-spec-"))
+    try:
+        port = _free_port()
+        api = work / "cinder-api"
+        api.write_text(textwrap.dedent(f"""\
+            import socket, sys, time
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", {port}))
+            sock.listen(5)
+            sys.stdout.write("serving with %s\\n" % " ".join(sys.argv[1:]))
+            sys.stdout.flush()
+            time.sleep(1.5)
+            """))
+        user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+        session = {"name": "ctl", "python": python, "cinder_api": str(api), "args": ["--x"],
+                   "user": user, "breaks": [], "hook": script("debug_hook"),
+                   "api_url": f"http://127.0.0.1:{port}/", "start": ["true"],
+                   "status": ["echo", "service running"], "log": str(work / "log" / "guard.log"),
+                   "grace": 2}
+        proc = subprocess.run([python, "-c", script("debug_guard"), json.dumps(session)],
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+        text = proc.stdout.replace("\r\n", "\n")
+        assert proc.returncode == 0, text + proc.stderr
+        assert f"--> ctl: cinder-api answers at http://127.0.0.1:{port}/" in text
+        assert "serving with --x --config-file" in text
+        assert "--> ctl: $ true (exit 0)" in text
+        assert "--> ctl: $ echo service running (exit 0)\n    service running" in text
+        assert "starting the service again" in (work / "log" / "guard.log").read_text()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
