@@ -102,8 +102,7 @@ def _definition(controller: Controller) -> tuple[str, str]:
     """
     if controller.service_manager == "supervisord":
         return "supervisord", controller.supervisor_config or ""
-    raise ServiceError(f"{controller.name}: fast restart supports supervisord controllers only "
-                       f"so far ({controller.service_manager} is not)")
+    return "systemd", ""
 
 
 def switch(controller: Controller, on: bool, timeout: float = 60.0) -> FastState:
@@ -125,7 +124,9 @@ def switch(controller: Controller, on: bool, timeout: float = 60.0) -> FastState
             _control(remote, "on", directory, kind, conf, controller.service,
                      controller.service_user, script("warm_api"), str(timeout))
         else:
-            output.step(controller.name, f"fast restart off: {conf} written back as it was")
+            output.step(controller.name, "fast restart off: " + (
+                f"{conf} written back as it was" if kind == "supervisord" else
+                f"the drop-in for {controller.service} removed"))
             data = _control(remote, "off", directory, kind, conf, controller.service)
             if not data.get("changed"):
                 output.detail("it was off")

@@ -17,7 +17,9 @@ from the warm parent when nothing rules it out, and otherwise says why not
 API answers and returns the log written since byte LOG_SINCE (-1: none).
 
 KIND is ``supervisord`` (CONF: supervisord's config file, PROGRAM: the
-program section's name). Prints one JSON object. Exit 2: a problem the user
+program section's name) or ``systemd`` (PROGRAM: the unit; CONF unused): a
+drop-in ``/etc/systemd/system/UNIT.d/zz-devloop-fast-restart.conf`` replaces
+ExecStart, the unit file is never written, and ``off`` removes the drop-in. Prints one JSON object. Exit 2: a problem the user
 must fix (message in "error").
 
 Python 2.7 and 3.6+, standard library only: this runs with the controller's
@@ -118,37 +120,98 @@ def _apply(conf):
     return text
 
 
+def _run(argv):
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    text = proc.communicate()[0].decode("utf-8", "replace").strip()
+    return proc.returncode, text
+
+
+def _apply(kind, conf, program):
+    """Have the service manager take the changed definition (restarting the service)."""
+    if kind == "supervisord":
+        code, text = _run(["supervisorctl", "-c", conf, "update"])
+        if code != 0 or "ERROR" in text:
+            _fail("supervisorctl update failed: %s" % (text or "exit %d" % code))
+        return text
+    for argv in (["systemctl", "daemon-reload"], ["systemctl", "restart", program]):
+        code, text = _run(argv)
+        if code != 0:
+            _fail("%s failed (exit %d): %s; see journalctl -u %s"
+                  % (" ".join(argv), code, text, program))
+    return "restarted"
+
+
+def _systemd_exec_start(program):
+    """The unit's ExecStart argv, as systemd has it loaded."""
+    code, text = _run(["systemctl", "show", program, "--property=ExecStart,LoadState"])
+    if code != 0 or "LoadState=not-found" in text:
+        _fail("systemd has no unit %s (%s); check 'service' in the inventory" % (program, text))
+    found = re.search(r"argv\[\]=(.*?) ;", text)
+    if not found or text.count("argv[]=") != 1:
+        _fail("unit %s needs exactly one ExecStart for fast restart (%s)" % (program, text))
+    return shlex.split(found.group(1))
+
+
+def _drop_in(program):
+    return "/etc/systemd/system/%s.d/zz-devloop-fast-restart.conf" % program
+
+
+def _command(python, fast_dir, argv):
+    quote = getattr(shlex, "quote", None) or _quote
+    return " ".join(quote(w) for w in python + [os.path.join(fast_dir, WARM), fast_dir, "--"]
+                    + argv)
+
+
 def switch_on(fast_dir, kind, conf, program, user, warm_source, timeout):
-    if kind != "supervisord":
-        _fail("fast restart is not supported with service manager %s yet" % kind)
+    if kind not in ("supervisord", "systemd"):
+        _fail("fast restart is not supported with service manager %s" % kind)
     original = os.path.join(fast_dir, "original")
     kept = os.path.exists(original)
-    text = _read(original if kept else conf, "rb").decode("utf-8")
-    where = _command_line(text, program)
-    if where is None:
-        _fail("%s has no [program:%s] with a command line (fast restart edits only the "
-              "program section of the config file the inventory names)" % (conf, program))
-    words = shlex.split(text[where[0]:where[1]])
-    found = _interpreter(words)
-    if not words or found is None:
-        _fail("the command of [program:%s] does not run a python script (%s): fast restart "
-              "needs cinder-api's console script" % (program, text[where[0]:where[1]]))
+    if kind == "supervisord":
+        text = _read(original if kept else conf, "rb").decode("utf-8")
+        where = _command_line(text, program)
+        if where is None:
+            _fail("%s has no [program:%s] with a command line (fast restart edits only the "
+                  "program section of the config file the inventory names)" % (conf, program))
+        words = shlex.split(text[where[0]:where[1]])
+    else:
+        drop_in = _drop_in(program)
+        if kept:
+            words = json.loads(_read(original))["argv"]
+        else:
+            if os.path.exists(drop_in):
+                os.unlink(drop_in)      # a leftover of ours: the unit's own ExecStart counts
+                _run(["systemctl", "daemon-reload"])
+            words = _systemd_exec_start(program)
+    found = _interpreter(words) if words else None
+    if found is None:
+        _fail("the command of %s does not run a python script (%s): fast restart needs "
+              "cinder-api's console script" % (program, " ".join(words)))
     python, argv = found
     if not os.path.isdir(fast_dir):
         os.makedirs(fast_dir)
     entry = pwd.getpwnam(user)
     os.chown(fast_dir, entry.pw_uid, entry.pw_gid)
     os.chmod(fast_dir, 0o755)
-    if not kept:
-        _write(original, _read(conf, "rb"), "wb")
     warm = os.path.join(fast_dir, WARM)
     _write(warm, warm_source)
     os.chmod(warm, 0o644)
-    command = " ".join(shlex.quote(w) if hasattr(shlex, "quote") else _quote(w)
-                       for w in python + [warm, fast_dir, "--"] + argv)
-    _write(conf, (text[:where[0]] + command + text[where[1]:]).encode("utf-8"), "wb")
+    command = _command(python, fast_dir, argv)
+    if kind == "supervisord":
+        if not kept:
+            _write(original, _read(conf, "rb"), "wb")
+        _write(conf, (text[:where[0]] + command + text[where[1]:]).encode("utf-8"), "wb")
+    else:
+        if not kept:
+            _write(original, json.dumps({"kind": kind, "argv": words}))
+        drop_dir = os.path.dirname(drop_in)
+        if not os.path.isdir(drop_dir):
+            os.makedirs(drop_dir)
+        # the unit file itself is never written: off removes this drop-in
+        _write(drop_in, "# cinder-devloop fast restart: invoke fast-restart off removes this "
+                        "file\n[Service]\nExecStart=\nExecStart=%s\n" % command)
     before = _load(os.path.join(fast_dir, "warm.json")) or {}
-    applied = _apply(conf)
+    applied = _apply(kind, conf, program)
     # no output: the command was already this one, and the service kept running
     state = _wait_ready(fast_dir, 0, timeout, None if not applied else before.get("pid"))
     _out({"mode": "on", "applied": applied, "warm": state})
@@ -163,8 +226,17 @@ def switch_off(fast_dir, kind, conf, program):
     original = os.path.join(fast_dir, "original")
     if not os.path.exists(original):
         _out({"mode": "off", "changed": False})
-    _write(conf, _read(original, "rb"), "wb")
-    applied = _apply(conf)
+    if kind == "supervisord":
+        _write(conf, _read(original, "rb"), "wb")
+    else:
+        drop_in = _drop_in(program)
+        if os.path.exists(drop_in):
+            os.unlink(drop_in)
+        try:
+            os.rmdir(os.path.dirname(drop_in))      # only if nothing else is in it
+        except OSError:
+            pass
+    applied = _apply(kind, conf, program)
     for name in ("original", "warm.json", "modules.json", WARM):
         path = os.path.join(fast_dir, name)
         if os.path.exists(path):
