@@ -181,7 +181,8 @@ def restart(remote: Remote, manager: ServiceManager, reason: str | None,
     output.detail(f"fast restart: cinder-api pid {warm.get('child')} forked from the warm "
                   f"parent pid {warm.get('pid')} in {data.get('fork_seconds')} s "
                   f"({data.get('checked')} library files unchanged)")
-    status = ServiceStatus("RUNNING", True, warm.get("pid"),
+    state = "RUNNING" if controller.service_manager == "supervisord" else "active (running)"
+    status = ServiceStatus(state, True, warm.get("pid"),
                            f"warm parent; cinder-api pid {warm.get('child')}")
     if api.get("code") is None:
         return FastRestart(status, ApiState(False, "no answer"))

@@ -6,12 +6,14 @@ Runs on the controller (Python 2.7 and 3.6+, stdlib plus what Cinder
 installs), as the service's user, as the service manager's program (the
 supervisord ``command`` or the systemd ``ExecStart`` while fast mode is on).
 
-1. Monkey-patches with eventlet first, as cinder-api does before any other
-   import (unless OS_CINDER_DISABLE_EVENTLET_PATCHING asks for threads).
-2. Learns which libraries cinder-api loads: a throwaway child imports the
-   script's cinder modules and loads the API's paste app, and reports every
-   module outside the cinder package it then holds. The parent imports
-   those, and no ``cinder`` module (checked).
+1. Learns what cinder-api needs, before importing anything: a throwaway
+   child imports the script's cinder modules and loads the API's paste app,
+   and reports every module outside the cinder package it then holds, and
+   the environment variables cinder set on import (Train's cinder/__init__
+   sets EVENTLET_NO_GREENDNS before eventlet is imported).
+2. Sets those variables, monkey-patches with eventlet first, as cinder-api
+   does (unless OS_CINDER_DISABLE_EVENTLET_PATCHING asks for threads), then
+   imports those modules, and no ``cinder`` module (checked).
 3. Forks cinder-api: the child runs the script as ``__main__``, so every
    ``cinder.*`` module is read anew from disk. The child leads its own
    process group and dies with the parent (PR_SET_PDEATHSIG).
@@ -68,22 +70,30 @@ def _is_cinder(name):
     return name == "cinder" or name.startswith("cinder.")
 
 
-# --- 1. monkey-patching first -------------------------------------------------
+# --- 1. monkey-patching, in the environment cinder sets at import ------------------
 
-_env = os.environ.get("OS_CINDER_DISABLE_EVENTLET_PATCHING", "").lower()
-PATCHED = _env not in ("1", "true", "yes")
-if PATCHED:
-    import eventlet
-    eventlet.monkey_patch()
-    # the parent waits with the unpatched calls: it never starts an eventlet
-    # hub, so each child begins with none
-    _select = eventlet.patcher.original("select")
-    _time = eventlet.patcher.original("time")
-    _os = eventlet.patcher.original("os")     # green os.read/waitpid would start a hub
-else:
-    import select as _select
-    _time = time
-    _os = os
+PATCHED = False
+_select, _time, _os = None, time, os
+
+
+def _patch():
+    """Monkey-patch as cinder-api does, before any library import (unless told not to).
+
+    The parent then waits only with the unpatched calls: it never runs an
+    eventlet hub (green os.read/waitpid would), so each child starts clean.
+    """
+    global PATCHED, _select, _time, _os
+    env = os.environ.get("OS_CINDER_DISABLE_EVENTLET_PATCHING", "").lower()
+    PATCHED = env not in ("1", "true", "yes")
+    if PATCHED:
+        import eventlet
+        eventlet.monkey_patch()
+        _select = eventlet.patcher.original("select")
+        _time = eventlet.patcher.original("time")
+        _os = eventlet.patcher.original("os")
+    else:
+        import select
+        _select = select
 
 
 # --- 2. what cinder-api imports ---------------------------------------------------
@@ -118,8 +128,13 @@ except Exception:
 """
 
 
-def _probe_modules():
-    """Module names outside cinder that cinder-api holds once its app is loaded."""
+def _probe():
+    """(environment cinder sets at import, module names outside cinder that
+    cinder-api holds once its app is loaded), from a throwaway child.
+
+    Runs before this process imports anything: e.g. Train's cinder/__init__
+    sets EVENTLET_NO_GREENDNS before eventlet may be imported.
+    """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -129,30 +144,39 @@ def _probe_modules():
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
+            before = dict(os.environ)
             exec(PROBE_CODE, {"__name__": "devloop_warm_probe", "ARGV": list(SCRIPT_ARGV)})
             names = [name for name, module in list(sys.modules.items())
                      if module is not None and not _is_cinder(name)]
-            os.write(write_end, "\n".join(names).encode("utf-8"))
+            env = dict((key, value) for key, value in os.environ.items()
+                       if before.get(key) != value)
+            data = json.dumps({"env": env, "modules": names}).encode("utf-8")
+            while data:
+                data = data[os.write(write_end, data):]
         except BaseException:
             code = 1
         os._exit(code)
     os.close(write_end)
     chunks = []
     while True:
-        chunk = _os.read(read_end, 65536)
+        chunk = os.read(read_end, 65536)
         if not chunk:
             break
         chunks.append(chunk)
     os.close(read_end)
-    _os.waitpid(pid, 0)
-    return [name for name in b"".join(chunks).decode("utf-8").split("\n") if name]
+    os.waitpid(pid, 0)
+    try:
+        data = json.loads(b"".join(chunks).decode("utf-8"))
+    except ValueError:
+        return {}, []
+    return data["env"], data["modules"]
 
 
-def _warm_up():
+def _warm_up(modules):
     import importlib
     started = _time.time()
     loaded = failed = 0
-    for name in _probe_modules():
+    for name in modules:
         if name in sys.modules:
             continue
         try:
@@ -358,6 +382,11 @@ def main():
     if len(sys.argv) < 4 or sys.argv[2] != "--":
         sys.stderr.write("usage: warm_api.py STATE_DIR -- CINDER_API_SCRIPT [ARGS...]\n")
         return 2
+    _prctl(36, 1)                       # PR_SET_CHILD_SUBREAPER: cinder-api's orphans
+    started = time.time()
+    env, modules = _probe()
+    os.environ.update(env)
+    _patch()
     if PATCHED:
         # as cinder.monkey_patch does: threading's original current_thread
         # must see the patched _active
@@ -367,8 +396,9 @@ def main():
             orig_threading.current_thread.__globals__["_active"] = threading._active
         except (ImportError, AttributeError, KeyError):
             pass
-    _prctl(36, 1)                       # PR_SET_CHILD_SUBREAPER: cinder-api's orphans
-    warm = _warm_up()
+    warm = _warm_up(modules)
+    warm["env"] = sorted(env)
+    warm["seconds"] = round(time.time() - started, 3)
     held = [name for name in sys.modules if _is_cinder(name)]
     if held:
         sys.stderr.write("warm_api: cinder modules held by the parent: %s\n" % held)
