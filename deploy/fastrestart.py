@@ -1,13 +1,14 @@
 """Fast restart: cinder-api forked from a warm parent that holds its libraries.
 
 ``invoke fast-restart on`` swaps the service's command (the supervisord
-program's ``command``) for the warm parent, ``deploy/remote/warm_api.py``,
+program's ``command``, or the systemd unit's ExecStart through a drop-in)
+for the warm parent, ``deploy/remote/warm_api.py``,
 run by the same python with the same arguments. It imports every library
 cinder-api uses, and no ``cinder`` module, then forks cinder-api; on SIGHUP
 it kills that child's process group and forks a fresh one, which reads
 every ``cinder.*`` module from disk again. The service manager still owns
 the whole tree (stopping the service stops it). ``off`` writes back the
-service definition's original bytes.
+service definition's original bytes (or removes the drop-in).
 
 A deploy restarts fast only in the pure ``cinder/`` case; anything else
 (a migration, a config file or a loaded library changed since the warm
