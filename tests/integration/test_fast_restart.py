@@ -174,6 +174,23 @@ def test_a_changed_library_falls_back_to_a_full_restart(sandbox, fast_hosts, tre
     assert described(sandbox) == "Managed clusters again."
 
 
+def test_a_changed_config_file_falls_back_to_a_full_restart(sandbox, fast_hosts, tree):
+    conf = sandbox.cinder_conf
+    content = conf.read_bytes()
+    parent = supervised_pid(sandbox)
+    conf.write_bytes(content + b"# a comment: the file changed\n")
+    try:
+        describe(tree, "Managed clusters, config changed.")
+        result = deploy(fast_hosts)
+    finally:
+        conf.write_bytes(content)
+    assert "full restart instead of a fast one: " \
+        f"{conf} changed since the warm parent started" in result.stderr
+    assert supervised_pid(sandbox) != parent
+    assert described(sandbox) == "Managed clusters, config changed."
+    # (the restored file changes it again: the next deploy restarts in full once more)
+
+
 def kill_warm_parent(sandbox) -> int:
     """SIGKILL the warm parent; supervisord starts a new one, which takes seconds to warm."""
     parent = warm_state(sandbox)["pid"]
