@@ -140,10 +140,12 @@ def status(c, host=None, inventory=None, verbose=False):
 
 @task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
                                "n": "how many lines to show, as tail -n (default 50)",
-                               "follow": "keep printing new lines until Ctrl-C (one controller)"})
+                               "follow": "keep printing new lines until Ctrl-C (one controller)",
+                               "journal": "read the unit's journal (journalctl -u) instead of "
+                                          "the log file (systemd controllers)"})
 @reports_errors
-def logs(c, host=None, inventory=None, n=50, follow=False, verbose=False):
-    """Show the tail of the cinder-api log."""
+def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbose=False):
+    """Show the tail of the cinder-api log (or of its systemd journal)."""
     from deploy.cli import selected
     from deploy.errors import UsageError
     from deploy.logs import show_logs
@@ -152,7 +154,7 @@ def logs(c, host=None, inventory=None, n=50, follow=False, verbose=False):
     if follow and len(controllers) > 1:
         raise UsageError("--follow follows one controller: pass --host NAME")
     for ctl in controllers:
-        show_logs(ctl, int(n), follow)
+        show_logs(ctl, int(n), follow, journal)
 
 
 @task(name="db-sync", iterable=["host"],

@@ -117,7 +117,7 @@ def _session(cloud: Mapping[str, Any], label: str) -> Any:
 
     auth_type = str(cloud.get("auth_type") or "password")
     try:
-        loader = loading.get_plugin_loader(auth_type)
+        loader: Any = loading.get_plugin_loader(auth_type)
         options = {o.dest for o in loader.get_options()}
         auth = loader.load_from_options(**{k.replace("-", "_"): v
                                            for k, v in dict(cloud.get("auth") or {}).items()

@@ -61,8 +61,14 @@ class RolledBack(DevloopError):
 
 
 def new_deploy_id() -> str:
-    """A sortable, unique id: UTC time plus a little randomness."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+    """A sortable, unique id: UTC time to the millisecond plus a little randomness.
+
+    Records are ordered by id; two deploys within one second (``--no-restart``
+    ones take less) must still sort in the order they were made.
+    """
+    now = time.time()
+    return (time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z-"
+            + secrets.token_hex(3))
 
 
 def restart_and_check(remote: Remote, timeout: float, served: Served | None = None, *,

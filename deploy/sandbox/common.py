@@ -7,14 +7,17 @@ readiness is polled, never slept for.
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import signal
 import socket
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from deploy.commands import run_local
 from deploy.errors import SandboxError
@@ -104,7 +107,6 @@ def make_dir(path: Path, owner: str | None = None, mode: int = 0o755) -> None:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(mode)
     if owner:
-        import shutil
         shutil.chown(path, owner, owner)
 
 
@@ -137,3 +139,19 @@ def write_known_hosts(path: Path, name: str, host_public_key: str) -> None:
     """Pin ``host_public_key`` (a ``.pub`` file's text) for ``name`` in ``path``."""
     kind, key = host_public_key.split()[:2]
     path.write_text(f"{name} {kind} {key}\n")
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) while inside.
+
+    Builds and address allocations that two runs (two test sessions, a
+    developer and CI) could do at once take this first.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

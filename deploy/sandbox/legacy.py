@@ -40,7 +40,7 @@ from deploy.sandbox.rdo import CINDER_API_UNIT, CINDER_CONF, DIST_CONF, UNIT, _c
 
 DEFAULT_ROOT = Path("/opt/cinder-devloop/legacy")
 SITE = "usr/lib/python2.7/site-packages"
-API_PORT = 8776
+API_PORT = nspawn.API_PORT
 BUILD_VERSION = "legacy-tree-1"   # bump when the build steps below change
 # what the standard library's extension modules link against (no python3 at all)
 LIBRARIES = ("libsqlite3-0", "libssl3", "libbz2-1.0", "libexpat1", "zlib1g", "libreadline8",
@@ -75,27 +75,11 @@ connection = sqlite:////var/lib/cinder/cinder.sqlite
 
 
 @dataclass(frozen=True, slots=True)
-class LegacyLayout:
+class LegacyLayout(nspawn.ContainerLayout):
     """Where a legacy sandbox controller lives on this machine."""
 
     root: Path = DEFAULT_ROOT
     name: str = "legacy"
-
-    @property
-    def instance(self) -> nspawn.Instance:
-        return nspawn.Instance(self.root, self.name)
-
-    @property
-    def hosts_file(self) -> Path:
-        return self.root / "hosts.yaml"
-
-    @property
-    def address(self) -> str:
-        return self.instance.address
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.address}:{API_PORT}/"
 
     def controller_entry(self) -> dict[str, object]:
         """This controller as a ``controllers:`` entry: only what a user writes for one."""

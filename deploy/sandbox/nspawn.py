@@ -22,26 +22,24 @@ Facts and timings behind this: ``../shared/CONTROLLER_NOTES.md`` §1.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import ipaddress
 import os
 import shutil
 import subprocess
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from deploy import output
 from deploy.commands import run_local
 from deploy.errors import SandboxError
-from deploy.sandbox.common import alive, end_process, ensure_key, known_hosts_name, \
+from deploy.sandbox.common import alive, end_process, ensure_key, known_hosts_name, locked, \
     pid_from, port_open, wait, write_known_hosts
 
 CACHE_DIR = Path(os.environ.get("DEVLOOP_CACHE_DIR", "/var/cache/cinder-devloop"))
-SUBNET = ipaddress.ip_network("10.213.0.0/16")
+SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: packages every container tree has: systemd, sshd, and what the tool runs there
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "procps",
@@ -193,6 +191,35 @@ class Instance:
         return int(first)
 
 
+API_PORT = 8776   # cinder-api inside every container kind (RDO's default port)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerLayout:
+    """Where one container controller lives on this machine: what every kind has."""
+
+    root: Path
+    name: str
+
+    @property
+    def instance(self) -> Instance:
+        return Instance(self.root, self.name)
+
+    @property
+    def hosts_file(self) -> Path:
+        """The inventory ``up`` writes for this controller."""
+        return self.root / "hosts.yaml"
+
+    @property
+    def address(self) -> str:
+        return self.instance.address
+
+    @property
+    def api_url(self) -> str:
+        """cinder-api as this machine reaches it (through the veth)."""
+        return f"http://{self.address}:{API_PORT}/"
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerKind:
     """A kind of container controller: its tree, and how to make a copy one.
@@ -209,17 +236,6 @@ class ContainerKind:
 
 
 # --- the cached tree -------------------------------------------------------------
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
 
 def require_tools() -> None:
     """Raises SandboxError naming what is missing for container controllers."""
@@ -245,7 +261,7 @@ def ensure_tree(recipe: TreeRecipe) -> Path:
     stamp = recipe.tree / ".devloop-complete"
     if stamp.exists():
         return recipe.tree
-    with _locked(CACHE_DIR / f"{recipe.name}.lock"):
+    with locked(CACHE_DIR / f"{recipe.name}.lock"):
         if stamp.exists():     # another run finished it while this one waited
             return recipe.tree
         if not recipe.archive.exists():
@@ -260,7 +276,20 @@ def ensure_tree(recipe: TreeRecipe) -> Path:
         staging.chmod(0o755)
         os.rename(staging, recipe.tree)
         stamp.write_text(recipe.digest)
+        _prune(recipe)
     return recipe.tree
+
+
+def _prune(recipe: TreeRecipe) -> None:
+    """Remove this kind's older archives and trees (a tree still mounted is kept)."""
+    mounts = Path("/proc/self/mounts").read_text()
+    digest = "?" * len(recipe.digest)
+    for old in CACHE_DIR.glob(f"{recipe.name}-{digest}.tar.zst"):
+        if old != recipe.archive:
+            old.unlink(missing_ok=True)
+    for old in (CACHE_DIR / "trees").glob(f"{recipe.name}-{digest}"):
+        if old != recipe.tree and f"lowerdir={old}," not in mounts:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _build_archive(recipe: TreeRecipe) -> None:
@@ -292,12 +321,12 @@ def _build_archive(recipe: TreeRecipe) -> None:
 
 def _used_subnets() -> set[ipaddress.IPv4Network]:
     out = run_local(["ip", "-4", "-o", "addr", "show"]).stdout
-    used = set()
+    used: set[ipaddress.IPv4Network] = set()
     for line in out.splitlines():
         words = line.split()
         if "inet" in words:
-            iface = ipaddress.ip_interface(words[words.index("inet") + 1])
-            used.add(ipaddress.ip_network(f"{iface.ip}/30", strict=False))
+            iface = ipaddress.IPv4Interface(words[words.index("inet") + 1])
+            used.add(ipaddress.IPv4Network(f"{iface.ip}/30", strict=False))
     return used
 
 
@@ -309,13 +338,16 @@ def _allocate_address(instance: Instance) -> ipaddress.IPv4Network:
     for i in range(len(blocks)):
         block = blocks[(start + i) % len(blocks)]
         if block not in used and int(block.network_address) & 0xff != 0:
-            return block  # type: ignore[return-value]
+            return block
     raise SandboxError(f"sandbox: no free /30 left in {SUBNET}")
 
 
 def _setup_network(instance: Instance) -> None:
     """A namespace with ``host0`` (.2/30) whose veth peer here has .1/30."""
-    with _locked(CACHE_DIR / "network.lock"):
+    with locked(CACHE_DIR / "network.lock"):
+        # an address of the range with no instance behind it fails at once
+        # here instead of leaving the machine (an instance's /30 is more specific)
+        run_local(["ip", "route", "replace", "unreachable", str(SUBNET)])
         block = _allocate_address(instance)
         host, inside = [str(a) for a in list(block.hosts())[:2]]
         if Path("/run/netns", instance.netns).exists():
@@ -437,6 +469,8 @@ def boot(kind: ContainerKind, instance: Instance, timeout: float = 60.0) -> None
     _setup_network(instance)
     _mount_overlay(instance, tree)
     _write_ssh_access(instance, instance.merged)
+    # the tree was built on this machine and carries its host name otherwise
+    (instance.merged / "etc/hostname").write_text(f"{instance.name}\n")
     kind.configure(instance, instance.merged)
     pid = _launch(instance)
     output.detail(f"systemd-nspawn pid {pid}, {instance.address} in netns {instance.netns}")

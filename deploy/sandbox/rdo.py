@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import time
@@ -45,7 +46,7 @@ REQUIREMENTS = Path(__file__).with_name("rdo-requirements.txt")
 PYTHON_SITE = "usr/local/lib/python3.11/dist-packages"
 UNIT = "openstack-cinder-api.service"
 KEYSTONE_UNIT = "openstack-keystone.service"
-API_PORT = 8776
+API_PORT = nspawn.API_PORT
 KEYSTONE_PORT = 5000
 CLOUD_ADMIN, CLOUD_MEMBER = "rdo-admin", "rdo-member"
 DIST_CONF = "/usr/share/cinder/cinder-dist.conf"
@@ -132,19 +133,11 @@ BUILD_VERSION = "rdo-tree-1"   # bump when the build steps below change
 
 
 @dataclass(frozen=True, slots=True)
-class RdoLayout:
+class RdoLayout(nspawn.ContainerLayout):
     """Where an rdo sandbox controller lives on this machine."""
 
     root: Path = DEFAULT_ROOT
     name: str = "rdo"
-
-    @property
-    def instance(self) -> nspawn.Instance:
-        return nspawn.Instance(self.root, self.name)
-
-    @property
-    def hosts_file(self) -> Path:
-        return self.root / "hosts.yaml"
 
     @property
     def clouds_file(self) -> Path:
@@ -155,17 +148,8 @@ class RdoLayout:
         return self.root / "client" / "passwords.json"
 
     @property
-    def address(self) -> str:
-        return self.instance.address
-
-    @property
     def auth_url(self) -> str:
         return f"http://{self.address}:{KEYSTONE_PORT}/v3"
-
-    @property
-    def api_url(self) -> str:
-        """cinder-api as this machine reaches it (through the veth)."""
-        return f"http://{self.address}:{API_PORT}/"
 
     def controller_entry(self) -> dict[str, object]:
         """This controller as a ``controllers:`` entry of hosts.yaml.
@@ -218,8 +202,7 @@ def _system_mounts(tree: Path) -> Iterator[None]:
     """/proc and /dev inside ``tree`` while build steps run there."""
     mounted = []
     try:
-        for fs, target, args in (("proc", "proc", ["-t", "proc", "proc"]),
-                                 ("dev", "dev", ["--bind", "/dev"])):
+        for target, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
             run_local(["mount", *args, str(tree / target)])
             mounted.append(tree / target)
         yield
@@ -347,13 +330,27 @@ def _after_boot(layout: RdoLayout) -> Callable[[nspawn.Instance], None]:
         passwords = layout.passwords()
         base = f"http://{instance.address}:{KEYSTONE_PORT}/v3/"
         output.detail("keystone-manage bootstrap (admin, identity endpoint)")
-        run_local(nspawn.ssh_argv(instance, as_user("keystone", [
-            "keystone-manage", "bootstrap", "--bootstrap-password", passwords["admin"],
-            "--bootstrap-admin-url", base, "--bootstrap-internal-url", base,
-            "--bootstrap-public-url", base, "--bootstrap-region-id", "RegionOne"])),
-            hint="keystone-manage bootstrap failed in the rdo controller")
+        # the password travels on stdin, never on a command line
+        script = ("read -r OS_BOOTSTRAP_PASSWORD; export OS_BOOTSTRAP_PASSWORD; exec "
+                  + shlex.join(["keystone-manage", "bootstrap", "--bootstrap-admin-url", base,
+                                "--bootstrap-internal-url", base, "--bootstrap-public-url",
+                                base, "--bootstrap-region-id", "RegionOne"]))
+        argv = nspawn.ssh_argv(instance, as_user("keystone", ["sh", "-c", script]))
+        output.command("local", shlex.join(argv))
+        proc = subprocess.run(argv, input=passwords["admin"] + "\n", capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            raise SandboxError(f"sandbox: keystone-manage bootstrap failed in {layout.name}: "
+                               f"{(proc.stderr or proc.stdout).strip()[-500:]}")
         wait(lambda: api_answers(base), 60, f"keystone at {base}")
-        _create_identities(layout, passwords)
+        try:
+            _create_identities(layout, passwords)
+        except Exception as exc:     # keystoneauth1's errors: one line, no traceback
+            from keystoneauth1.exceptions import ClientException
+            if not isinstance(exc, ClientException):
+                raise
+            raise SandboxError(f"sandbox: creating {layout.name}'s Keystone users failed: "
+                               f"{str(exc).splitlines()[0]}") from None
         _write_client_files(layout)
         wait(lambda: api_answers(layout.api_url), 60, f"cinder-api at {layout.api_url}")
     return after_boot

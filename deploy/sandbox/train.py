@@ -15,16 +15,15 @@ A lock file keeps two runs from building it at once.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from deploy.errors import SandboxError
+from deploy.sandbox.common import locked
 
 CINDER_RELEASE = "15.6.0"
 CONSTRAINTS = Path(__file__).with_name("train-upper-constraints.txt")
@@ -70,18 +69,6 @@ def _cache_key(python: str) -> str:
     return digest.hexdigest()[:16]
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) while inside."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _pip_environ() -> dict[str, str]:
     # --isolated ignores this machine's pip config (local indexes, a torch cap);
     # the environment's PIP_* settings would still apply, so drop them too.
@@ -111,7 +98,7 @@ def wheelhouse(python: str | None = None) -> Path:
     done = wheels / ".complete"
     if done.exists():
         return wheels
-    with _locked(base / ".lock"):
+    with locked(base / ".lock"):
         if done.exists():
             return wheels
         shutil.rmtree(wheels, ignore_errors=True)

@@ -22,6 +22,7 @@ class SupervisordController:
     """The supervisord sandbox: cinder-api in a venv, noauth, files on this machine."""
 
     kind = "supervisord"
+    service = "cinder-api"
     running_state = "RUNNING"
     stopped_state = "STOPPED"
     noauth = True
@@ -109,6 +110,7 @@ class RdoController:
     """The rdo container: systemd, the system site-packages, Keystone."""
 
     kind = "rdo"
+    service = UNIT
     running_state = "active (running)"
     stopped_state = "inactive (dead)"
     noauth = False

@@ -1,19 +1,18 @@
 """The cluster feature as a developer ships it: invoke deploy + db-sync, then real HTTP.
 
 Every os-cluster-manage specification of tests/cinder_patch/test_rest_api.py
-runs again here, this time against the sandbox controller that
-``invoke deploy`` and ``invoke db-sync`` prepared (fixture
-``deployed_feature``), and ``invoke smoke`` passes against it.
+runs again here, this time against each kind of controller that ``invoke
+deploy`` and ``invoke db-sync`` prepared (fixture ``feature_controller``):
+the noauth sandbox, and the rdo controller with the admin's Keystone token;
+``invoke smoke`` passes against both (through Keystone on the rdo one).
 """
 from __future__ import annotations
-
-import subprocess
 
 import pytest
 
 from tests.cinder_patch import test_rest_api as rest_specs
 from tests.cinder_patch.cinder_api import Client
-from tests.integration.test_feature_policy import restart_api
+from tests.integration.test_feature_policy import client_of, restart_api
 from tests.support import invoke
 
 pytestmark = pytest.mark.integration
@@ -27,29 +26,37 @@ globals().update({name: value for name, value in vars(rest_specs).items()
 
 
 @pytest.fixture
-def client(sandbox, deployed_feature) -> Client:
-    return Client(sandbox.api_url.rstrip("/"))
+def client(controller, feature_controller) -> Client:
+    return client_of(controller)
 
 
-def test_the_deployed_migration_is_the_database_revision(sandbox, deployed_feature):
-    result = invoke("status", "--inventory", str(deployed_feature))
+def test_the_deployed_migration_is_the_database_revision(feature_controller):
+    result = invoke("status", "--inventory", str(feature_controller))
     assert "48d74fa840ed (newest migration)" in result.stdout
 
 
-def test_invoke_smoke_passes_against_the_deployed_feature(deployed_feature):
-    result = invoke("smoke", "--inventory", str(deployed_feature))
+def test_invoke_smoke_passes_against_the_deployed_feature(controller, feature_controller):
+    result = invoke("smoke", "--inventory", str(feature_controller))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "smoke PASSED: 10/10 checks" in result.stdout
     assert "FAIL" not in result.stdout
+    how = "noauth" if controller.noauth else "Keystone (cloud rdo-admin)"
+    assert f"via {how}" in result.stderr
 
 
-def test_invoke_smoke_fails_with_exit_1_when_the_api_is_down(sandbox, deployed_feature):
-    subprocess.run(["supervisorctl", "-c", str(sandbox.supervisor_conf), "stop", "cinder-api"],
-                   check=True, capture_output=True)
+def test_invoke_smoke_fails_with_exit_1_when_the_api_is_down(controller, feature_controller):
+    controller.stop_service()
     try:
-        result = invoke("smoke", "--inventory", str(deployed_feature))
+        result = invoke("smoke", "--inventory", str(feature_controller))
     finally:
-        restart_api(sandbox)
+        restart_api(controller)
     assert result.returncode == 1
     assert "smoke FAILED" in result.stdout
     assert "error: sandbox: smoke test failed at api answers" in result.stderr
+
+
+def test_loop_smoke_runs_the_smoke_test_with_the_controllers_own_auth(feature_controller):
+    result = invoke("loop", "--inventory", str(feature_controller), "--smoke")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--> sandbox: smoke (" in result.stderr
+    assert "smoke PASSED: 10/10 checks" in result.stderr + result.stdout

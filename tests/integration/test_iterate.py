@@ -1,4 +1,4 @@
-"""invoke loop and invoke watch: only the steps a change needs, on a real sandbox."""
+"""invoke loop and invoke watch: only the steps a change needs, on both kinds of controller."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,6 @@ from queue import Empty, Queue
 
 import pytest
 
-from tests.integration.conftest import supervised_pid
 from tests.support import PROJECT_ROOT, invoke
 
 pytestmark = pytest.mark.integration
@@ -32,9 +31,10 @@ def extension_source(alias: str) -> str:
         "    updated = '2026-11-25T00:00:00+00:00'\n")
 
 
-def extension_status(sandbox, alias: str) -> int:
-    url = f"{sandbox.api_url}v3/extensions/{alias}"
-    request = urllib.request.Request(url, headers={"X-Auth-Token": "admin:5e1f7e57"})
+def extension_status(controller, alias: str) -> int:
+    access = controller.api()       # noauth, or the admin's Keystone token
+    url = f"{access.base_url}/v3/extensions/{alias}"
+    request = urllib.request.Request(url, headers=access.headers)
     try:
         with urllib.request.urlopen(request, timeout=5) as reply:
             return reply.status
@@ -51,19 +51,29 @@ def write_extension(source: Path, alias: str) -> Path:
 
 
 @pytest.fixture
-def cleanup_extensions(sandbox, cinder_dir):
+def hosts(controller_hosts) -> Path:
+    return controller_hosts
+
+
+@pytest.fixture
+def cinder_dir(controller) -> Path:
+    return controller.cinder_dir
+
+
+@pytest.fixture
+def cleanup_extensions(controller):
     """Remove the test extensions from the controller afterwards."""
     yield
-    for path in (cinder_dir / "api" / "contrib").glob("devloop_*.py"):
+    for path in (controller.cinder_dir / "api" / "contrib").glob("devloop_*.py"):
         path.unlink()
 
 
 class TestLoop:
-    def test_a_changed_file_is_deployed_restarted_and_served(self, sandbox, hosts, source,
+    def test_a_changed_file_is_deployed_restarted_and_served(self, controller, hosts, source,
                                                              cleanup_extensions):
         alias = f"dl-{uuid.uuid4().hex[:6]}"
         write_extension(source, alias)
-        before = supervised_pid(sandbox)
+        before = controller.service_pid()
 
         result = invoke("loop", "--inventory", str(hosts))
 
@@ -72,39 +82,39 @@ class TestLoop:
         assert "--> sbx: check database (" in result.stderr
         assert "--> sbx: restart (" in result.stderr
         assert "db-sync" not in result.stderr          # no migration changed, DB current
-        assert supervised_pid(sandbox) != before
-        assert extension_status(sandbox, alias) == 200
+        assert controller.service_pid() != before
+        assert extension_status(controller, alias) == 200
         assert result.stdout.strip().splitlines()[-1].startswith("sbx: 1 file(s), restarted in ")
 
-    def test_nothing_changed_means_nothing_restarted(self, sandbox, hosts, source):
+    def test_nothing_changed_means_nothing_restarted(self, controller, hosts, source):
         (source / "devloop_it").mkdir()
         (source / "devloop_it" / f"same_{uuid.uuid4().hex[:6]}.py").write_text("A = 1\n")
         assert invoke("loop", "--inventory", str(hosts)).returncode == 0
-        before = supervised_pid(sandbox)
+        before = controller.service_pid()
 
         result = invoke("loop", "--inventory", str(hosts))
 
         assert result.returncode == 0, result.stderr
         assert "deploy (" in result.stderr and "nothing changed" in result.stderr
         assert "restart skipped: nothing changed" in result.stderr
-        assert supervised_pid(sandbox) == before
+        assert controller.service_pid() == before
         assert result.stdout.strip().splitlines()[-1].startswith("sbx: 0 file(s), not restarted in ")
 
-    def test_a_database_behind_the_migrations_is_synced(self, sandbox, hosts, source):
-        sandbox.database.unlink()          # a database that is behind (empty)
-        before = supervised_pid(sandbox)
+    def test_a_database_behind_the_migrations_is_synced(self, controller, hosts, source):
+        controller.host_path(controller.database_path).unlink()   # behind: empty
+        before = controller.service_pid()
 
         result = invoke("loop", "--inventory", str(hosts))
 
         assert result.returncode == 0, result.stderr
         assert "check database (" in result.stderr and "behind the newest migration" in result.stderr
         assert "--> sbx: db-sync (" in result.stderr and "empty -> " in result.stderr
-        assert supervised_pid(sandbox) != before   # the database changed: restarted
+        assert controller.service_pid() != before   # the database changed: restarted
 
 
 class TestWatch:
     def test_a_save_is_deployed_and_served_failures_are_survived_and_ctrl_c_stops(
-            self, sandbox, hosts, source, cinder_dir, cleanup_extensions):
+            self, controller, hosts, source, cinder_dir, cleanup_extensions):
         alias = f"dlw-{uuid.uuid4().hex[:6]}"
         watcher = subprocess.Popen(
             [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), "watch",
@@ -133,7 +143,7 @@ class TestWatch:
             write_extension(source, alias)
             ok = read_until(f"sbx: api/contrib/devloop_{alias.replace('-', '_')}.py -> ")
             assert "-> OK: 1 file(s), restarted in" in ok
-            assert extension_status(sandbox, alias) == 200
+            assert extension_status(controller, alias) == 200
 
             broken = source / "api" / "__init__.py"   # replaces Cinder's own: breaks start
             original = (cinder_dir / "api" / "__init__.py").read_bytes()
@@ -146,7 +156,7 @@ class TestWatch:
             broken.write_bytes(original)                # the developer fixes it
             fixed = read_until("sbx: api/__init__.py -> ")
             assert "-> OK: 1 file(s), restarted" in fixed
-            assert extension_status(sandbox, alias) == 200
+            assert extension_status(controller, alias) == 200
 
             os.killpg(watcher.pid, signal.SIGINT)
             assert watcher.wait(timeout=30) == 0

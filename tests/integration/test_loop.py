@@ -214,6 +214,23 @@ class TestStatusRestartLogs:
         assert len(result.stdout.splitlines()) == 20
 
 
+    @pytest.mark.parametrize("controller", ["rdo"], indirect=True)   # systemd's journal
+    def test_logs_journal_reads_the_units_journal(self, controller, controller_hosts):
+        controller.restart_service()
+        result = invoke("logs", "--inventory", str(controller_hosts), "--journal", "-n", "200")
+        assert result.returncode == 0, result.stderr
+        assert f"--> sbx: journal of {controller.service}" in result.stderr
+        assert "Started openstack-cinder-api.service" in result.stdout
+        assert "cinder-api[" in result.stdout
+
+    def test_logs_journal_on_a_supervisord_controller_is_one_line_and_exit_2(self, hosts):
+        result = invoke("logs", "--inventory", str(hosts), "--journal")
+        assert result.returncode == 2
+        assert result.stderr.startswith("error: sbx: --journal reads systemd's journal; this "
+                                        "controller's service_manager is supervisord")
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 class TestRefusals:
     def other_host_key(self, tmp_path, sandbox) -> Path:
         key = tmp_path / "impostor"

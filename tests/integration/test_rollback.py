@@ -108,11 +108,14 @@ class TestRollback:
         probe = source / "devloop_it" / f"layers_{uuid.uuid4().hex[:6]}.py"
         probe.parent.mkdir()
         ids = []
+        records = controller.host_path(controller.state_dir) / "deploys"
         for version in (1, 2, 3):
             probe.write_text(f"V = {version}\n")
-            invoke("deploy", "--inventory", str(hosts), "--no-restart")
-            records = sorted((controller.host_path(controller.state_dir) / "deploys").iterdir())
-            ids.append(records[-1].name)
+            known = {p.name for p in records.iterdir()} if records.exists() else set()
+            assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
+            # the new record (two deploys in one second do not sort by time)
+            (new_id,) = {p.name for p in records.iterdir()} - known
+            ids.append(new_id)
         rel = probe.relative_to(source)
 
         result = invoke("rollback", "--inventory", str(hosts), "--to", ids[0], "--no-restart")

@@ -14,12 +14,18 @@ from queue import Empty, Queue
 import pytest
 
 from tests.integration.conftest import supervised_pid
+from tests.integration.controllers import SupervisordController
 from tests.integration.test_iterate import extension_source, extension_status, write_extension
 from tests.support import PROJECT_ROOT, invoke
 
 pytestmark = pytest.mark.integration
 
 RAISES = "\nraise RuntimeError('devloop: broken at import')\n"
+
+
+def listed(sandbox, alias: str) -> int:
+    """The sandbox API's answer for the extension ``alias`` (200: listed)."""
+    return extension_status(SupervisordController(sandbox), alias)
 
 
 @pytest.fixture
@@ -95,7 +101,7 @@ class TestAfterRestart:
 
         assert result.returncode == 0, result.stderr
         assert "1 extension(s) sent are listed" in result.stderr
-        assert extension_status(sandbox, alias) == 200
+        assert listed(sandbox, alias) == 200
 
     def test_a_module_that_raises_at_import_is_detected_reported_and_rolled_back(
             self, sandbox, hosts, source, cinder_dir, cleanup_extensions):
@@ -117,7 +123,7 @@ class TestAfterRestart:
         assert "was rolled back (1 file(s) restored, 0 removed); the API answers again" \
             in result.stderr
         assert (cinder_dir / "api" / "contrib" / path.name).read_bytes() == good
-        assert extension_status(sandbox, alias) == 200      # listed again
+        assert listed(sandbox, alias) == 200      # listed again
 
     def test_loop_with_rollback_on_failure_serves_the_previous_code(
             self, sandbox, hosts, source, cinder_dir, cleanup_extensions):
@@ -133,7 +139,7 @@ class TestAfterRestart:
         assert "devloop: broken at import" in result.stderr
         assert "was rolled back (1 file(s) restored, 0 removed)" in result.stderr
         assert (cinder_dir / "api" / "contrib" / path.name).read_bytes() == good
-        assert extension_status(sandbox, alias) == 200
+        assert listed(sandbox, alias) == 200
 
     def test_without_rollback_the_failure_stays_and_status_names_it(
             self, sandbox, hosts, source, cleanup_extensions):
@@ -149,7 +155,7 @@ class TestAfterRestart:
 
         assert failed.returncode == 1
         assert "devloop: broken at import" in failed.stderr
-        assert extension_status(sandbox, alias) == 200      # rolled back by hand
+        assert listed(sandbox, alias) == 200      # rolled back by hand
         assert rolled.returncode == 0, rolled.stderr
         assert status.returncode == 0, status.stderr
         line = next(l for l in status.stdout.splitlines() if l.strip().startswith("extensions"))
@@ -208,7 +214,7 @@ class TestWatch:
             failed = read_until(f"sbx: api/contrib/{path.name} -> ")
             assert "-> FAILED: sbx: the API answers but does not serve what was sent" in failed
             assert (cinder_dir / "api" / "contrib" / path.name).read_bytes() == good
-            assert extension_status(sandbox, alias) == 200
+            assert listed(sandbox, alias) == 200
 
             os.killpg(watcher.pid, signal.SIGINT)
             assert watcher.wait(timeout=30) == 0

@@ -1,0 +1,114 @@
+"""invoke debug through a real terminal on both kinds of controller.
+
+On the supervisord sandbox and on the rdo controller (systemd: the unit is
+stopped, cinder-api runs in the foreground as ``cinder`` with
+``/usr/bin/cinder-api``, the unit starts again): a breakpoint stops a real
+request at ``(Pdb)``, and the service comes back with a new PID both after
+Ctrl-C and after the workstation's connection drops.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.integration.test_debug import SHOW, in_background, spawn_debug, text_of
+from tests.support import wait_until
+
+pexpect = pytest.importorskip("pexpect")
+
+pytestmark = pytest.mark.integration
+
+
+def request(controller, method: str, path: str, body: object | None = None,
+            timeout: float = 60) -> tuple[int, object]:
+    access = controller.api()
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{access.base_url}/v3/{access.project_id}/{path}", data=data,
+                                 method=method, headers={**access.headers,
+                                                         "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as reply:
+            raw = reply.read()
+            return reply.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except OSError:            # not listening (yet)
+        return 0, None
+
+
+def api_processes(controller) -> list[tuple[int, int]]:
+    """(pid, process group) of every cinder-api on the controller, as it numbers them."""
+    out = controller.run(["ps", "-ww", "-eo", "pid=,pgid=,args="]).stdout   # -ww: never cut
+    found = []
+    for line in out.splitlines():
+        pid, pgid, args = line.split(None, 2)
+        if controller.cinder_api in args.split()[:2]:
+            found.append((int(pid), int(pgid)))
+    return found
+
+
+def assert_service_restored(controller, before: int | None) -> None:
+    after = wait_until(controller.service_pid, timeout=60)
+    assert after != before, (before, after)
+    groups = {pgid for pid, pgid in api_processes(controller) if pid == after}
+    leftover = [pid for pid, pgid in api_processes(controller) if pgid not in groups]
+    assert leftover == [], f"foreground cinder-api left: {leftover}"
+    wait_until(lambda: request(controller, "GET", "types", timeout=5)[0] == 200, timeout=60)
+
+
+@pytest.fixture
+def service_back(controller):
+    """Whatever a test does, leave the controller's service running."""
+    yield
+    if not controller.service_pid():
+        controller.restart_service()
+    wait_until(controller.service_pid, timeout=60)
+
+
+def test_a_break_stops_a_real_get_at_pdb_and_ctrl_c_brings_the_service_back(
+        controller, feature_controller, service_back):
+    before = controller.service_pid()
+    child = spawn_debug(feature_controller, "--break", SHOW)
+    child.expect("answers at")
+    status, created = request(controller, "POST", "os-cluster-manage",
+                              {"cluster": {"name": "dbg", "metadata": {"k": "v"}}})
+    assert status == 200, created
+    cluster_id = created["cluster"]["id"]
+
+    thread, got = in_background(request, controller, "GET", f"os-cluster-manage/{cluster_id}")
+    child.expect(r"\(Pdb\) ")
+    assert "show()" in text_of(child)
+    child.sendline("p id")
+    child.expect(r"\(Pdb\) ")
+    assert cluster_id in child.before
+    child.sendline("c")
+    thread.join(30)
+    assert got["value"][0] == 200
+
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF, timeout=90)
+    child.close()
+
+    assert child.exitstatus == 130, text_of(child)
+    assert f"{controller.service} back in service" in text_of(child)
+    assert_service_restored(controller, before)
+
+
+def test_a_dropped_connection_still_brings_the_service_back(controller, feature_controller,
+                                                            service_back):
+    before = controller.service_pid()
+    child = spawn_debug(feature_controller)
+    child.expect("answers at")
+    foreground = [pid for pid, _ in api_processes(controller)]
+    assert foreground and controller.service_pid() is None
+
+    os.kill(child.pid, signal.SIGKILL)      # the workstation goes away mid-session
+    child.close(force=True)
+
+    assert_service_restored(controller, before)
+    assert not set(foreground) & {pid for pid, _ in api_processes(controller)}
