@@ -227,6 +227,25 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, verbose=False):
     run_session(controllers[0], break_ or [], float(timeout))
 
 
+@task(name="fast-restart", iterable=["host"], help={
+    "mode": "on: serve cinder-api from a warm parent, so a deploy of cinder/ restarts it "
+            "fast; off: put the service definition back as it was",
+    "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
+})
+@reports_errors
+def fast_restart(c, mode, host=None, inventory=None, timeout=60, verbose=False):
+    """Turn fast restart (cinder-api forked from a warm parent) on or off."""
+    from deploy.cli import selected
+    from deploy.errors import UsageError
+    from deploy.fastrestart import switch
+    from deploy.fleet import on_each
+
+    if mode not in ("on", "off"):
+        raise UsageError(f"fast-restart takes on or off, not {mode!r}")
+    _, controllers = selected(inventory, host)
+    on_each(controllers, lambda ctl: switch(ctl, mode == "on", float(timeout)))
+
+
 # --- the sandbox controller ----------------------------------------------------
 
 SANDBOX_HELP = {
@@ -291,5 +310,6 @@ def sandbox_status(c, kind="supervisord", root=None, ssh_port=22022, api_port=18
         output.result(line)
 
 
-ns = Collection(deploy, loop, watch, rollback, restart, status, logs, db_sync, smoke, debug)
+ns = Collection(deploy, loop, watch, rollback, restart, status, logs, db_sync, smoke, debug,
+                fast_restart)
 ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))

@@ -93,22 +93,27 @@ def relay(transport: paramiko.Transport) -> Iterator[list[str]]:
     server = socket.socket(socket.AF_UNIX)
     server.bind(path)
     server.listen(4)
-    stop = threading.Event()
+    # a byte on this pipe ends the accept loop at once (a select timeout
+    # would hold every rsync's end up to that long)
+    wake_read, wake_write = os.pipe()
 
     def accept() -> None:
-        while not stop.is_set():
-            ready, _, _ = select.select([server], [], [], 0.2)
-            if ready:
-                client, _ = server.accept()
-                threading.Thread(target=_serve, args=(client, transport), daemon=True).start()
+        while True:
+            ready, _, _ = select.select([server, wake_read], [], [])
+            if wake_read in ready:
+                return
+            client, _ = server.accept()
+            threading.Thread(target=_serve, args=(client, transport), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
         yield [sys.executable, "-I", str(SHIM), path]
     finally:
-        stop.set()
+        os.write(wake_write, b"x")
         thread.join()
+        os.close(wake_read)
+        os.close(wake_write)
         server.close()
         os.unlink(path)
         os.rmdir(directory)

@@ -71,9 +71,13 @@ def new_deploy_id() -> str:
             + secrets.token_hex(3))
 
 
-def restart_and_check(remote: Remote, timeout: float,
-                      served: Served | None = None) -> tuple[ServiceStatus, ApiState]:
+def restart_and_check(remote: Remote, timeout: float, served: Served | None = None, *,
+                      migrated: bool = False) -> tuple[ServiceStatus, ApiState]:
     """Restart the service, wait until the API answers, return the new state.
+
+    After a deploy (``served``), a controller in fast-restart mode forks a
+    fresh cinder-api from its warm parent unless the deploy changed a
+    migration or ``migrated`` the database (see :mod:`deploy.fastrestart`).
 
     With ``served`` (what a deploy just sent), healthy also means serving
     it: no failure of sent code in the log written since the restart, and
@@ -90,11 +94,19 @@ def restart_and_check(remote: Remote, timeout: float,
     if served is not None and served.sent:
         mark = served.log_since if served.log_since is not None else log_mark(remote)
     output.step(remote.name, f"restart {remote.controller.service}")
-    manager.restart(remote)
-    api = wait_for_api(remote, timeout, mark)
+    fast = None
+    if served is None:
+        manager.restart(remote)
+    else:
+        from deploy import fastrestart
+        fast = fastrestart.restart(remote, manager,
+                                   fastrestart.full_restart_reason(served.sent, migrated),
+                                   timeout, mark)
+    api = fast.api if fast and fast.api.answering else wait_for_api(
+        remote, 1.0 if fast else timeout, mark)
     confirmed = (check_serving(remote, api, served.source, served.sent)
                  if served is not None and served.sent else 0)
-    status = manager.status(remote)
+    status = fast.status if fast else manager.status(remote)
     listed = f"; {confirmed} extension(s) sent are listed" if confirmed else ""
     output.detail(f"{status.describe()}; API {api.detail}{listed}")
     return status, api

@@ -12,6 +12,7 @@ nothing restarted.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
@@ -80,15 +81,24 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
     """
     report = LoopReport(remote.name)
     target = target or locate_for(remote, inventory)
-    report.deploy = _timed(report, "deploy", lambda: sync_step(
-        remote, inventory, target, checksum=checksum, ignore_manifest=ignore_manifest),
-        lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
-
-    need_sync = _migration_changed(report.deploy)
-    if not need_sync:
-        state = _timed(report, "check database", lambda: db_state(remote, target.cinder_dir),
-                       lambda s: "behind the newest migration" if s.behind else "up to date")
-        need_sync = state.behind
+    # The database check runs beside the sync, on the same connection: a
+    # migration the sync brings forces db-sync anyway, and a sync never
+    # removes one, so its answer is the same before or after the sync.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checking = pool.submit(db_state, remote, target.cinder_dir)
+        try:
+            report.deploy = _timed(report, "deploy", lambda: sync_step(
+                remote, inventory, target, checksum=checksum, ignore_manifest=ignore_manifest),
+                lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
+        except BaseException:
+            checking.cancel()
+            raise
+        need_sync = _migration_changed(report.deploy)
+        if not need_sync:
+            state = _timed(report, "check database", checking.result,
+                           lambda s: "behind the newest migration" if s.behind else
+                           "up to date (checked beside the sync)")
+            need_sync = state.behind
     if need_sync:
         result = _timed(report, "db-sync", lambda: db_sync(remote),
                         lambda r: f"{r.before} -> {r.after}")
@@ -98,7 +108,7 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         deployed = report.deploy
         try:
             _timed(report, "restart", lambda: restart_and_check(
-                remote, timeout, served_by(inventory, deployed)),
+                remote, timeout, served_by(inventory, deployed), migrated=bool(report.migrated)),
                 lambda state: f"{state[0].describe()}, API {state[1].detail}")
         except (HealthCheckError, ServiceError) as failure:
             if not (rollback_on_failure and deployed.deploy_id):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploy import db
+from deploy import db, fastrestart
 from deploy.deployment import fitting, locate_for
 from deploy.commands import Remote
 from deploy.errors import DevloopError
@@ -30,6 +30,7 @@ class ControllerStatus:
     drift: int = 0                     # files the local tree would still send
     local: str = ""                    # the local tree's commit, for comparison
     failed_extensions: tuple[str, ...] = ()   # failed to load since the service started
+    restart_mode: str = ""             # fastrestart.FastState.describe()
 
     @property
     def db_current(self) -> bool:
@@ -59,6 +60,7 @@ class ControllerStatus:
             f"  database  {db_line}",
             f"  deployed  {deployed}",
             f"  drift     {drift}",
+            *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
             f"  extensions {extensions}",
         ]
 
@@ -83,6 +85,9 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
         located = locate_for(remote, inventory)    # also: the python the probes run with
         target = located.cinder_dir
         service = manager_for(controller).status(remote)
+        fast = fastrestart.read_state(remote)
+        # in fast mode the serving cinder-api is the warm parent's child
+        serving_pid = fast.child if fast.on and not fast.reason else service.pid
         api = probe_api(remote)
         try:
             revision = db.current_revision(remote)
@@ -104,6 +109,6 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
                       if local["commit"] else "not a git checkout")
         return ControllerStatus(controller.name, service, api, revision, heads,
                                 records[-1] if records else None, len(drift), local_text,
-                                failed_extensions(remote, service.pid))
+                                failed_extensions(remote, serving_pid), fast.describe())
     finally:
         remote.close()

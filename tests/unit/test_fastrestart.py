@@ -1,0 +1,91 @@
+"""Fast restart: what rules it out, how the mode reads, how the service command is edited."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from deploy.fastrestart import FastState, full_restart_reason
+from deploy.remote import script
+
+PYTHONS = ["/root/.pyenv/versions/2.7.18/bin/python", "/root/.pyenv/versions/3.6.15/bin/python",
+           sys.executable]
+
+
+def control() -> dict:
+    namespace: dict = {"__name__": "fast_control"}
+    exec(compile(script("fast_control"), "fast_control.py", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("sent, migrated, reason", [
+    (["api/contrib/cluster_manage.py", "db/cluster_manage_api.py"], False, None),
+    ([], False, None),
+    (["db/migrations/versions/48d74fa840ed_add_clusters.py"], False,
+     "a migration changed (cinder/db/migrations/versions/48d74fa840ed_add_clusters.py)"),
+    (["api/contrib/cluster_manage.py"], True, "the database was migrated"),
+])
+def test_only_a_migration_rules_out_a_fast_restart_from_what_a_deploy_sent(sent, migrated,
+                                                                            reason):
+    assert full_restart_reason(sent, migrated) == reason
+
+
+@pytest.mark.parametrize("state, text", [
+    (FastState("off"), "normal (fast restart off)"),
+    (FastState("on", None, 10, 11, 3, 443),
+     "fast: warm parent pid 10 (443 libraries), cinder-api pid 11, 3 fork(s)"),
+    (FastState("on", "the warm parent (pid 10) is dead", 10),
+     "fast, warm parent NOT ready: the warm parent (pid 10) is dead; "
+     "the next deploy restarts it"),
+])
+def test_status_names_the_restart_mode(state, text):
+    assert state.describe() == text
+
+
+CONF = """[unix_http_server]
+file = /x/supervisor.sock
+
+[program:other]
+command = /usr/bin/other --flag
+
+[program:cinder-api]
+command = /v/bin/cinder-api --config-file /a.conf --log-file /l.log
+user = cinder
+"""
+
+
+def test_the_command_of_the_named_program_section_is_found():
+    start, end = control()["_command_line"](CONF, "cinder-api")
+    assert CONF[start:end] == "/v/bin/cinder-api --config-file /a.conf --log-file /l.log"
+    assert control()["_command_line"](CONF, "missing") is None
+
+
+def test_the_interpreter_comes_from_the_scripts_shebang_or_the_command(tmp_path):
+    entry = tmp_path / "cinder-api"
+    entry.write_text("#!/usr/bin/python3 -s\nimport sys\n")
+    find = control()["_interpreter"]
+    assert find([str(entry), "--config-file", "/a"]) == (["/usr/bin/python3", "-s"],
+                                                         [str(entry), "--config-file", "/a"])
+    assert find(["/usr/bin/python2", str(entry), "-x"]) == (["/usr/bin/python2"],
+                                                            [str(entry), "-x"])
+    assert find(["/usr/bin/python3", "-m", "cinder.cmd.api"]) is None
+    shell = tmp_path / "run.sh"
+    shell.write_text("#!/bin/sh\nexec true\n")
+    assert find([str(shell)]) is None
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_controller_scripts_compile_on_python_2_7_and_3(python):
+    for name in ("fast_control", "warm_api"):
+        proc = subprocess.run([python, "-c", "import sys; compile(sys.stdin.read(), 'x', 'exec')"],
+                              input=script(name), capture_output=True, text=True)
+        assert proc.returncode == 0, (name, proc.stderr)
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_check_reports_off_where_fast_restart_was_never_turned_on(python, tmp_path):
+    proc = subprocess.run([python, "-E", "-s", "-S", "-c", script("fast_control"), "check",
+                           str(tmp_path / "fast")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert '"mode": "off"' in proc.stdout
