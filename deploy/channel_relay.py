@@ -99,7 +99,7 @@ def relay(transport: paramiko.Transport) -> Iterator[list[str]]:
 
     def accept() -> None:
         while True:
-            ready, _, _ = select.select([server, wake_read], [], [])
+            ready, _, _ = select.select([server.fileno(), wake_read], [], [])
             if wake_read in ready:
                 return
             client, _ = server.accept()
