@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Callable
 
 import yaml
@@ -47,3 +50,49 @@ def write_inventory(path: Path, source: Path, controllers: dict[str, dict[str, o
     path.write_text(yaml.safe_dump({"source": str(source), "controllers": controllers},
                                    sort_keys=False))
     return path
+
+
+class Watcher:
+    """``invoke watch`` running in the background, its output read line by line.
+
+    Use as a context manager: leaving it kills the watch if a spec did not
+    stop it (with :meth:`interrupt`) itself.
+    """
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), "watch", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        self.lines: list[str] = []
+        self._queue: Queue[str] = Queue()
+        stdout = self.process.stdout
+        assert stdout is not None
+        threading.Thread(target=lambda: [self._queue.put(line) for line in stdout],
+                         daemon=True).start()
+
+    def read_until(self, fragment: str, timeout: float = 60) -> str:
+        """The next line holding ``fragment``; fail with all output on the deadline."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Empty:
+                break
+            self.lines.append(line)
+            if fragment in line:
+                return line
+        raise AssertionError(f"{fragment!r} not seen in:\n{''.join(self.lines)}")
+
+    def interrupt(self, timeout: float = 30) -> int:
+        """Ctrl-C, as a terminal sends it to the whole group; return the exit code."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(timeout=timeout)
+
+    def __enter__(self) -> "Watcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

@@ -1,21 +1,14 @@
 """invoke loop and invoke watch: only the steps a change needs, on every kind of controller."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from queue import Empty, Queue
 
 import pytest
 
-from tests.support import PROJECT_ROOT, invoke
+from tests.support import Watcher, invoke
 
 pytestmark = pytest.mark.integration
 
@@ -118,52 +111,25 @@ class TestWatch:
     def test_a_save_is_deployed_and_served_failures_are_survived_and_ctrl_c_stops(
             self, controller, hosts, source, cinder_dir, cleanup_extensions):
         alias = f"dlw-{uuid.uuid4().hex[:6]}"
-        watcher = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), "watch",
-             "--inventory", str(hosts), "--debounce", "200", "--timeout", "20"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        lines: list[str] = []
-        queue: Queue[str] = Queue()
-        threading.Thread(target=lambda: [queue.put(line) for line in watcher.stdout],
-                         daemon=True).start()
-
-        def read_until(fragment: str, timeout: float = 60) -> str:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    line = queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except Empty:
-                    break
-                lines.append(line)
-                if fragment in line:
-                    return line
-            raise AssertionError(f"{fragment!r} not seen in:\n{''.join(lines)}")
-
-        try:
-            read_until("watching")
+        with Watcher("--inventory", str(hosts), "--debounce", "200", "--timeout", "20") as watch:
+            watch.read_until("watching")
             write_extension(source, alias)
-            ok = read_until(f"sbx: api/contrib/devloop_{alias.replace('-', '_')}.py -> ")
+            ok = watch.read_until(f"sbx: api/contrib/devloop_{alias.replace('-', '_')}.py -> ")
             assert "-> OK: 1 file(s), restarted in" in ok
             assert extension_status(controller, alias) == 200
 
             broken = source / "api" / "__init__.py"   # replaces Cinder's own: breaks start
             original = (cinder_dir / "api" / "__init__.py").read_bytes()
             broken.write_text("raise RuntimeError('broken by a test')\n")
-            failed = read_until("sbx: api/__init__.py -> ")
+            failed = watch.read_until("sbx: api/__init__.py -> ")
             assert "-> FAILED:" in failed
             # watch rolled the broken save back: the previous code serves
             assert (cinder_dir / "api" / "__init__.py").read_bytes() == original
 
             broken.write_bytes(original)                # the developer fixes it
-            fixed = read_until("sbx: api/__init__.py -> ")
+            fixed = watch.read_until("sbx: api/__init__.py -> ")
             assert "-> OK: 1 file(s), restarted" in fixed
             assert extension_status(controller, alias) == 200
 
-            os.killpg(watcher.pid, signal.SIGINT)
-            assert watcher.wait(timeout=30) == 0
-            read_until("--> watch: stopped", timeout=5)
-        finally:
-            if watcher.poll() is None:
-                os.killpg(watcher.pid, signal.SIGKILL)
-                watcher.wait()
+            assert watch.interrupt() == 0
+            watch.read_until("--> watch: stopped", timeout=5)

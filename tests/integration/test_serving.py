@@ -2,21 +2,15 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 import uuid
 import xml.etree.ElementTree as ET
-from queue import Empty, Queue
 
 import pytest
 
 from tests.integration.conftest import supervised_pid
 from tests.integration.controllers import SupervisordController
 from tests.integration.test_iterate import extension_source, extension_status, write_extension
-from tests.support import PROJECT_ROOT, invoke
+from tests.support import Watcher, invoke
 
 pytestmark = pytest.mark.integration
 
@@ -186,42 +180,15 @@ class TestWatch:
         path = write_extension(source, alias)
         assert invoke("deploy", "--inventory", str(hosts)).returncode == 0
         good = path.read_bytes()
-        watcher = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), "watch",
-             "--inventory", str(hosts), "--debounce", "200", "--timeout", "20"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        lines: list[str] = []
-        queue: Queue[str] = Queue()
-        threading.Thread(target=lambda: [queue.put(line) for line in watcher.stdout],
-                         daemon=True).start()
-
-        def read_until(fragment: str, timeout: float = 60) -> str:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    line = queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except Empty:
-                    break
-                lines.append(line)
-                if fragment in line:
-                    return line
-            raise AssertionError(f"{fragment!r} not seen in:\n{''.join(lines)}")
-
-        try:
-            read_until("watching")
+        with Watcher("--inventory", str(hosts), "--debounce", "200", "--timeout", "20") as watch:
+            watch.read_until("watching")
             path.write_text(extension_source(alias) + RAISES)
-            failed = read_until(f"sbx: api/contrib/{path.name} -> ")
+            failed = watch.read_until(f"sbx: api/contrib/{path.name} -> ")
             assert "-> FAILED: sbx: the API answers but does not serve what was sent" in failed
             assert (cinder_dir / "api" / "contrib" / path.name).read_bytes() == good
             assert listed(sandbox, alias) == 200
 
-            os.killpg(watcher.pid, signal.SIGINT)
-            assert watcher.wait(timeout=30) == 0
-        finally:
-            if watcher.poll() is None:
-                os.killpg(watcher.pid, signal.SIGKILL)
-                watcher.wait()
+            assert watch.interrupt() == 0
 
 
 class TestSmokeJunit:
