@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from deploy import manifest, output
+from deploy import manifest, output, send
 from deploy.commands import Remote
 from deploy.errors import DevloopError, HealthCheckError, ServiceError
 from deploy.facts import Target, locate
@@ -138,18 +138,60 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: 
               ignore_manifest: bool = False) -> DeployReport:
     """Check the manifest, compile, record the deploy, sync the source into ``target``; no restart.
 
+    A small local tree goes in one call (:mod:`deploy.send`); a large one,
+    or one on a devbox, through rsync.
+
     Raises:
         ManifestRefused: the source does not fit the controller's Cinder.
         CompileError: a changed .py file does not compile with the
             controller's python (nothing sent).
         SyncError: rsync failed (the record lists what it meant to send).
     """
-    report = DeployReport(remote.name)
     controller = remote.controller
     inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
     verb = "preview sync (dry run)" if dry_run else "sync"
     output.step(controller.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
-    # what rsync would send: shown (--diff), listed (--dry-run), or recorded first
+    files = (send.one_call_files(inventory.source, inventory.excludes)
+             if inventory.source_host is None else None)
+    if files is not None:
+        report = _send_step(remote, inventory, target, files, dry_run=dry_run,
+                            checksum=checksum, diff=diff)
+    else:
+        report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
+                             diff=diff)
+    _show_changes(controller.name, report.changes, dry_run)
+    return report
+
+
+def _send_step(remote: Remote, inventory: Inventory, target: Target,
+               files: list[send.TreeFile], *, dry_run: bool, checksum: bool,
+               diff: bool) -> DeployReport:
+    """The deploy of a small local tree: compare, compile, record and write in one call."""
+    report = DeployReport(remote.name)
+    output.detail(f"{len(files)} file(s) compared on the controller, in one call")
+    if diff or dry_run:
+        planned = send.send_tree(remote, files, target.cinder_dir, owner=target.owner,
+                                 deploy_dir="", record={}, dry_run=True, checksum=checksum)
+        if diff:
+            show_diffs(inventory, remote, target.cinder_dir, planned.changes)
+        if dry_run:
+            report.changes = planned.changes
+            return report
+    deploy_id = new_deploy_id()
+    deploy_dir = f"{remote.controller.state_dir}/deploys/{deploy_id}"
+    sent = send.send_tree(remote, files, target.cinder_dir, owner=target.owner,
+                          deploy_dir=deploy_dir, record=_record_base(remote, inventory, deploy_id),
+                          checksum=checksum)
+    report.changes, report.log_since = sent.changes, sent.log_size
+    report.deploy_id = deploy_id if sent.changes else None
+    return report
+
+
+def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: bool,
+                checksum: bool, diff: bool) -> DeployReport:
+    """The deploy through rsync: a dry run lists the changes, the record comes first."""
+    report = DeployReport(remote.name)
+    controller = remote.controller
     planned = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
                         dry_run=True, checksum=checksum, connection=remote.conn)
     if diff:
@@ -175,7 +217,6 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: 
                 deploy_dir, "applied" if report.changes else "empty")
         if not report.changes:
             report.deploy_id = None
-    _show_changes(controller.name, report.changes, dry_run)
     return report
 
 
@@ -235,16 +276,23 @@ def undo_failed_deploy(controller: Controller, deploy_id: str, failure: DevloopE
                       f"the API answers again ({undone.api.detail if undone.api else 'unchecked'})")
 
 
-def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[Change],
-            target: str, deploy_dir: str, state: str) -> None:
-    """Write the deploy record (``applying``: the changes it is about to make)."""
-    record = {
+def _record_base(remote: Remote, inventory: Inventory, deploy_id: str) -> dict[str, object]:
+    """What every deploy record says: its id, where and when, and from which source."""
+    return {
         "id": deploy_id,
-        "state": state,
         "controller": remote.name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": str(inventory.source),
         **source_revision(inventory),
+    }
+
+
+def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[Change],
+            target: str, deploy_dir: str, state: str) -> None:
+    """Write the deploy record (``applying``: the changes it is about to make)."""
+    record = {
+        **_record_base(remote, inventory, deploy_id),
+        "state": state,
         "target": target,
         "added": [c.path for c in changes if c.kind == "new"],
         "replaced": [c.path for c in changes if c.kind == "changed"],

@@ -117,7 +117,8 @@ def run_compile_check(remote: Remote, batch: Sequence[str], *, against: str = ""
     return parse_output(result.stdout)
 
 
-def _refuse(remote: Remote, problems: Sequence[CompileProblem]) -> None:
+def refuse(remote: Remote, problems: Sequence[CompileProblem]) -> None:
+    """Raise ``CompileError`` listing ``problems``, if there are any."""
     if problems:
         raise CompileError(
             f"{remote.name}: {len(problems)} changed file(s) do not compile with "
@@ -143,11 +144,11 @@ def check_changes(remote: Remote, source: Path, changes: Sequence[Change]) -> Co
         problems += result.problems
         compiled += result.compiled
         log_size = result.log_size if index == 0 else log_size
-    _refuse(remote, problems)
-    _tell(remote, compiled)
+    refuse(remote, problems)
+    tell_compiled(remote, compiled)
     return CompileResult((), compiled, log_size)
 
 
-def _tell(remote: Remote, compiled: int) -> None:
+def tell_compiled(remote: Remote, compiled: int) -> None:
     if compiled:
         output.detail(f"{compiled} changed .py file(s) compile with {remote.python}")

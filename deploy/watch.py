@@ -7,7 +7,6 @@ between runs. A failed run is reported and watching goes on; Ctrl-C stops.
 """
 from __future__ import annotations
 
-import fnmatch
 import time
 from pathlib import Path
 from typing import Iterable
@@ -16,28 +15,10 @@ from deploy import output
 from deploy.commands import Remote
 from deploy.errors import DevloopError, UsageError
 from deploy.deployment import fitting, locate_for
+from deploy.send import excluded
 from deploy.facts import Target
 from deploy.inventory import Controller, Inventory
 from deploy.loop import run_loop
-
-
-def excluded(rel: str, patterns: Iterable[str]) -> bool:
-    """Whether rsync's ``--exclude`` patterns leave out the path ``rel``.
-
-    A pattern without a slash matches any path component (``*.pyc``,
-    ``__pycache__/``); a trailing slash matches directories only, so it
-    applies to the components above the file.
-    """
-    parts = rel.split("/")
-    for pattern in patterns:
-        if pattern.endswith("/"):
-            if any(fnmatch.fnmatchcase(part, pattern[:-1]) for part in parts[:-1]):
-                return True
-        elif "/" not in pattern and any(fnmatch.fnmatchcase(part, pattern) for part in parts):
-            return True
-        elif fnmatch.fnmatchcase(rel, pattern.lstrip("/")):
-            return True
-    return False
 
 
 def changed_paths(changes: Iterable[tuple[object, str]], source: Path,

@@ -161,6 +161,6 @@ class TestWatchedChanges:
     ])
     def test_rsync_excludes_apply_to_watched_paths(self, rel, excluded_):
         from deploy.inventory import DEFAULT_EXCLUDES
-        from deploy.watch import excluded
+        from deploy.send import excluded
 
         assert excluded(rel, DEFAULT_EXCLUDES) is excluded_

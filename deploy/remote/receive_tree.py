@@ -1,0 +1,196 @@
+"""Lay a small overlay tree, sent on stdin, over the cinder package: one call.
+
+stdin: zlib-compressed JSON::
+
+    {"target": CINDER_DIR, "owner": "user:group", "log_file": PATH or "",
+     "dry_run": bool, "checksum": bool, "deploy_dir": DIR, "record": {...},
+     "files": [[REL, MTIME_NS, BASE64_BYTES], ...]}
+
+A file is sent when rsync (``--times --modify-window=-1``) would send it: it
+is new, or its size or modification time differ (``checksum``: its bytes
+differ). Unless it is a dry run, every such ``.py`` file is compiled first with this interpreter;
+if one does not compile nothing is written. Otherwise the deploy record is
+written (state "applying", listing what will be added and replaced), each
+replaced file is kept in ``DEPLOY_DIR/backup`` (a hard link, else a copy),
+each new version is written beside its target and renamed over it (mode
+644, directories 755, owned by ``owner``, the source's mtime), and the
+record becomes "applied". So a call killed at any point leaves every file
+wholly old or wholly new, and a record to roll back from.
+
+Prints one JSON line: {"log_size", "changes": [[kind, rel]], "compiled",
+"problems": [{"path", "line", "message"}]}. ``log_size`` is the API log's
+size before anything changed, for the health check after the restart.
+
+Python 2.7 and 3.6+, standard library only.
+"""
+import base64
+import errno
+import grp
+import json
+import os
+import pwd
+import shutil
+import sys
+import time
+import warnings
+import zlib
+
+warnings.simplefilter("ignore")      # SyntaxWarnings are not errors
+
+
+def read_stdin():
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    return json.loads(zlib.decompress(stream.read()).decode("utf-8"))
+
+
+def mtime_ns(info):
+    exact = getattr(info, "st_mtime_ns", None)
+    return exact if exact is not None else int(round(info.st_mtime * 1e9))
+
+
+def same_time(info, wanted):
+    # Python 2 has only float times: about a quarter of a microsecond apart
+    tolerance = 0 if hasattr(info, "st_mtime_ns") else 1000
+    return abs(mtime_ns(info) - wanted) <= tolerance
+
+
+def differs(path, data, wanted_ns, checksum):
+    """None: not there; else whether rsync would send it."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if checksum or info.st_size != len(data):
+        if info.st_size != len(data):
+            return True
+        with open(path, "rb") as handle:
+            return handle.read() != data
+    return not same_time(info, wanted_ns)
+
+
+def compile_problem(rel, data):
+    try:
+        compile(data, "cinder/" + rel, "exec", 0, True)
+    except SyntaxError as exc:
+        return {"path": "cinder/" + rel, "line": exc.lineno,
+                "message": exc.msg or "invalid syntax"}
+    except (TypeError, ValueError) as exc:   # e.g. null bytes in the source
+        return {"path": "cinder/" + rel, "line": None, "message": str(exc)}
+    return None
+
+
+def write_json(path, data):
+    make_dirs(os.path.dirname(path), None)
+    with open(path + ".tmp", "w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.rename(path + ".tmp", path)   # atomic on POSIX (os.replace is 3.3+)
+
+
+def make_dirs(path, ids, top=None):
+    """Create ``path`` and its missing parents (755; owned by ``ids`` below ``top``)."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o755)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+        os.chmod(directory, 0o755)
+        if ids and top and directory.startswith(top + os.sep):
+            os.chown(directory, ids[0], ids[1])
+
+
+def keep(old, backup):
+    """Keep the replaced file ``old`` at ``backup``: same inode if possible."""
+    make_dirs(os.path.dirname(backup), None)
+    try:
+        os.link(old, backup)
+    except OSError:
+        shutil.copy2(old, backup)
+        info = os.stat(old)
+        os.chown(backup, info.st_uid, info.st_gid)
+
+
+def put(dest, data, wanted_ns, ids):
+    """Write ``data`` beside ``dest`` and rename it over: never half a file."""
+    directory, name = os.path.split(dest)
+    tmp = os.path.join(directory, ".%s.devloop-%d" % (name, os.getpid()))
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, 0o644)
+    if ids:
+        os.chown(tmp, ids[0], ids[1])
+    if hasattr(os, "utime") and sys.version_info >= (3, 3):
+        os.utime(tmp, ns=(wanted_ns, wanted_ns))
+    else:
+        seconds = wanted_ns / 1e9
+        os.utime(tmp, (seconds, seconds))
+    os.rename(tmp, dest)
+
+
+def owner_ids(owner):
+    if not owner:
+        return None
+    user, _, group = owner.partition(":")
+    uid = pwd.getpwnam(user).pw_uid
+    gid = grp.getgrnam(group).gr_gid if group else pwd.getpwnam(user).pw_gid
+    return uid, gid
+
+
+def main():
+    job = read_stdin()
+    target = job["target"].rstrip("/")
+    result = {"log_size": None, "changes": [], "compiled": 0, "problems": []}
+    if job.get("log_file"):
+        try:
+            result["log_size"] = os.path.getsize(job["log_file"])
+        except OSError:
+            result["log_size"] = 0
+    plan = []
+    for rel, wanted_ns, packed in job["files"]:
+        data = base64.b64decode(packed.encode("ascii"))
+        dest = os.path.join(target, rel)
+        state = differs(dest, data, wanted_ns, job.get("checksum"))
+        if state is False:
+            continue
+        plan.append((rel, "new" if state is None else "changed", data, wanted_ns))
+        if rel.endswith(".py") and not job.get("dry_run"):
+            result["compiled"] += 1
+            problem = compile_problem(rel, data)
+            if problem:
+                result["problems"].append(problem)
+    result["changes"] = [[kind, rel] for rel, kind, _, _ in plan]
+    if result["problems"] or job.get("dry_run") or not plan:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
+
+    ids = owner_ids(job.get("owner"))
+    deploy_dir = job["deploy_dir"]
+    backup = os.path.join(deploy_dir, "backup")
+    record = dict(job["record"])
+    record.update({"state": "applying", "target": target, "backup": backup,
+                   "added": [rel for rel, kind, _, _ in plan if kind == "new"],
+                   "replaced": [rel for rel, kind, _, _ in plan if kind == "changed"]})
+    record_file = os.path.join(deploy_dir, "record.json")
+    # the record first: a call killed from here on can be rolled back
+    write_json(record_file, record)
+    for rel, kind, data, wanted_ns in plan:
+        dest = os.path.join(target, rel)
+        if kind == "changed":
+            keep(dest, os.path.join(backup, rel))
+        else:
+            make_dirs(os.path.dirname(dest), ids, target)
+        put(dest, data, wanted_ns, ids)
+    record["state"] = "applied"
+    record["applied_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    write_json(record_file, record)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Specs for sending a small tree in one call: the controller-side helper
+(``deploy/remote/receive_tree.py``) under Python 2.7, 3.6 and the project's
+python, fed exactly what :func:`deploy.send.payload` builds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy.commands import STDLIB_ONLY
+from deploy.remote import script
+from deploy.send import ONE_CALL_BYTES, one_call_files, payload
+from tests.unit.test_remote_helpers import python  # noqa: F401  (the 2.7/3.6/project fixture)
+
+EXCLUDES = (".git/", "__pycache__/", "*.pyc")
+
+
+def receive(python: str, source: Path, target: Path, state: Path, *, dry_run: bool = False,
+            checksum: bool = False, deploy_id: str = "d1") -> dict:
+    files = one_call_files(source, EXCLUDES)
+    assert files is not None
+    job = {"target": str(target), "owner": "", "log_file": str(state / "api.log"),
+           "dry_run": dry_run, "checksum": checksum,
+           "deploy_dir": str(state / "deploys" / deploy_id),
+           "record": {"id": deploy_id, "source": str(source)}}
+    proc = subprocess.run([python, *STDLIB_ONLY, "-c", script("receive_tree")],
+                          input=payload(files, job), capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path, Path]:
+    source, target, state = tmp_path / "src", tmp_path / "site" / "cinder", tmp_path / "state"
+    (source / "api" / "contrib").mkdir(parents=True)
+    (source / "api" / "contrib" / "ext.py").write_text("EXT = 1\n")
+    (source / "api" / "__pycache__").mkdir()
+    (source / "api" / "__pycache__" / "x.pyc").write_bytes(b"\0junk")
+    (target / "api").mkdir(parents=True)
+    (target / "api" / "__init__.py").write_text("UPSTREAM = True\n")
+    (source / "api" / "__init__.py").write_text("UPSTREAM = False\n")
+    state.mkdir()
+    (state / "api.log").write_text("x" * 123)
+    return source, target, state
+
+
+def records(state: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(state.glob("deploys/*/record.json"))]
+
+
+class TestReceiveTree:
+    def test_new_and_replaced_files_are_written_recorded_and_backed_up(self, python, tree):
+        source, target, state = tree
+
+        answer = receive(python, source, target, state)
+
+        assert sorted(map(tuple, answer["changes"])) == [("changed", "api/__init__.py"),
+                                                         ("new", "api/contrib/ext.py")]
+        assert answer["log_size"] == 123 and answer["compiled"] == 2
+        assert (target / "api" / "contrib" / "ext.py").read_text() == "EXT = 1\n"
+        assert (target / "api" / "__init__.py").read_text() == "UPSTREAM = False\n"
+        assert not (target / "api" / "__pycache__").exists()      # excluded
+        backup = state / "deploys" / "d1" / "backup"
+        assert (backup / "api" / "__init__.py").read_text() == "UPSTREAM = True\n"
+        [record] = records(state)
+        assert record["state"] == "applied" and record["id"] == "d1"
+        assert record["added"] == ["api/contrib/ext.py"]
+        assert record["replaced"] == ["api/__init__.py"]
+        assert record["backup"] == str(backup) and record["target"] == str(target)
+        # rsync's --times --chmod=D755,F644: the source's mtime, package modes
+        sent = target / "api" / "contrib" / "ext.py"
+        assert abs(sent.stat().st_mtime_ns
+                   - (source / "api/contrib/ext.py").stat().st_mtime_ns) <= 1000
+        assert sent.stat().st_mode & 0o777 == 0o644
+        assert (target / "api" / "contrib").stat().st_mode & 0o777 == 0o755
+        assert not [p for p in target.rglob(".*devloop*")]          # no temporary left
+
+    def test_an_unchanged_tree_changes_nothing_and_records_nothing(self, python, tree):
+        source, target, state = tree
+        receive(python, source, target, state, deploy_id="d1")
+
+        answer = receive(python, source, target, state, deploy_id="d2")
+
+        assert answer["changes"] == [] and answer["compiled"] == 0
+        assert [r["id"] for r in records(state)] == ["d1"]
+
+    def test_a_touched_file_is_sent_unless_checksum_compares_the_bytes(self, python, tree):
+        source, target, state = tree
+        receive(python, source, target, state, deploy_id="d1")
+        later = time.time() + 100
+        os.utime(source / "api" / "__init__.py", (later, later))
+
+        by_content = receive(python, source, target, state, checksum=True, dry_run=True)
+        by_time = receive(python, source, target, state, dry_run=True)
+
+        assert by_content["changes"] == []
+        assert by_time["changes"] == [["changed", "api/__init__.py"]]
+
+    def test_a_file_that_does_not_compile_stops_everything(self, python, tree):
+        source, target, state = tree
+        (source / "api" / "contrib" / "bad.py").write_text("def broken(:\n")
+
+        answer = receive(python, source, target, state)
+
+        [problem] = answer["problems"]
+        assert problem["path"] == "cinder/api/contrib/bad.py" and problem["line"] == 1
+        assert (target / "api" / "__init__.py").read_text() == "UPSTREAM = True\n"
+        assert not (target / "api" / "contrib").exists()
+        assert records(state) == []
+
+    def test_a_dry_run_lists_the_changes_and_writes_nothing(self, python, tree):
+        source, target, state = tree
+
+        answer = receive(python, source, target, state, dry_run=True)
+
+        assert len(answer["changes"]) == 2
+        assert (target / "api" / "__init__.py").read_text() == "UPSTREAM = True\n"
+        assert records(state) == []
+
+
+class TestWhichTreesGoInOneCall:
+    def test_a_tree_with_a_symlink_goes_through_rsync(self, tmp_path):
+        (tmp_path / "a.py").write_text("A = 1\n")
+        (tmp_path / "link.py").symlink_to(tmp_path / "a.py")
+        assert one_call_files(tmp_path, ()) is None
+
+    def test_a_large_tree_goes_through_rsync(self, tmp_path):
+        (tmp_path / "big.bin").write_bytes(b"\0" * (ONE_CALL_BYTES + 1))
+        assert one_call_files(tmp_path, ()) is None
+
+    def test_excluded_files_do_not_count(self, tmp_path):
+        (tmp_path / ".git").mkdir()
+        (tmp_path / ".git" / "pack").write_bytes(b"\0" * (ONE_CALL_BYTES + 1))
+        (tmp_path / "a.py").write_text("A = 1\n")
+        files = one_call_files(tmp_path, (".git/",))
+        assert files is not None and [f.rel for f in files] == ["a.py"]
