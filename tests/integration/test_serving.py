@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from deploy.send import ONE_CALL_BYTES
 from tests.integration.conftest import supervised_pid
 from tests.integration.controllers import SupervisordController
 from tests.integration.test_iterate import extension_source, extension_status, write_extension
@@ -55,9 +56,10 @@ class TestBeforeSending:
         assert supervised_pid(sandbox) == before
         assert records(sandbox) == deploys
 
-    def test_changed_files_too_large_for_one_call_are_checked_in_several(
+    def test_a_tree_too_large_for_one_call_goes_through_rsync_and_is_checked_in_batches(
             self, sandbox, hosts, source, cinder_dir):
         (source / "devloop_it").mkdir()
+        (source / "devloop_it" / "blob.bin").write_bytes(os.urandom(ONE_CALL_BYTES + 1))
         for index in range(2):          # incompressible: more than one call can carry
             (source / "devloop_it" / f"big_{index}.py").write_text(
                 f"DATA = '{os.urandom(60_000).hex()}'\n")
@@ -70,6 +72,7 @@ class TestBeforeSending:
         assert "--dry-run" in result.stderr           # rsync listed the changes first
         assert "error: cinder/devloop_it/bad_big.py:1: " in result.stderr
         assert not (cinder_dir / "devloop_it" / "big_0.py").exists()
+        assert not (cinder_dir / "devloop_it" / "blob.bin").exists()
         assert supervised_pid(sandbox) == before
 
     def test_loop_refuses_it_too(self, sandbox, hosts, source, cinder_dir):
