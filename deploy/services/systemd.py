@@ -1,6 +1,7 @@
 """systemd, the production service manager (``systemctl``)."""
 from __future__ import annotations
 
+from deploy import output
 from deploy.commands import Remote
 from deploy.errors import ServiceError
 from deploy.services import ServiceStatus
@@ -35,13 +36,36 @@ class Systemd:
                                f"{hint}")
 
     def start(self, remote: Remote) -> None:
-        self._control(remote, "start")
+        self._starting(remote, "start")
 
     def stop(self, remote: Remote) -> None:
         self._control(remote, "stop")
 
     def restart(self, remote: Remote) -> None:
-        self._control(remote, "restart")
+        self._starting(remote, "restart")
+
+    def _starting(self, remote: Remote, action: str) -> None:
+        """``systemctl start|restart``; past systemd's start limit, reset it first.
+
+        A unit with ``Restart=on-failure`` whose code is broken crashes and
+        is restarted until systemd gives up (``start-limit-hit``); it then
+        refuses every start, a manual one too, until ``reset-failed``. The
+        start after a fix (or a rollback) must still work.
+        """
+        try:
+            self._control(remote, action)
+        except ServiceError:
+            if not self.start_limit_hit(remote):
+                raise
+            output.detail(f"systemd gave up on {self.unit} (it failed too often in a row): "
+                          f"systemctl reset-failed, then {action}")
+            remote.run(["systemctl", "reset-failed", self.unit], check=False)
+            self._control(remote, action)
+
+    def start_limit_hit(self, remote: Remote) -> bool:
+        """Whether systemd refuses to start the unit because it failed too often."""
+        result = remote.run(["systemctl", "show", self.unit, "--property=Result"], check=False)
+        return "start-limit-hit" in result.stdout
 
     def status(self, remote: Remote) -> ServiceStatus:
         result = remote.run(self.show_argv(), check=False)
