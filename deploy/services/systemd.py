@@ -45,27 +45,21 @@ class Systemd:
         self._starting(remote, "restart")
 
     def _starting(self, remote: Remote, action: str) -> None:
-        """``systemctl start|restart``; past systemd's start limit, reset it first.
+        """``systemctl start|restart``; if refused, ``reset-failed`` and once more.
 
         A unit with ``Restart=on-failure`` whose code is broken crashes and
-        is restarted until systemd gives up (``start-limit-hit``); it then
+        is restarted until systemd gives up (its start limit); it then
         refuses every start, a manual one too, until ``reset-failed``. The
         start after a fix (or a rollback) must still work.
         """
         try:
             self._control(remote, action)
         except ServiceError:
-            if not self.start_limit_hit(remote):
-                raise
-            output.detail(f"systemd gave up on {self.unit} (it failed too often in a row): "
-                          f"systemctl reset-failed, then {action}")
+            output.detail(f"systemd refused to {action} {self.unit}; it gives up on a unit "
+                          f"that failed too often in a row: systemctl reset-failed, then "
+                          f"{action} once more")
             remote.run(["systemctl", "reset-failed", self.unit], check=False)
             self._control(remote, action)
-
-    def start_limit_hit(self, remote: Remote) -> bool:
-        """Whether systemd refuses to start the unit because it failed too often."""
-        result = remote.run(["systemctl", "show", self.unit, "--property=Result"], check=False)
-        return "start-limit-hit" in result.stdout
 
     def status(self, remote: Remote) -> ServiceStatus:
         result = remote.run(self.show_argv(), check=False)

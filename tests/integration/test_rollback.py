@@ -8,6 +8,7 @@ past an applied migrate script is always refused.
 from __future__ import annotations
 
 import hashlib
+import time
 import json
 import urllib.error
 import urllib.request
@@ -64,6 +65,28 @@ def db_version(controller) -> str:
     return result.stdout.split()[-1]
 
 
+UNIT = "openstack-cinder-api.service"
+
+
+def unit_state(controller) -> str:
+    return controller.run(["systemctl", "show", UNIT,
+                           "--property=ActiveState,Result,NRestarts"]).stdout.strip()
+
+
+@pytest.fixture
+def low_start_limit(controller):
+    """systemd gives up on the unit after two failed starts (the default takes five in 10 s,
+    which a crash at import, 2 s in, never reaches)."""
+    drop_in = controller.host_path(f"/etc/systemd/system/{UNIT}.d/zz-test-start-limit.conf")
+    drop_in.parent.mkdir(parents=True, exist_ok=True)
+    drop_in.write_text("[Unit]\nStartLimitIntervalSec=120\nStartLimitBurst=2\n")
+    controller.run(["systemctl", "daemon-reload"])
+    yield
+    drop_in.unlink()
+    controller.run(["systemctl", "daemon-reload"])
+    controller.run(["systemctl", "reset-failed", UNIT])
+
+
 class TestRollback:
     def test_a_broken_deploy_is_undone_byte_for_byte_and_the_api_serves_again(
             self, controller, hosts, source, cinder_dir):
@@ -84,6 +107,26 @@ class TestRollback:
         assert "restored 1 file(s), removed 1" in result.stderr
         assert sha(cinder_dir / rel) == original
         assert not (cinder_dir / added).exists()
+        assert api_answers(controller)
+
+    @pytest.mark.parametrize("controller", kinds(service_manager="systemd"), indirect=True)
+    def test_rollback_restarts_a_unit_that_systemd_gave_up_on(self, controller, hosts, source,
+                                                              cinder_dir, low_start_limit):
+        rel = break_cinder(source)
+        original = sha(cinder_dir / rel)
+        assert invoke("deploy", "--inventory", str(hosts), "--timeout", "5").returncode == 1
+        deadline = time.monotonic() + 60      # Restart=on-failure: retries, then gives up
+        while "ActiveState=failed" not in unit_state(controller):
+            assert time.monotonic() < deadline, unit_state(controller)
+            time.sleep(0.2)
+        refused = controller.run(["systemctl", "start", UNIT])
+        assert refused.returncode != 0                    # what a developer meets by hand
+
+        result = invoke("rollback", "--inventory", str(hosts))
+
+        assert result.returncode == 0, result.stderr
+        assert "systemd refused to restart openstack-cinder-api.service" in result.stderr
+        assert sha(cinder_dir / rel) == original
         assert api_answers(controller)
 
     def test_rollback_on_failure_undoes_the_deploy_by_itself(self, controller, hosts, source,
