@@ -23,7 +23,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -36,7 +35,7 @@ from deploy.errors import SandboxError
 from deploy.sandbox import nspawn, train
 from deploy.sandbox.common import api_answers, wait, write_file
 from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
-from deploy.sandbox.rdo import CINDER_API_UNIT, CINDER_CONF, DIST_CONF, UNIT
+from deploy.sandbox.rdo import CINDER_API_UNIT, CINDER_CONF, DIST_CONF, UNIT, dist_conf_text
 
 DEFAULT_ROOT = Path("/opt/cinder-devloop/legacy")
 SITE = "usr/lib/python2.7/site-packages"
@@ -46,19 +45,7 @@ BUILD_VERSION = "legacy-tree-1"   # bump when the build steps below change
 LIBRARIES = ("libsqlite3-0", "libssl3", "libbz2-1.0", "libexpat1", "zlib1g", "libreadline8",
              "libncursesw6", "libnsl2", "libtirpc3", "libffi8", "liblzma5")
 
-DIST_CONF_TEXT = """\
-# Distribution defaults, as RDO ships them in /usr/share/cinder/cinder-dist.conf.
-[DEFAULT]
-log_dir = /var/log/cinder
-state_path = /var/lib/cinder
-lock_path = /var/lib/cinder/tmp
-rootwrap_config = /etc/cinder/rootwrap.conf
-api_paste_config = /etc/cinder/api-paste.ini
-auth_strategy = noauth
-
-[oslo_concurrency]
-lock_path = /var/lib/cinder/tmp
-"""
+DIST_CONF_TEXT = dist_conf_text("noauth")
 
 CINDER_CONF_TEXT = f"""\
 [DEFAULT]
@@ -186,17 +173,11 @@ def up(layout: LegacyLayout = LegacyLayout()) -> None:
     Raises:
         SandboxError: no Python 2.7 on this machine, or a part could not be built.
     """
-    output.step(layout.name, f"legacy controller (Python 2.7, Cinder Train) in {layout.root}")
-    train.find_python27()   # one clear message, before anything else
-    started = time.monotonic()
-    instance = layout.instance
-    if instance.pid():
-        output.detail(f"already running at {layout.address}")
-        return
-    nspawn.boot(kind(layout), instance)
-    output.detail(f"up in {time.monotonic() - started:.1f} s: ssh root@{layout.address}; "
-                  f"API {layout.api_url} (noauth)")
-    output.detail(f"invoke --inventory {layout.hosts_file} deploy db-sync status")
+    nspawn.up_controller(
+        layout, kind(layout), "legacy controller (Python 2.7, Cinder Train)", lambda: (
+            f"API {layout.api_url} (noauth)",
+            f"invoke --inventory {layout.hosts_file} deploy db-sync status"),
+        check=train.find_python27)   # one clear message, before anything else
 
 
 def down(layout: LegacyLayout = LegacyLayout(), purge: bool = False) -> None:

@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -562,6 +563,31 @@ def ssh_argv(instance: Instance, command: list[str]) -> list[str]:
 
 
 # --- one controller, whichever kind ---------------------------------------------------
+
+def up_controller(layout: ContainerLayout, kind: ContainerKind, title: str,
+                  reach: Callable[[], tuple[str, str]],
+                  check: Callable[[], object] = lambda: None) -> None:
+    """Boot ``layout``'s controller of ``kind`` (building its tree once) unless it runs.
+
+    ``check()`` runs first, after the step line (one clear message before
+    anything else); once it is up, ``reach()`` gives what follows
+    ``ssh root@ADDRESS;`` on the "up in" line and a next-step hint.
+
+    Raises:
+        SandboxError / CommandFailed: a part could not be built or started.
+    """
+    output.step(layout.name, f"{title} in {layout.root}")
+    check()
+    started = time.monotonic()
+    instance = layout.instance
+    if instance.pid():
+        output.detail(f"already running at {layout.address}")
+        return
+    boot(kind, instance)
+    api, hint = reach()
+    output.detail(f"up in {time.monotonic() - started:.1f} s: ssh root@{layout.address}; {api}")
+    output.detail(hint)
+
 
 def down_controller(layout: ContainerLayout, kind: str, purge: bool = False) -> None:
     """Power ``layout``'s controller (of ``kind``) off and remove its mount, cgroup and namespace.

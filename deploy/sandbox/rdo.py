@@ -26,7 +26,6 @@ import secrets
 import shlex
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -97,7 +96,10 @@ sys.argv = sys.argv[:1]
 from keystone.wsgi.api import application  # noqa: E402,F401
 """
 
-DIST_CONF_TEXT = """\
+
+def dist_conf_text(auth_strategy: str) -> str:
+    """cinder-dist.conf as RDO ships it, with ``auth_strategy`` (the legacy kind's is noauth)."""
+    return f"""\
 # Distribution defaults, as RDO ships them in /usr/share/cinder/cinder-dist.conf.
 [DEFAULT]
 log_dir = /var/log/cinder
@@ -105,11 +107,14 @@ state_path = /var/lib/cinder
 lock_path = /var/lib/cinder/tmp
 rootwrap_config = /etc/cinder/rootwrap.conf
 api_paste_config = /etc/cinder/api-paste.ini
-auth_strategy = keystone
+auth_strategy = {auth_strategy}
 
 [oslo_concurrency]
 lock_path = /var/lib/cinder/tmp
 """
+
+
+DIST_CONF_TEXT = dist_conf_text("keystone")
 
 KEYSTONE_CONF_TEXT = """\
 [database]
@@ -386,17 +391,10 @@ def up(layout: RdoLayout = RdoLayout()) -> None:
     Raises:
         SandboxError / CommandFailed: a part could not be built or started.
     """
-    output.step(layout.name, f"rdo controller (systemd-nspawn) in {layout.root}")
-    started = time.monotonic()
-    instance = layout.instance
-    if instance.pid():
-        output.detail(f"already running at {layout.address}")
-        return
-    nspawn.boot(kind(layout), instance)
-    output.detail(f"up in {time.monotonic() - started:.1f} s: ssh root@{layout.address}; "
-                  f"API {layout.api_url}; Keystone {layout.auth_url}")
-    output.detail(f"DEVLOOP_INVENTORY={layout.hosts_file} "
-                  f"OS_CLIENT_CONFIG_FILE={layout.clouds_file} invoke deploy db-sync smoke")
+    nspawn.up_controller(layout, kind(layout), "rdo controller (systemd-nspawn)", lambda: (
+        f"API {layout.api_url}; Keystone {layout.auth_url}",
+        f"DEVLOOP_INVENTORY={layout.hosts_file} OS_CLIENT_CONFIG_FILE={layout.clouds_file} "
+        f"invoke deploy db-sync smoke"))
 
 
 def down(layout: RdoLayout = RdoLayout(), purge: bool = False) -> None:
