@@ -110,6 +110,13 @@ def make_dir(path: Path, owner: str | None = None, mode: int = 0o755) -> None:
         shutil.chown(path, owner, owner)
 
 
+def write_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` (its parents made first) and set its mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
 def ensure_service_user(user: str = SERVICE_USER) -> None:
     """Create the nologin system user the API runs as on this machine (once).
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,9 +33,9 @@ from deploy import output
 from deploy.commands import run_local
 from deploy.errors import SandboxError
 from deploy.sandbox import nspawn, train
-from deploy.sandbox.common import api_answers, wait
-from deploy.sandbox.rdo import CINDER_API_UNIT, CINDER_CONF, DIST_CONF, UNIT, _chown, \
-    _in_tree, _system_mounts, _write
+from deploy.sandbox.common import api_answers, wait, write_file
+from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
+from deploy.sandbox.rdo import CINDER_API_UNIT, CINDER_CONF, DIST_CONF, UNIT, dist_conf_text
 
 DEFAULT_ROOT = Path("/opt/cinder-devloop/legacy")
 SITE = "usr/lib/python2.7/site-packages"
@@ -46,19 +45,7 @@ BUILD_VERSION = "legacy-tree-1"   # bump when the build steps below change
 LIBRARIES = ("libsqlite3-0", "libssl3", "libbz2-1.0", "libexpat1", "zlib1g", "libreadline8",
              "libncursesw6", "libnsl2", "libtirpc3", "libffi8", "liblzma5")
 
-DIST_CONF_TEXT = """\
-# Distribution defaults, as RDO ships them in /usr/share/cinder/cinder-dist.conf.
-[DEFAULT]
-log_dir = /var/log/cinder
-state_path = /var/lib/cinder
-lock_path = /var/lib/cinder/tmp
-rootwrap_config = /etc/cinder/rootwrap.conf
-api_paste_config = /etc/cinder/api-paste.ini
-auth_strategy = noauth
-
-[oslo_concurrency]
-lock_path = /var/lib/cinder/tmp
-"""
+DIST_CONF_TEXT = dist_conf_text("noauth")
 
 CINDER_CONF_TEXT = f"""\
 [DEFAULT]
@@ -116,7 +103,7 @@ def _copy_train(tree: Path, python: str) -> None:
                                                  or n.endswith((".pyc", ".pyo"))])
         for script in ("cinder-api", "cinder-manage"):
             body = (venv / "bin" / script).read_text().split("\n", 1)[1]
-            _write(tree / "usr/bin" / script, "#!/usr/bin/python2\n" + body, 0o755)
+            write_file(tree / "usr/bin" / script, "#!/usr/bin/python2\n" + body, 0o755)
         shutil.copytree(venv / "etc/cinder", tree / "etc/cinder", dirs_exist_ok=True)
 
 
@@ -128,30 +115,30 @@ def build_tree(tree: Path) -> None:
     output.detail("Cinder 15.6.0 (Train) into /usr/lib/python2.7/site-packages "
                   "(from the cached wheelhouse)")
     _copy_train(tree, python)
-    _in_tree(tree, ["ldconfig"])
-    _in_tree(tree, ["useradd", "--system", "--user-group", "--home-dir", "/var/lib/cinder",
-                    "--no-create-home", "--shell", "/usr/sbin/nologin", "cinder"])
+    run_in_tree(tree, ["ldconfig"])
+    run_in_tree(tree, ["useradd", "--system", "--user-group", "--home-dir", "/var/lib/cinder",
+                       "--no-create-home", "--shell", "/usr/sbin/nologin", "cinder"])
     (tree / "etc/cinder").chmod(0o750)
-    _chown(tree / "etc/cinder", tree, "root", "cinder")
+    chown_in_tree(tree / "etc/cinder", tree, "root", "cinder")
     for path, text in ((DIST_CONF, DIST_CONF_TEXT), (CINDER_CONF, CINDER_CONF_TEXT)):
-        _write(tree / path.lstrip("/"), text, 0o640)
-        _chown(tree / path.lstrip("/"), tree, "root", "cinder")
+        write_file(tree / path.lstrip("/"), text, 0o640)
+        chown_in_tree(tree / path.lstrip("/"), tree, "root", "cinder")
     for path in ("var/lib/cinder", "var/lib/cinder/tmp", "var/log/cinder"):
         (tree / path).mkdir(parents=True, exist_ok=True)
         (tree / path).chmod(0o750)
-        _chown(tree / path, tree, "cinder")
+        chown_in_tree(tree / path, tree, "cinder")
     units = tree / "etc/systemd/system"
-    _write(units / UNIT, CINDER_API_UNIT)
+    write_file(units / UNIT, CINDER_API_UNIT)
     (units / "multi-user.target.wants").mkdir(parents=True, exist_ok=True)
     (units / "multi-user.target.wants" / UNIT).symlink_to(f"/etc/systemd/system/{UNIT}")
     output.detail("compile, db sync (sqlalchemy-migrate), inside the tree")
-    with _system_mounts(tree):
+    with system_mounts(tree):
         # a few Python-3-only files in Train's dependencies do not compile: expected
         subprocess.run(["chroot", str(tree), "python2", "-m", "compileall", "-f", "-q",
                         "/usr/lib/python2.7"], capture_output=True, stdin=subprocess.DEVNULL)
-        _in_tree(tree, ["su", "-s", "/bin/sh", "-c", f"cinder-manage --config-file {DIST_CONF} "
-                        f"--config-file {CINDER_CONF} db sync", "cinder"],
-                 hint="cinder-manage db sync failed in the legacy tree")
+        run_in_tree(tree, ["su", "-s", "/bin/sh", "-c", f"cinder-manage --config-file {DIST_CONF} "
+                           f"--config-file {CINDER_CONF} db sync", "cinder"],
+                    hint="cinder-manage db sync failed in the legacy tree")
 
 
 RECIPE = nspawn.TreeRecipe(
@@ -165,11 +152,11 @@ RECIPE = nspawn.TreeRecipe(
 def _after_boot(layout: LegacyLayout) -> Callable[[nspawn.Instance], None]:
     def after_boot(instance: nspawn.Instance) -> None:
         source = Path(__file__).resolve().parents[2] / "cinder_patch" / "cinder"
-        _write(layout.hosts_file, "# written by invoke sandbox.up --kind legacy: only what a "
-               "real controller needs\n" + yaml.safe_dump(
-                   {"source": str(source),
-                    "controllers": {layout.name: layout.controller_entry()}},
-                   sort_keys=False))
+        write_file(layout.hosts_file, "# written by invoke sandbox.up --kind legacy: only what a "
+                   "real controller needs\n" + yaml.safe_dump(
+                       {"source": str(source),
+                        "controllers": {layout.name: layout.controller_entry()}},
+                       sort_keys=False))
         wait(lambda: api_answers(layout.api_url), 90, f"cinder-api at {layout.api_url}")
     return after_boot
 
@@ -186,42 +173,24 @@ def up(layout: LegacyLayout = LegacyLayout()) -> None:
     Raises:
         SandboxError: no Python 2.7 on this machine, or a part could not be built.
     """
-    output.step(layout.name, f"legacy controller (Python 2.7, Cinder Train) in {layout.root}")
-    train.find_python27()   # one clear message, before anything else
-    started = time.monotonic()
-    instance = layout.instance
-    if instance.pid():
-        output.detail(f"already running at {layout.address}")
-        return
-    nspawn.boot(kind(layout), instance)
-    output.detail(f"up in {time.monotonic() - started:.1f} s: ssh root@{layout.address}; "
-                  f"API {layout.api_url} (noauth)")
-    output.detail(f"invoke --inventory {layout.hosts_file} deploy db-sync status")
+    nspawn.up_controller(
+        layout, kind(layout), "legacy controller (Python 2.7, Cinder Train)", lambda: (
+            f"API {layout.api_url} (noauth)",
+            f"invoke --inventory {layout.hosts_file} deploy db-sync status"),
+        check=train.find_python27)   # one clear message, before anything else
 
 
 def down(layout: LegacyLayout = LegacyLayout(), purge: bool = False) -> None:
-    """Power the controller off and remove its mount, cgroup and namespace."""
-    output.step(layout.name, "stop legacy controller")
-    nspawn.down(layout.instance)
-    if purge and layout.root.exists():
-        shutil.rmtree(layout.root)
-        output.detail(f"removed {layout.root}")
+    """Power the controller off and remove its mount, cgroup and namespace.
+
+    ``purge`` also removes its directory (keys, overlay, hosts.yaml).
+    """
+    nspawn.down_controller(layout, "legacy", purge)
 
 
 def status_lines(layout: LegacyLayout = LegacyLayout()) -> list[str]:
     """One line per part: container, unit, API."""
-    instance = layout.instance
-    pid = instance.pid()
-    if not pid:
-        return ["container    stopped"]
-    lines = [f"container    pid {pid}, {layout.address} (netns {instance.netns})"]
-    for unit in (UNIT, "ssh.service"):
-        proc = subprocess.run(instance.nsenter(["systemctl", "is-active", unit]),
-                              capture_output=True, text=True)
-        lines.append(f"{unit:<28} {proc.stdout.strip() or proc.stderr.strip()}")
-    lines.append(f"api          {'answering' if api_answers(layout.api_url) else 'not answering'}"
-                 f" at {layout.api_url}")
-    return lines
+    return nspawn.status_lines(layout, (UNIT,))
 
 
 __all__ = ["DEFAULT_ROOT", "LegacyLayout", "down", "run_local", "status_lines", "up"]

@@ -28,15 +28,17 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from deploy import output
-from deploy.commands import run_local
+from deploy.commands import as_user, run_local
 from deploy.errors import SandboxError
-from deploy.sandbox.common import alive, end_process, ensure_key, known_hosts_name, locked, \
-    pid_from, port_open, wait, write_known_hosts
+from deploy.sandbox.common import alive, api_answers, end_process, ensure_key, \
+    known_hosts_name, locked, pid_from, port_open, wait, write_known_hosts
 
 CACHE_DIR = Path(os.environ.get("DEVLOOP_CACHE_DIR", "/var/cache/cinder-devloop"))
 SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
@@ -250,6 +252,45 @@ def require_tools() -> None:
 def chroot(tree: Path, argv: list[str], hint: str = "") -> subprocess.CompletedProcess[str]:
     """Run ``argv`` inside ``tree`` with chroot (shares this machine's network)."""
     return run_local(["chroot", str(tree), *argv], hint=hint)
+
+
+def tree_ids(tree: Path, user: str) -> tuple[int, int]:
+    """``user``'s uid and gid in ``tree`` (they differ from this machine's).
+
+    Raises:
+        SandboxError: ``tree`` has no such user.
+    """
+    for line in (tree / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2]), int(fields[3])
+    raise SandboxError(f"sandbox: no user {user!r} in {tree}")
+
+
+def chown_in_tree(path: Path, tree: Path, user: str, group_of: str | None = None) -> None:
+    """Give ``path`` to ``tree``'s ``user`` (and the group of ``group_of``, else ``user``'s)."""
+    uid, _ = tree_ids(tree, user)
+    _, gid = tree_ids(tree, group_of or user)
+    os.chown(path, uid, gid)
+
+
+@contextmanager
+def system_mounts(tree: Path) -> Iterator[None]:
+    """/proc and /dev inside ``tree`` while build steps run there."""
+    mounted = []
+    try:
+        for target, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
+            run_local(["mount", *args, str(tree / target)])
+            mounted.append(tree / target)
+        yield
+    finally:
+        for path in reversed(mounted):
+            run_local(["umount", str(path)], check=False)
+
+
+def run_in_tree(tree: Path, argv: list[str], user: str | None = None, hint: str = "") -> None:
+    """Run ``argv`` inside ``tree`` (chroot), as ``user`` when one is named."""
+    chroot(tree, as_user(user, argv) if user else argv, hint=hint)
 
 
 def ensure_tree(recipe: TreeRecipe) -> Path:
@@ -519,3 +560,66 @@ def ssh_argv(instance: Instance, command: list[str]) -> list[str]:
     return ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={instance.known_hosts}", "-i",
             str(instance.identity_file), f"root@{instance.address}", shlex.join(command)]
+
+
+# --- one controller, whichever kind ---------------------------------------------------
+
+def up_controller(layout: ContainerLayout, kind: ContainerKind, title: str,
+                  reach: Callable[[], tuple[str, str]],
+                  check: Callable[[], object] = lambda: None) -> None:
+    """Boot ``layout``'s controller of ``kind`` (building its tree once) unless it runs.
+
+    ``check()`` runs first, after the step line (one clear message before
+    anything else); once it is up, ``reach()`` gives what follows
+    ``ssh root@ADDRESS;`` on the "up in" line and a next-step hint.
+
+    Raises:
+        SandboxError / CommandFailed: a part could not be built or started.
+    """
+    output.step(layout.name, f"{title} in {layout.root}")
+    check()
+    started = time.monotonic()
+    instance = layout.instance
+    if instance.pid():
+        output.detail(f"already running at {layout.address}")
+        return
+    boot(kind, instance)
+    api, hint = reach()
+    output.detail(f"up in {time.monotonic() - started:.1f} s: ssh root@{layout.address}; {api}")
+    output.detail(hint)
+
+
+def down_controller(layout: ContainerLayout, kind: str, purge: bool = False) -> None:
+    """Power ``layout``'s controller (of ``kind``) off and remove its mount, cgroup and namespace.
+
+    ``purge`` also removes its directory (keys, overlay, hosts.yaml).
+    """
+    output.step(layout.name, f"stop {kind} controller")
+    down(layout.instance)
+    if purge and layout.root.exists():
+        shutil.rmtree(layout.root)
+        output.detail(f"removed {layout.root}")
+
+
+#: a line of ``status_lines`` beyond the API's: label, "does it answer?", "where?"
+#: (both called only while the container runs: they may read its address)
+Probe = tuple[str, Callable[[], bool], Callable[[], str]]
+
+
+def status_lines(layout: ContainerLayout, units: tuple[str, ...],
+                 probes: tuple[Probe, ...] = ()) -> list[str]:
+    """One line per part: the container, each of ``units`` and sshd, the API, each probe."""
+    instance = layout.instance
+    pid = instance.pid()
+    if not pid:
+        return ["container    stopped"]
+    lines = [f"container    pid {pid}, {layout.address} (netns {instance.netns})"]
+    for unit in (*units, "ssh.service"):
+        proc = subprocess.run(instance.nsenter(["systemctl", "is-active", unit]),
+                              capture_output=True, text=True)
+        lines.append(f"{unit:<28} {proc.stdout.strip() or proc.stderr.strip()}")
+    api: Probe = ("api", lambda: api_answers(layout.api_url), lambda: layout.api_url)
+    for label, answers, where in (api, *probes):
+        lines.append(f"{label:<12} {'answering' if answers() else 'not answering'} "
+                     f"at {where()}")
+    return lines

@@ -22,16 +22,13 @@ address, identity_file, known_hosts, cloud) and ``clouds.yaml`` (clouds
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shlex
 import shutil
 import subprocess
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import yaml
 
@@ -39,7 +36,8 @@ from deploy import output
 from deploy.commands import as_user, run_local
 from deploy.errors import SandboxError
 from deploy.sandbox import nspawn
-from deploy.sandbox.common import api_answers, port_open, wait
+from deploy.sandbox.common import api_answers, port_open, wait, write_file
+from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
 
 DEFAULT_ROOT = Path("/opt/cinder-devloop/rdo")
 REQUIREMENTS = Path(__file__).with_name("rdo-requirements.txt")
@@ -98,7 +96,10 @@ sys.argv = sys.argv[:1]
 from keystone.wsgi.api import application  # noqa: E402,F401
 """
 
-DIST_CONF_TEXT = """\
+
+def dist_conf_text(auth_strategy: str) -> str:
+    """cinder-dist.conf as RDO ships it, with ``auth_strategy`` (the legacy kind's is noauth)."""
+    return f"""\
 # Distribution defaults, as RDO ships them in /usr/share/cinder/cinder-dist.conf.
 [DEFAULT]
 log_dir = /var/log/cinder
@@ -106,11 +107,14 @@ state_path = /var/lib/cinder
 lock_path = /var/lib/cinder/tmp
 rootwrap_config = /etc/cinder/rootwrap.conf
 api_paste_config = /etc/cinder/api-paste.ini
-auth_strategy = keystone
+auth_strategy = {auth_strategy}
 
 [oslo_concurrency]
 lock_path = /var/lib/cinder/tmp
 """
+
+
+DIST_CONF_TEXT = dist_conf_text("keystone")
 
 KEYSTONE_CONF_TEXT = """\
 [database]
@@ -176,45 +180,6 @@ class RdoLayout(nspawn.ContainerLayout):
 
 # --- building the tree ---------------------------------------------------------------
 
-def _ids(tree: Path, user: str) -> tuple[int, int]:
-    """``user``'s uid and gid in ``tree`` (they differ from this machine's)."""
-    for line in (tree / "etc/passwd").read_text().splitlines():
-        fields = line.split(":")
-        if fields[0] == user:
-            return int(fields[2]), int(fields[3])
-    raise SandboxError(f"sandbox: no user {user!r} in {tree}")
-
-
-def _chown(path: Path, tree: Path, user: str, group_of: str | None = None) -> None:
-    uid, _ = _ids(tree, user)
-    _, gid = _ids(tree, group_of or user)
-    os.chown(path, uid, gid)
-
-
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(mode)
-
-
-@contextmanager
-def _system_mounts(tree: Path) -> Iterator[None]:
-    """/proc and /dev inside ``tree`` while build steps run there."""
-    mounted = []
-    try:
-        for target, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
-            run_local(["mount", *args, str(tree / target)])
-            mounted.append(tree / target)
-        yield
-    finally:
-        for path in reversed(mounted):
-            run_local(["umount", str(path)], check=False)
-
-
-def _in_tree(tree: Path, argv: list[str], user: str | None = None, hint: str = "") -> None:
-    nspawn.chroot(tree, as_user(user, argv) if user else argv, hint=hint)
-
-
 def build_tree(tree: Path) -> None:
     """Install cinder + keystone into ``tree``'s system Python and lay it out as RDO does."""
     output.detail("pip install cinder, keystone, gunicorn into the tree's system site-packages")
@@ -230,17 +195,17 @@ def build_tree(tree: Path) -> None:
     for script in ("cinder-api", "cinder-manage", "keystone-manage"):
         shutil.copy2(tree / "usr/local/bin" / script, tree / "usr/bin" / script)
     for user, home in (("cinder", "/var/lib/cinder"), ("keystone", "/var/lib/keystone")):
-        _in_tree(tree, ["useradd", "--system", "--user-group", "--home-dir", home,
-                        "--no-create-home", "--shell", "/usr/sbin/nologin", user])
+        run_in_tree(tree, ["useradd", "--system", "--user-group", "--home-dir", home,
+                           "--no-create-home", "--shell", "/usr/sbin/nologin", user])
     # the package's data files: api-paste.ini, rootwrap, resource_filters.json
     # (without the latter every list filter from a non-admin is a 400)
     shutil.copytree(tree / "usr/local/etc/cinder", tree / "etc/cinder", dirs_exist_ok=True)
     (tree / "etc/cinder").chmod(0o750)
-    _chown(tree / "etc/cinder", tree, "root", "cinder")
-    _write(tree / DIST_CONF.lstrip("/"), DIST_CONF_TEXT, 0o640)
-    _chown(tree / DIST_CONF.lstrip("/"), tree, "root", "cinder")
-    _write(tree / CINDER_CONF.lstrip("/"), _cinder_conf(None, ""), 0o640)
-    _chown(tree / CINDER_CONF.lstrip("/"), tree, "root", "cinder")
+    chown_in_tree(tree / "etc/cinder", tree, "root", "cinder")
+    write_file(tree / DIST_CONF.lstrip("/"), DIST_CONF_TEXT, 0o640)
+    chown_in_tree(tree / DIST_CONF.lstrip("/"), tree, "root", "cinder")
+    write_file(tree / CINDER_CONF.lstrip("/"), _cinder_conf(None, ""), 0o640)
+    chown_in_tree(tree / CINDER_CONF.lstrip("/"), tree, "root", "cinder")
     for path, user, mode in (("var/lib/cinder", "cinder", 0o750),
                              ("var/lib/cinder/tmp", "cinder", 0o750),
                              ("var/log/cinder", "cinder", 0o750),
@@ -249,29 +214,29 @@ def build_tree(tree: Path) -> None:
                              ("etc/keystone", "keystone", 0o750)):
         (tree / path).mkdir(parents=True, exist_ok=True)
         (tree / path).chmod(mode)
-        _chown(tree / path, tree, user)
-    _write(tree / "etc/keystone/keystone.conf", KEYSTONE_CONF_TEXT, 0o640)
-    _chown(tree / "etc/keystone/keystone.conf", tree, "root", "keystone")
-    _write(tree / "usr/share/keystone/keystone_wsgi.py", KEYSTONE_WSGI)
+        chown_in_tree(tree / path, tree, user)
+    write_file(tree / "etc/keystone/keystone.conf", KEYSTONE_CONF_TEXT, 0o640)
+    chown_in_tree(tree / "etc/keystone/keystone.conf", tree, "root", "keystone")
+    write_file(tree / "usr/share/keystone/keystone_wsgi.py", KEYSTONE_WSGI)
     units = tree / "etc/systemd/system"
-    _write(units / UNIT, CINDER_API_UNIT)
-    _write(units / KEYSTONE_UNIT, KEYSTONE_SERVICE_UNIT)
+    write_file(units / UNIT, CINDER_API_UNIT)
+    write_file(units / KEYSTONE_UNIT, KEYSTONE_SERVICE_UNIT)
     wants = units / "multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     for unit in (UNIT, KEYSTONE_UNIT):
         (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
     output.detail("compile, sync both databases, make keystone's keys (inside the tree)")
-    with _system_mounts(tree):
-        _in_tree(tree, ["python3", "-m", "compileall", "-q", "-j2", "/" + PYTHON_SITE,
-                        "/usr/share/keystone"])
-        _in_tree(tree, ["keystone-manage", "db_sync"], user="keystone",
-                 hint="keystone-manage db_sync failed in the tree")
+    with system_mounts(tree):
+        run_in_tree(tree, ["python3", "-m", "compileall", "-q", "-j2", "/" + PYTHON_SITE,
+                           "/usr/share/keystone"])
+        run_in_tree(tree, ["keystone-manage", "db_sync"], user="keystone",
+                    hint="keystone-manage db_sync failed in the tree")
         for setup in ("fernet_setup", "credential_setup"):
-            _in_tree(tree, ["keystone-manage", setup, "--keystone-user", "keystone",
-                            "--keystone-group", "keystone"])
-        _in_tree(tree, ["cinder-manage", "--config-file", DIST_CONF, "--config-file",
-                        CINDER_CONF, "db", "sync"], user="cinder",
-                 hint="cinder-manage db sync failed in the tree")
+            run_in_tree(tree, ["keystone-manage", setup, "--keystone-user", "keystone",
+                               "--keystone-group", "keystone"])
+        run_in_tree(tree, ["cinder-manage", "--config-file", DIST_CONF, "--config-file",
+                           CINDER_CONF, "db", "sync"], user="cinder",
+                    hint="cinder-manage db sync failed in the tree")
     for repo in ("fernet-keys", "credential-keys"):
         (tree / "etc/keystone" / repo).chmod(0o700)
 
@@ -318,10 +283,10 @@ def _configure(layout: RdoLayout) -> Callable[[nspawn.Instance, Path], None]:
     def configure(instance: nspawn.Instance, tree: Path) -> None:
         passwords = {user: secrets.token_urlsafe(12) for user in ("admin", "demo", "cinder")}
         layout.secrets_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write(layout.secrets_file, json.dumps(passwords), 0o600)
+        write_file(layout.secrets_file, json.dumps(passwords), 0o600)
         conf = tree / CINDER_CONF.lstrip("/")
-        _write(conf, _cinder_conf(instance.address, passwords["cinder"]), 0o640)
-        _chown(conf, tree, "root", "cinder")
+        write_file(conf, _cinder_conf(instance.address, passwords["cinder"]), 0o640)
+        chown_in_tree(conf, tree, "root", "cinder")
     return configure
 
 
@@ -405,14 +370,14 @@ def _write_client_files(layout: RdoLayout) -> None:
                          "user_domain_name": "Default", "project_domain_name": "Default"},
                 "region_name": "RegionOne", "identity_api_version": 3}
 
-    _write(layout.clouds_file, "# written by invoke sandbox.up --kind rdo\n" + yaml.safe_dump(
+    write_file(layout.clouds_file, "# written by invoke sandbox.up --kind rdo\n" + yaml.safe_dump(
         {"clouds": {CLOUD_ADMIN: cloud("admin", "admin"), CLOUD_MEMBER: cloud("demo", "demo")}},
         sort_keys=False), 0o600)
     source = Path(__file__).resolve().parents[2] / "cinder_patch" / "cinder"
-    _write(layout.hosts_file, "# written by invoke sandbox.up --kind rdo: only what a real "
-           "RDO controller needs\n" + yaml.safe_dump(
-               {"source": str(source), "controllers": {layout.name: layout.controller_entry()}},
-               sort_keys=False))
+    write_file(layout.hosts_file, "# written by invoke sandbox.up --kind rdo: only what a real "
+               "RDO controller needs\n" + yaml.safe_dump(
+                   {"source": str(source), "controllers": {layout.name: layout.controller_entry()}},
+                   sort_keys=False))
 
 
 def kind(layout: RdoLayout) -> nspawn.ContainerKind:
@@ -426,17 +391,10 @@ def up(layout: RdoLayout = RdoLayout()) -> None:
     Raises:
         SandboxError / CommandFailed: a part could not be built or started.
     """
-    output.step(layout.name, f"rdo controller (systemd-nspawn) in {layout.root}")
-    started = time.monotonic()
-    instance = layout.instance
-    if instance.pid():
-        output.detail(f"already running at {layout.address}")
-        return
-    nspawn.boot(kind(layout), instance)
-    output.detail(f"up in {time.monotonic() - started:.1f} s: ssh root@{layout.address}; "
-                  f"API {layout.api_url}; Keystone {layout.auth_url}")
-    output.detail(f"DEVLOOP_INVENTORY={layout.hosts_file} "
-                  f"OS_CLIENT_CONFIG_FILE={layout.clouds_file} invoke deploy db-sync smoke")
+    nspawn.up_controller(layout, kind(layout), "rdo controller (systemd-nspawn)", lambda: (
+        f"API {layout.api_url}; Keystone {layout.auth_url}",
+        f"DEVLOOP_INVENTORY={layout.hosts_file} OS_CLIENT_CONFIG_FILE={layout.clouds_file} "
+        f"invoke deploy db-sync smoke"))
 
 
 def down(layout: RdoLayout = RdoLayout(), purge: bool = False) -> None:
@@ -444,26 +402,11 @@ def down(layout: RdoLayout = RdoLayout(), purge: bool = False) -> None:
 
     ``purge`` also removes its directory (keys, overlay, hosts.yaml).
     """
-    output.step(layout.name, "stop rdo controller")
-    nspawn.down(layout.instance)
-    if purge and layout.root.exists():
-        shutil.rmtree(layout.root)
-        output.detail(f"removed {layout.root}")
+    nspawn.down_controller(layout, "rdo", purge)
 
 
 def status_lines(layout: RdoLayout = RdoLayout()) -> list[str]:
-    """One line per part: container, units, API."""
-    instance = layout.instance
-    pid = instance.pid()
-    if not pid:
-        return ["container    stopped"]
-    lines = [f"container    pid {pid}, {layout.address} (netns {instance.netns})"]
-    for unit in (UNIT, KEYSTONE_UNIT, "ssh.service"):
-        proc = subprocess.run(instance.nsenter(["systemctl", "is-active", unit]),
-                              capture_output=True, text=True)
-        lines.append(f"{unit:<28} {proc.stdout.strip() or proc.stderr.strip()}")
-    lines.append(f"api          {'answering' if api_answers(layout.api_url) else 'not answering'}"
-                 f" at {layout.api_url}")
-    lines.append(f"keystone     {'answering' if port_open(KEYSTONE_PORT, layout.address) else 'not answering'}"
-                 f" at {layout.auth_url}")
-    return lines
+    """One line per part: container, units, API, Keystone."""
+    keystone: nspawn.Probe = ("keystone", lambda: port_open(KEYSTONE_PORT, layout.address),
+                              lambda: layout.auth_url)
+    return nspawn.status_lines(layout, (UNIT, KEYSTONE_UNIT), (keystone,))

@@ -16,11 +16,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
-from deploy.sandbox import SandboxLayout, down, up
+from deploy.sandbox import SandboxLayout
 from tests.integration.controllers import LegacyController, RdoController, \
     SupervisordController
 from tests.support import free_port
@@ -28,18 +30,33 @@ from tests.support import free_port
 KINDS = ("supervisord", "rdo", "legacy")
 
 
+@contextmanager
+def booted(kind, make_layout: Callable[[Path], object], prefix: str) -> Iterator:
+    """A controller of ``kind`` (its module: ``up``, ``down``) up in a fresh directory.
+
+    ``make_layout(root)`` places it; on the way out it is stopped by PID and
+    its directory removed.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)
+    layout = make_layout(base / "controller")
+    try:
+        kind.up(layout)
+        yield layout
+    finally:
+        kind.down(layout, purge=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def sandbox():
     """A running sandbox controller (sshd, supervisord, cinder-api on SQLite)."""
-    base = Path(tempfile.mkdtemp(prefix="devloop-it-"))
-    base.chmod(0o755)
-    layout = SandboxLayout(base / "controller", free_port(), free_port(), name="it-sandbox")
-    try:
-        up(layout)
+    from deploy.sandbox import supervisord
+
+    with booted(supervisord, lambda root: SandboxLayout(root, free_port(), free_port(),
+                                                        name="it-sandbox"),
+                "devloop-it-") as layout:
         yield layout
-    finally:
-        down(layout, purge=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -51,21 +68,17 @@ def rdo_controller():
     """
     from deploy.sandbox import rdo
 
-    base = Path(tempfile.mkdtemp(prefix="devloop-it-rdo-"))
-    base.chmod(0o755)
-    layout = rdo.RdoLayout(base / "controller", name="it-rdo")
     saved = os.environ.get("OS_CLIENT_CONFIG_FILE")
     try:
-        rdo.up(layout)
-        os.environ["OS_CLIENT_CONFIG_FILE"] = str(layout.clouds_file)
-        yield RdoController(layout)
+        with booted(rdo, lambda root: rdo.RdoLayout(root, name="it-rdo"),
+                    "devloop-it-rdo-") as layout:
+            os.environ["OS_CLIENT_CONFIG_FILE"] = str(layout.clouds_file)
+            yield RdoController(layout)
     finally:
         if saved is None:
             os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
         else:
             os.environ["OS_CLIENT_CONFIG_FILE"] = saved
-        rdo.down(layout, purge=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -73,15 +86,9 @@ def legacy_controller():
     """A running legacy controller (systemd, Python 2.7, Cinder 15.6.0, noauth)."""
     from deploy.sandbox import legacy
 
-    base = Path(tempfile.mkdtemp(prefix="devloop-it-legacy-"))
-    base.chmod(0o755)
-    layout = legacy.LegacyLayout(base / "controller", name="it-legacy")
-    try:
-        legacy.up(layout)
+    with booted(legacy, lambda root: legacy.LegacyLayout(root, name="it-legacy"),
+                "devloop-it-legacy-") as layout:
         yield LegacyController(layout)
-    finally:
-        legacy.down(layout, purge=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", params=KINDS)

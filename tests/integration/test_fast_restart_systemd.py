@@ -7,14 +7,11 @@ unit file is never written, and ``off`` removes the drop-in.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.controllers import LegacyController
 from tests.support import invoke, wait_until, write_inventory
 
 pytestmark = pytest.mark.integration
@@ -22,24 +19,10 @@ pytestmark = pytest.mark.integration
 DROP_IN = "/etc/systemd/system/openstack-cinder-api.service.d/zz-devloop-fast-restart.conf"
 
 
-@pytest.fixture(scope="module")
-def legacy():
-    from deploy.sandbox import legacy as kind
-
-    base = Path(tempfile.mkdtemp(prefix="devloop-it-fast-legacy-"))
-    base.chmod(0o755)
-    layout = kind.LegacyLayout(base / "controller", name="it-fast-legacy")
-    try:
-        kind.up(layout)
-        yield LegacyController(layout)
-    finally:
-        kind.down(layout, purge=True)
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture(scope="module", params=["rdo", "legacy"])
 def systemd_controller(request):
-    return request.getfixturevalue("rdo_controller" if request.param == "rdo" else "legacy")
+    """The session's rdo and legacy controllers in turn (booted once, see conftest.py)."""
+    return request.getfixturevalue(f"{request.param}_controller")
 
 
 def extension(alias: str) -> str:

@@ -35,15 +35,9 @@ def legacy(legacy_controller):
 
 
 @pytest.fixture
-def source(tmp_path) -> Path:
-    tree = tmp_path / "checkout" / "cinder"
-    tree.mkdir(parents=True)
-    return tree
-
-
-@pytest.fixture
-def hosts(tmp_path, legacy, source) -> Path:
-    return write_inventory(tmp_path / "hosts.yaml", source, {"sbx": legacy.entry()})
+def controller(legacy):
+    """Here conftest's ``controller`` is the legacy one alone (for ``controller_hosts``)."""
+    return legacy
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -100,7 +94,7 @@ def test_the_repo_patch_sends_its_train_variant(legacy, tmp_path):
     assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
 
 
-def test_a_deploy_killed_during_the_transfer_is_rolled_back(legacy, hosts, source):
+def test_a_deploy_killed_during_the_transfer_is_rolled_back(legacy, controller_hosts, source):
     replaced = "api/__init__.py"
     original = (legacy.cinder_dir / replaced).read_bytes()
     (source / "api").mkdir()
@@ -110,8 +104,9 @@ def test_a_deploy_killed_during_the_transfer_is_rolled_back(legacy, hosts, sourc
     deploys = len(records(legacy))
 
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT),
-                             "deploy", "--inventory", str(hosts)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "deploy", "--inventory", str(controller_hosts)],
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (
@@ -124,7 +119,7 @@ def test_a_deploy_killed_during_the_transfer_is_rolled_back(legacy, hosts, sourc
     killed = records(legacy)[-1]
     assert killed["added"] == ["zz_large.bin"] and killed["replaced"] == [replaced]
 
-    rollback = invoke("rollback", "--inventory", str(hosts))
+    rollback = invoke("rollback", "--inventory", str(controller_hosts))
 
     assert rollback.returncode == 0, rollback.stderr
     assert snapshot(legacy.cinder_dir) == before
