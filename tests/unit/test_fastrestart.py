@@ -24,6 +24,8 @@ def control() -> dict:
     ([], False, None),
     (["db/migrations/versions/48d74fa840ed_add_clusters.py"], False,
      "a migration changed (cinder/db/migrations/versions/48d74fa840ed_add_clusters.py)"),
+    (["db/sqlalchemy/migrate_repo/versions/136_add_clusters.py"], False,
+     "a migration changed (cinder/db/sqlalchemy/migrate_repo/versions/136_add_clusters.py)"),
     (["api/contrib/cluster_manage.py"], True, "the database was migrated"),
 ])
 def test_only_a_migration_rules_out_a_fast_restart_from_what_a_deploy_sent(sent, migrated,
