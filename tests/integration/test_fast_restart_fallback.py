@@ -1,0 +1,205 @@
+"""Fast restart falls back to a full restart, and says why: the cases beyond pure ``cinder/``.
+
+Issue 12: a changed dependency, a dead warm parent, a config change or a
+migration restarts the service normally. ``test_fast_restart.py`` proves
+the library, config and dead-parent cases on the supervisord sandbox;
+this file proves the migration cases there and on the rdo controller
+(systemd: the fallback is a ``systemctl restart`` of the unit whose
+ExecStart the drop-in replaced), and the config and dead-parent cases on
+the rdo controller.
+
+Each spec deploys its own overlay (a probe extension whose alias changes
+with every deploy, so "serving" means the API lists the new alias) with
+fast mode on. Afterwards ``invoke rollback --to`` the newest deploy from
+before the spec undoes every deploy it made (taking its migration back
+with the migration's ``downgrade()`` first), and fast mode is turned
+off, so the shared session controllers are as they were.
+"""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.cinder_patch.cinder_api import Client
+from tests.support import invoke, wait_until, write_inventory
+
+pytestmark = pytest.mark.integration
+
+KINDS = ["supervisord", "rdo"]
+PROBE = Path("api/contrib/devloop_fallback_ext.py")
+FAST = "fast restart: cinder-api pid"
+FULL = "full restart instead of a fast one: "
+
+
+# --- the controller's side, read from this machine ------------------------------------
+
+def warm_state(controller) -> dict:
+    return json.loads(controller.host_path(
+        f"{controller.state_dir}/fast/warm.json").read_text())
+
+
+def newest_applied_deploy(controller) -> str:
+    """The id of the newest deploy still applied on the controller ("original": none)."""
+    applied = []
+    for path in controller.host_path(controller.state_dir).glob("deploys/*/record.json"):
+        record = json.loads(path.read_text())
+        if record.get("state") in ("applied", "applying"):
+            applied.append(path.parent.name)
+    return max(applied, default="original")
+
+
+def database(controller) -> tuple[str | None, set[str]]:
+    """The alembic revision the database records, and its tables (read-only)."""
+    path = controller.host_path(controller.database_path)
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        tables = {name for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    return (rows[0][0] if rows else None), tables
+
+
+def ready_warm_parent(controller) -> dict:
+    """The warm parent once it serves, and it is the service manager's process."""
+    return wait_until(lambda: (lambda s: s if s["state"] == "ready" and
+                               s["pid"] == controller.service_pid() else None)(
+        warm_state(controller)), timeout=120)
+
+
+# --- the overlay -------------------------------------------------------------------
+
+def probe(source: Path) -> str:
+    """(Re)write the probe extension with a new alias; return the alias.
+
+    The module is one cinder-api imports at start; no f-strings (any Python).
+    """
+    alias = f"devloop-fallback-{uuid.uuid4().hex[:8]}"
+    path = source / PROBE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("from cinder.api import extensions\n\n\n"
+                    "class Devloop_fallback_ext(extensions.ExtensionDescriptor):\n"
+                    '    """Fast restart fallback probe."""\n\n'
+                    "    name = 'DevloopFallback'\n    alias = '%s'\n"
+                    "    updated = '2026-11-27T00:00:00+00:00'\n" % alias)
+    return alias
+
+
+def migration(source: Path, parent: str) -> tuple[str, str, str]:
+    """An alembic migration after ``parent`` creating a table (and a downgrade dropping it).
+
+    Returns (revision, table, the file's path relative to the cinder package).
+    """
+    revision = uuid.uuid4().hex[:12]
+    table = f"devloop_fallback_{revision}"
+    rel = f"db/migrations/versions/{revision}_devloop_fallback.py"
+    path = source / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([
+        f'"""devloop fallback test table\n\nRevision ID: {revision}\nRevises: {parent}\n"""',
+        "from alembic import op", "import sqlalchemy as sa", "",
+        f"revision = '{revision}'", f"down_revision = '{parent}'",
+        "branch_labels = None", "depends_on = None", "", "",
+        "def upgrade():",
+        f"    op.create_table('{table}', sa.Column('id', sa.Integer, primary_key=True))",
+        "", "",
+        "def downgrade():",
+        f"    op.drop_table('{table}')", ""]))
+    return revision, table, rel
+
+
+def serves(controller, alias: str) -> bool:
+    access = controller.api()
+    reply = Client(access.base_url, access.project_id, access.token).get(
+        f"/extensions/{alias}")
+    return reply.status == 200 and reply.json["extension"]["alias"] == alias
+
+
+def run(hosts: Path, *task: str) -> str:
+    """``invoke TASK... --inventory HOSTS``; it must succeed; its stderr."""
+    result = invoke(*task, "--inventory", str(hosts))
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def restart_line(stderr: str) -> str:
+    """The line that says how the API was restarted (fast, or full and why)."""
+    lines = [line for line in stderr.splitlines() if FAST in line or FULL in line]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+# --- fast mode on, and everything taken back afterwards ----------------------------------
+
+@pytest.fixture
+def fast_hosts(controller, source, tmp_path):
+    """An inventory deploying ``source`` to ``controller`` (database at its newest
+    revision, fast mode on); afterwards every deploy the spec made is rolled back
+    and fast mode is off again."""
+    hosts = write_inventory(tmp_path / "hosts.yaml", source, {"sbx": controller.entry()})
+    run(hosts, "db-sync")
+    before = newest_applied_deploy(controller)
+    run(hosts, "fast-restart", "on")
+    try:
+        yield hosts
+    finally:
+        undo = invoke("rollback", "--inventory", str(hosts), "--to", before)
+        off = invoke("fast-restart", "off", "--inventory", str(hosts))
+        # (a spec that failed before its first deploy leaves nothing to undo)
+        nothing = "nothing to roll back" in undo.stderr or "already the newest" in undo.stderr
+        assert undo.returncode == 0 or nothing, undo.stderr
+        assert off.returncode == 0, off.stderr
+
+
+@pytest.mark.parametrize("controller", KINDS, indirect=True)
+class TestAMigration:
+    def test_a_loop_that_brings_one_restarts_in_full_migrates_and_serves_the_new_code(
+            self, controller, fast_hosts, source):
+        parent = controller.newest_migration()
+        first = probe(source)
+        assert FAST in restart_line(run(fast_hosts, "loop"))      # pure cinder/: fast
+        assert serves(controller, first)
+        warm = warm_state(controller)["pid"]
+        assert controller.service_pid() == warm
+
+        revision, table, _ = migration(source, parent)
+        alias = probe(source)
+        stderr = run(fast_hosts, "loop")
+
+        assert "db-sync (" in stderr and f"{parent} -> {revision}" in stderr, stderr
+        assert restart_line(stderr).endswith(FULL + "the database was migrated"), stderr
+        version, tables = database(controller)
+        assert version == revision and table in tables
+        assert serves(controller, alias) and not serves(controller, first)
+        # a new warm parent, started by the service manager: fast mode is still on
+        state = ready_warm_parent(controller)
+        assert state["pid"] != warm
+        status = invoke("status", "--inventory", str(fast_hosts)).stdout
+        assert f"restart   fast: warm parent pid {state['pid']}" in status, status
+        assert f"database  {revision} (newest migration)" in status, status
+
+        # and the next pure cinder/ deploy is fast again, from that parent
+        again = probe(source)
+        assert FAST in restart_line(run(fast_hosts, "loop"))
+        assert serves(controller, again)
+        assert controller.service_pid() == state["pid"]
+        assert warm_state(controller)["generation"] == state["generation"] + 1
+
+    def test_a_deploy_that_sends_one_restarts_in_full_and_names_it(
+            self, controller, fast_hosts, source):
+        parent = controller.newest_migration()
+        warm = warm_state(controller)["pid"]
+        _, table, rel = migration(source, parent)
+        alias = probe(source)
+
+        stderr = run(fast_hosts, "deploy")              # no db-sync: only the file changed
+
+        assert restart_line(stderr).endswith(FULL + f"a migration changed (cinder/{rel})"), \
+            stderr
+        assert serves(controller, alias)
+        assert table not in database(controller)[1]
+        assert ready_warm_parent(controller)["pid"] != warm
