@@ -18,8 +18,6 @@ off, so the shared session controllers are as they were.
 from __future__ import annotations
 
 import json
-import re
-import signal
 import sqlite3
 import uuid
 from pathlib import Path
@@ -142,7 +140,7 @@ def fast_hosts(controller, source, tmp_path):
     and fast mode is off again."""
     hosts = write_inventory(tmp_path / "hosts.yaml", source, {"sbx": controller.entry()})
     run(hosts, "db-sync")
-    before = newest_applied_deploy(controller)
+    before, revision = newest_applied_deploy(controller), database(controller)[0]
     run(hosts, "fast-restart", "on")
     try:
         yield hosts
@@ -153,6 +151,10 @@ def fast_hosts(controller, source, tmp_path):
         nothing = "nothing to roll back" in undo.stderr or "already the newest" in undo.stderr
         assert undo.returncode == 0 or nothing, undo.stderr
         assert off.returncode == 0, off.stderr
+        # the controller as it was: no probe, no test migration, the same revision
+        assert not (controller.cinder_dir / PROBE).exists()
+        assert not list(controller.cinder_dir.glob("db/migrations/versions/*_devloop_fallback.py"))
+        assert database(controller)[0] == revision
 
 
 @pytest.mark.parametrize("controller", KINDS, indirect=True)
@@ -203,3 +205,44 @@ class TestAMigration:
         assert serves(controller, alias)
         assert table not in database(controller)[1]
         assert ready_warm_parent(controller)["pid"] != warm
+
+
+@pytest.mark.parametrize("controller", ["rdo"], indirect=True)
+class TestOnSystemd:
+    """What ``test_fast_restart.py`` proves on supervisord, on a systemd unit:
+    the fallback restarts the unit, and the drop-in's new warm parent is its MainPID."""
+
+    def test_a_changed_config_file_falls_back_to_a_restart_of_the_unit(
+            self, controller, fast_hosts, source):
+        name = controller.config_files[-1]          # /etc/cinder/cinder.conf
+        conf = controller.host_path(name)
+        content = conf.read_bytes()
+        warm = warm_state(controller)["pid"]
+        conf.write_bytes(content + b"# a comment: the file changed\n")
+        try:
+            alias = probe(source)
+            stderr = run(fast_hosts, "deploy")
+        finally:
+            conf.write_bytes(content)                # (same inode, owner and mode)
+        assert restart_line(stderr).endswith(
+            FULL + f"{name} changed since the warm parent started"), stderr
+        assert serves(controller, alias)
+        assert ready_warm_parent(controller)["pid"] != warm
+
+    def test_a_killed_warm_parent_falls_back_to_a_restart_of_the_unit_that_heals_it(
+            self, controller, fast_hosts, source):
+        alias = probe(source)
+        warm = warm_state(controller)["pid"]
+        assert controller.run(["kill", "-KILL", str(warm)]).returncode == 0
+        # (systemd restarts the unit at once, Restart=on-failure; its new warm
+        # parent takes seconds to warm, and until it is ready warm.json names the dead one)
+        stderr = run(fast_hosts, "deploy")
+        assert restart_line(stderr).endswith(
+            FULL + f"the warm parent (pid {warm}) is dead"), stderr
+        assert serves(controller, alias)
+        state = ready_warm_parent(controller)
+        assert state["pid"] != warm
+        again = probe(source)
+        assert FAST in restart_line(run(fast_hosts, "deploy"))
+        assert serves(controller, again)
+        assert controller.service_pid() == state["pid"]
