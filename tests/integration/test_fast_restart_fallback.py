@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 
 from tests.cinder_patch.cinder_api import Client
+from tests.integration.controllers import kinds
 from tests.support import invoke, wait_until, write_inventory
 
 pytestmark = pytest.mark.integration
 
-KINDS = ["supervisord", "rdo"]
 PROBE = Path("api/contrib/devloop_fallback_ext.py")
 FAST = "fast restart: cinder-api pid"
 FULL = "full restart instead of a fast one: "
@@ -53,13 +53,16 @@ def newest_applied_deploy(controller) -> str:
 
 
 def database(controller) -> tuple[str | None, set[str]]:
-    """The alembic revision the database records, and its tables (read-only)."""
+    """The revision the database records (alembic's, or sqlalchemy-migrate's version),
+    and its tables; read-only."""
     path = controller.host_path(controller.database_path)
+    version = ("SELECT version_num FROM alembic_version" if controller.migrations == "alembic"
+               else "SELECT version FROM migrate_version")
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         tables = {name for (name,) in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        rows = db.execute("SELECT version_num FROM alembic_version").fetchall()
-    return (rows[0][0] if rows else None), tables
+        rows = db.execute(version).fetchall()
+    return (str(rows[0][0]) if rows else None), tables
 
 
 def ready_warm_parent(controller) -> dict:
@@ -87,26 +90,38 @@ def probe(source: Path) -> str:
     return alias
 
 
-def migration(source: Path, parent: str) -> tuple[str, str, str]:
-    """An alembic migration after ``parent`` creating a table (and a downgrade dropping it).
+def migration(controller, source: Path, parent: str) -> tuple[str, str, str]:
+    """A migration after ``parent`` creating a table, in the kind's own system (alembic's
+    with a downgrade dropping it; Train's sqlalchemy-migrate has none).
 
     Returns (revision, table, the file's path relative to the cinder package).
     """
-    revision = uuid.uuid4().hex[:12]
-    table = f"devloop_fallback_{revision}"
-    rel = f"db/migrations/versions/{revision}_devloop_fallback.py"
+    if controller.migrations == "sqlalchemy-migrate":
+        revision = str(int(parent) + 1)
+        table = f"devloop_fallback_{revision}"
+        rel = f"db/sqlalchemy/migrate_repo/versions/{revision}_devloop_fallback.py"
+        body = ["from sqlalchemy import Column, Integer, MetaData, Table", "", "",
+                "def upgrade(migrate_engine):",
+                "    meta = MetaData(bind=migrate_engine)",
+                f"    Table('{table}', meta, Column('id', Integer, primary_key=True)).create()",
+                ""]
+    else:
+        revision = uuid.uuid4().hex[:12]
+        table = f"devloop_fallback_{revision}"
+        rel = f"db/migrations/versions/{revision}_devloop_fallback.py"
+        body = [
+            f'"""devloop fallback test table\n\nRevision ID: {revision}\nRevises: {parent}\n"""',
+            "from alembic import op", "import sqlalchemy as sa", "",
+            f"revision = '{revision}'", f"down_revision = '{parent}'",
+            "branch_labels = None", "depends_on = None", "", "",
+            "def upgrade():",
+            f"    op.create_table('{table}', sa.Column('id', sa.Integer, primary_key=True))",
+            "", "",
+            "def downgrade():",
+            f"    op.drop_table('{table}')", ""]
     path = source / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([
-        f'"""devloop fallback test table\n\nRevision ID: {revision}\nRevises: {parent}\n"""',
-        "from alembic import op", "import sqlalchemy as sa", "",
-        f"revision = '{revision}'", f"down_revision = '{parent}'",
-        "branch_labels = None", "depends_on = None", "", "",
-        "def upgrade():",
-        f"    op.create_table('{table}', sa.Column('id', sa.Integer, primary_key=True))",
-        "", "",
-        "def downgrade():",
-        f"    op.drop_table('{table}')", ""]))
+    path.write_text("\n".join(body))
     return revision, table, rel
 
 
@@ -153,11 +168,12 @@ def fast_hosts(controller, source, tmp_path):
         assert off.returncode == 0, off.stderr
         # the controller as it was: no probe, no test migration, the same revision
         assert not (controller.cinder_dir / PROBE).exists()
-        assert not list(controller.cinder_dir.glob("db/migrations/versions/*_devloop_fallback.py"))
+        assert not list(controller.cinder_dir.glob("db/**/versions/*_devloop_fallback.py"))
         assert database(controller)[0] == revision
 
 
-@pytest.mark.parametrize("controller", KINDS, indirect=True)
+# (alembic's only: the spec's migration is applied, and only alembic can take it back)
+@pytest.mark.parametrize("controller", kinds(migrations="alembic"), indirect=True)
 class TestAMigration:
     def test_a_loop_that_brings_one_restarts_in_full_migrates_and_serves_the_new_code(
             self, controller, fast_hosts, source):
@@ -168,7 +184,7 @@ class TestAMigration:
         warm = warm_state(controller)["pid"]
         assert controller.service_pid() == warm
 
-        revision, table, _ = migration(source, parent)
+        revision, table, _ = migration(controller, source, parent)
         alias = probe(source)
         stderr = run(fast_hosts, "loop")
 
@@ -191,11 +207,15 @@ class TestAMigration:
         assert controller.service_pid() == state["pid"]
         assert warm_state(controller)["generation"] == state["generation"] + 1
 
+
+class TestAMigrationFile:
+    """Every kind (``controller``): Train's sqlalchemy-migrate scripts too."""
+
     def test_a_deploy_that_sends_one_restarts_in_full_and_names_it(
             self, controller, fast_hosts, source):
         parent = controller.newest_migration()
         warm = warm_state(controller)["pid"]
-        _, table, rel = migration(source, parent)
+        _, table, rel = migration(controller, source, parent)
         alias = probe(source)
 
         stderr = run(fast_hosts, "deploy")              # no db-sync: only the file changed
