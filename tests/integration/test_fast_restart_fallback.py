@@ -2,22 +2,28 @@
 
 Issue 12: a changed dependency, a dead warm parent, a config change or a
 migration restarts the service normally. ``test_fast_restart.py`` proves
-the library, config and dead-parent cases on the supervisord sandbox;
-this file proves the migration cases there and on the rdo controller
-(systemd: the fallback is a ``systemctl restart`` of the unit whose
-ExecStart the drop-in replaced), and the config and dead-parent cases on
-the rdo controller.
+the library, config and dead-parent cases on the supervisord sandbox.
+Here:
+
+- a migration: ``invoke loop`` bringing one migrates, restarts in full,
+  serves the new code and is fast again next time (supervisord, rdo); a
+  deploy sending one names it (every kind: Train's sqlalchemy-migrate
+  scripts on the legacy controller too);
+- the library, config and dead-parent cases on the rdo controller, where
+  the fallback is a ``systemctl restart`` of the unit whose ExecStart the
+  drop-in replaced, and systemd itself restarts a killed warm parent.
 
 Each spec deploys its own overlay (a probe extension whose alias changes
 with every deploy, so "serving" means the API lists the new alias) with
 fast mode on. Afterwards ``invoke rollback --to`` the newest deploy from
 before the spec undoes every deploy it made (taking its migration back
-with the migration's ``downgrade()`` first), and fast mode is turned
-off, so the shared session controllers are as they were.
+with the migration's ``downgrade()`` first), fast mode is turned off, and
+the fixture checks that the shared session controller is as it was.
 """
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import uuid
 from pathlib import Path
@@ -246,6 +252,31 @@ class TestOnSystemd:
             conf.write_bytes(content)                # (same inode, owner and mode)
         assert restart_line(stderr).endswith(
             FULL + f"{name} changed since the warm parent started"), stderr
+        assert serves(controller, alias)
+        assert ready_warm_parent(controller)["pid"] != warm
+
+    def test_a_changed_library_falls_back_to_a_restart_of_the_unit(
+            self, controller, fast_hosts, source):
+        modules = json.loads(controller.host_path(
+            f"{controller.state_dir}/fast/modules.json").read_text())
+        name = next(path for path in sorted(modules)
+                    if "/routes/" in path and path.endswith(".py"))
+        library = controller.host_path(name)
+        content, times = library.read_bytes(), library.stat()
+        warm = warm_state(controller)["pid"]
+        # a new file in its place, as a package upgrade does; then the old bytes and mtime back
+        replacement = library.with_name(library.name + ".devloop-tmp")
+        replacement.write_bytes(content + b"\n# changed outside cinder/\n")
+        os.replace(replacement, library)
+        try:
+            alias = probe(source)
+            stderr = run(fast_hosts, "deploy")
+        finally:
+            replacement.write_bytes(content)
+            os.utime(replacement, ns=(times.st_atime_ns, times.st_mtime_ns))
+            os.replace(replacement, library)
+        assert restart_line(stderr).endswith(
+            FULL + f"{name}, loaded by the warm parent, changed on disk"), stderr
         assert serves(controller, alias)
         assert ready_warm_parent(controller)["pid"] != warm
 
