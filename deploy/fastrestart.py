@@ -25,12 +25,14 @@ from deploy import output
 from deploy.commands import STDLIB_ONLY, Remote, tail
 from deploy.errors import DevloopError, ServiceError
 from deploy.inventory import Controller
+from deploy.records import MIGRATION_DIRS
 from deploy.remote import script
 from deploy.health import ApiState
 from deploy.services import ServiceManager, ServiceStatus
 
-#: the deploy's changed paths (relative to the cinder package) that rule a fast restart out
-_NOT_FAST = (("db/migrations/", "a migration changed"),)
+#: the deploy's changed paths (relative to the cinder package) that rule a fast restart out:
+#: alembic's and (Train and before) sqlalchemy-migrate's migrations, as ``invoke loop`` sees them
+_NOT_FAST = tuple((prefix, "a migration changed") for prefix in MIGRATION_DIRS)
 
 
 @dataclass(frozen=True, slots=True)

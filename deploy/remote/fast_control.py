@@ -111,15 +111,6 @@ def _interpreter(words):
     return shlex.split(first[2:].strip()), words
 
 
-def _apply(conf):
-    proc = subprocess.Popen(["supervisorctl", "-c", conf, "update"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    text = proc.communicate()[0].decode("utf-8", "replace").strip()
-    if proc.returncode != 0 or "ERROR" in text:
-        _fail("supervisorctl update failed: %s" % (text or "exit %d" % proc.returncode))
-    return text
-
-
 def _run(argv):
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     text = proc.communicate()[0].decode("utf-8", "replace").strip()

@@ -66,6 +66,20 @@ def _stat(path):
     return [info.st_mtime, info.st_size]
 
 
+def _config_stats(argv):
+    """[mtime, size] of each config file and directory named, and of each *.conf
+    in those directories (what oslo.config reads from a --config-dir): a file
+    edited in place leaves its directory's mtime as it was."""
+    stats = {}
+    for path in _config_files(argv):
+        stats[path] = _stat(path)
+        if os.path.isdir(path):
+            for name in sorted(os.listdir(path)):
+                if name.endswith(".conf"):
+                    stats[os.path.join(path, name)] = _stat(os.path.join(path, name))
+    return stats
+
+
 def _is_cinder(name):
     return name == "cinder" or name.startswith("cinder.")
 
@@ -276,7 +290,7 @@ class Parent(object):
         self.child = None
         self.generation = 0
         self.started = _time.time()
-        self.config = dict((path, _stat(path)) for path in _config_files(SCRIPT_ARGV))
+        self.config = _config_stats(SCRIPT_ARGV)
         self.pending = []
         self.read_fd, self.write_fd = os.pipe()
         for fd in (self.read_fd, self.write_fd):

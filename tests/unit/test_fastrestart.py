@@ -13,6 +13,14 @@ PYTHONS = ["/root/.pyenv/versions/2.7.18/bin/python", "/root/.pyenv/versions/3.6
            sys.executable]
 
 
+def warm_api(monkeypatch) -> dict:
+    """warm_api.py's functions (its module level reads sys.argv)."""
+    monkeypatch.setattr(sys, "argv", ["warm_api.py", "/nonexistent", "--", "cinder-api"])
+    namespace: dict = {"__name__": "warm_api"}
+    exec(compile(script("warm_api"), "warm_api.py", "exec"), namespace)
+    return namespace
+
+
 def control() -> dict:
     namespace: dict = {"__name__": "fast_control"}
     exec(compile(script("fast_control"), "fast_control.py", "exec"), namespace)
@@ -24,6 +32,8 @@ def control() -> dict:
     ([], False, None),
     (["db/migrations/versions/48d74fa840ed_add_clusters.py"], False,
      "a migration changed (cinder/db/migrations/versions/48d74fa840ed_add_clusters.py)"),
+    (["db/sqlalchemy/migrate_repo/versions/136_add_clusters.py"], False,
+     "a migration changed (cinder/db/sqlalchemy/migrate_repo/versions/136_add_clusters.py)"),
     (["api/contrib/cluster_manage.py"], True, "the database was migrated"),
 ])
 def test_only_a_migration_rules_out_a_fast_restart_from_what_a_deploy_sent(sent, migrated,
@@ -89,3 +99,21 @@ def test_check_reports_off_where_fast_restart_was_never_turned_on(python, tmp_pa
                            str(tmp_path / "fast")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert '"mode": "off"' in proc.stdout
+
+
+def test_a_conf_file_edited_in_place_in_a_config_dir_changes_what_the_warm_parent_recorded(
+        monkeypatch, tmp_path):
+    stats = warm_api(monkeypatch)["_config_stats"]
+    conf, confd = tmp_path / "cinder.conf", tmp_path / "cinder.conf.d"
+    conf.write_text("[DEFAULT]\n")
+    confd.mkdir()
+    (confd / "10-debug.conf").write_text("[DEFAULT]\ndebug = false\n")
+    (confd / "README").write_text("not read by oslo.config\n")
+    argv = ["cinder-api", "--config-file", str(conf), f"--config-dir={confd}"]
+    before = stats(argv)
+    assert sorted(before) == [str(conf), str(confd), str(confd / "10-debug.conf")]
+    with open(confd / "10-debug.conf", "a") as handle:     # the same inode: the dir is as it was
+        handle.write("verbose = true\n")
+    after = stats(argv)
+    assert after[str(confd)] == before[str(confd)]
+    assert after[str(confd / "10-debug.conf")] != before[str(confd / "10-debug.conf")]
