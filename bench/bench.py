@@ -52,6 +52,7 @@ KIND_NAMES = ("supervisord", "rdo")
 # the last commit before "healthy means the sent code is serving" (issue 13)
 BEFORE_HEALTH_CHECKS = "bed0b34"
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+FULL_RESTART = re.compile(r"full restart instead of a fast one: (.*)$")
 STEP = re.compile(r"^--> \S+: (deploy|check database|db-sync|restart|smoke) \(([\d.]+) s\)")
 
 Layout = Union[SandboxLayout, RdoLayout]
@@ -280,6 +281,14 @@ def wait_serving(kind: Kind, layout: Layout, alias: str, timeout: float = 60) ->
     wait_for(lambda: serves(access, alias), f"{alias} served by {layout.name}", timeout)
 
 
+def check_probe(kind: Kind, layout: Layout) -> None:
+    """The probe tells an extension served from one that is not (else every row is void)."""
+    wait_serving(kind, layout, "os-cluster-manage")
+    if serves(kind.access(layout), f"bench-absent-{uuid.uuid4().hex[:8]}"):
+        raise SystemExit(f"{layout.name}: the API answers 200 for an extension it does not "
+                         f"have: the probe cannot see an edit")
+
+
 def timed(work: Callable[[], None]) -> float:
     started = time.perf_counter()
     work()
@@ -301,6 +310,12 @@ class Steps:
 
     def __init__(self) -> None:
         self.seen: dict[str, dict[str, list[float]]] = {}
+        self.notes: dict[str, dict[str, int]] = {}
+
+    def note(self, row: str, text: str) -> None:
+        """Something the loop said in a run (counted): e.g. why it restarted in full."""
+        counts = self.notes.setdefault(row, {})
+        counts[text] = counts.get(text, 0) + 1
 
     def add(self, row: str, step: str, seconds: float) -> None:
         self.seen.setdefault(row, {}).setdefault(step, []).append(seconds)
@@ -309,6 +324,9 @@ class Steps:
         """The loop's own step lines (``--> ctl: restart (0.75 s): ...``)."""
         total = 0.0
         for line in text.splitlines():
+            match = FULL_RESTART.search(line)
+            if match:
+                self.note(row, f"full restart instead of a fast one ({match[1].strip()})")
             match = STEP.match(line.strip())
             if match:
                 self.add(row, match[1], float(match[2]))
@@ -426,6 +444,8 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
              str(everything))
         fast.append(four)
         task("fast-restart", "on", "--inventory", str(four))
+        for layout in chosen:
+            check_probe(kind, layout)
 
         def edit(tree: Path = source) -> None:
             (tree / "devloop_bench" / "probe.py").write_text(f"EDIT = {uuid.uuid4().hex!r}\n")
@@ -679,8 +699,10 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
             continue
         lines += ["", f"### {kind.name}", ""]
         for name, seen in seen_rows.items():
+            notes = steps[kind.name].notes.get(name, {})
             lines.append(f"- **{name}**: " + "; ".join(
-                f"{step} {statistics.median(values):.3f}" for step, values in seen.items()))
+                f"{step} {statistics.median(values):.3f}" for step, values in seen.items())
+                + "".join(f" ({text}: {count} run(s))" for text, count in notes.items()))
     lines += ["", "## Raw seconds", ""]
     for row in results:
         lines.append(f"- {row.kind}, {row.name}: ours {', '.join(f'{x:.3f}' for x in row.ours)}; "
