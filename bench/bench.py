@@ -569,17 +569,37 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
         if "fleet" in wanted:
             # N controllers with restart vs N manual sequences run in parallel
             def ours_fleet() -> None:
-                task("deploy", "--inventory", str(four))
-                for layout in ours_ctl:
-                    wait_serving(kind, layout, aliases[-1])
+                started = time.perf_counter()
+                text = task("deploy", "--inventory", str(four))
+                wall = time.perf_counter() - started
+
+                def all_served() -> None:
+                    for layout in ours_ctl:
+                        wait_serving(kind, layout, aliases[-1])
+
+                seconds = timed(all_served)
+                # (each controller's steps, pooled)
+                steps.from_output("fleet", text)
+                steps.add("fleet", "wall of the deploy", wall)
+                steps.add("fleet", "poll until all served", seconds)
 
             def manual_fleet() -> None:
-                threads = [threading.Thread(target=by_hand, args=(layout, source))
+                failed: list[BaseException] = []
+
+                def one_by_hand(layout: Layout) -> None:
+                    try:
+                        by_hand(layout, source, "manual fleet")
+                    except BaseException as exc:      # SystemExit from run(): report it here
+                        failed.append(exc)
+
+                threads = [threading.Thread(target=one_by_hand, args=(layout,))
                            for layout in manual_ctl]
                 for thread in threads:
                     thread.start()
                 for thread in threads:
                     thread.join()
+                if failed:
+                    raise failed[0]
 
             ours, manual = side_by_side(runs, ours_fleet, manual_fleet,
                                         before=lambda: save(source))
