@@ -2,15 +2,27 @@
 the commands a developer types by hand. Medians of N runs, alternating the
 two sides run by run so that machine noise hits both alike.
 
-    .venv/bin/python bench/bench.py [--runs 7] [--write bench/RESULTS.md]
+    .venv/bin/python bench/bench.py [--runs 7] [--kind supervisord|rdo|all]
+                                    [--only ROW ...] [--write bench/RESULTS.md]
 
-It builds (or reuses) up to eight sandbox controllers under
-/opt/cinder-devloop/bench (the first installs cinder once, the others
-hard-link-clone its venv): ctl1-4 are switched to fast restart and run our
-tasks, ctl5-8 stay as installed and get the manual commands, so a manual
-``supervisorctl restart`` restarts cinder-api itself. It runs the
-comparisons below, turns fast restart off again and stops the controllers
-by PID at the end.
+The same rows run on each kind of controller, one kind after the other
+(a kind is a set of controllers and how a developer restarts cinder-api on
+them by hand):
+
+* ``supervisord``: up to eight sandbox controllers under
+  /opt/cinder-devloop/bench (the first installs cinder once, the others
+  hard-link-clone its venv); the manual restart is ``supervisorctl``;
+* ``rdo``: up to four systemd-nspawn containers under
+  /opt/cinder-devloop/bench-rdo, laid out as RDO ships Cinder, Keystone in
+  front; the manual restart is ``systemctl restart
+  openstack-cinder-api.service``; the fleet rows run 2 + 2 (each container
+  runs Keystone and cinder-api, on 2 cores).
+
+The first half of a kind's controllers is switched to fast restart and runs
+our tasks, the second half stays as installed and gets the manual commands,
+so a manual restart restarts cinder-api itself. At the end (also on Ctrl-C,
+a kill or an error) fast restart is turned off again and the controllers
+are stopped by the sandbox's own ``down``.
 """
 from __future__ import annotations
 
