@@ -130,7 +130,7 @@ class Kind:
 
 
 class SupervisordKind(Kind):
-    """ctl1-4 under /opt/cinder-devloop/bench; cinder-api in a venv, noauth."""
+    """ctl1-8 under /opt/cinder-devloop/bench; cinder-api in a venv, noauth."""
 
     name = "supervisord"
     fleet_size = 4
