@@ -2,15 +2,27 @@
 the commands a developer types by hand. Medians of N runs, alternating the
 two sides run by run so that machine noise hits both alike.
 
-    .venv/bin/python bench/bench.py [--runs 7] [--write bench/RESULTS.md]
+    .venv/bin/python bench/bench.py [--runs 7] [--kind supervisord|rdo|all]
+                                    [--only ROW ...] [--write bench/RESULTS.md]
 
-It builds (or reuses) up to eight sandbox controllers under
-/opt/cinder-devloop/bench (the first installs cinder once, the others
-hard-link-clone its venv): ctl1-4 are switched to fast restart and run our
-tasks, ctl5-8 stay as installed and get the manual commands, so a manual
-``supervisorctl restart`` restarts cinder-api itself. It runs the
-comparisons below, turns fast restart off again and stops the controllers
-by PID at the end.
+The same rows run on each kind of controller, one kind after the other
+(a kind is a set of controllers and how a developer restarts cinder-api on
+them by hand):
+
+* ``supervisord``: up to eight sandbox controllers under
+  /opt/cinder-devloop/bench (the first installs cinder once, the others
+  hard-link-clone its venv); the manual restart is ``supervisorctl``;
+* ``rdo``: up to four systemd-nspawn containers under
+  /opt/cinder-devloop/bench-rdo, laid out as RDO ships Cinder, Keystone in
+  front; the manual restart is ``systemctl restart
+  openstack-cinder-api.service``; the fleet rows run 2 + 2 (each container
+  runs Keystone and cinder-api, on 2 cores).
+
+The first half of a kind's controllers is switched to fast restart and runs
+our tasks, the second half stays as installed and gets the manual commands,
+so a manual restart restarts cinder-api itself. At the end (also on Ctrl-C,
+a kill or an error) fast restart is turned off again and the controllers
+are stopped by the sandbox's own ``down``.
 """
 from __future__ import annotations
 
@@ -30,8 +42,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,52 +52,211 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 
 from deploy import sandbox  # noqa: E402
-from deploy.sandbox import SandboxLayout  # noqa: E402
+from deploy.auth import NOAUTH_PROJECT, ApiAccess, cloud_access  # noqa: E402
+from deploy.sandbox import SandboxLayout, rdo  # noqa: E402
+from deploy.sandbox.rdo import RdoLayout  # noqa: E402
 
 BENCH_ROOT = Path("/opt/cinder-devloop/bench")
+BENCH_RDO_ROOT = Path("/opt/cinder-devloop/bench-rdo")
 ROWS = ("no-restart", "watch-sync", "loop", "watch", "fleet", "fleet-vs-one")
-EXTRA_ROWS = ("list", "health")
+EXTRA_ROWS = ("list", "health")     # supervisord only
+KIND_NAMES = ("supervisord", "rdo")
 # the last commit before "healthy means the sent code is serving" (issue 13)
 BEFORE_HEALTH_CHECKS = "bed0b34"
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+FULL_RESTART = re.compile(r"full restart instead of a fast one: (.*)$")
 STEP = re.compile(r"^--> \S+: (deploy|check database|db-sync|restart|smoke) \(([\d.]+) s\)")
 
-
-def layouts() -> list[SandboxLayout]:
-    """ctl1-4 run our loop (fast restart on), ctl5-8 the manual commands (as installed)."""
-    first = SandboxLayout(BENCH_ROOT / "ctl1", 22101, 18801, name="bench1")
-    rest = [SandboxLayout(BENCH_ROOT / f"ctl{i}", 22100 + i, 18800 + i, name=f"bench{i}",
-                          base_venv=first.venv) for i in range(2, 9)]
-    return [first, *rest]
+Layout = Union[SandboxLayout, RdoLayout]
 
 
-def cinder_dir(layout: SandboxLayout) -> Path:
-    return next((layout.venv / "lib").glob("python3*/site-packages/cinder"))
+@dataclass(frozen=True, slots=True)
+class SshTarget:
+    """How the developer's own ssh reaches a controller."""
+
+    host: str
+    port: int
+    identity_file: Path
+    known_hosts: Path
 
 
-def write_inventory(path: Path, source: Path, chosen: list[SandboxLayout]) -> Path:
+class Kind:
+    """One kind of controller the rows run on: its controllers, and what a developer types.
+
+    ``ours`` get our tasks (fast restart on), ``manual`` the commands by hand
+    (as installed); the first ``fleet_size`` of each make the fleet rows.
+    """
+
+    name = ""
+    fleet_size = 0
+    #: the manual restart and status, as the developer types them over ssh
+    manual_commands = ""
+
+    def __init__(self, ours: list[Layout], manual: list[Layout]) -> None:
+        self.ours, self.manual = ours, manual
+        self.env: dict[str, str] = {}
+
+    def up(self, layout: Layout) -> None:
+        raise NotImplementedError
+
+    def down(self, layout: Layout) -> None:
+        raise NotImplementedError
+
+    def cinder_dir(self, layout: Layout) -> Path:
+        """The installed cinder package, as this machine sees it."""
+        raise NotImplementedError
+
+    def cinder_path(self, layout: Layout) -> str:
+        """The installed cinder package, as the controller names it (rsync's target)."""
+        raise NotImplementedError
+
+    def ssh_target(self, layout: Layout) -> SshTarget:
+        raise NotImplementedError
+
+    def service(self, layout: Layout, action: str) -> list[str]:
+        """The command run over ssh to ``restart`` or ``status`` cinder-api."""
+        raise NotImplementedError
+
+    def entry(self, layout: Layout) -> dict[str, object]:
+        """The controller's hosts.yaml entry for our side."""
+        return layout.controller_entry()
+
+    def prepare(self, chosen: list[Layout], work: Path) -> None:
+        """After ``up``: what our tasks and the probe need to reach the API."""
+
+    def access(self, layout: Layout) -> ApiAccess:
+        """URL, project and token the probe asks the API with."""
+        raise NotImplementedError
+
+
+class SupervisordKind(Kind):
+    """ctl1-8 under /opt/cinder-devloop/bench; cinder-api in a venv, noauth."""
+
+    name = "supervisord"
+    fleet_size = 4
+    manual_commands = ("`ssh … supervisorctl restart cinder-api`, "
+                       "`ssh … supervisorctl status cinder-api`")
+
+    def __init__(self) -> None:
+        first = SandboxLayout(BENCH_ROOT / "ctl1", 22101, 18801, name="bench1")
+        rest = [SandboxLayout(BENCH_ROOT / f"ctl{i}", 22100 + i, 18800 + i, name=f"bench{i}",
+                              base_venv=first.venv) for i in range(2, 9)]
+        every = [first, *rest]
+        super().__init__(every[:4], every[4:])
+
+    def up(self, layout: Layout) -> None:
+        sandbox.up(layout)
+
+    def down(self, layout: Layout) -> None:
+        sandbox.down(layout)
+
+    def cinder_dir(self, layout: Layout) -> Path:
+        return next((layout.venv / "lib").glob("python3*/site-packages/cinder"))
+
+    def cinder_path(self, layout: Layout) -> str:
+        return str(self.cinder_dir(layout))
+
+    def ssh_target(self, layout: Layout) -> SshTarget:
+        return SshTarget("127.0.0.1", layout.ssh_port, layout.identity_file, layout.known_hosts)
+
+    def service(self, layout: Layout, action: str) -> list[str]:
+        return ["supervisorctl", "-c", str(layout.supervisor_conf), action, sandbox.PROGRAM]
+
+    def access(self, layout: Layout) -> ApiAccess:
+        return ApiAccess(layout.api_url.rstrip("/"), NOAUTH_PROJECT, f"admin:{NOAUTH_PROJECT}")
+
+
+class RdoKind(Kind):
+    """ctl1-4 under /opt/cinder-devloop/bench-rdo: systemd-nspawn, RDO's layout, Keystone."""
+
+    name = "rdo"
+    fleet_size = 2      # 4 containers, each with Keystone and cinder-api, on 2 cores
+    manual_commands = (f"`ssh … systemctl restart {rdo.UNIT}`, "
+                       f"`ssh … systemctl status {rdo.UNIT}`")
+
+    def __init__(self) -> None:
+        every = [RdoLayout(BENCH_RDO_ROOT / f"ctl{i}", name=f"bench-rdo{i}") for i in range(1, 5)]
+        super().__init__(every[:2], every[2:])
+        self.tokens: dict[str, ApiAccess] = {}
+
+    def up(self, layout: Layout) -> None:
+        rdo.up(layout)
+
+    def down(self, layout: Layout) -> None:
+        rdo.down(layout)
+
+    def cinder_path(self, layout: Layout) -> str:
+        return f"/{rdo.PYTHON_SITE}/cinder"
+
+    def cinder_dir(self, layout: Layout) -> Path:
+        return layout.instance.merged / rdo.PYTHON_SITE / "cinder"
+
+    def ssh_target(self, layout: Layout) -> SshTarget:
+        instance = layout.instance
+        return SshTarget(layout.address, 22, instance.identity_file, instance.known_hosts)
+
+    def service(self, layout: Layout, action: str) -> list[str]:
+        return ["systemctl", action, rdo.UNIT]
+
+    def cloud(self, layout: Layout) -> str:
+        return f"{layout.name}-admin"
+
+    def entry(self, layout: Layout) -> dict[str, object]:
+        # every controller has its own Keystone: one clouds.yaml names them apart
+        return {**layout.controller_entry(), "cloud": self.cloud(layout)}
+
+    def prepare(self, chosen: list[Layout], work: Path) -> None:
+        clouds = {}
+        for layout in chosen:
+            mine = yaml.safe_load(layout.clouds_file.read_text())["clouds"]
+            clouds[self.cloud(layout)] = mine[rdo.CLOUD_ADMIN]
+        path = work / "clouds.yaml"
+        path.write_text(yaml.safe_dump({"clouds": clouds}))
+        path.chmod(0o600)
+        self.env = {"OS_CLIENT_CONFIG_FILE": str(path)}
+        self.tokens = {layout.name: cloud_access(self.cloud(layout), self.env)
+                       for layout in chosen}
+
+    def access(self, layout: Layout) -> ApiAccess:
+        return self.tokens[layout.name]
+
+
+def make_kind(name: str) -> Kind:
+    return SupervisordKind() if name == "supervisord" else RdoKind()
+
+
+def write_inventory(path: Path, source: Path, kind: Kind, chosen: list[Layout]) -> Path:
     path.write_text(yaml.safe_dump({
         "source": str(source),
-        "controllers": {layout.name: layout.controller_entry() for layout in chosen}}))
+        "controllers": {layout.name: kind.entry(layout) for layout in chosen}}))
     return path
 
 
-def run(argv: list[str]) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def run(argv: list[str], env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **env} if env else None)
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {shlex.join(argv)}\n{proc.stderr}")
     return proc.stdout + proc.stderr
 
 
-def ssh_words(layout: SandboxLayout) -> list[str]:
-    return ["ssh", "-p", str(layout.ssh_port), "-i", str(layout.identity_file),
-            "-o", f"UserKnownHostsFile={layout.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+def ssh_words(kind: Kind, layout: Layout) -> list[str]:
+    target = kind.ssh_target(layout)
+    return ["ssh", "-p", str(target.port), "-i", str(target.identity_file),
+            "-o", f"UserKnownHostsFile={target.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
 
 
-def rsync_argv(tree: Path, layout: SandboxLayout) -> list[str]:
+def rsync_argv(kind: Kind, tree: Path, layout: Layout) -> list[str]:
     """What a developer types: ``rsync -avz -e ssh TREE/ root@controller:CINDER/``."""
-    return ["rsync", "-avz", "--exclude=.vscode/", "-e", shlex.join(ssh_words(layout)),
-            f"{tree}/", f"root@127.0.0.1:{cinder_dir(layout)}/"]
+    host = kind.ssh_target(layout).host
+    return ["rsync", "-avz", "--exclude=.vscode/", "-e", shlex.join(ssh_words(kind, layout)),
+            f"{tree}/", f"root@{host}:{kind.cinder_path(layout)}/"]
+
+
+def ssh_argv(kind: Kind, layout: Layout, command: list[str]) -> list[str]:
+    """What a developer types: ``ssh root@controller COMMAND``."""
+    host = kind.ssh_target(layout).host
+    return [*ssh_words(kind, layout), f"root@{host}", shlex.join(command)]
 
 
 def extension(alias: str) -> str:
@@ -96,9 +268,10 @@ def extension(alias: str) -> str:
             "    updated = '2026-11-25T00:00:00+00:00'\n")
 
 
-def serves(layout: SandboxLayout, alias: str) -> bool:
-    request = urllib.request.Request(f"{layout.api_url}v3/extensions/{alias}",
-                                     headers={"X-Auth-Token": "admin:5e1f7e57"})
+def serves(access: ApiAccess, alias: str) -> bool:
+    """Does the API answer ``GET /v3/<project>/extensions/<alias>`` with 200?"""
+    request = urllib.request.Request(
+        f"{access.base_url}/v3/{access.project_id}/extensions/{alias}", headers=access.headers)
     try:
         with urllib.request.urlopen(request, timeout=2) as reply:
             return reply.status == 200
@@ -115,8 +288,17 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60,
         time.sleep(interval)
 
 
-def wait_serving(layout: SandboxLayout, alias: str, timeout: float = 60) -> None:
-    wait_for(lambda: serves(layout, alias), f"{alias} served by {layout.name}", timeout)
+def wait_serving(kind: Kind, layout: Layout, alias: str, timeout: float = 60) -> None:
+    access = kind.access(layout)
+    wait_for(lambda: serves(access, alias), f"{alias} served by {layout.name}", timeout)
+
+
+def check_probe(kind: Kind, layout: Layout) -> None:
+    """The probe tells an extension served from one that is not (else every row is void)."""
+    wait_serving(kind, layout, "os-cluster-manage")
+    if serves(kind.access(layout), f"bench-absent-{uuid.uuid4().hex[:8]}"):
+        raise SystemExit(f"{layout.name}: the API answers 200 for an extension it does not "
+                         f"have: the probe cannot see an edit")
 
 
 def timed(work: Callable[[], None]) -> float:
@@ -140,6 +322,12 @@ class Steps:
 
     def __init__(self) -> None:
         self.seen: dict[str, dict[str, list[float]]] = {}
+        self.notes: dict[str, dict[str, int]] = {}
+
+    def note(self, row: str, text: str) -> None:
+        """Something the loop said in a run (counted): e.g. why it restarted in full."""
+        counts = self.notes.setdefault(row, {})
+        counts[text] = counts.get(text, 0) + 1
 
     def add(self, row: str, step: str, seconds: float) -> None:
         self.seen.setdefault(row, {}).setdefault(step, []).append(seconds)
@@ -148,6 +336,9 @@ class Steps:
         """The loop's own step lines (``--> ctl: restart (0.75 s): ...``)."""
         total = 0.0
         for line in text.splitlines():
+            match = FULL_RESTART.search(line)
+            if match:
+                self.note(row, f"full restart instead of a fast one ({match[1].strip()})")
             match = STEP.match(line.strip())
             if match:
                 self.add(row, match[1], float(match[2]))
@@ -159,13 +350,14 @@ class Steps:
 class Watcher:
     """``invoke watch`` in the background; counts the bursts it has finished."""
 
-    def __init__(self, inventory: Path) -> None:
+    def __init__(self, inventory: Path, env: dict[str, str]) -> None:
         self.lines: list[str] = []
         self.done = 0
         self.proc = subprocess.Popen([*INVOKE, "watch", "--inventory", str(inventory),
                                       "--debounce", "100"], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     env={**os.environ, **env})
         for line in self.proc.stdout:          # ready once inotify is armed
             if "watching" in line:
                 break
@@ -182,39 +374,90 @@ class Watcher:
         self.proc.wait(timeout=30)
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One comparison's seconds, side by side."""
+
+    kind: str
+    name: str
+    ours_label: str
+    base_label: str
+    ours: list[float]
+    base: list[float]
+    target: float | None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--kind", choices=(*KIND_NAMES, "all"), default="all",
+                        help="the controllers to run the rows on (default: all, one kind "
+                             "after the other)")
     parser.add_argument("--only", choices=ROWS + EXTRA_ROWS, action="append",
                         help="run only this comparison (repeatable; default: all but "
-                             f"{', '.join(EXTRA_ROWS)})")
+                             f"{', '.join(EXTRA_ROWS)}, which run on supervisord only)")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     wanted = set(args.only or ROWS)
+    names = KIND_NAMES if args.kind == "all" else (args.kind,)
+    if wanted <= set(EXTRA_ROWS) and "supervisord" not in names:
+        parser.error(f"{', '.join(sorted(wanted))} run on the supervisord kind only")
+    # a kill ends the run the way Ctrl-C does: through the finally that stops the controllers
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load_before = os.getloadavg()
+    results: list[Row] = []
+    steps: dict[str, Steps] = {}
+    kinds = [make_kind(name) for name in names]
+    for kind in kinds:
+        steps[kind.name] = Steps()
+        extra = wanted & set(EXTRA_ROWS) if kind.name == "supervisord" else set()
+        bench_kind(kind, (wanted - set(EXTRA_ROWS)) | extra, args.runs, results,
+                   steps[kind.name])
+    report(results, steps, kinds, args, load_before)
 
-    every = layouts()
+
+def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
+               steps: Steps) -> None:
+    """The ``wanted`` rows on ``kind``'s controllers, brought up here and stopped at the end."""
+    if not wanted:
+        return
     fleet = bool(wanted & {"fleet", "fleet-vs-one"})
-    ours_ctl = every[:4] if fleet else every[:1]
-    manual_ctl = every[4:] if "fleet" in wanted else every[4:5]
+    ours_ctl = kind.ours[:kind.fleet_size] if fleet else kind.ours[:1]
+    manual_ctl = kind.manual[:kind.fleet_size] if "fleet" in wanted else kind.manual[:1]
     chosen = ours_ctl + manual_ctl
-    for layout in chosen:
-        sandbox.up(layout)
-    work = Path(tempfile.mkdtemp(prefix="devloop-bench-"))
+    env = kind.env
+    work = Path(tempfile.mkdtemp(prefix=f"devloop-bench-{kind.name}-"))
     source = work / "cinder"
     shutil.copytree(ROOT / "cinder_patch" / "cinder", source)
     (source / "devloop_bench").mkdir()
     probe = source / "devloop_bench" / "probe.py"
-    one = write_inventory(work / "one.yaml", source, ours_ctl[:1])
-    four = write_inventory(work / "four.yaml", source, ours_ctl)
-    everything = write_inventory(work / "all.yaml", source, chosen)
     first, manual_first = ours_ctl[0], manual_ctl[0]
-    results = []
-    steps = Steps()
+    fleet_label = f"{len(ours_ctl)} controllers"
+
+    def add(row: tuple[str, str, str, list[float], list[float], float | None]) -> None:
+        results.append(Row(kind.name, *row))
+
+    def task(*words: str) -> str:
+        """``invoke WORDS`` from a cold shell (with the kind's clouds.yaml)."""
+        return run([*INVOKE, *words], env)
+
+    fast: list[Path] = []       # inventories switched to fast restart, switched off at the end
     try:
-        run([*INVOKE, "deploy", "--inventory", str(everything), "db-sync", "--inventory",
-             str(everything)])
-        run([*INVOKE, "fast-restart", "on", "--inventory", str(four)])
+        for layout in chosen:
+            kind.up(layout)
+        kind.prepare(chosen, work)
+        env = kind.env
+        one = write_inventory(work / "one.yaml", source, kind, ours_ctl[:1])
+        fleet_hosts = write_inventory(work / "fleet.yaml", source, kind, ours_ctl)
+        everything = write_inventory(work / "all.yaml", source, kind, chosen)
+        task("deploy", "--inventory", str(everything), "db-sync", "--inventory",
+             str(everything))
+        fast.append(fleet_hosts)
+        task("fast-restart", "on", "--inventory", str(fleet_hosts))
+        for layout in chosen:
+            check_probe(kind, layout)
 
         def edit(tree: Path = source) -> None:
             (tree / "devloop_bench" / "probe.py").write_text(f"EDIT = {uuid.uuid4().hex!r}\n")
@@ -226,18 +469,16 @@ def main() -> None:
             aliases.append(alias)
             (tree / "api" / "contrib" / "devloop_bench_ext.py").write_text(extension(alias))
 
-        def by_hand(layout: SandboxLayout, tree: Path, row: str | None = None) -> None:
+        def by_hand(layout: Layout, tree: Path, row: str | None = None) -> None:
             """What the developer types: rsync, ssh restart, ssh status, then poll."""
-            supervisorctl = ["supervisorctl", "-c", str(layout.supervisor_conf)]
-            commands = [("rsync", rsync_argv(tree, layout))] + [
-                (f"ssh {action}", [*ssh_words(layout), "root@127.0.0.1",
-                                   shlex.join([*supervisorctl, action, "cinder-api"])])
+            commands = [("rsync", rsync_argv(kind, tree, layout))] + [
+                (f"ssh {action}", ssh_argv(kind, layout, kind.service(layout, action)))
                 for action in ("restart", "status")]
             for name, argv in commands:
                 seconds = timed(lambda: run(argv))
                 if row:
                     steps.add(row, name, seconds)
-            seconds = timed(lambda: wait_serving(layout, aliases[-1]))
+            seconds = timed(lambda: wait_serving(kind, layout, aliases[-1]))
             if row:
                 steps.add(row, "poll until served", seconds)
 
@@ -245,29 +486,29 @@ def main() -> None:
             # one changed file, no restart, vs plain rsync -avz -e ssh (same controller)
             def ours_sync() -> None:
                 started = time.perf_counter()
-                text = run([*INVOKE, "deploy", "--inventory", str(one), "--no-restart", "-v"])
+                text = task("deploy", "--inventory", str(one), "--no-restart", "-v")
                 steps.from_output("no-restart", text)
                 steps.add("no-restart", "wall", time.perf_counter() - started)
 
-            ours, manual = side_by_side(args.runs, ours_sync, lambda: run(rsync_argv(source, first)),
-                                        before=edit)
-            results.append(("one changed file, no restart", "invoke deploy --no-restart",
+            ours, manual = side_by_side(runs, ours_sync,
+                                        lambda: run(rsync_argv(kind, source, first)), before=edit)
+            add(("one changed file, no restart", "invoke deploy --no-restart",
                             "rsync -avz -e ssh", ours, manual, 1.5))
 
         if "loop" in wanted:
             # edit to serving: the new code answers over HTTP; one shot from a cold shell
             def ours_loop() -> None:
                 started = time.perf_counter()
-                text = run([*INVOKE, "loop", "--inventory", str(one)])
+                text = task("loop", "--inventory", str(one))
                 wall = time.perf_counter() - started
-                seconds = timed(lambda: wait_serving(first, aliases[-1]))
+                seconds = timed(lambda: wait_serving(kind, first, aliases[-1]))
                 steps.from_output("loop", text, wall)
                 steps.add("loop", "poll until served", seconds)
 
-            ours, manual = side_by_side(args.runs, ours_loop,
+            ours, manual = side_by_side(runs, ours_loop,
                                         lambda: by_hand(manual_first, source, "manual"),
                                         before=lambda: save(source))
-            results.append(("edit to serving (new code answers over HTTP)", "invoke loop",
+            add(("edit to serving (new code answers over HTTP)", "invoke loop",
                             "rsync; ssh restart; ssh status; poll", ours, manual, 0.7))
 
         if wanted & {"watch", "watch-sync"}:
@@ -275,9 +516,9 @@ def main() -> None:
             # from its own copy of the tree, out of the watcher's sight.
             manual_tree = work / "manual" / "cinder"
             shutil.copytree(source, manual_tree)
-            watcher = Watcher(one)
+            watcher = Watcher(one, env)
             try:
-                target = cinder_dir(first) / "devloop_bench" / "probe.py"
+                target = kind.cinder_dir(first) / "devloop_bench" / "probe.py"
 
                 def saved_to_controller() -> None:
                     edit()
@@ -302,7 +543,7 @@ def main() -> None:
                 def alternate(ours_side: Callable[[], float], manual_side: Callable[[], None]
                               ) -> tuple[list[float], list[float]]:
                     ours, manual = [], []
-                    for index in range(args.runs):
+                    for index in range(runs):
                         if index % 2:
                             manual.append(timed(manual_side))
                         ours.append(ours_side())
@@ -313,15 +554,16 @@ def main() -> None:
                 if "watch-sync" in wanted:
                     ours, manual = alternate(
                         watched_side(saved_to_controller, "watch-sync"),
-                        lambda: (edit(manual_tree), run(rsync_argv(manual_tree, manual_first))))
-                    results.append(("with invoke watch running: save -> file on the controller",
+                        lambda: (edit(manual_tree),
+                                 run(rsync_argv(kind, manual_tree, manual_first))))
+                    add(("with invoke watch running: save -> file on the controller",
                                     "save -> on the controller", "rsync -avz -e ssh",
                                     ours, manual, 1.0))
 
                 if "watch" in wanted:
                     def watched() -> None:
                         save(source)
-                        wait_serving(first, aliases[-1])
+                        wait_serving(kind, first, aliases[-1])
 
                     def by_hand_copy() -> None:
                         save(manual_tree)
@@ -330,38 +572,57 @@ def main() -> None:
                     mark = len(watcher.lines)
                     ours, manual = alternate(watched_side(watched, "watch"), by_hand_copy)
                     steps.from_output("watch", "".join(watcher.lines[mark:]))
-                    results.append(("edit to serving, with invoke watch running",
+                    add(("edit to serving, with invoke watch running",
                                     "save -> served", "rsync; ssh restart; ssh status; poll",
                                     ours, manual, 0.5))
             finally:
                 watcher.stop()
 
         if "fleet" in wanted:
-            # 4 controllers with restart vs four manual sequences run in parallel
+            # N controllers with restart vs N manual sequences run in parallel
             def ours_fleet() -> None:
-                run([*INVOKE, "deploy", "--inventory", str(four)])
-                for layout in ours_ctl:
-                    wait_serving(layout, aliases[-1])
+                started = time.perf_counter()
+                task("deploy", "--inventory", str(fleet_hosts))
+                wall = time.perf_counter() - started
+
+                def all_served() -> None:
+                    for layout in ours_ctl:
+                        wait_serving(kind, layout, aliases[-1])
+
+                seconds = timed(all_served)
+                # (invoke deploy reports no per-step times; loop and watch do)
+                steps.add("fleet", "wall of the deploy", wall)
+                steps.add("fleet", "poll until all served", seconds)
 
             def manual_fleet() -> None:
-                threads = [threading.Thread(target=by_hand, args=(layout, source))
+                failed: list[BaseException] = []
+
+                def one_by_hand(layout: Layout) -> None:
+                    try:
+                        by_hand(layout, source, "manual fleet")
+                    except BaseException as exc:      # SystemExit from run(): report it here
+                        failed.append(exc)
+
+                threads = [threading.Thread(target=one_by_hand, args=(layout,))
                            for layout in manual_ctl]
                 for thread in threads:
                     thread.start()
                 for thread in threads:
                     thread.join()
+                if failed:
+                    raise failed[0]
 
-            ours, manual = side_by_side(args.runs, ours_fleet, manual_fleet,
+            ours, manual = side_by_side(runs, ours_fleet, manual_fleet,
                                         before=lambda: save(source))
-            results.append(("4 controllers with restart, to serving", "invoke deploy (4)",
-                            "4 manual sequences in parallel", ours, manual, 1.2))
+            add((f"{fleet_label} with restart, to serving", f"invoke deploy ({len(ours_ctl)})",
+                 f"{len(manual_ctl)} manual sequences in parallel", ours, manual, 1.2))
 
         if "fleet-vs-one" in wanted:
             ours, manual = side_by_side(
-                args.runs, lambda: run([*INVOKE, "deploy", "--inventory", str(four)]),
-                lambda: run([*INVOKE, "deploy", "--inventory", str(one)]), before=edit)
-            results.append(("deploy with restart: 4 controllers vs 1 (information)",
-                            "4 controllers", "1 controller", ours, manual, None))
+                runs, lambda: task("deploy", "--inventory", str(fleet_hosts)),
+                lambda: task("deploy", "--inventory", str(one)), before=edit)
+            add((f"deploy with restart: {fleet_label} vs 1 (information)",
+                 fleet_label, "1 controller", ours, manual, None))
 
         if "list" in wanted:
             # start-up: invoke --list with the project's tasks vs an empty tasks file
@@ -371,9 +632,9 @@ def main() -> None:
             (empty / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef noop(c):\n"
                                             "    pass\n")
             ours, manual = side_by_side(
-                args.runs, lambda: run([*INVOKE, "--list"]),
+                runs, lambda: task("--list"),
                 lambda: run([sys.executable, "-m", "invoke", "--search-root", str(empty), "--list"]))
-            results.append(("invoke --list: project tasks vs an empty tasks file", "project tasks",
+            add(("invoke --list: project tasks vs an empty tasks file", "project tasks",
                             "one no-op task", ours, manual, 1.5))
 
         if "health" in wanted:
@@ -389,23 +650,25 @@ def main() -> None:
                 save(source)        # and an extension, so every check runs
 
             ours, manual = side_by_side(
-                args.runs, lambda: run([*INVOKE, "deploy", "--inventory", str(one)]),
+                runs, lambda: task("deploy", "--inventory", str(one)),
                 lambda: run([sys.executable, "-m", "invoke", "--search-root", str(before),
-                             "deploy", "--inventory", str(one)]), before=change)
-            results.append(("deploy with restart, after vs before the health checks",
+                             "deploy", "--inventory", str(one)], env), before=change)
+            add(("deploy with restart, after vs before the health checks",
                             "with checks", f"at {BEFORE_HEALTH_CHECKS}", ours, manual, 1.1))
     finally:
-        try:
-            run([*INVOKE, "fast-restart", "off", "--inventory", str(four)])
-        except SystemExit as exc:
-            print(exc, file=sys.stderr)
-        for path in (cinder_dir(layout) / "api" / "contrib" / "devloop_bench_ext.py"
-                     for layout in chosen):
-            path.unlink(missing_ok=True)
+        for inventory in fast:
+            try:
+                task("fast-restart", "off", "--inventory", str(inventory))
+            except SystemExit as exc:
+                print(exc, file=sys.stderr)
         for layout in chosen:
-            sandbox.down(layout)
+            try:
+                (kind.cinder_dir(layout) / "api" / "contrib" / "devloop_bench_ext.py").unlink(
+                    missing_ok=True)
+            except (OSError, StopIteration):      # never brought up
+                pass
+            kind.down(layout)
         shutil.rmtree(work, ignore_errors=True)
-    report(results, steps, args, load_before)
 
 
 def spread(values: list[float]) -> str:
@@ -414,9 +677,10 @@ def spread(values: list[float]) -> str:
     return f"{100 * (max(values) - min(values)) / middle:.0f}%"
 
 
-def report(results: list[tuple[str, str, str, list[float], list[float], float | None]],
-           steps: Steps, args: argparse.Namespace, load_before: tuple[float, ...]) -> None:
+def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
+           args: argparse.Namespace, load_before: tuple[float, ...]) -> None:
     load_after = os.getloadavg()
+    options = f"--runs {args.runs}" + (f" --kind {args.kind}" if args.kind != "all" else "")
     lines = [
         "# Benchmark results",
         "",
@@ -425,31 +689,55 @@ def report(results: list[tuple[str, str, str, list[float], list[float], float | 
         "side, the two sides alternating run by run; load average "
         f"{load_before[0]:.2f} before, {load_after[0]:.2f} after. Reproduce with:",
         "",
-        f"    .venv/bin/python bench/bench.py --runs {args.runs} --write bench/RESULTS.md",
+        f"    .venv/bin/python bench/bench.py {options} --write bench/RESULTS.md",
         "",
         "Ours runs on controllers in fast-restart mode (`invoke fast-restart on`); the manual "
-        "commands run on identical controllers as installed (cinder-api started by supervisord).",
+        "commands (`rsync -avz -e ssh <tree>/ root@ctl:<site-packages>/cinder/`, a restart "
+        "and a status over ssh, then polling until a request sees the edit) run on identical "
+        "controllers as installed. Per kind:",
         "",
-        "| comparison | ours | median | baseline | median | ratio | target | spread ours / base |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, ours_label, base_label, ours, base, target in results:
-        ratio = statistics.median(ours) / statistics.median(base)
-        goal = ("information" if target is None else
-                f"≤ {target} ({'met' if ratio <= target else 'NOT met'})")
-        lines.append(f"| {name} | {ours_label} | {statistics.median(ours):.3f} s | {base_label} "
-                     f"| {statistics.median(base):.3f} s | {ratio:.2f} | {goal} "
-                     f"| {spread(ours)} / {spread(base)} |")
+    described = {
+        "supervisord": "cinder-api in a venv started by supervisord, noauth; the manual "
+                       "restart and status are ",
+        "rdo": "systemd-nspawn containers laid out as RDO ships Cinder "
+               "(`openstack-cinder-api.service`, system site-packages), Keystone in front "
+               "(the probe and our health checks carry a token); the manual restart and "
+               "status are ",
+    }
+    for kind in kinds:
+        lines.append(f"- **{kind.name}**: {described[kind.name]}{kind.manual_commands}.")
+    lines += [
+        "",
+        "| kind | comparison | ours | median | baseline | median | ratio | target "
+        "| spread ours / base |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results:
+        ratio = statistics.median(row.ours) / statistics.median(row.base)
+        goal = ("information" if row.target is None else
+                f"≤ {row.target} ({'met' if ratio <= row.target else 'NOT met'})")
+        lines.append(f"| {row.kind} | {row.name} | {row.ours_label} "
+                     f"| {statistics.median(row.ours):.3f} s | {row.base_label} "
+                     f"| {statistics.median(row.base):.3f} s | {ratio:.2f} | {goal} "
+                     f"| {spread(row.ours)} / {spread(row.base)} |")
     lines += ["", "## Where the time goes", "",
               "Medians of each step over the runs of a row, in seconds (the loop's steps as it "
-              "reports them; the manual ones timed around each command).", ""]
-    for row, seen in steps.seen.items():
-        lines.append(f"- **{row}**: " + "; ".join(
-            f"{step} {statistics.median(values):.3f}" for step, values in seen.items()))
+              "reports them; the manual ones timed around each command)."]
+    for kind in kinds:
+        seen_rows = steps[kind.name].seen
+        if not seen_rows:
+            continue
+        lines += ["", f"### {kind.name}", ""]
+        for name, seen in seen_rows.items():
+            notes = steps[kind.name].notes.get(name, {})
+            lines.append(f"- **{name}**: " + "; ".join(
+                f"{step} {statistics.median(values):.3f}" for step, values in seen.items())
+                + "".join(f" ({text}: {count} run(s))" for text, count in notes.items()))
     lines += ["", "## Raw seconds", ""]
-    for name, _, _, ours, base, _ in results:
-        lines.append(f"- {name}: ours {', '.join(f'{x:.3f}' for x in ours)}; "
-                     f"baseline {', '.join(f'{x:.3f}' for x in base)}")
+    for row in results:
+        lines.append(f"- {row.kind}, {row.name}: ours {', '.join(f'{x:.3f}' for x in row.ours)}; "
+                     f"baseline {', '.join(f'{x:.3f}' for x in row.base)}")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:

@@ -1,0 +1,94 @@
+"""The benchmark's manual side per kind: what a developer types, and how rows are reported.
+
+The numbers come from real runs (``bench/bench.py``); these specs pin the
+commands the manual side times, so that a row keeps comparing against what
+a developer would type on that kind of controller.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from deploy.sandbox import SandboxLayout
+from deploy.sandbox.rdo import RdoLayout
+from tests.support import PROJECT_ROOT
+
+_spec = importlib.util.spec_from_file_location("bench", PROJECT_ROOT / "bench" / "bench.py")
+bench = importlib.util.module_from_spec(_spec)
+sys.modules["bench"] = bench       # dataclasses look their module up there
+_spec.loader.exec_module(bench)
+
+
+def rdo_layout(tmp_path: Path) -> RdoLayout:
+    layout = RdoLayout(tmp_path / "ctl", name="bench-rdo-t")
+    layout.root.mkdir()
+    layout.instance.address_file.write_text("10.213.7.2\n")
+    return layout
+
+
+def test_rdo_manual_rsync_goes_into_the_system_site_packages_over_the_instances_pinned_ssh(
+        tmp_path):
+    layout = rdo_layout(tmp_path)
+    argv = bench.rsync_argv(bench.RdoKind(), tmp_path / "tree", layout)
+    assert argv[:2] == ["rsync", "-avz"]
+    assert argv[-2:] == [f"{tmp_path}/tree/",
+                         "root@10.213.7.2:/usr/local/lib/python3.11/dist-packages/cinder/"]
+    ssh = shlex.split(argv[argv.index("-e") + 1])
+    assert ssh[:3] == ["ssh", "-p", "22"]
+    assert str(layout.instance.identity_file) in ssh
+    assert f"UserKnownHostsFile={layout.instance.known_hosts}" in ssh
+    assert "StrictHostKeyChecking=yes" in ssh
+
+
+def test_rdo_manual_restart_and_status_are_systemctl_on_the_rdo_unit_over_ssh(tmp_path):
+    layout = rdo_layout(tmp_path)
+    kind = bench.RdoKind()
+    for action in ("restart", "status"):
+        argv = bench.ssh_argv(kind, layout, kind.service(layout, action))
+        assert argv[0] == "ssh" and argv[-2] == "root@10.213.7.2"
+        assert argv[-1] == f"systemctl {action} openstack-cinder-api.service"
+
+
+def test_rdo_inventory_names_each_controllers_keystone_apart():
+    kind = bench.RdoKind()
+    entries = [kind.entry(layout) for layout in kind.ours + kind.manual]
+    assert len({entry["cloud"] for entry in entries}) == len(entries)
+
+
+def test_supervisord_manual_restart_is_the_sandboxes_own_supervisorctl(tmp_path):
+    layout = SandboxLayout(tmp_path / "ctl", 22199, 18899, name="t")
+    kind = bench.SupervisordKind()
+    argv = bench.ssh_argv(kind, layout, kind.service(layout, "restart"))
+    assert argv[:3] == ["ssh", "-p", "22199"] and argv[-2] == "root@127.0.0.1"
+    assert shlex.split(argv[-1]) == ["supervisorctl", "-c", str(layout.supervisor_conf),
+                                     "restart", "cinder-api"]
+
+
+def test_report_groups_the_rows_and_the_steps_per_kind(capsys):
+    rows = [bench.Row(kind, "edit to serving", "invoke loop", "by hand", [2.0], [4.0], 0.7)
+            for kind in ("supervisord", "rdo")]
+    steps = {"supervisord": bench.Steps(), "rdo": bench.Steps()}
+    steps["rdo"].add("loop", "restart", 1.5)
+    steps["rdo"].from_output("loop", "W: ctl: full restart instead of a fast one: "
+                                     "a migration changed\n")
+    args = argparse.Namespace(runs=1, kind="all", write=None)
+    bench.report(rows, steps, [bench.SupervisordKind(), bench.RdoKind()], args, (0.0,))
+    text = capsys.readouterr().out
+    assert "| supervisord | edit to serving |" in text
+    assert "| rdo | edit to serving | invoke loop | 2.000 s | by hand | 4.000 s | 0.50 |" in text
+    rdo_section = text[text.index("### rdo"):text.index("## Raw seconds")]
+    assert "**loop**: restart 1.500" in rdo_section
+    assert "full restart instead of a fast one (a migration changed): 1 run(s)" in rdo_section
+    assert "### supervisord" not in text      # no steps there: no empty section
+
+
+def test_supervisord_only_rows_on_rdo_are_refused_with_one_line():
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "bench.py"),
+                           "--kind", "rdo", "--only", "list"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "run on the supervisord kind only" in proc.stderr
+    assert "Traceback" not in proc.stderr
