@@ -112,22 +112,16 @@ class Remote:
 
         Invoke's runner forwards a stream in small reads with a sleep between
         them; a payload of a few hundred kilobytes goes faster in one write.
-        The helpers fed this way read all their input before they write.
         """
-        self.conn.open()                  # a no-op while connected
-        channel = self.conn.client.get_transport().open_session()
-        try:
-            channel.settimeout(timeout)
-            channel.exec_command(text)
-            channel.sendall(data)
-            channel.shutdown_write()
-            stdout = channel.makefile("rb").read()
-            stderr = channel.makefile_stderr("rb").read()
-            exited = channel.recv_exit_status()
-        finally:
-            channel.close()
-        return Result(stdout=stdout.decode("utf-8", "replace"),
-                      stderr=stderr.decode("utf-8", "replace"), command=text, exited=exited)
+        dialogue = Dialogue(self, text, timeout)
+        return dialogue.finish(data)
+
+    def dialogue(self, argv: Command, timeout: float | None = None) -> "Dialogue":
+        """Start ``argv`` for a conversation: lines back, then the rest of its input."""
+        text = shlex.join(argv)
+        output.command(self.name, text)
+        with translate_ssh_errors(self.controller):
+            return Dialogue(self, text, timeout)
 
     def write_file(self, path: str, content: str) -> None:
         """Write ``content`` to ``path`` atomically, creating its directory."""
@@ -137,6 +131,48 @@ class Remote:
 
     def close(self) -> None:
         """Release the handle; the shared connection closes when the run ends."""
+
+
+class Dialogue:
+    """A remote command that answers before all of its input has come, in one exec.
+
+    The helpers that use it read their questions, print an answer the
+    caller needs to build the rest of the input, then read that to the end
+    (see ``deploy/remote/receive_tree.py``). The output is captured.
+    """
+
+    def __init__(self, remote: Remote, text: str, timeout: float | None) -> None:
+        self.remote, self.text = remote, text
+        remote.conn.open()                  # a no-op while connected
+        self.channel = remote.conn.client.get_transport().open_session()
+        self.channel.settimeout(timeout)
+        self.channel.exec_command(text)
+        self.stdout = self.channel.makefile("rb")
+
+    def send(self, data: bytes) -> None:
+        with translate_ssh_errors(self.remote.controller):
+            self.channel.sendall(data)
+
+    def readline(self) -> str:
+        """The next line of output ("" once the command has ended)."""
+        with translate_ssh_errors(self.remote.controller):
+            return self.stdout.readline().decode("utf-8", "replace")
+
+    def finish(self, data: bytes = b"") -> Result:
+        """Send the last of the input, close it, wait for the end; the whole result."""
+        try:
+            with translate_ssh_errors(self.remote.controller):
+                if data:
+                    self.channel.sendall(data)
+                self.channel.shutdown_write()
+                stdout = self.stdout.read()
+                stderr = self.channel.makefile_stderr("rb").read()
+                exited = self.channel.recv_exit_status()
+        finally:
+            self.channel.close()
+        return Result(stdout=stdout.decode("utf-8", "replace"),
+                      stderr=stderr.decode("utf-8", "replace"), command=self.text,
+                      exited=exited)
 
 
 def run_local(argv: Command, *, where: str = "local", check: bool = True,

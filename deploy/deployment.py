@@ -18,7 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from deploy import manifest, output, send
 from deploy.commands import Remote
@@ -45,6 +45,8 @@ class DeployReport:
     status: ServiceStatus | None = None
     api: ApiState | None = None
     log_since: int | None = None      # the API log's size before the sync (for the health check)
+    target: Target | None = None      # the controller's Cinder, as located
+    db: Mapping[str, Any] | None = None   # the database's state, if asked with the sync
 
 
 @dataclass(frozen=True)
@@ -133,56 +135,88 @@ def fitting(remote: Remote, inventory: Inventory, target: Target, *,
         dataclasses.replace(inventory, source=source)
 
 
-def sync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: bool = False,
-              checksum: bool = False, diff: bool = False,
-              ignore_manifest: bool = False) -> DeployReport:
-    """Check the manifest, compile, record the deploy, sync the source into ``target``; no restart.
+def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None, *,
+              dry_run: bool = False, checksum: bool = False, diff: bool = False,
+              ignore_manifest: bool = False, db: bool = False) -> DeployReport:
+    """Locate Cinder (unless ``target``), check the manifest, compile, record the deploy,
+    sync the source into the package; no restart.
 
-    A small local tree goes in one call (:mod:`deploy.send`); a large one,
-    or one on a devbox, through rsync.
+    A small local tree goes in one remote call that also locates Cinder and,
+    with ``db``, reads the database's state (:mod:`deploy.send`); a large
+    one, or one on a devbox, goes through rsync (``report.db`` is then None).
 
     Raises:
+        DevloopError: Cinder cannot be found on the controller.
         ManifestRefused: the source does not fit the controller's Cinder.
         CompileError: a changed .py file does not compile with the
             controller's python (nothing sent).
         SyncError: rsync failed (the record lists what it meant to send).
     """
-    controller = remote.controller
-    inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
-    verb = "preview sync (dry run)" if dry_run else "sync"
-    output.step(controller.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
     files = (send.one_call_files(inventory.source, inventory.excludes)
              if inventory.source_host is None else None)
+    report = None
     if files is not None:
-        report = _send_step(remote, inventory, target, files, dry_run=dry_run,
-                            checksum=checksum, diff=diff)
-    else:
+        report = _send_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
+                            diff=diff, ignore_manifest=ignore_manifest, db=db)
+    if report is None:            # the tree needs rsync
+        target = target or locate_for(remote, inventory)
+        inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
+        _announce(remote, inventory, target, dry_run)
         report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
                              diff=diff)
-    _show_changes(controller.name, report.changes, dry_run)
+    report.target = target or remote.located
+    _show_changes(remote.name, report.changes, dry_run)
     return report
 
 
-def _send_step(remote: Remote, inventory: Inventory, target: Target,
-               files: list[send.TreeFile], *, dry_run: bool, checksum: bool,
-               diff: bool) -> DeployReport:
-    """The deploy of a small local tree: compare, compile, record and write in one call."""
-    report = DeployReport(remote.name)
+def _announce(remote: Remote, inventory: Inventory, target: Target, dry_run: bool) -> None:
+    verb = "preview sync (dry run)" if dry_run else "sync"
+    output.step(remote.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
+
+
+def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, dry_run: bool,
+               checksum: bool, diff: bool, ignore_manifest: bool,
+               db: bool) -> DeployReport | None:
+    """The deploy of a small local tree in one call: locate, compare, compile, record, write.
+
+    Returns None, with nothing changed, when the tree the manifest picks for
+    this controller is too large for one call.
+    """
+    hash_paths = manifest.hash_paths(inventory.source) if target is None else None
+    dialogue = send.start(remote, hash_paths=hash_paths, db=db)
+    files = None
+    try:
+        if target is None:
+            target = send.located(remote, dialogue)
+        chosen = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
+        files = send.one_call_files(chosen.source, chosen.excludes)
+    finally:
+        if files is None:
+            send.finish(remote, dialogue, None, "")      # nothing to send: it ends
+    if files is None:
+        return None
+    _announce(remote, chosen, target, dry_run)
     output.detail(f"{len(files)} file(s) compared on the controller, in one call")
+    report = DeployReport(remote.name)
     if diff or dry_run:
-        planned = send.send_tree(remote, files, target.cinder_dir, owner=target.owner,
-                                 deploy_dir="", record={}, dry_run=True, checksum=checksum)
+        planned = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
+                              dry_run=True, checksum=checksum)
+        assert planned is not None
+        report.db = planned.db
         if diff:
-            show_diffs(inventory, remote, target.cinder_dir, planned.changes)
+            show_diffs(chosen, remote, target.cinder_dir, planned.changes)
         if dry_run:
             report.changes = planned.changes
             return report
+        dialogue = send.start(remote)
     deploy_id = new_deploy_id()
     deploy_dir = f"{remote.controller.state_dir}/deploys/{deploy_id}"
-    sent = send.send_tree(remote, files, target.cinder_dir, owner=target.owner,
-                          deploy_dir=deploy_dir, record=_record_base(remote, inventory, deploy_id),
-                          checksum=checksum)
+    sent = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
+                       deploy_dir=deploy_dir, record=_record_base(remote, chosen, deploy_id),
+                       checksum=checksum)
+    assert sent is not None
     report.changes, report.log_since = sent.changes, sent.log_size
+    report.db = report.db or sent.db
     report.deploy_id = deploy_id if sent.changes else None
     return report
 
@@ -235,7 +269,7 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
     """
     remote = Remote.open(controller)
     try:
-        report = sync_step(remote, inventory, locate_for(remote, inventory), dry_run=dry_run,
+        report = sync_step(remote, inventory, dry_run=dry_run,
                            checksum=checksum, diff=diff, ignore_manifest=ignore_manifest)
         if restart and not dry_run:
             try:

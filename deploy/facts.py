@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from deploy.commands import STDLIB_ONLY, Remote, tail
 from deploy.errors import DevloopError
+from deploy.inventory import Controller
 from deploy.remote import script
 
 # Run by sh on the controller: find the interpreter in cinder-api's "#!" line
@@ -66,25 +67,50 @@ def locate(remote: Remote, hash_paths: Sequence[str] = ()) -> Target:
     if known is not None and set(hash_paths) <= set(known.hashes):
         return known
     ctl = remote.controller
-    flags = STDLIB_ONLY if ctl.cinder_dir else ("-E", "-s")  # site finds the package
-    args = [ctl.cinder_dir or "", ctl.state_dir, json.dumps(sorted(set(hash_paths)))]
-    if ctl.python:
-        argv = [ctl.python, *flags, "-c", script("locate"), ctl.python, *args]
-    else:
-        argv = ["sh", "-c", _FROM_SHEBANG, "devloop-locate", ctl.cinder_api, " ".join(flags),
-                script("locate"), *args]
-    result = remote.run(argv, check=False)
+    flags, args = locate_arguments(remote, hash_paths)
+    result = remote.run(with_cinder_python(ctl, flags, script("locate"), args), check=False)
     if result.exited != 0:
-        what = ctl.python or f"the python in {ctl.cinder_api}'s #! line"
-        raise DevloopError(
-            f"{remote.name}: cannot find the cinder package with {what} "
-            f"({tail(result.stderr + result.stdout, 1) or 'no output'}); "
-            f"set cinder_dir, python or cinder_api for this controller in the inventory")
-    data = json.loads(result.stdout.strip().splitlines()[-1])
+        raise not_located(remote, tail(result.stderr + result.stdout, 1))
+    return accept(remote, json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def locate_arguments(remote: Remote, hash_paths: Sequence[str] = ()) -> tuple[tuple[str, ...],
+                                                                               list[str]]:
+    """The interpreter flags and the arguments of ``deploy/remote/locate.py``."""
+    ctl = remote.controller
+    flags = STDLIB_ONLY if ctl.cinder_dir else ("-E", "-s")  # site finds the package
+    return flags, [ctl.cinder_dir or "", ctl.state_dir, json.dumps(sorted(set(hash_paths)))]
+
+
+def with_cinder_python(ctl: Controller, flags: Sequence[str], source: str,
+                       args: Sequence[str]) -> list[str]:
+    """The argv running ``source`` with the python that runs Cinder.
+
+    That is the inventory's ``python``, else the one named in cinder-api's
+    ``#!`` line. The script gets the interpreter's path as its first argument.
+    """
+    if ctl.python:
+        return [ctl.python, *flags, "-c", source, ctl.python, *args]
+    return ["sh", "-c", _FROM_SHEBANG, "devloop-locate", ctl.cinder_api, " ".join(flags),
+            source, *args]
+
+
+def not_located(remote: Remote, why: str) -> DevloopError:
+    """The error for a controller whose Cinder cannot be found."""
+    ctl = remote.controller
+    what = ctl.python or f"the python in {ctl.cinder_api}'s #! line"
+    return DevloopError(
+        f"{remote.name}: cannot find the cinder package with {what} "
+        f"({why or 'no output'}); "
+        f"set cinder_dir, python or cinder_api for this controller in the inventory")
+
+
+def accept(remote: Remote, data: Mapping[str, Any]) -> Target:
+    """Keep what locate.py printed on ``remote``, for the rest of the run; the Target."""
     target = Target(data["cinder_dir"], data["owner"], data["python"], data.get("version"),
                     data.get("python_version", ""), dict(data.get("hashes") or {}))
     remote.located = target
-    if not ctl.python:
+    if not remote.controller.python:
         # everything later in this run (health probe included) uses this python
-        remote.controller = dataclasses.replace(ctl, python=target.python)
+        remote.controller = dataclasses.replace(remote.controller, python=target.python)
     return target

@@ -12,19 +12,18 @@ nothing restarted.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 from deploy import output
 from deploy.commands import Remote
 from deploy.db import db_sync
-from deploy.deployment import (DeployReport, locate_for, restart_and_check, served_by,
-                               sync_step, undo_failed_deploy)
+from deploy.deployment import (DeployReport, restart_and_check, served_by, sync_step,
+                               undo_failed_deploy)
 from deploy.errors import HealthCheckError, ServiceError
 from deploy.facts import Target
 from deploy.inventory import Controller, Inventory
-from deploy.records import MIGRATION_DIRS, db_state
+from deploy.records import MIGRATION_DIRS, db_state, parse_db_state
 
 T = TypeVar("T")
 
@@ -69,7 +68,8 @@ def _migration_changed(report: DeployReport) -> bool:
 
 def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = None,
              timeout: float = 60.0, smoke: bool = False, checksum: bool = False,
-             rollback_on_failure: bool = False, ignore_manifest: bool = False) -> LoopReport:
+             rollback_on_failure: bool = False, ignore_manifest: bool = False,
+             check_database: bool = True) -> LoopReport:
     """Run the loop once on an open connection (``watch`` reuses it).
 
     With ``rollback_on_failure``, a deploy after which the API is not
@@ -80,25 +80,26 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         RolledBack: the deploy was not healthy and was undone.
     """
     report = LoopReport(remote.name)
-    target = target or locate_for(remote, inventory)
-    # The database check runs beside the sync, on the same connection: a
-    # migration the sync brings forces db-sync anyway, and a sync never
-    # removes one, so its answer is the same before or after the sync.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(db_state, remote, target.cinder_dir)
-        try:
-            report.deploy = _timed(report, "deploy", lambda: sync_step(
-                remote, inventory, target, checksum=checksum, ignore_manifest=ignore_manifest),
-                lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
-        except BaseException:
-            checking.cancel()
-            raise
-        need_sync = _migration_changed(report.deploy)
-        if not need_sync:
-            state = _timed(report, "check database", checking.result,
-                           lambda s: "behind the newest migration" if s.behind else
-                           "up to date (checked beside the sync)")
-            need_sync = state.behind
+    # A small tree's deploy call also locates Cinder (unless ``target``) and
+    # reads the database's state; a migration the sync brings forces db-sync
+    # anyway, and a sync never removes one, so the answer is the same before
+    # or after the sync. With ``check_database`` False (``watch`` after its
+    # first run) only a migration the sync brings leads to db-sync.
+    report.deploy = _timed(report, "deploy", lambda: sync_step(
+        remote, inventory, target, checksum=checksum, ignore_manifest=ignore_manifest,
+        db=check_database),
+        lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
+    deployed_to = report.deploy.target
+    assert deployed_to is not None
+    need_sync = _migration_changed(report.deploy)
+    if not need_sync and check_database:
+        asked = report.deploy.db
+        state = _timed(report, "check database",
+                       lambda: parse_db_state(remote, asked) if asked is not None else
+                       db_state(remote, deployed_to.cinder_dir),
+                       lambda s: "behind the newest migration" if s.behind else
+                       "up to date" + (" (read in the deploy's call)" if asked else ""))
+        need_sync = state.behind
     if need_sync:
         result = _timed(report, "db-sync", lambda: db_sync(remote),
                         lambda r: f"{r.before} -> {r.after}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from deploy.commands import STDLIB_ONLY, Remote, as_user
 from deploy.errors import DevloopError
@@ -96,8 +96,17 @@ def db_state(remote: Remote, cinder_path: str) -> DbState:
     result = remote.run(as_user(remote.controller.service_user, argv), check=False)
     if result.exited != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
-        raise DevloopError(f"{remote.name}: cannot read the database revision: "
-                           f"{lines[-1] if lines else 'no output'}")
-    data = json.loads(result.stdout.strip().splitlines()[-1])
+        return parse_db_state(remote, {"error": lines[-1] if lines else "no output"})
+    return parse_db_state(remote, json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def parse_db_state(remote: Remote, data: Mapping[str, Any]) -> DbState:
+    """Read deploy/remote/db_state.py's answer (``{"error": ...}`` if it failed).
+
+    Raises:
+        DevloopError: the database or the migration files cannot be read.
+    """
+    if "error" in data:
+        raise DevloopError(f"{remote.name}: cannot read the database revision: {data['error']}")
     return DbState(tuple(data["current"]), tuple(data["heads"]), frozenset(data["applied"]),
                    tuple(data.get("unknown", ())), data.get("kind", "alembic"))

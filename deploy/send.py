@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from deploy.commands import STDLIB_ONLY, Remote, tail
+from deploy import facts
+from deploy.commands import STDLIB_ONLY, Dialogue, Remote, tail
 from deploy.errors import DevloopError
 from deploy.precheck import CompileProblem, refuse, tell_compiled
 from deploy.remote import script
@@ -104,43 +105,94 @@ class Sent:
     changes: list[Change]
     compiled: int
     log_size: int | None
+    #: what deploy/remote/db_state.py said, if it was asked (an "error" key if it failed)
+    db: Mapping[str, Any] | None = None
 
 
 def payload(files: Sequence[TreeFile], job: Mapping[str, Any]) -> bytes:
-    """The helper's stdin: ``job`` plus every file, as compressed JSON."""
+    """The job on the helper's stdin: ``job`` plus every file, as compressed JSON."""
     document = dict(job)
     document["files"] = [[f.rel, f.mtime_ns, base64.b64encode(f.path.read_bytes()).decode()]
                          for f in files]
     return zlib.compress(json.dumps(document).encode(), 1)
 
 
-def send_tree(remote: Remote, files: Sequence[TreeFile], target: str, *, owner: str,
-              deploy_dir: str, record: Mapping[str, Any], dry_run: bool = False,
-              checksum: bool = False) -> Sent:
-    """Lay ``files`` over ``target`` on the controller, or say what would change.
+def db_question(remote: Remote) -> list[str]:
+    """The ``db_state`` question: records.db_state's probe, as the service user."""
+    ctl = remote.controller
+    return [ctl.service_user, ctl.python or "{python}", "-c", script("db_state"), "{cinder_dir}",
+            *ctl.config_files]
+
+
+def start(remote: Remote, *, hash_paths: Sequence[str] | None = None,
+          db: bool = False) -> Dialogue:
+    """Start the helper and ask its questions: where Cinder is, and the database's state.
+
+    With ``hash_paths`` (a list, maybe empty) the helper locates Cinder
+    first, hashing those paths (read its answer with :func:`located`);
+    without, the controller must have been located already in this run.
+    """
+    questions: dict[str, Any] = {}
+    known: facts.Target | None = remote.located
+    if hash_paths is not None or known is None:
+        flags, args = facts.locate_arguments(remote, hash_paths or ())
+        questions["locate"] = [script("locate"), list(flags), *args]
+    else:
+        questions["known"] = {"cinder_dir": known.cinder_dir, "python": remote.python}
+    if db:
+        questions["db_state"] = db_question(remote)
+    dialogue = remote.dialogue(facts.with_cinder_python(
+        remote.controller, STDLIB_ONLY, script("receive_tree"), []))
+    dialogue.send(json.dumps(questions).encode() + b"\n")
+    return dialogue
+
+
+def located(remote: Remote, dialogue: Dialogue) -> facts.Target:
+    """Read the helper's first answer: the controller's Cinder (kept on ``remote``).
+
+    Raises:
+        DevloopError: Cinder was not found there (the helper's message shown).
+    """
+    line = dialogue.readline()
+    try:
+        data = json.loads(line) if line.strip() else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or "error" in data:
+        result = dialogue.finish()
+        raise facts.not_located(remote, tail(result.stderr + line + result.stdout, 1))
+    return facts.accept(remote, data)
+
+
+def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile] | None, target: str,
+           *, owner: str = "", deploy_dir: str = "", record: Mapping[str, Any] | None = None,
+           dry_run: bool = False, checksum: bool = False) -> Sent | None:
+    """Send the job (``files`` None: none; nothing changes) and read what was done.
 
     Raises:
         CompileError: a changed ``.py`` file does not compile with the
             controller's python; nothing was written.
         DevloopError: the helper failed (its output's tail shown).
     """
-    controller = remote.controller
-    job = {"target": target, "owner": owner, "log_file": controller.log_file,
+    if files is None:
+        dialogue.finish()
+        return None
+    job = {"target": target, "owner": owner, "log_file": remote.controller.log_file,
            "dry_run": dry_run, "checksum": checksum, "deploy_dir": deploy_dir,
-           "record": dict(record)}
-    result = remote.run([remote.python, *STDLIB_ONLY, "-c", script("receive_tree")],
-                        stdin=payload(files, job), check=False)
+           "record": dict(record or {})}
+    result = dialogue.finish(payload(files, job))
     lines = result.stdout.strip().splitlines()
     try:
         answer = json.loads(lines[-1]) if result.exited == 0 and lines else None
     except ValueError:
         answer = None
-    if not isinstance(answer, dict):
+    if not isinstance(answer, dict) or "changes" not in answer:
         raise DevloopError(f"{remote.name}: sending the tree to {target} failed "
                            f"(exit {result.exited}): "
                            f"{tail(result.stderr + result.stdout, 5) or 'no output'}")
     refuse(remote, [CompileProblem(p["path"], p.get("line"), p["message"])
                     for p in answer.get("problems") or []])
-    tell_compiled(remote, int(answer.get("compiled") or 0))
+    if not dry_run:
+        tell_compiled(remote, int(answer.get("compiled") or 0))
     return Sent([Change(kind, rel) for kind, rel in answer.get("changes", [])],
-                int(answer.get("compiled") or 0), answer.get("log_size"))
+                int(answer.get("compiled") or 0), answer.get("log_size"), answer.get("db"))

@@ -52,7 +52,8 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
     """Watch the source tree and run the loop on each burst, until Ctrl-C.
 
     A run whose deploy leaves the API unhealthy is rolled back at once and
-    reported as failed. With a MANIFEST.txt, each controller's tree (the
+    reported as failed. The database is checked (behind the newest migration
+    on disk?) on each controller's first run and after a failed one. With a MANIFEST.txt, each controller's tree (the
     source or a variant of it) is chosen and checked at start, and every
     chosen tree is watched.
 
@@ -69,6 +70,9 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
     remotes: dict[str, Remote] = {}
     targets: dict[str, Target] = {}
     trees: set[Path] = {inventory.source}
+    # The database is checked on a controller's first run; later runs db-sync
+    # only for a migration they send (the files on disk change no other way).
+    database_checked: set[str] = set()
     try:
         for controller in controllers:
             remote = remotes[controller.name] = Remote.open(controller)
@@ -96,10 +100,13 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                     # controller keeps serving the previous code
                     report = run_loop(inventory, remote, target=targets[name], timeout=timeout,
                                       smoke=smoke, rollback_on_failure=True,
-                                      ignore_manifest=ignore_manifest)
+                                      ignore_manifest=ignore_manifest,
+                                      check_database=name not in database_checked)
+                    database_checked.add(name)
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
                                   f"{report.one_line()}")
                 except DevloopError as exc:
+                    database_checked.discard(name)
                     text = "\n".join(exc.lines()).splitlines() or [type(exc).__name__]
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: {text[0]}")
                     if text[1:]:           # e.g. the files that do not compile, the log lines

@@ -1,6 +1,22 @@
 """Lay a small overlay tree, sent on stdin, over the cinder package: one call.
 
-stdin: zlib-compressed JSON::
+argv: PYTHON (the interpreter running this, as the caller or cinder-api's
+``#!`` line names it).
+
+stdin: first a line of JSON, the questions to answer before the tree comes::
+
+    {"locate": [LOCATE_SOURCE, FLAGS, CINDER_DIR, STATE_DIR, PATHS_JSON],
+     "known": {"cinder_dir": DIR, "python": PATH},
+     "db_state": [USER, ARGV...]}
+
+All are optional. With ``locate``, deploy/remote/locate.py runs (with
+this interpreter) and its JSON line is printed at once: the caller picks
+the tree to send from it (``known``: the caller located it before). With
+``db_state``, ARGV (where the words ``{cinder_dir}`` and ``{python}`` stand
+for what was located) runs as USER beside the rest, and its JSON line is
+added to the answer as ``db``. Then, to the
+end of stdin, the job (empty: the caller changed its mind, nothing is done),
+zlib-compressed JSON::
 
     {"target": CINDER_DIR, "owner": "user:group", "log_file": PATH or "",
      "dry_run": bool, "checksum": bool, "deploy_dir": DIR, "record": {...},
@@ -30,6 +46,7 @@ import json
 import os
 import pwd
 import shutil
+import subprocess
 import sys
 import time
 import warnings
@@ -38,9 +55,46 @@ import zlib
 warnings.simplefilter("ignore")      # SyntaxWarnings are not errors
 
 
-def read_stdin():
-    stream = getattr(sys.stdin, "buffer", sys.stdin)
-    return json.loads(zlib.decompress(stream.read()).decode("utf-8"))
+STDIN = getattr(sys.stdin, "buffer", sys.stdin)
+STDOUT = getattr(sys.stdout, "buffer", sys.stdout)
+
+
+def say(data):
+    STDOUT.write((json.dumps(data) + "\n").encode("utf-8"))
+    STDOUT.flush()
+
+
+def shell_quote(word):
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def locate(python, request):
+    """Run locate.py; its JSON answer (or None, its error told on stderr)."""
+    source, flags, args = request[0], request[1], request[2:]
+    proc = subprocess.Popen([python] + flags + ["-c", source, python] + args,
+                            stdout=subprocess.PIPE)
+    out = proc.communicate()[0].decode("utf-8", "replace").strip().splitlines()
+    if proc.returncode != 0 or not out:
+        return None
+    return json.loads(out[-1])
+
+
+def start_db_state(request, facts):
+    """Start the database probe as the service user; it runs beside the rest."""
+    words = {"{cinder_dir}": facts["cinder_dir"], "{python}": facts["python"]}
+    user, argv = request[0], [words.get(word, word) for word in request[1:]]
+    command = " ".join(shell_quote(word) for word in argv)
+    return subprocess.Popen(["su", "-s", "/bin/sh", "-c", command, user],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def db_answer(proc):
+    out, err = proc.communicate()
+    lines = out.decode("utf-8", "replace").strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        text = (err or out).decode("utf-8", "replace").strip().splitlines()
+        return {"error": text[-1] if text else "no output"}
+    return json.loads(lines[-1])
 
 
 def mtime_ns(info):
@@ -49,8 +103,9 @@ def mtime_ns(info):
 
 
 def same_time(info, wanted):
-    # Python 2 has only float times: about a quarter of a microsecond apart
-    tolerance = 0 if hasattr(info, "st_mtime_ns") else 1000
+    # Python 2 has float times (a quarter of a microsecond apart at today's
+    # dates) and sets them with utimes(2), to the microsecond
+    tolerance = 0 if hasattr(info, "st_mtime_ns") else 2000
     return abs(mtime_ns(info) - wanted) <= tolerance
 
 
@@ -142,7 +197,32 @@ def owner_ids(owner):
 
 
 def main():
-    job = read_stdin()
+    python = sys.argv[1]
+    questions = json.loads(STDIN.readline().decode("utf-8") or "{}")
+    probe = None
+    facts = questions.get("known")
+    if questions.get("locate"):
+        facts = locate(python, questions["locate"])
+        say(facts or {"error": "locate failed"})
+        if not facts:
+            return 3
+    if questions.get("db_state") and facts:
+        probe = start_db_state(questions["db_state"], facts)
+    packed = STDIN.read()
+    if not packed:                # the caller will not send this tree
+        if probe:
+            probe.wait()
+        return 0
+    job = json.loads(zlib.decompress(packed).decode("utf-8"))
+    result = apply(job)
+    if probe:
+        result["db"] = db_answer(probe)
+    say(result)
+    return 0
+
+
+def apply(job):
+    """Compare, compile, record and write; the answer for the caller."""
     target = job["target"].rstrip("/")
     result = {"log_size": None, "changes": [], "compiled": 0, "problems": []}
     if job.get("log_file"):
@@ -165,8 +245,7 @@ def main():
                 result["problems"].append(problem)
     result["changes"] = [[kind, rel] for rel, kind, _, _ in plan]
     if result["problems"] or job.get("dry_run") or not plan:
-        sys.stdout.write(json.dumps(result) + "\n")
-        return 0
+        return result
 
     ids = owner_ids(job.get("owner"))
     deploy_dir = job["deploy_dir"]
@@ -188,8 +267,7 @@ def main():
     record["state"] = "applied"
     record["applied_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_json(record_file, record)
-    sys.stdout.write(json.dumps(result) + "\n")
-    return 0
+    return result
 
 
 if __name__ == "__main__":
