@@ -106,7 +106,7 @@ class TestDeploy:
         assert record["replaced"] == [rel] and record["added"] == []
         assert f"sbx: changed cinder/{rel}" in result.stdout
 
-    def test_a_small_tree_goes_in_one_remote_call_after_locate_and_no_rsync_runs(
+    def test_a_small_tree_goes_in_one_remote_call_that_locates_cinder_too_and_no_rsync_runs(
             self, controller, controller_hosts, source, cinder_dir):
         _, rel = probe_file(source, "ONE_CALL = 1\n")
         known = deploy_dirs(controller)
@@ -117,8 +117,8 @@ class TestDeploy:
         assert result.returncode == 0, result.stderr
         commands = [line for line in result.stderr.splitlines() if "] $ " in line]
         assert [c for c in commands if "rsync" in c] == []
-        assert len(commands) == 2, commands          # locate; then the tree, in one call
-        assert "Lay a small overlay tree" in commands[1]
+        assert len(commands) == 1, commands          # locate, compare, compile, record, write
+        assert "Lay a small overlay tree" in commands[0]
         assert (cinder_dir / rel).read_text() == "ONE_CALL = 1\n"
         (new_id,) = deploy_dirs(controller) - known
         record = json.loads((controller.host_path(controller.state_dir) / "deploys" / new_id /
