@@ -173,7 +173,33 @@ def _open(conn: Connection, host: SshHost) -> None:
         assert isinstance(conn.gateway, Connection)
         _open(conn.gateway, host.gateway)
     with translate_ssh_errors(host, via=host.gateway):
-        conn.open()
+        if host.gateway is None:
+            conn.connect_kwargs["sock"] = _socket(host)
+        try:
+            conn.open()
+        finally:
+            # a later implicit reopen (after a drop) makes a socket of its own
+            conn.connect_kwargs.pop("sock", None)
+
+
+def _socket(host: SshHost) -> socket.socket:
+    """A TCP connection to ``host`` with Nagle's algorithm off, as OpenSSH's.
+
+    Paramiko leaves it on; SSH's small request/answer packets then wait for
+    delayed ACKs: the login alone took 60-100 ms instead of 20 on loopback.
+
+    Raises:
+        NoValidConnectionsError: refused or unreachable (as paramiko says it).
+    """
+    try:
+        sock = socket.create_connection((host.address, host.port), timeout=host.connect_timeout)
+    except (socket.gaierror, socket.timeout):
+        raise
+    except OSError as exc:
+        raise paramiko.ssh_exception.NoValidConnectionsError(
+            {(host.address, host.port): exc}) from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def open_connection(controller: SshHost, *, forward_agent: bool = False) -> Connection:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from deploy.send import ONE_CALL_BYTES
 import yaml
 
 from deploy.connection import open_connection
@@ -317,11 +319,26 @@ class TestGateway:
         assert result.returncode == 0, result.stderr
         assert (cinder_of(net.hidden) / rel).read_text() == "GW = 1\n"
         assert f"hid: new     cinder/{rel}" in result.stdout
-        # rsync rode a channel of the one connection, which went through the gateway
-        assert "rsh_shim.py" in result.stderr
+        # the tree rode the one connection, which went through the gateway
+        assert "Lay a small overlay tree" in result.stderr and "rsh_shim.py" not in result.stderr
         after = supervised_pid(net.hidden)
         assert after and after != before
         assert "API HTTP 300" in result.stderr
+
+    def test_a_tree_too_large_for_one_call_is_rsynced_through_the_gateway(self, net, tmp_path):
+        tree = tmp_path / "src" / "cinder"
+        tree.mkdir(parents=True)
+        rel = probe(tree, "GW = 3\n")
+        (tree / "devloop_topo_blob.bin").write_bytes(os.urandom(ONE_CALL_BYTES + 1))
+
+        result = invoke("deploy", "--inventory", str(self.hosts(net, tmp_path, tree)),
+                        "--no-restart", "--verbose")
+
+        assert result.returncode == 0, result.stderr
+        assert (cinder_of(net.hidden) / rel).read_text() == "GW = 3\n"
+        # rsync rode a channel of the one connection, which went through the gateway
+        assert "rsh_shim.py" in result.stderr
+        (cinder_of(net.hidden) / "devloop_topo_blob.bin").unlink()
 
     def test_deploy_from_the_devbox_that_is_also_the_gateway(self, net, tmp_path):
         rel = probe(net.devbox_disk / "cinder", "GW = 2\n")
