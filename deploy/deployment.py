@@ -47,6 +47,7 @@ class DeployReport:
     log_since: int | None = None      # the API log's size before the sync (for the health check)
     target: Target | None = None      # the controller's Cinder, as located
     db: Mapping[str, Any] | None = None   # the database's state, if asked with the sync
+    fast_mode: bool | None = None     # fast restart on? (None: not asked)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Served:
     sent: Sequence[str]               # relative to the cinder package
     source: Path                      # the local tree they came from
     log_since: int | None = None      # the API log's size before the deploy, if known
+    fast_mode: bool | None = None     # fast restart on? (None: ask the controller)
 
 
 class RolledBack(DevloopError):
@@ -97,7 +99,7 @@ def restart_and_check(remote: Remote, timeout: float, served: Served | None = No
         mark = served.log_since if served.log_since is not None else log_mark(remote)
     output.step(remote.name, f"restart {remote.controller.service}")
     fast = None
-    if served is None:
+    if served is None or served.fast_mode is False:
         manager.restart(remote)
     else:
         from deploy import fastrestart
@@ -217,6 +219,7 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
     assert sent is not None
     report.changes, report.log_since = sent.changes, sent.log_size
     report.db = report.db or sent.db
+    report.fast_mode = sent.fast_mode
     report.deploy_id = deploy_id if sent.changes else None
     return report
 
@@ -290,7 +293,8 @@ def served_by(inventory: Inventory, report: DeployReport) -> Served | None:
     """What ``restart_and_check`` must find served after this deploy."""
     if inventory.source_host is not None:    # the sent files are on the devbox
         return None
-    return Served([c.path for c in report.changes], inventory.source, report.log_since)
+    return Served([c.path for c in report.changes], inventory.source, report.log_since,
+                  report.fast_mode)
 
 
 def undo_failed_deploy(controller: Controller, deploy_id: str, failure: DevloopError,

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from deploy import facts
 from deploy.commands import STDLIB_ONLY, Dialogue, Remote, tail
 from deploy.errors import DevloopError
+from deploy.fastrestart import fast_dir
 from deploy.precheck import CompileProblem, refuse, tell_compiled
 from deploy.remote import script
 from deploy.sync import Change
@@ -107,6 +108,8 @@ class Sent:
     log_size: int | None
     #: what deploy/remote/db_state.py said, if it was asked (an "error" key if it failed)
     db: Mapping[str, Any] | None = None
+    #: whether the controller is in fast-restart mode
+    fast_mode: bool | None = None
 
 
 def payload(files: Sequence[TreeFile], job: Mapping[str, Any]) -> bytes:
@@ -179,7 +182,7 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile] | None,
         return None
     job = {"target": target, "owner": owner, "log_file": remote.controller.log_file,
            "dry_run": dry_run, "checksum": checksum, "deploy_dir": deploy_dir,
-           "record": dict(record or {})}
+           "record": dict(record or {}), "fast_dir": fast_dir(remote.controller)}
     result = dialogue.finish(payload(files, job))
     lines = result.stdout.strip().splitlines()
     try:
@@ -195,4 +198,5 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile] | None,
     if not dry_run:
         tell_compiled(remote, int(answer.get("compiled") or 0))
     return Sent([Change(kind, rel) for kind, rel in answer.get("changes", [])],
-                int(answer.get("compiled") or 0), answer.get("log_size"), answer.get("db"))
+                int(answer.get("compiled") or 0), answer.get("log_size"), answer.get("db"),
+                answer.get("fast_mode"))

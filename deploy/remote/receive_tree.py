@@ -34,8 +34,10 @@ record becomes "applied". So a call killed at any point leaves every file
 wholly old or wholly new, and a record to roll back from.
 
 Prints one JSON line: {"log_size", "changes": [[kind, rel]], "compiled",
-"problems": [{"path", "line", "message"}]}. ``log_size`` is the API log's
-size before anything changed, for the health check after the restart.
+"problems": [{"path", "line", "message"}], "fast_mode"}. ``log_size`` is the
+API log's size before anything changed, for the health check after the
+restart; ``fast_mode`` whether fast restart is on (given the job's
+"fast_dir"), so a restart need not ask.
 
 Python 2.7 and 3.6+, standard library only.
 """
@@ -225,6 +227,8 @@ def apply(job):
     """Compare, compile, record and write; the answer for the caller."""
     target = job["target"].rstrip("/")
     result = {"log_size": None, "changes": [], "compiled": 0, "problems": []}
+    if job.get("fast_dir"):          # fast restart is on while its original is kept
+        result["fast_mode"] = os.path.exists(os.path.join(job["fast_dir"], "original"))
     if job.get("log_file"):
         try:
             result["log_size"] = os.path.getsize(job["log_file"])

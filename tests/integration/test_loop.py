@@ -125,6 +125,17 @@ class TestDeploy:
                              "record.json").read_text())
         assert record["state"] == "applied" and record["added"] == [rel]
 
+    def test_with_fast_restart_off_the_restart_does_not_ask_for_the_mode(
+            self, controller, controller_hosts, source):
+        probe_file(source, "PLAIN = 1\n")
+
+        result = invoke("deploy", "--inventory", str(controller_hosts), "--verbose")
+
+        assert result.returncode == 0, result.stderr
+        commands = [line for line in result.stderr.splitlines() if "] $ " in line]
+        assert "Lay a small overlay tree" in commands[0]      # it says the mode too
+        assert not [c for c in commands if "Fast-restart mode on the controller" in c]
+
     def test_no_restart_leaves_the_service_alone(self, controller, controller_hosts, source):
         probe_file(source, "X = 1\n")
         before = controller.service_pid()

@@ -27,7 +27,7 @@ def receive(python: str, source: Path, target: Path, state: Path, *, dry_run: bo
     job = {"target": str(target), "owner": "", "log_file": str(state / "api.log"),
            "dry_run": dry_run, "checksum": checksum,
            "deploy_dir": str(state / "deploys" / deploy_id),
-           "record": {"id": deploy_id, "source": str(source)}}
+           "record": {"id": deploy_id, "source": str(source)}, "fast_dir": str(state / "fast")}
     proc = subprocess.run([python, *STDLIB_ONLY, "-c", script("receive_tree"), python],
                           input=b"{}\n" + payload(files, job), capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()
@@ -112,6 +112,14 @@ class TestReceiveTree:
         assert (target / "api" / "__init__.py").read_text() == "UPSTREAM = True\n"
         assert not (target / "api" / "contrib").exists()
         assert records(state) == []
+
+    def test_it_says_whether_fast_restart_is_on_so_the_restart_need_not_ask(self, python,
+                                                                              tree):
+        source, target, state = tree
+        assert receive(python, source, target, state, dry_run=True)["fast_mode"] is False
+        (state / "fast").mkdir()
+        (state / "fast" / "original").write_text("[program:cinder-api]\n")
+        assert receive(python, source, target, state, dry_run=True)["fast_mode"] is True
 
     def test_a_dry_run_lists_the_changes_and_writes_nothing(self, python, tree):
         source, target, state = tree
