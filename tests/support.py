@@ -96,3 +96,39 @@ class Watcher:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+def write_migration(migrations: str, source: Path, parent: str, *, name: str,
+                    downgrade: bool) -> tuple[str, str, str]:
+    """A migration after ``parent`` that creates a table, written into the overlay ``source``.
+
+    ``migrations`` is the controller's system: "alembic" (a random revision,
+    with a ``downgrade()`` dropping the table if asked) or
+    "sqlalchemy-migrate" (the next number; Train cannot downgrade).
+    Returns (revision, table, the file's path relative to the cinder package).
+    """
+    if migrations == "sqlalchemy-migrate":
+        assert not downgrade, "sqlalchemy-migrate in Train cannot downgrade"
+        revision = str(int(parent) + 1)
+        table = f"devloop_{name}_{revision}"
+        rel = f"db/sqlalchemy/migrate_repo/versions/{revision}_devloop_{name}.py"
+        body = ["from sqlalchemy import Column, Integer, MetaData, Table", "", "",
+                "def upgrade(migrate_engine):",
+                "    meta = MetaData(bind=migrate_engine)",
+                f"    Table('{table}', meta, Column('id', Integer, primary_key=True)).create()"]
+    else:
+        revision = os.urandom(6).hex()
+        table = f"devloop_{name}_{revision}"
+        rel = f"db/migrations/versions/{revision}_devloop_{name}.py"
+        body = [f'"""devloop {name} table\n\nRevision ID: {revision}\nRevises: {parent}\n"""',
+                "from alembic import op", "import sqlalchemy as sa", "",
+                f"revision = '{revision}'", f"down_revision = '{parent}'",
+                "branch_labels = None", "depends_on = None", "", "",
+                "def upgrade():",
+                f"    op.create_table('{table}', sa.Column('id', sa.Integer, primary_key=True))"]
+        if downgrade:
+            body += ["", "", "def downgrade():", f"    op.drop_table('{table}')"]
+    path = source / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(body) + "\n")
+    return revision, table, rel

@@ -32,7 +32,7 @@ import pytest
 
 from tests.cinder_patch.cinder_api import Client
 from tests.integration.controllers import kinds
-from tests.support import invoke, wait_until, write_inventory
+from tests.support import invoke, wait_until, write_inventory, write_migration
 
 pytestmark = pytest.mark.integration
 
@@ -102,33 +102,8 @@ def migration(controller, source: Path, parent: str) -> tuple[str, str, str]:
 
     Returns (revision, table, the file's path relative to the cinder package).
     """
-    if controller.migrations == "sqlalchemy-migrate":
-        revision = str(int(parent) + 1)
-        table = f"devloop_fallback_{revision}"
-        rel = f"db/sqlalchemy/migrate_repo/versions/{revision}_devloop_fallback.py"
-        body = ["from sqlalchemy import Column, Integer, MetaData, Table", "", "",
-                "def upgrade(migrate_engine):",
-                "    meta = MetaData(bind=migrate_engine)",
-                f"    Table('{table}', meta, Column('id', Integer, primary_key=True)).create()",
-                ""]
-    else:
-        revision = uuid.uuid4().hex[:12]
-        table = f"devloop_fallback_{revision}"
-        rel = f"db/migrations/versions/{revision}_devloop_fallback.py"
-        body = [
-            f'"""devloop fallback test table\n\nRevision ID: {revision}\nRevises: {parent}\n"""',
-            "from alembic import op", "import sqlalchemy as sa", "",
-            f"revision = '{revision}'", f"down_revision = '{parent}'",
-            "branch_labels = None", "depends_on = None", "", "",
-            "def upgrade():",
-            f"    op.create_table('{table}', sa.Column('id', sa.Integer, primary_key=True))",
-            "", "",
-            "def downgrade():",
-            f"    op.drop_table('{table}')", ""]
-    path = source / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(body))
-    return revision, table, rel
+    return write_migration(controller.migrations, source, parent, name="fallback",
+                           downgrade=controller.migrations == "alembic")
 
 
 def serves(controller, alias: str) -> bool:

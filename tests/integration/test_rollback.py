@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.controllers import kinds
-from tests.support import invoke
+from tests.support import invoke, write_migration
 
 pytestmark = pytest.mark.integration
 
@@ -176,33 +176,9 @@ class TestRollbackAndTheDatabase:
     def migration(self, controller, source: Path, parent: str,
                   downgrade: bool) -> tuple[str, Path]:
         """A migration after ``parent`` that creates a table, in the kind's own system."""
-        if controller.migrations == "sqlalchemy-migrate":
-            assert not downgrade, "this Cinder cannot downgrade"
-            revision = str(int(parent) + 1)
-            body = ["from sqlalchemy import Column, Integer, MetaData, Table", "", "",
-                    "def upgrade(migrate_engine):",
-                    "    meta = MetaData(bind=migrate_engine)",
-                    f"    Table('devloop_{revision}', meta,",
-                    "          Column('id', Integer, primary_key=True)).create()"]
-            path = (source / "db" / "sqlalchemy" / "migrate_repo" / "versions"
-                    / f"{revision}_devloop_test.py")
-        else:
-            revision = uuid.uuid4().hex[:12]
-            table = f"devloop_{revision}"
-            body = [
-                f'"""devloop test table\n\nRevision ID: {revision}\nRevises: {parent}\n"""',
-                "from alembic import op", "import sqlalchemy as sa", "",
-                f"revision = '{revision}'", f"down_revision = '{parent}'",
-                "branch_labels = None", "depends_on = None", "", "",
-                "def upgrade():",
-                f"    op.create_table('{table}', sa.Column('id', sa.Integer, primary_key=True))",
-            ]
-            if downgrade:
-                body += ["", "", "def downgrade():", f"    op.drop_table('{table}')"]
-            path = source / "db" / "migrations" / "versions" / f"{revision}_devloop_test.py"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(body) + "\n")
-        return revision, path
+        revision, _, rel = write_migration(controller.migrations, source, parent, name="test",
+                                           downgrade=downgrade)
+        return revision, source / rel
 
     @pytest.mark.parametrize("controller", kinds(migrations="alembic"), indirect=True)
     def test_a_migration_with_downgrade_is_taken_back_first(self, controller, hosts, source,
