@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -188,11 +190,57 @@ def api_access(controller: Controller, project: str | None = None,
     env = os.environ if env is None else env
     name = controller.cloud or env.get("OS_CLOUD")
     if name:
-        return keystone_access(load_cloud(name, env), f"cloud {name}")
+        return _remembered(("cloud", name, env.get("OS_CLIENT_CONFIG_FILE")),
+                           lambda: keystone_access(load_cloud(name, env), f"cloud {name}"))
     if env.get("OS_AUTH_URL"):
-        return keystone_access(_cloud_from_env(env), "OS_AUTH_URL")
+        return _remembered(("env", *sorted((k, v) for k, v in env.items() if k.startswith("OS_"))),
+                           lambda: keystone_access(_cloud_from_env(env), "OS_AUTH_URL"))
     project = project or NOAUTH_PROJECT
     return ApiAccess(controller.api_url.rstrip("/"), project, f"admin:{project}")
+
+
+# A Keystone token costs a password check (bcrypt: about 0.3 s); one run, and
+# a watch session's bursts, reuse it for a while (tokens live an hour).
+_REUSE_SECONDS = 600.0
+_remembered_access: dict[tuple[object, ...], tuple[float, ApiAccess]] = {}
+_fetching: dict[tuple[object, ...], threading.Lock] = {}
+_fetching_lock = threading.Lock()
+
+
+def _remembered(key: tuple[object, ...], fetch: Callable[[], ApiAccess]) -> ApiAccess:
+    """``fetch()``'s access, or the same one fetched less than a while ago.
+
+    Two threads asking at once (a prefetch and the caller) fetch it once.
+    """
+    with _fetching_lock:
+        lock = _fetching.setdefault(key, threading.Lock())
+    with lock:
+        kept = _remembered_access.get(key)
+        if kept is not None and time.monotonic() - kept[0] < _REUSE_SECONDS:
+            return kept[1]
+        access = fetch()
+        _remembered_access[key] = (time.monotonic(), access)
+        return access
+
+
+def prefetch(controller: Controller) -> None:
+    """Authenticate for ``controller`` in the background, if it needs Keystone.
+
+    The restart after a deploy runs meanwhile; the health check that follows
+    then finds the token ready. A failure here is left for that check to
+    meet and report.
+    """
+    env = os.environ
+    if not (controller.cloud or env.get("OS_CLOUD") or env.get("OS_AUTH_URL")):
+        return
+
+    def fetch() -> None:
+        try:
+            api_access(controller, env=env)
+        except AuthError:
+            pass
+
+    threading.Thread(target=fetch, name=f"token-{controller.name}", daemon=True).start()
 
 
 def cloud_access(name: str, env: Mapping[str, str] | None = None) -> ApiAccess:

@@ -97,6 +97,8 @@ def restart_and_check(remote: Remote, timeout: float, served: Served | None = No
     mark = None
     if served is not None and served.sent:
         mark = served.log_since if served.log_since is not None else log_mark(remote)
+        from deploy.auth import prefetch
+        prefetch(remote.controller)      # the token for check_serving, while it restarts
     output.step(remote.name, f"restart {remote.controller.service}")
     fast = None
     if served is None or served.fast_mode is False:
