@@ -83,12 +83,8 @@ class Remote:
         return locate(self).python
 
     def run(self, argv: Command, *, check: bool = True, pty: bool = False,
-            hide: bool = True, timeout: float | None = None, hint: str = "",
-            stdin: bytes | None = None) -> Result:
+            hide: bool = True, timeout: float | None = None, hint: str = "") -> Result:
         """Run ``argv`` on the controller and return invoke's ``Result``.
-
-        ``stdin`` (bytes) is sent as the command's whole standard input; the
-        output is then captured, never shown.
 
         Raises:
             CommandFailed: non-zero exit and ``check`` (stdout/stderr tail shown).
@@ -97,27 +93,19 @@ class Remote:
         text = shlex.join(argv)
         output.command(self.name, text)
         with translate_ssh_errors(self.controller):
-            if stdin is not None:
-                result = self._feed(text, stdin, timeout)
-            else:
-                result = self.conn.run(text, hide=hide, warn=True, pty=pty,
-                                       in_stream=False if not pty else None, timeout=timeout)
+            result = self.conn.run(text, hide=hide, warn=True, pty=pty,
+                                   in_stream=False if not pty else None, timeout=timeout)
         if check and result.exited != 0:
             raise CommandFailed(self.name, text, result.exited,
                                 tail((result.stderr or "") + "\n" + (result.stdout or "")), hint)
         return result
 
-    def _feed(self, text: str, data: bytes, timeout: float | None) -> Result:
-        """Run ``text`` on a channel of its own, ``data`` on its stdin.
-
-        Invoke's runner forwards a stream in small reads with a sleep between
-        them; a payload of a few hundred kilobytes goes faster in one write.
-        """
-        dialogue = Dialogue(self, text, timeout)
-        return dialogue.finish(data)
-
     def dialogue(self, argv: Command, timeout: float | None = None) -> "Dialogue":
-        """Start ``argv`` for a conversation: lines back, then the rest of its input."""
+        """Start ``argv`` for a conversation: lines back, then the rest of its input.
+
+        Its input goes in one write (Invoke's runner forwards a stream in
+        small reads with a sleep between them).
+        """
         text = shlex.join(argv)
         output.command(self.name, text)
         with translate_ssh_errors(self.controller):
@@ -148,6 +136,7 @@ class Dialogue:
         self.channel.settimeout(timeout)
         self.channel.exec_command(text)
         self.stdout = self.channel.makefile("rb")
+        self.result: Result | None = None
 
     def send(self, data: bytes) -> None:
         with translate_ssh_errors(self.remote.controller):
@@ -159,7 +148,12 @@ class Dialogue:
             return self.stdout.readline().decode("utf-8", "replace")
 
     def finish(self, data: bytes = b"") -> Result:
-        """Send the last of the input, close it, wait for the end; the whole result."""
+        """Send the last of the input, close it, wait for the end; the whole result.
+
+        A second call returns the first one's result.
+        """
+        if self.result is not None:
+            return self.result
         try:
             with translate_ssh_errors(self.remote.controller):
                 if data:
@@ -170,9 +164,10 @@ class Dialogue:
                 exited = self.channel.recv_exit_status()
         finally:
             self.channel.close()
-        return Result(stdout=stdout.decode("utf-8", "replace"),
-                      stderr=stderr.decode("utf-8", "replace"), command=self.text,
-                      exited=exited)
+        self.result = Result(stdout=stdout.decode("utf-8", "replace"),
+                             stderr=stderr.decode("utf-8", "replace"), command=self.text,
+                             exited=exited)
+        return self.result
 
 
 def run_local(argv: Command, *, where: str = "local", check: bool = True,

@@ -160,15 +160,15 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
              if inventory.source_host is None else None)
     report = None
     if files is not None:
-        report = _send_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
-                            diff=diff, ignore_manifest=ignore_manifest, db=db)
+        report = _send_step(remote, inventory, files, target, dry_run=dry_run,
+                            checksum=checksum, diff=diff, ignore_manifest=ignore_manifest, db=db)
     if report is None:            # the tree needs rsync
         target = target or locate_for(remote, inventory)
         inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
         _announce(remote, inventory, target, dry_run)
         report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
                              diff=diff)
-    report.target = target or remote.located
+        report.target = target
     _show_changes(remote.name, report.changes, dry_run)
     return report
 
@@ -178,13 +178,14 @@ def _announce(remote: Remote, inventory: Inventory, target: Target, dry_run: boo
     output.step(remote.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
 
 
-def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, dry_run: bool,
-               checksum: bool, diff: bool, ignore_manifest: bool,
-               db: bool) -> DeployReport | None:
+def _send_step(remote: Remote, inventory: Inventory, source_files: list[send.TreeFile],
+               target: Target | None, *, dry_run: bool, checksum: bool, diff: bool,
+               ignore_manifest: bool, db: bool) -> DeployReport | None:
     """The deploy of a small local tree in one call: locate, compare, compile, record, write.
 
-    Returns None, with nothing changed, when the tree the manifest picks for
-    this controller is too large for one call.
+    ``source_files`` are the source tree's. Returns None, with nothing
+    changed, when the tree the manifest picks for this controller (a variant
+    of the source) is too large for one call.
     """
     hash_paths = manifest.hash_paths(inventory.source) if target is None else None
     dialogue = send.start(remote, hash_paths=hash_paths, db=db)
@@ -193,19 +194,19 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
         if target is None:
             target = send.located(remote, dialogue)
         chosen = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
-        files = send.one_call_files(chosen.source, chosen.excludes)
+        files = (source_files if chosen.source == inventory.source else
+                 send.one_call_files(chosen.source, chosen.excludes))
     finally:
         if files is None:
-            send.finish(remote, dialogue, None, "")      # nothing to send: it ends
+            send.cancel(dialogue)
     if files is None:
         return None
     _announce(remote, chosen, target, dry_run)
     output.detail(f"{len(files)} file(s) compared on the controller, in one call")
-    report = DeployReport(remote.name)
+    report = DeployReport(remote.name, target=target)
     if diff or dry_run:
         planned = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
                               dry_run=True, checksum=checksum)
-        assert planned is not None
         report.db = planned.db
         if diff:
             show_diffs(chosen, remote, target.cinder_dir, planned.changes)
@@ -218,7 +219,6 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
     sent = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
                        deploy_dir=deploy_dir, record=_record_base(remote, chosen, deploy_id),
                        checksum=checksum)
-    assert sent is not None
     report.changes, report.log_since = sent.changes, sent.log_size
     report.db = report.db or sent.db
     report.fast_mode = sent.fast_mode

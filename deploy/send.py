@@ -104,7 +104,6 @@ class Sent:
     """What the controller did (or would do, in a dry run) with the tree."""
 
     changes: list[Change]
-    compiled: int
     log_size: int | None
     #: what deploy/remote/db_state.py said, if it was asked (an "error" key if it failed)
     db: Mapping[str, Any] | None = None
@@ -167,19 +166,21 @@ def located(remote: Remote, dialogue: Dialogue) -> facts.Target:
     return facts.accept(remote, data)
 
 
-def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile] | None, target: str,
+def cancel(dialogue: Dialogue) -> None:
+    """End the helper without a tree: nothing changes on the controller."""
+    dialogue.finish()
+
+
+def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target: str,
            *, owner: str = "", deploy_dir: str = "", record: Mapping[str, Any] | None = None,
-           dry_run: bool = False, checksum: bool = False) -> Sent | None:
-    """Send the job (``files`` None: none; nothing changes) and read what was done.
+           dry_run: bool = False, checksum: bool = False) -> Sent:
+    """Send the job with ``files`` and read what was done (or would be, ``dry_run``).
 
     Raises:
         CompileError: a changed ``.py`` file does not compile with the
             controller's python; nothing was written.
         DevloopError: the helper failed (its output's tail shown).
     """
-    if files is None:
-        dialogue.finish()
-        return None
     job = {"target": target, "owner": owner, "log_file": remote.controller.log_file,
            "dry_run": dry_run, "checksum": checksum, "deploy_dir": deploy_dir,
            "record": dict(record or {}), "fast_dir": fast_dir(remote.controller)}
@@ -198,5 +199,4 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile] | None,
     if not dry_run:
         tell_compiled(remote, int(answer.get("compiled") or 0))
     return Sent([Change(kind, rel) for kind, rel in answer.get("changes", [])],
-                int(answer.get("compiled") or 0), answer.get("log_size"), answer.get("db"),
-                answer.get("fast_mode"))
+                answer.get("log_size"), answer.get("db"), answer.get("fast_mode"))

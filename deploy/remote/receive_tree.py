@@ -117,9 +117,9 @@ def differs(path, data, wanted_ns, checksum):
         info = os.stat(path)
     except OSError:
         return None
-    if checksum or info.st_size != len(data):
-        if info.st_size != len(data):
-            return True
+    if info.st_size != len(data):
+        return True
+    if checksum:
         with open(path, "rb") as handle:
             return handle.read() != data
     return not same_time(info, wanted_ns)
@@ -181,7 +181,7 @@ def put(dest, data, wanted_ns, ids):
     os.chmod(tmp, 0o644)
     if ids:
         os.chown(tmp, ids[0], ids[1])
-    if hasattr(os, "utime") and sys.version_info >= (3, 3):
+    if sys.version_info >= (3, 3):
         os.utime(tmp, ns=(wanted_ns, wanted_ns))
     else:
         seconds = wanted_ns / 1e9

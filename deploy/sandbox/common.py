@@ -25,6 +25,26 @@ from deploy.errors import SandboxError
 SERVICE_USER = "cinder"
 
 
+class ClientFiles:
+    """The workstation's side of a sandbox, under its ``root``: the key that logs
+    in and the file that pins the sandbox's host key."""
+
+    __slots__ = ()
+    root: Path
+
+    @property
+    def client_dir(self) -> Path:
+        return self.root / "client"
+
+    @property
+    def identity_file(self) -> Path:
+        return self.client_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.client_dir / "known_hosts"
+
+
 # --- processes ---------------------------------------------------------------
 
 def pid_from(pidfile: Path, must_contain: str) -> int | None:

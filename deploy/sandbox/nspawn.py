@@ -37,7 +37,7 @@ from typing import Callable, Iterator
 from deploy import output
 from deploy.commands import as_user, run_local
 from deploy.errors import SandboxError
-from deploy.sandbox.common import alive, api_answers, end_process, ensure_key, \
+from deploy.sandbox.common import ClientFiles, alive, api_answers, end_process, ensure_key, \
     known_hosts_name, locked, pid_from, port_open, wait, write_known_hosts
 
 CACHE_DIR = Path(os.environ.get("DEVLOOP_CACHE_DIR", "/var/cache/cinder-devloop"))
@@ -85,7 +85,7 @@ class TreeRecipe:
 
 
 @dataclass(frozen=True, slots=True)
-class Instance:
+class Instance(ClientFiles):
     """One booted container: where its files live and its unique names."""
 
     root: Path
@@ -136,18 +136,6 @@ class Instance:
     @property
     def address_file(self) -> Path:
         return self.root / "address"
-
-    @property
-    def client_dir(self) -> Path:
-        return self.root / "client"
-
-    @property
-    def identity_file(self) -> Path:
-        return self.client_dir / "id_ed25519"
-
-    @property
-    def known_hosts(self) -> Path:
-        return self.client_dir / "known_hosts"
 
     @property
     def address(self) -> str:

@@ -37,8 +37,8 @@ from pathlib import Path
 from deploy import output
 from deploy.commands import as_user, run_local
 from deploy.errors import DevloopError, SandboxError
-from deploy.sandbox.common import (SERVICE_USER, api_answers as _api_answers, end_process,
-                                   ensure_key, ensure_service_user, make_dir as _mkdir,
+from deploy.sandbox.common import (SERVICE_USER, ClientFiles, api_answers as _api_answers,
+                                   end_process, ensure_key, ensure_service_user, make_dir as _mkdir,
                                    pid_from as _pid_from, port_open as _port_open,
                                    wait as _wait, write_known_hosts)
 
@@ -48,7 +48,7 @@ PROGRAM = "cinder-api"
 
 
 @dataclass(frozen=True, slots=True)
-class SandboxLayout:
+class SandboxLayout(ClientFiles):
     """Where each part of a sandbox controller lives, and its ports."""
 
     root: Path = DEFAULT_ROOT
@@ -62,19 +62,6 @@ class SandboxLayout:
     listen_address: str = "127.0.0.1"
     #: an already built sandbox venv to clone instead of installing one
     base_venv: Path | None = None
-
-    # workstation side
-    @property
-    def client_dir(self) -> Path:
-        return self.root / "client"
-
-    @property
-    def identity_file(self) -> Path:
-        return self.client_dir / "id_ed25519"
-
-    @property
-    def known_hosts(self) -> Path:
-        return self.client_dir / "known_hosts"
 
     # controller side
     @property
