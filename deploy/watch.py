@@ -53,9 +53,9 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
 
     A run whose deploy leaves the API unhealthy is rolled back at once and
     reported as failed. The database is checked (behind the newest migration
-    on disk?) on each controller's first run and after a failed one. With a MANIFEST.txt, each controller's tree (the
-    source or a variant of it) is chosen and checked at start, and every
-    chosen tree is watched.
+    on disk?) on each controller's first run and after a failed one. With a
+    MANIFEST.txt, each controller's tree (the source or a variant of it) is
+    chosen and checked at start, and every chosen tree is watched.
 
     Raises:
         UsageError: the source is on a devbox (watching needs a local tree).
