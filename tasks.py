@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from deploy.cli import reports_errors
+from deploy.base.cli import reports_errors
 
 HOST = "controller name(s) from the inventory, repeatable or comma-separated (default: all)"
 INVENTORY = "inventory file (default: $DEVLOOP_INVENTORY or hosts.yaml)"
@@ -32,9 +32,9 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
            diff=False, rollback_on_failure=False, timeout=60, verbose=False,
            ignore_manifest=False):
     """Sync the source tree into each controller's cinder, restart, check the API."""
-    from deploy.cli import selected
-    from deploy.deployment import deploy_to, summary_table
-    from deploy.fleet import on_each
+    from deploy.base.cli import selected
+    from deploy.transport.fleet import on_each
+    from deploy.workflows.deployment import deploy_to, summary_table
 
     inv, controllers = selected(inventory, host)
     on_each(controllers, lambda ctl: deploy_to(
@@ -55,9 +55,9 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
 def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_failure=False,
          timeout=60, verbose=False, ignore_manifest=False):
     """Deploy; db-sync only if a migration changed or the DB is behind; restart only if needed."""
-    from deploy.cli import selected
-    from deploy.fleet import on_each
-    from deploy.loop import loop_on
+    from deploy.base.cli import selected
+    from deploy.transport.fleet import on_each
+    from deploy.workflows.loop import loop_on
 
     inv, controllers = selected(inventory, host)
     on_each(controllers, lambda ctl: loop_on(inv, ctl, timeout=float(timeout), smoke=smoke,
@@ -76,8 +76,8 @@ def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_
 def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, verbose=False,
           ignore_manifest=False):
     """Watch the source tree; run the loop for each burst of saves until Ctrl-C."""
-    from deploy.cli import selected
-    from deploy.watch import watch as watch_tree
+    from deploy.base.cli import selected
+    from deploy.workflows.watch import watch as watch_tree
 
     inv, controllers = selected(inventory, host)
     watch_tree(inv, controllers, debounce_ms=int(debounce), timeout=float(timeout), smoke=smoke,
@@ -93,9 +93,9 @@ def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, v
 def rollback(c, host=None, inventory=None, to=None, no_restart=False, timeout=60,
              verbose=False):
     """Undo the newest deploy: restore replaced files, remove added ones, restart, check."""
-    from deploy.cli import selected
-    from deploy.fleet import on_each
-    from deploy.rollback import rollback as undo
+    from deploy.base.cli import selected
+    from deploy.transport.fleet import on_each
+    from deploy.workflows.rollback import rollback as undo
 
     _, controllers = selected(inventory, host)
     on_each(controllers, lambda ctl: undo(ctl, to=to, restart=not no_restart,
@@ -107,10 +107,10 @@ def rollback(c, host=None, inventory=None, to=None, no_restart=False, timeout=60
 @reports_errors
 def restart(c, host=None, inventory=None, timeout=60, verbose=False):
     """Restart the API service and wait until it answers."""
-    from deploy.cli import selected
-    from deploy.commands import Remote
-    from deploy.deployment import restart_and_check
-    from deploy.fleet import on_each
+    from deploy.base.cli import selected
+    from deploy.controller.restart import restart_and_check
+    from deploy.transport.commands import Remote
+    from deploy.transport.fleet import on_each
 
     def work(ctl):
         remote = Remote.open(ctl)
@@ -127,10 +127,10 @@ def restart(c, host=None, inventory=None, timeout=60, verbose=False):
 @reports_errors
 def status(c, host=None, inventory=None, verbose=False):
     """Show service state, PID, uptime, API and database revision per controller."""
-    from deploy import output
-    from deploy.cli import selected
-    from deploy.fleet import on_each
-    from deploy.status import read_status
+    from deploy.base import output
+    from deploy.base.cli import selected
+    from deploy.transport.fleet import on_each
+    from deploy.workflows.status import read_status
 
     inv, controllers = selected(inventory, host)
     for report in on_each(controllers, lambda ctl: read_status(inv, ctl)).values():
@@ -146,9 +146,9 @@ def status(c, host=None, inventory=None, verbose=False):
 @reports_errors
 def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbose=False):
     """Show the tail of the cinder-api log (or of its systemd journal)."""
-    from deploy.cli import selected
-    from deploy.errors import UsageError
-    from deploy.logs import show_logs
+    from deploy.base.cli import selected
+    from deploy.base.errors import UsageError
+    from deploy.workflows.logs import show_logs
 
     _, controllers = selected(inventory, host)
     if follow and len(controllers) > 1:
@@ -162,11 +162,11 @@ def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbos
 @reports_errors
 def db_sync(c, host=None, inventory=None, verbose=False):
     """Run cinder-manage db sync as the service user; show the revision before and after."""
-    from deploy import output
-    from deploy.cli import selected
-    from deploy.commands import Remote
-    from deploy.db import db_sync as sync
-    from deploy.fleet import on_each
+    from deploy.base import output
+    from deploy.base.cli import selected
+    from deploy.controller.db import db_sync as sync
+    from deploy.transport.commands import Remote
+    from deploy.transport.fleet import on_each
 
     def work(ctl):
         remote = Remote.open(ctl)
@@ -199,8 +199,8 @@ def smoke(c, host=None, inventory=None, project=None, token=None, junit_xml=None
     The token and the endpoint come from the controller's cloud (clouds.yaml),
     OS_CLOUD or OS_* variables, through Keystone; without any, noauth.
     """
-    from deploy.cli import selected
-    from deploy.smoke_task import smoke_controllers
+    from deploy.base.cli import selected
+    from deploy.workflows.smoke_task import smoke_controllers
 
     _, controllers = selected(inventory, host)
     smoke_controllers(controllers, project_id=project, token=token, junit_path=junit_xml)
@@ -216,9 +216,9 @@ def smoke(c, host=None, inventory=None, project=None, token=None, junit_xml=None
 @reports_errors
 def debug(c, host=None, break_=None, inventory=None, timeout=60, verbose=False):
     """Stop the service, run cinder-api in this terminal under pdb, then start it again."""
-    from deploy.cli import selected
-    from deploy.debug import debug as run_session
-    from deploy.errors import UsageError
+    from deploy.base.cli import selected
+    from deploy.base.errors import UsageError
+    from deploy.workflows.debug import debug as run_session
 
     _, controllers = selected(inventory, [host] if host else None)
     if len(controllers) != 1:
@@ -235,10 +235,10 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, verbose=False):
 @reports_errors
 def fast_restart(c, mode, host=None, inventory=None, timeout=60, verbose=False):
     """Turn fast restart (cinder-api forked from a warm parent) on or off."""
-    from deploy.cli import selected
-    from deploy.errors import UsageError
-    from deploy.fastrestart import switch
-    from deploy.fleet import on_each
+    from deploy.base.cli import selected
+    from deploy.base.errors import UsageError
+    from deploy.controller.fastrestart import switch
+    from deploy.transport.fleet import on_each
 
     if mode not in ("on", "off"):
         raise UsageError(f"fast-restart takes on or off, not {mode!r}")
@@ -262,7 +262,7 @@ def _sandbox(kind, root, ssh_port, api_port):
     """The module of ``kind`` and its layout."""
     from pathlib import Path
 
-    from deploy.errors import UsageError
+    from deploy.base.errors import UsageError
     from deploy.sandbox import KINDS
 
     if kind not in KINDS:
@@ -303,7 +303,7 @@ def sandbox_down(c, kind="supervisord", root=None, ssh_port=22022, api_port=1877
 def sandbox_status(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776,
                    verbose=False):
     """Show whether a sandbox controller's parts are running."""
-    from deploy import output
+    from deploy.base import output
 
     module, layout = _sandbox(kind, root, ssh_port, api_port)
     for line in module.status_lines(layout):

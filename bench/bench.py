@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 
 from deploy import sandbox  # noqa: E402
-from deploy.auth import NOAUTH_PROJECT, ApiAccess, cloud_access  # noqa: E402
+from deploy.openstack.auth import NOAUTH_PROJECT, ApiAccess, cloud_access  # noqa: E402
 from deploy.sandbox import SandboxLayout, rdo  # noqa: E402
 from deploy.sandbox.rdo import RdoLayout  # noqa: E402
 

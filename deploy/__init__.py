@@ -1,8 +1,12 @@
 """cinder-devloop: deploy a Cinder overlay tree to controllers and run it.
 
-The package is split by responsibility: ``inventory`` reads hosts.yaml,
-``connection`` opens strict SSH connections, ``commands`` runs things,
-``sync`` builds and runs rsync, ``services`` drives systemd or supervisord,
-``db`` wraps cinder-manage, ``health`` waits for the API, and the workflow
-modules (``deployment``, ``status``, ``logs``) combine them for ``tasks.py``.
+The package is in layers, each importing only the ones below it (the
+import-linter contracts in pyproject.toml hold it so):
+
+    workflows/  sandbox/     what a task does / the built-in controllers
+    controller/              facts, services and steps on one controller
+    openstack/               Keystone, the API through the connection, smoke
+    transport/               SSH, commands, rsync, tunnels, several hosts
+    base/                    inventory, errors, output, the CLI boundary
+    remote/                  stdlib scripts run by the controller's python
 """

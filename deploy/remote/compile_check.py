@@ -20,6 +20,9 @@ import zlib
 
 warnings.simplefilter("ignore")      # SyntaxWarnings are not errors
 
+# devloop-include: compile_source
+
+
 cinder_dir, log_file, args = sys.argv[1], sys.argv[2], sys.argv[3:]
 if log_file:
     try:
@@ -40,11 +43,7 @@ for index in range(0, len(args) - 1, 2):
         except (IOError, OSError):
             pass                      # a new file
     compiled += 1
-    try:
-        compile(source, "cinder/" + path, "exec", 0, True)
-    except SyntaxError as exc:
-        message = exc.msg or "invalid syntax"
-        print(json.dumps({"path": "cinder/" + path, "line": exc.lineno, "message": message}))
-    except (TypeError, ValueError) as exc:   # e.g. null bytes in the source
-        print(json.dumps({"path": "cinder/" + path, "line": None, "message": str(exc)}))
+    problem = compile_problem(path, source)
+    if problem:
+        print(json.dumps(problem))
 print(json.dumps({"compiled": compiled}))

@@ -1,7 +1,7 @@
 """Run cinder-api in the foreground of this terminal; start the service after.
 
 Usage: ``python -c <this> <session JSON>`` as root, over SSH with a pty
-(``deploy/debug.py`` builds the JSON). The guard
+(``deploy/workflows/debug.py`` builds the JSON). The guard
 
 1. writes the breakpoint hook (``debug_hook.py`` as ``devloop_debug.py``,
    a ``sitecustomize.py`` importing it, and a config file forcing one API

@@ -37,6 +37,8 @@ import time
 
 WARM = "warm_api.py"
 
+# devloop-include: api_probe
+
 
 def _out(data, code=0):
     sys.stdout.write(json.dumps(data) + "\n")
@@ -295,42 +297,14 @@ def examine(fast_dir):
     return report
 
 
-def _answers(url):
-    try:
-        from urllib.request import urlopen
-        from urllib.error import HTTPError
-    except ImportError:   # Python 2.7
-        from urllib2 import urlopen, HTTPError
-    try:
-        reply = urlopen(url, timeout=3)
-        code = reply.getcode()
-        reply.close()
-    except HTTPError as exc:
-        code = exc.code
-    except Exception:
-        return None
-    return code if code < 500 else None
-
-
-def _wait_api(url, timeout, log_file, log_since):
-    """Poll the API until it answers; then the log written since ``log_since``."""
-    started = time.time()
-    code = None
-    while code is None and time.time() - started < timeout:
-        code = _answers(url)
-        if code is None:
-            time.sleep(0.02)
-    api = {"code": code, "seconds": round(time.time() - started, 2)}
-    if code is not None and log_file and log_since >= 0:
-        try:
-            with open(log_file, "rb") as log:
-                log.seek(0, 2)
-                size = log.tell()
-                offset = 0 if size < log_since else log_since
-                log.seek(max(offset, size - 524288))
-                api["log"] = log.read().decode("utf-8", "replace")
-        except (IOError, OSError):
-            pass
+def _wait_api(url, timeout, log_file, mark):
+    """Poll the API until it answers; then the log written since byte ``mark``."""
+    code, seconds, _ = wait_for_answer(url, timeout, 0.02)
+    api = {"code": code, "seconds": round(seconds, 2)}
+    if code is not None and log_file and mark >= 0:
+        data = log_since(log_file, mark)
+        if data is not None:
+            api["log"] = data.decode("utf-8", "replace")
     return api
 
 

@@ -125,15 +125,7 @@ def differs(path, data, wanted_ns, checksum):
     return not same_time(info, wanted_ns)
 
 
-def compile_problem(rel, data):
-    try:
-        compile(data, "cinder/" + rel, "exec", 0, True)
-    except SyntaxError as exc:
-        return {"path": "cinder/" + rel, "line": exc.lineno,
-                "message": exc.msg or "invalid syntax"}
-    except (TypeError, ValueError) as exc:   # e.g. null bytes in the source
-        return {"path": "cinder/" + rel, "line": None, "message": str(exc)}
-    return None
+# devloop-include: compile_source
 
 
 def write_json(path, data):

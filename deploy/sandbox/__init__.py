@@ -12,6 +12,9 @@ One module per kind, and what they share in one place:
 * ``nspawn``: the container machinery any systemd kind builds on (tree
   build + cache, overlay per boot, cgroup, namespace, teardown by PID);
 * ``common``: keys, known_hosts, waiting, ending processes by PID.
+
+Beside ``deploy.workflows`` at the top: may import ``deploy.transport`` and
+``deploy.base``; no task imports a sandbox (only ``tasks.py`` and the tests do).
 """
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from deploy.commands import run_local
-from deploy.errors import SandboxError
+from deploy.base.errors import SandboxError
+from deploy.transport.commands import run_local
 
 SERVICE_USER = "cinder"
 

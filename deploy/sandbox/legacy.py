@@ -29,13 +29,13 @@ from typing import Callable
 
 import yaml
 
-from deploy import output
-from deploy.commands import run_local
-from deploy.errors import SandboxError
+from deploy.base import output
+from deploy.base.errors import SandboxError
 from deploy.sandbox import nspawn, train
 from deploy.sandbox.common import api_answers, wait, write_file
 from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
 from deploy.sandbox.rdo import CINDER_API_UNIT, CINDER_CONF, DIST_CONF, UNIT, dist_conf_text
+from deploy.transport.commands import run_local
 
 DEFAULT_ROOT = Path("/opt/cinder-devloop/legacy")
 SITE = "usr/lib/python2.7/site-packages"

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from deploy import output
-from deploy.commands import as_user, run_local
-from deploy.errors import SandboxError
+from deploy.base import output
+from deploy.base.errors import SandboxError
+from deploy.transport.commands import as_user, run_local
 from deploy.sandbox.common import ClientFiles, alive, api_answers, end_process, ensure_key, \
     known_hosts_name, locked, pid_from, port_open, wait, write_known_hosts
 

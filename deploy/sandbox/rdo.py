@@ -32,12 +32,12 @@ from typing import Callable
 
 import yaml
 
-from deploy import output
-from deploy.commands import as_user, run_local
-from deploy.errors import SandboxError
+from deploy.base import output
+from deploy.base.errors import SandboxError
 from deploy.sandbox import nspawn
 from deploy.sandbox.common import api_answers, port_open, wait, write_file
 from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
+from deploy.transport.commands import as_user, run_local
 
 DEFAULT_ROOT = Path("/opt/cinder-devloop/rdo")
 REQUIREMENTS = Path(__file__).with_name("rdo-requirements.txt")

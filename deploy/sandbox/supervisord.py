@@ -34,9 +34,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy import output
-from deploy.commands import as_user, run_local
-from deploy.errors import DevloopError, SandboxError
+from deploy.base import output
+from deploy.base.errors import DevloopError, SandboxError
+from deploy.transport.commands import as_user, run_local
 from deploy.sandbox.common import (SERVICE_USER, ClientFiles, api_answers as _api_answers,
                                    end_process, ensure_key, ensure_service_user, make_dir as _mkdir,
                                    pid_from as _pid_from, port_open as _port_open,

@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from deploy.errors import SandboxError
+from deploy.base.errors import SandboxError
 from deploy.sandbox.common import locked
 
 CINDER_RELEASE = "15.6.0"

@@ -20,7 +20,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from deploy.auth import ApiAccess, cloud_access
+from deploy.openstack.auth import ApiAccess, cloud_access
 from deploy.sandbox import SandboxLayout
 from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, RdoLayout, UNIT
 from deploy.sandbox.train import CINDER_RELEASE

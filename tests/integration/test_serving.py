@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from deploy.send import ONE_CALL_BYTES
+from deploy.controller.send import ONE_CALL_BYTES
 from tests.integration.conftest import supervised_pid
 from tests.integration.controllers import SupervisordController
 from tests.integration.test_iterate import extension_source, extension_status, write_extension

@@ -29,14 +29,14 @@ from pathlib import Path
 
 import pytest
 
-from deploy.send import ONE_CALL_BYTES
+from deploy.controller.send import ONE_CALL_BYTES
 import yaml
 
-from deploy.connection import open_connection
-from deploy.errors import ConnectError, HostKeyMismatch, HostKeyUnknown, SyncError
-from deploy.inventory import load_inventory
+from deploy.base.errors import ConnectError, HostKeyMismatch, HostKeyUnknown, SyncError
+from deploy.base.inventory import load_inventory
 from deploy.sandbox import SandboxLayout, down, up
-from deploy.sync import sync_tree
+from deploy.transport.connection import open_connection
+from deploy.transport.sync import sync_tree
 from tests import netns
 from tests.integration.conftest import supervised_pid
 from tests.support import invoke

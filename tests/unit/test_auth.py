@@ -1,13 +1,13 @@
-"""deploy.auth without a network: where clouds.yaml is looked for, OS_*, noauth."""
+"""deploy.openstack.auth without a network: where clouds.yaml is looked for, OS_*, noauth."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from deploy.auth import api_access, clouds_yaml_candidates, load_cloud
-from deploy.errors import AuthError
-from deploy.inventory import Controller
+from deploy.base.errors import AuthError
+from deploy.base.inventory import Controller
+from deploy.openstack.auth import api_access, clouds_yaml_candidates, load_cloud
 
 
 def test_clouds_yaml_is_looked_for_where_openstack_clients_look(tmp_path, monkeypatch):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.errors import InventoryError
-from deploy.inventory import parse_inventory
-from deploy.logs import journal_argv
+from deploy.base.errors import InventoryError
+from deploy.base.inventory import parse_inventory
+from deploy.workflows.logs import journal_argv
 
 
 def test_a_controller_may_name_its_cloud_and_defaults_to_none(tmp_path):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from deploy.commands import as_user
-from deploy.connection import ssh_argv
-from deploy.inventory import Controller
-from deploy.logs import tail_argv
-from deploy.sync import Change, build_rsync_argv, parse_changes
+from deploy.base.inventory import Controller
+from deploy.transport.commands import as_user
+from deploy.transport.connection import ssh_argv
+from deploy.transport.sync import Change, build_rsync_argv, parse_changes
+from deploy.workflows.logs import tail_argv
 
 AWKWARD = """/srv/it's a "tree"/with $dollar and `ticks`"""
 
@@ -129,7 +129,7 @@ class TestRemoteCommands:
 
 class TestRsyncThroughGateway:
     def test_rsyncs_ssh_reaches_the_controller_through_the_gateways_pinned_ssh(self):
-        from deploy.inventory import Host
+        from deploy.base.inventory import Host
 
         gw = Host("bastion", "198.51.100.1", known_hosts=Path("/keys/bastion kh"))
         argv = build_rsync_argv(Path("/src"), controller(gateway=gw), "/opt/cinder", excludes=[])
@@ -145,7 +145,7 @@ class TestRsyncThroughGateway:
 
 class TestWatchedChanges:
     def test_a_new_directory_stands_for_the_files_in_it(self, tmp_path):
-        from deploy.watch import changed_paths
+        from deploy.workflows.watch import changed_paths
 
         (tmp_path / "api" / "contrib").mkdir(parents=True)
         (tmp_path / "api" / "contrib" / "x.py").write_text("")
@@ -160,7 +160,7 @@ class TestWatchedChanges:
         ("api/contrib/x.py", False),
     ])
     def test_rsync_excludes_apply_to_watched_paths(self, rel, excluded_):
-        from deploy.inventory import DEFAULT_EXCLUDES
-        from deploy.send import excluded
+        from deploy.base.inventory import DEFAULT_EXCLUDES
+        from deploy.controller.send import excluded
 
         assert excluded(rel, DEFAULT_EXCLUDES) is excluded_

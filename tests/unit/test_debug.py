@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from deploy.debug import (BreakLocation, Breakpoint, guard_argv, last_output,
+from deploy.workflows.debug import (BreakLocation, Breakpoint, guard_argv, last_output,
                           parse_break_location, service_argvs)
-from deploy.errors import UsageError
-from deploy.inventory import Controller
-from deploy.services.supervisord import Supervisord
-from deploy.services.systemd import Systemd
+from deploy.base.errors import UsageError
+from deploy.base.inventory import Controller
+from deploy.controller.services.supervisord import Supervisord
+from deploy.controller.services.systemd import Systemd
 
 REMOTE = Path(__file__).resolve().parents[2] / "deploy" / "remote"
 

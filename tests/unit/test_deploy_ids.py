@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from deploy.deployment import new_deploy_id
+from deploy.workflows.deployment import new_deploy_id
 
 
 def test_ids_made_within_one_second_sort_in_the_order_they_were_made():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from deploy.fastrestart import FastState, full_restart_reason
+from deploy.controller.fastrestart import FastState, full_restart_reason
 from deploy.remote import script
 
 PYTHONS = ["/root/.pyenv/versions/2.7.18/bin/python", "/root/.pyenv/versions/3.6.15/bin/python",

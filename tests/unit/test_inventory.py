@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.errors import InventoryError
-from deploy.inventory import DEFAULT_EXCLUDES, RDO_CONFIG_FILES, load_inventory
+from deploy.base.errors import InventoryError
+from deploy.base.inventory import DEFAULT_EXCLUDES, RDO_CONFIG_FILES, load_inventory
 
 HOSTS = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 

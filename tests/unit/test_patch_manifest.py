@@ -1,4 +1,4 @@
-"""Specs for deploy/manifest.py: which tree goes to which Cinder, and the refusal."""
+"""Specs for deploy/controller/manifest.py: which tree goes to which Cinder, and the refusal."""
 from __future__ import annotations
 
 import hashlib
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy import manifest
-from deploy.facts import Target
-from deploy.manifest import ManifestError, ManifestRefused
+from deploy.controller import manifest
+from deploy.controller.facts import Target
+from deploy.controller.manifest import ManifestError, ManifestRefused
 
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM_DB_INIT = "# upstream cinder/db/__init__.py\n"

@@ -19,7 +19,7 @@ def run_invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 
 def test_the_venv_s_invoke_is_the_project_s_program():
-    assert "deploy.program" in INVOKE.read_text()
+    assert "deploy.base.program" in INVOKE.read_text()
 
 
 def test_a_core_inventory_option_applies_to_every_task_of_the_run(tmp_path):

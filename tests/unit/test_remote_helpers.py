@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from deploy.commands import STDLIB_ONLY
-from deploy.errors import SandboxError
-from deploy.facts import _FROM_SHEBANG
+from deploy.base.errors import SandboxError
+from deploy.controller.facts import _FROM_SHEBANG
 from deploy.remote import script
 from deploy.sandbox.train import find_python27
+from deploy.transport.commands import STDLIB_ONLY
 
 
 def _python36() -> str:

@@ -1,6 +1,6 @@
 """Specs for sending a small tree in one call: the controller-side helper
 (``deploy/remote/receive_tree.py``) under Python 2.7, 3.6 and the project's
-python, fed exactly what :func:`deploy.send.payload` builds.
+python, fed exactly what :func:`deploy.controller.send.payload` builds.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.commands import STDLIB_ONLY
+from deploy.controller.send import ONE_CALL_BYTES, one_call_files, payload
 from deploy.remote import script
-from deploy.send import ONE_CALL_BYTES, one_call_files, payload
+from deploy.transport.commands import STDLIB_ONLY
 from tests.unit.test_remote_helpers import python  # noqa: F401  (the 2.7/3.6/project fixture)
 
 EXCLUDES = (".git/", "__pycache__/", "*.pyc")

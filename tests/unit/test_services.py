@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.inventory import Controller
-from deploy.services import ServiceStatus, manager_for
-from deploy.services.supervisord import Supervisord, parse_status
-from deploy.services.systemd import Systemd, parse_show
+from deploy.base.inventory import Controller
+from deploy.controller.services import ServiceStatus, manager_for
+from deploy.controller.services.supervisord import Supervisord, parse_status
+from deploy.controller.services.systemd import Systemd, parse_show
 
 
 def test_systemd_is_the_production_default():

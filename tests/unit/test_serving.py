@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from deploy.extensions import (extension_alias, failed_since_start, failures_in_log,
+from deploy.controller.extensions import (extension_alias, failed_since_start, failures_in_log,
                                is_extension, module_name, sent_aliases)
-from deploy.health import _PROBE
-from deploy.precheck import compile_check_argv, pack, parse_output, python_files
-from deploy.smoke import Check, SmokeReport, junit_xml
-from deploy.sync import Change
+from deploy.remote import script
+from deploy.controller.precheck import compile_check_argv, pack, parse_output, python_files
+from deploy.openstack.smoke import Check, SmokeReport, junit_xml
+from deploy.transport.sync import Change
 from tests.support import PROJECT_ROOT
 
 # the flags the controller-side helpers run with: today's, and the ones both Pythons accept
@@ -168,7 +168,7 @@ class TestProbe:
         mark = log.stat().st_size
         with log.open("a") as handle:
             handle.write("after the restart\n")
-        proc = subprocess.run([interpreter(version), *FLAGS[version], "-c", _PROBE, api_url, "5",
+        proc = subprocess.run([interpreter(version), *FLAGS[version], "-c", script("probe_api"), api_url, "5",
                                str(log), str(mark)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         head, _, rest = proc.stdout.partition("--log--\n")
@@ -180,7 +180,7 @@ class TestProbe:
         from tests.support import free_port
 
         url = f"http://127.0.0.1:{free_port()}/"
-        proc = subprocess.run([interpreter(version), *FLAGS[version], "-c", _PROBE, url, "0.3"],
+        proc = subprocess.run([interpreter(version), *FLAGS[version], "-c", script("probe_api"), url, "0.3"],
                               capture_output=True, text=True)
         assert proc.returncode == 1
         assert proc.stdout.startswith("down ")
@@ -188,7 +188,7 @@ class TestProbe:
     def test_a_log_that_was_rotated_is_read_from_its_start(self, api_url, tmp_path):
         log = tmp_path / "api.log"
         log.write_text("new file\n")
-        proc = subprocess.run([sys.executable, "-c", _PROBE, api_url, "5", str(log), "100000"],
+        proc = subprocess.run([sys.executable, "-c", script("probe_api"), api_url, "5", str(log), "100000"],
                               capture_output=True, text=True)
         assert proc.stdout.partition("--log--\n")[2] == "new file\n"
 

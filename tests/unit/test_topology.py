@@ -8,14 +8,14 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from deploy import connection
-from deploy.connection import (gateway_chain, known_hosts_name, ssh_argv,
+from deploy.transport import connection
+from deploy.transport.connection import (gateway_chain, known_hosts_name, ssh_argv,
                                translate_ssh_errors)
-from deploy.errors import ConnectError, HostKeyUnknown
-from deploy.inventory import Controller, Host, Inventory
+from deploy.base.errors import ConnectError, HostKeyUnknown
+from deploy.base.inventory import Controller, Host, Inventory
 from deploy.sandbox import SandboxLayout
-from deploy.source import build_remote_git_argv
-from deploy.sync import (DevboxSync, build_devbox_sync, check_agent_holds, devbox_hops,
+from deploy.transport.source import build_remote_git_argv
+from deploy.transport.sync import (DevboxSync, build_devbox_sync, check_agent_holds, devbox_hops,
                          pinned_lines, public_key_of)
 
 ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"

@@ -1,0 +1,455 @@
+"""Read hosts.yaml into typed, frozen data, reporting every problem at once.
+
+The file names the source tree to deploy and one or more controllers::
+
+    source: cinder_patch/cinder        # relative to hosts.yaml
+    controllers:
+      ctl1:
+        address: 192.0.2.10            # everything else has an RDO default
+        cloud: mycloud                 # clouds.yaml entry for Keystone (optional)
+
+Workstation paths (``source``, ``identity_file``, ``known_hosts``) are
+resolved against the directory of hosts.yaml; controller paths are used as
+written. Defaults describe a packaged (RDO) controller, so a real controller
+needs only its address; a ``defaults:`` mapping applies to every controller.
+
+Hosts that are not controllers go under ``hosts:``: a devbox that holds the
+checkout (``source_host: devbox``; ``source`` is then a path on the devbox and
+rsync runs there) or a gateway a controller is reached through
+(``gateway: bastion`` on the controller).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import yaml
+
+from deploy.base.errors import InventoryError
+
+DEFAULT_EXCLUDES: tuple[str, ...] = (".vscode/", ".git/", "__pycache__/", "*.pyc", ".tox/")
+SERVICE_MANAGERS = ("systemd", "supervisord")
+RDO_CONFIG_FILES = ("/usr/share/cinder/cinder-dist.conf", "/etc/cinder/cinder.conf")
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """A host that is not a controller: a devbox or an SSH gateway."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    identity_file: Path | None = None
+    known_hosts: Path = Path("~/.ssh/known_hosts")
+    connect_timeout: float = 10.0
+    gateway: "Host | None" = None
+
+    @property
+    def label(self) -> str:
+        """``user@address:port``, for messages."""
+        return f"{self.user}@{self.address}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Controller(Host):
+    """One controller: a host, and where Cinder lives on it."""
+
+    service_manager: str = "systemd"
+    service: str = "openstack-cinder-api.service"
+    supervisor_config: str | None = None
+    #: the controller's python for the helpers; None: the one in cinder_api's ``#!``
+    python: str | None = None
+    cinder_api: str = "/usr/bin/cinder-api"
+    cinder_manage: str = "/usr/bin/cinder-manage"
+    config_files: tuple[str, ...] = RDO_CONFIG_FILES
+    log_file: str = "/var/log/cinder/api.log"
+    service_user: str = "cinder"
+    cinder_dir: str | None = None
+    api_url: str = "http://127.0.0.1:8776/"
+    state_dir: str = "/var/lib/cinder-devloop"
+    #: the clouds.yaml entry to authenticate with (None: OS_CLOUD / OS_* or noauth)
+    cloud: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """The whole hosts.yaml: what to deploy and where."""
+
+    path: Path
+    source: Path
+    excludes: tuple[str, ...]
+    controllers: Mapping[str, Controller] = field(default_factory=dict)
+    source_host: Host | None = None
+    hosts: Mapping[str, Host] = field(default_factory=dict)
+
+    @property
+    def display_path(self) -> str:
+        return _display(self.path)
+
+    def get(self, name: str) -> Controller:
+        """Return the controller called ``name``.
+
+        Raises:
+            InventoryError: no controller has that name.
+        """
+        try:
+            return self.controllers[name]
+        except KeyError:
+            known = ", ".join(self.controllers) or "none"
+            raise InventoryError(self.display_path, [
+                f"unknown controller {name!r} (known: {known})"]) from None
+
+    def select(self, names: Sequence[str] | None) -> list[Controller]:
+        """Return the named controllers (comma lists allowed), or all of them.
+
+        Raises:
+            InventoryError: a name is unknown.
+        """
+        wanted = [n.strip() for item in (names or []) for n in item.split(",") if n.strip()]
+        if not wanted:
+            return list(self.controllers.values())
+        unknown = [n for n in wanted if n not in self.controllers]
+        if unknown:
+            known = ", ".join(self.controllers) or "none"
+            raise InventoryError(self.display_path, [
+                f"--host: unknown controller {n!r} (known: {known})" for n in unknown])
+        return [self.controllers[n] for n in dict.fromkeys(wanted)]
+
+
+# --- validation ----------------------------------------------------------------
+
+def _expect_str(value: Any) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "expected a non-empty string"
+
+
+def _expect_port(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "expected an integer"
+    return None if 0 < value < 65536 else "expected a port number from 1 to 65535"
+
+
+def _expect_positive(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return "expected a positive number of seconds"
+    return None
+
+
+def _expect_str_list(value: Any) -> str | None:
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return None
+    return "expected a non-empty list of strings"
+
+
+def _expect_manager(value: Any) -> str | None:
+    if value in SERVICE_MANAGERS:
+        return None
+    return f"expected one of {', '.join(SERVICE_MANAGERS)}"
+
+
+def _expect_url(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return None
+    return "expected an http:// or https:// URL"
+
+
+def _expect_abs_path(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith("/"):
+        return None
+    return "expected an absolute path on the controller"
+
+
+def _expect_abs_list(value: Any) -> str | None:
+    problem = _expect_str_list(value)
+    if problem is None and not all(v.startswith("/") for v in value):
+        problem = "expected absolute paths on the controller"
+    return problem
+
+
+# key -> check; every key a host may carry (controllers take them all).
+_HOST_KEYS: dict[str, Callable[[Any], str | None]] = {
+    "address": _expect_str,
+    "port": _expect_port,
+    "user": _expect_str,
+    "identity_file": _expect_str,
+    "known_hosts": _expect_str,
+    "connect_timeout": _expect_positive,
+    "gateway": _expect_str,
+}
+_CONTROLLER_KEYS: dict[str, Callable[[Any], str | None]] = {
+    **_HOST_KEYS,
+    "service_manager": _expect_manager,
+    "service": _expect_str,
+    "supervisor_config": _expect_abs_path,
+    "python": _expect_abs_path,
+    "cinder_api": _expect_abs_path,
+    "cinder_manage": _expect_abs_path,
+    "config_files": _expect_abs_list,
+    "log_file": _expect_abs_path,
+    "service_user": _expect_str,
+    "cinder_dir": _expect_abs_path,
+    "api_url": _expect_url,
+    "state_dir": _expect_abs_path,
+    "cloud": _expect_str,
+}
+_TOP_KEYS = ("source", "source_host", "excludes", "defaults", "hosts", "controllers")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+class _Problems:
+    """Collects problems with their place, so all are reported at once."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, place: str, message: str) -> None:
+        self.items.append(f"{place}: {message}" if place else message)
+
+
+def _check_mapping(raw: Any, place: str, problems: _Problems) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(place, f"expected a mapping, got {_describe(raw)}")
+        return {}
+    return raw
+
+
+def _check_keys(values: Mapping[str, Any], place: str, problems: _Problems,
+                schema: Mapping[str, Callable[[Any], str | None]] = _CONTROLLER_KEYS
+                ) -> dict[str, Any]:
+    good: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{place}.{key}"
+        check = schema.get(str(key))
+        if check is None:
+            known = ", ".join(sorted(schema))
+            problems.add(where, f"unknown key (known keys: {known})")
+            continue
+        problem = check(value)
+        if problem:
+            problems.add(where, f"{problem}, got {_describe(value)}")
+        else:
+            good[key] = value
+    return good
+
+
+def _local_path(value: str, base: Path) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else base / path
+
+
+def _ssh_fields(values: dict[str, Any], place: str, base: Path,
+                problems: _Problems) -> dict[str, Any]:
+    """Resolve the workstation-side SSH paths and check they exist."""
+    kwargs: dict[str, Any] = dict(values)
+    if "address" not in values:
+        problems.add(f"{place}.address", "missing (every host needs an address)")
+    for key in ("identity_file", "known_hosts"):
+        if key in kwargs:
+            kwargs[key] = _local_path(kwargs[key], base)
+    kwargs.setdefault("known_hosts", _local_path("~/.ssh/known_hosts", base))
+    if kwargs.get("identity_file") is not None and not kwargs["identity_file"].is_file():
+        problems.add(f"{place}.identity_file", f"no such file: {kwargs['identity_file']}")
+    if "known_hosts" in values and not kwargs["known_hosts"].is_file():
+        problems.add(f"{place}.known_hosts", f"no such file: {kwargs['known_hosts']}")
+    return kwargs
+
+
+def _resolve_gateway(kwargs: dict[str, Any], place: str, hosts: Mapping[str, Host],
+                     problems: _Problems) -> None:
+    name = kwargs.get("gateway")
+    if name is None:
+        return
+    if name not in hosts:
+        known = ", ".join(hosts) or "none"
+        problems.add(f"{place}.gateway", f"no host {name!r} under hosts: (known: {known})")
+        kwargs.pop("gateway")
+    else:
+        kwargs["gateway"] = hosts[name]
+
+
+def _build_hosts(entries: dict[str, Any], base: Path, problems: _Problems) -> dict[str, Host]:
+    raw: dict[str, dict[str, Any]] = {}
+    for name, entry in entries.items():
+        place = f"hosts.{name}"
+        values = _check_keys(_check_mapping(entry, place, problems), place, problems, _HOST_KEYS)
+        raw[str(name)] = _ssh_fields(values, place, base, problems)
+    hosts: dict[str, Host] = {}
+    # gateways may chain (a devbox behind a bastion): resolve in dependency order
+    pending = dict(raw)
+    while pending:
+        ready = [n for n, kw in pending.items()
+                 if kw.get("gateway") is None or kw["gateway"] in hosts
+                 or kw["gateway"] not in pending]
+        if not ready:
+            for n in pending:
+                problems.add(f"hosts.{n}.gateway", "gateways form a loop")
+            break
+        for n in ready:
+            kw = pending.pop(n)
+            _resolve_gateway(kw, f"hosts.{n}", hosts, problems)
+            if "address" in kw:
+                hosts[n] = Host(name=n, **kw)
+    return hosts
+
+
+def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
+                      hosts: Mapping[str, Host], problems: _Problems) -> Controller | None:
+    kwargs = _ssh_fields(values, place, base, problems)
+    if values.get("service_manager") == "supervisord" and "supervisor_config" not in values:
+        problems.add(f"{place}.supervisor_config",
+                     "missing (service_manager supervisord needs the supervisord.conf path)")
+    _resolve_gateway(kwargs, place, hosts, problems)
+    if "config_files" in kwargs:
+        kwargs["config_files"] = tuple(kwargs["config_files"])
+    if "address" not in kwargs:
+        return None
+    return Controller(name=name, **kwargs)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, noting every key a mapping names twice.
+
+    PyYAML silently keeps the last of duplicate keys (two ``c1:`` under
+    ``controllers:`` would quietly drop one controller); YAML 1.2 says keys
+    are unique, so each repeat is reported with its line.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            try:
+                first = seen.get(key)
+            except TypeError:                  # an unhashable key: PyYAML reports it
+                continue
+            if first is not None:
+                self.duplicates.append(
+                    f"line {key_node.start_mark.line + 1}, column {key_node.start_mark.column + 1}: "
+                    f"duplicate key {_describe(key)} (first at line {first.start_mark.line + 1}); "
+                    f"a key may appear only once in a mapping")
+            else:
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str) -> tuple[Any, list[str]]:
+    """Parse YAML safely; return the data and the duplicate-key problems."""
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data(), loader.duplicates
+    finally:
+        loader.dispose()
+
+
+def parse_inventory(text: str, path: Path) -> Inventory:
+    """Parse the text of an inventory file that lives at ``path``.
+
+    Raises:
+        InventoryError: listing every problem, each as ``<place>: <what>``.
+    """
+    display = _display(path)
+    try:
+        raw, duplicates = _load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InventoryError(display, [f"{where}invalid YAML: {problem}"]) from None
+    if duplicates:
+        raise InventoryError(display, duplicates)
+
+    problems = _Problems()
+    base = path.parent
+    top = _check_mapping(raw, "", problems)
+    for key in top:
+        if key not in _TOP_KEYS:
+            problems.add(str(key), f"unknown key (known keys: {', '.join(_TOP_KEYS)})")
+
+    hosts = _build_hosts(_check_mapping(top.get("hosts"), "hosts", problems), base, problems)
+    source_host = None
+    if top.get("source_host") is not None:
+        name = top["source_host"]
+        if name in hosts:
+            source_host = hosts[name]
+        else:
+            problems.add("source_host", f"no host {name!r} under hosts: "
+                                        f"(known: {', '.join(hosts) or 'none'})")
+
+    source = top.get("source", "cinder_patch/cinder")
+    if _expect_str(source):
+        problems.add("source", f"expected a path, got {_describe(source)}")
+        source = "cinder_patch/cinder"
+    if source_host is not None:
+        # a path on the devbox: checked there, when rsync runs
+        source_path = Path(source)
+        if not source_path.is_absolute():
+            problems.add("source", "expected an absolute path on the source host "
+                                   f"{source_host.name!r}, got {_describe(source)}")
+    else:
+        source_path = _local_path(source, base)
+        if not source_path.is_dir():
+            problems.add("source", f"no such directory: {source_path}")
+
+    excludes = top.get("excludes", list(DEFAULT_EXCLUDES))
+    if _expect_str_list(excludes):
+        problems.add("excludes", f"expected a list of rsync patterns, got {_describe(excludes)}")
+        excludes = list(DEFAULT_EXCLUDES)
+
+    defaults = _check_keys(_check_mapping(top.get("defaults"), "defaults", problems),
+                           "defaults", problems)
+
+    controllers: dict[str, Controller] = {}
+    raw_entries = top.get("controllers")
+    entries = _check_mapping(raw_entries, "controllers", problems)
+    if raw_entries is None or raw_entries == {}:
+        problems.add("controllers", "missing or empty (name at least one controller)")
+    for name, entry in entries.items():
+        place = f"controllers.{name}"
+        values = _check_keys(_check_mapping(entry, place, problems), place, problems)
+        controller = _build_controller(str(name), {**defaults, **values}, place, base, hosts,
+                                       problems)
+        if controller is not None:
+            controllers[str(name)] = controller
+
+    if problems.items:
+        raise InventoryError(display, problems.items)
+    return Inventory(path=path, source=source_path, excludes=tuple(excludes),
+                     controllers=controllers, source_host=source_host, hosts=hosts)
+
+
+def load_inventory(path: str | os.PathLike[str]) -> Inventory:
+    """Read and validate the inventory file at ``path``.
+
+    Raises:
+        InventoryError: the file is missing, unreadable or invalid.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(_display(file), [
+            "no such file (pass --inventory PATH or create hosts.yaml)"]) from None
+    except OSError as exc:
+        raise InventoryError(_display(file), [f"cannot read: {exc.strerror}"]) from None
+    return parse_inventory(text, file.resolve())

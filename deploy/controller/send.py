@@ -1,0 +1,202 @@
+"""Send a small local overlay tree in one remote call, instead of rsync's five.
+
+A deploy through rsync costs a dry run (for the record and the compile
+list), the compile check, the ``applying`` record, the transfer and the
+``applied`` record: five round trips. An overlay tree such as
+``cinder_patch/`` is a few dozen kilobytes, so it is cheaper to send it
+whole, compressed, on the stdin of ``deploy/remote/receive_tree.py``,
+which decides what changed exactly as rsync would (size and modification
+time, or the bytes with ``checksum``), compiles the changed ``.py`` files
+with the controller's python, records the deploy, keeps every file it
+replaces, and writes the rest atomically, all in one call.
+
+A tree that is large (a whole Cinder checkout), holds a symlink, or lives
+on a devbox still goes through rsync (:mod:`deploy.transport.sync`).
+"""
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+import os
+import stat
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from deploy.base.errors import DevloopError
+from deploy.controller import facts
+from deploy.controller.fastrestart import fast_dir
+from deploy.controller.precheck import CompileProblem, refuse, tell_compiled
+from deploy.remote import script
+from deploy.transport.commands import STDLIB_ONLY, Dialogue, Remote, tail
+from deploy.transport.sync import Change
+
+#: a tree larger than this (bytes, before compression) goes through rsync
+ONE_CALL_BYTES = 4 * 1024 * 1024
+#: and so does one with more files than this
+ONE_CALL_FILES = 2000
+
+
+def excluded(rel: str, patterns: Iterable[str]) -> bool:
+    """Whether rsync's ``--exclude`` patterns leave out the path ``rel``.
+
+    A pattern without a slash matches any path component (``*.pyc``,
+    ``__pycache__/``); a trailing slash matches directories only, so it
+    applies to the components above the file.
+    """
+    parts = rel.split("/")
+    for pattern in patterns:
+        if pattern.endswith("/"):
+            if any(fnmatch.fnmatchcase(part, pattern[:-1]) for part in parts[:-1]):
+                return True
+        elif "/" not in pattern and any(fnmatch.fnmatchcase(part, pattern) for part in parts):
+            return True
+        elif fnmatch.fnmatchcase(rel, pattern.lstrip("/")):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class TreeFile:
+    """One regular file of the source tree: where it goes and its mtime."""
+
+    rel: str               # relative to the tree (and to the cinder package)
+    path: Path
+    mtime_ns: int
+
+
+def one_call_files(source: Path, excludes: Sequence[str]) -> list[TreeFile] | None:
+    """The tree's files if it can be sent in one call; None if it needs rsync.
+
+    None when the files (after ``excludes``) hold more than
+    :data:`ONE_CALL_BYTES` or :data:`ONE_CALL_FILES`, or the tree holds a
+    symlink or anything else that is not a plain file or directory.
+    """
+    files: list[TreeFile] = []
+    total = 0
+    root = Path(source)
+    for directory, dirs, names in os.walk(root):
+        base = Path(directory)
+        prefix = base.relative_to(root).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
+        # an excluded directory is not walked (a checkout's .git or .tox)
+        dirs[:] = [name for name in dirs if not excluded(f"{prefix}{name}/\0", excludes)]
+        if any((base / name).is_symlink() for name in dirs):
+            return None
+        for name in names:
+            rel = prefix + name
+            if excluded(rel, excludes):
+                continue
+            info = os.lstat(base / name)
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            total += info.st_size
+            files.append(TreeFile(rel, base / name, info.st_mtime_ns))
+            if total > ONE_CALL_BYTES or len(files) > ONE_CALL_FILES:
+                return None
+    return sorted(files, key=lambda f: f.rel)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What the controller did (or would do, in a dry run) with the tree."""
+
+    changes: list[Change]
+    log_size: int | None
+    #: what deploy/remote/db_state.py said, if it was asked (an "error" key if it failed)
+    db: Mapping[str, Any] | None = None
+    #: whether the controller is in fast-restart mode
+    fast_mode: bool | None = None
+
+
+def payload(files: Sequence[TreeFile], job: Mapping[str, Any]) -> bytes:
+    """The job on the helper's stdin: ``job`` plus every file, as compressed JSON."""
+    document = dict(job)
+    document["files"] = [[f.rel, f.mtime_ns, base64.b64encode(f.path.read_bytes()).decode()]
+                         for f in files]
+    return zlib.compress(json.dumps(document).encode(), 1)
+
+
+def db_question(remote: Remote) -> list[str]:
+    """The ``db_state`` question: records.db_state's probe, as the service user."""
+    ctl = remote.controller
+    return [ctl.service_user, ctl.python or "{python}", "-c", script("db_state"), "{cinder_dir}",
+            *ctl.config_files]
+
+
+def start(remote: Remote, *, hash_paths: Sequence[str] | None = None,
+          db: bool = False) -> Dialogue:
+    """Start the helper and ask its questions: where Cinder is, and the database's state.
+
+    With ``hash_paths`` (a list, maybe empty) the helper locates Cinder
+    first, hashing those paths (read its answer with :func:`located`);
+    without, the controller must have been located already in this run.
+    """
+    questions: dict[str, Any] = {}
+    known: facts.Target | None = remote.located
+    if hash_paths is not None or known is None:
+        flags, args = facts.locate_arguments(remote, hash_paths or ())
+        questions["locate"] = [script("locate"), list(flags), *args]
+    else:
+        questions["known"] = {"cinder_dir": known.cinder_dir, "python": facts.cinder_python(remote)}
+    if db:
+        questions["db_state"] = db_question(remote)
+    dialogue = remote.dialogue(facts.with_cinder_python(
+        remote.controller, STDLIB_ONLY, script("receive_tree"), []))
+    dialogue.send(json.dumps(questions).encode() + b"\n")
+    return dialogue
+
+
+def located(remote: Remote, dialogue: Dialogue) -> facts.Target:
+    """Read the helper's first answer: the controller's Cinder (kept on ``remote``).
+
+    Raises:
+        DevloopError: Cinder was not found there (the helper's message shown).
+    """
+    line = dialogue.readline()
+    try:
+        data = json.loads(line) if line.strip() else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or "error" in data:
+        result = dialogue.finish()
+        raise facts.not_located(remote, tail(result.stderr + line + result.stdout, 1))
+    return facts.accept(remote, data)
+
+
+def cancel(dialogue: Dialogue) -> None:
+    """End the helper without a tree: nothing changes on the controller."""
+    dialogue.finish()
+
+
+def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target: str,
+           *, owner: str = "", deploy_dir: str = "", record: Mapping[str, Any] | None = None,
+           dry_run: bool = False, checksum: bool = False) -> Sent:
+    """Send the job with ``files`` and read what was done (or would be, ``dry_run``).
+
+    Raises:
+        CompileError: a changed ``.py`` file does not compile with the
+            controller's python; nothing was written.
+        DevloopError: the helper failed (its output's tail shown).
+    """
+    job = {"target": target, "owner": owner, "log_file": remote.controller.log_file,
+           "dry_run": dry_run, "checksum": checksum, "deploy_dir": deploy_dir,
+           "record": dict(record or {}), "fast_dir": fast_dir(remote.controller)}
+    result = dialogue.finish(payload(files, job))
+    lines = result.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if result.exited == 0 and lines else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or "changes" not in answer:
+        raise DevloopError(f"{remote.name}: sending the tree to {target} failed "
+                           f"(exit {result.exited}): "
+                           f"{tail(result.stderr + result.stdout, 5) or 'no output'}")
+    refuse(remote, [CompileProblem(p["path"], p.get("line"), p["message"])
+                    for p in answer.get("problems") or []])
+    if not dry_run:
+        tell_compiled(remote, int(answer.get("compiled") or 0))
+    return Sent([Change(kind, rel) for kind, rel in answer.get("changes", [])],
+                answer.get("log_size"), answer.get("db"), answer.get("fast_mode"))

@@ -1,0 +1,131 @@
+"""``invoke watch``: run the loop for every burst of saves in the source tree.
+
+watchfiles (Rust-backed inotify) gathers the events of a burst of saves,
+waiting until the tree has been quiet for the debounce interval, and yields
+them together; each burst runs the loop once on connections that stay open
+between runs. A failed run is reported and watching goes on; Ctrl-C stops.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+from deploy.base import output
+from deploy.base.errors import DevloopError, UsageError
+from deploy.base.inventory import Controller, Inventory
+from deploy.controller.facts import Target
+from deploy.controller.send import excluded
+from deploy.transport.commands import Remote
+from deploy.workflows.deployment import fitting, locate_for
+from deploy.workflows.loop import run_loop
+
+
+def changed_paths(changes: Iterable[tuple[object, str]], source: Path,
+                  excludes: Iterable[str]) -> list[str]:
+    """The changed files relative to the source, without excluded ones.
+
+    A new directory stands for the files in it: inotify can only watch a new
+    directory once it is reported, so files created in it right away may
+    have no event of their own.
+    """
+    root = source.resolve()
+    patterns = list(excludes)
+    paths = set()
+    for _, path in changes:
+        full = Path(path).absolute()
+        files = [p for p in full.rglob("*") if p.is_file()] if full.is_dir() else [full]
+        for file in files:
+            rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else file.name
+            if not excluded(rel, patterns):
+                paths.add(rel)
+    return sorted(paths)
+
+
+def _describe(paths: list[str]) -> str:
+    shown = ", ".join(paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: int = 400,
+          timeout: float = 60.0, smoke: bool = False, ignore_manifest: bool = False) -> None:
+    """Watch the source tree and run the loop on each burst, until Ctrl-C.
+
+    A run whose deploy leaves the API unhealthy is rolled back at once and
+    reported as failed. The database is checked (behind the newest migration
+    on disk?) on each controller's first run and after a failed one. With a
+    MANIFEST.txt, each controller's tree (the source or a variant of it) is
+    chosen and checked at start, and every chosen tree is watched.
+
+    Raises:
+        UsageError: the source is on a devbox (watching needs a local tree).
+        ConnectError: a controller cannot be reached at start.
+        ManifestRefused: the source does not fit a controller's Cinder.
+    """
+    import watchfiles
+
+    if inventory.source_host is not None:
+        raise UsageError("watch needs the source tree on this machine; it is on "
+                         f"{inventory.source_host.name}")
+    remotes: dict[str, Remote] = {}
+    targets: dict[str, Target] = {}
+    trees: set[Path] = {inventory.source}
+    # The database is checked on a controller's first run; later runs db-sync
+    # only for a migration they send (the files on disk change no other way).
+    database_checked: set[str] = set()
+    try:
+        for controller in controllers:
+            remote = remotes[controller.name] = Remote.open(controller)
+            targets[controller.name] = locate_for(remote, inventory)
+            trees.add(fitting(remote, inventory, targets[controller.name],
+                              ignore_manifest=ignore_manifest).source)
+        ready = False
+        # raise_interrupt=False: Ctrl-C while waiting ends the generator quietly.
+        # yield_on_timeout: the first (empty) yield proves inotify is set up, so
+        # "watching" is only announced once a save can no longer be missed.
+        for changes in watchfiles.watch(*sorted(trees), debounce=debounce_ms, step=50,
+                                        rust_timeout=500, yield_on_timeout=True,
+                                        raise_interrupt=False):
+            if not ready:
+                ready = True
+                output.step("watch", f"watching {', '.join(map(str, sorted(trees)))} "
+                                     f"(Ctrl-C stops)")
+            paths = changed_paths(changes, inventory.source, inventory.excludes)
+            if not paths:
+                continue
+            for name, remote in remotes.items():
+                stamp = time.strftime("%H:%M:%S")
+                try:
+                    # a save that breaks the service is rolled back: the
+                    # controller keeps serving the previous code
+                    report = run_loop(inventory, remote, target=targets[name], timeout=timeout,
+                                      smoke=smoke, rollback_on_failure=True,
+                                      ignore_manifest=ignore_manifest,
+                                      check_database=name not in database_checked)
+                    database_checked.add(name)
+                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
+                                  f"{report.one_line()}")
+                except DevloopError as exc:
+                    database_checked.discard(name)
+                    text = "\n".join(exc.lines()).splitlines() or [type(exc).__name__]
+                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: {text[0]}")
+                    if text[1:]:           # e.g. the files that do not compile, the log lines
+                        output.detail("\n".join(text[1:]))
+                    remotes[name] = _reconnect(remote)
+    finally:
+        for remote in remotes.values():
+            remote.close()
+        output.step("watch", "stopped")
+
+
+def _reconnect(remote: Remote) -> Remote:
+    """A fresh connection if the old one died (the next run needs one)."""
+    transport = remote.conn.client.get_transport()
+    if transport is not None and transport.is_active():
+        return remote
+    remote.close()
+    try:
+        return Remote.open(remote.controller)
+    except DevloopError as exc:
+        output.warn(str(exc))
+        return remote
