@@ -2,7 +2,8 @@
 
 argv[1] is a JSON list of records, newest first. Each replaced file is copied
 back from the deploy's backup to a temporary name beside the target and
-renamed over it, so every file is wholly old or wholly new at any moment.
+renamed over it, so every file is wholly old or wholly new at any moment
+(a replaced symlink, which rsync keeps as a symlink, comes back as one).
 A deploy interrupted before its end ("applying") lists what it meant to
 change: a replaced file with no backup yet was not replaced, and an added
 file that is not there was not added; both are skipped. Prints a JSON
@@ -22,11 +23,20 @@ for record in json.loads(sys.argv[1]):
         source, dest = os.path.join(backup, rel), os.path.join(target, rel)
         if not os.path.lexists(source):
             continue  # never replaced: the deploy stopped before this file
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".devloop-restore-")
-        os.close(fd)
-        shutil.copy2(source, tmp)
-        info = os.stat(source)
-        os.chown(tmp, info.st_uid, info.st_gid)
+        if os.path.islink(source):  # rsync deploys symlinks and keeps them as such
+            tmp = os.path.join(os.path.dirname(dest),
+                               ".devloop-restore-%d-%s" % (os.getpid(), os.path.basename(dest)))
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(os.readlink(source), tmp)
+            info = os.lstat(source)
+            os.lchown(tmp, info.st_uid, info.st_gid)
+        else:
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".devloop-restore-")
+            os.close(fd)
+            shutil.copy2(source, tmp)
+            info = os.stat(source)
+            os.chown(tmp, info.st_uid, info.st_gid)
         os.rename(tmp, dest)  # atomic on POSIX (os.replace is 3.3+)
         restored.append(rel)
     for rel in record.get("added", []):

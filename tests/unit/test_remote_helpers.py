@@ -104,6 +104,21 @@ def test_restore_puts_back_replaced_files_and_skips_what_an_interrupted_deploy_n
     assert written["state"] == "rolled back"
 
 
+def test_restore_puts_back_a_replaced_symlink_as_the_symlink_it_was(python, tmp_path):
+    target, backup = tmp_path / "cinder", tmp_path / "deploys" / "d1" / "backup"
+    (target / "api").mkdir(parents=True)
+    (backup / "api").mkdir(parents=True)
+    (target / "api" / "alias.py").symlink_to("new.py")     # as rsync left it
+    (backup / "api" / "alias.py").symlink_to("old.py")     # rsync's --backup-dir copy
+    (target / "api" / "added_link.py").symlink_to("new.py")
+    record = {"id": "d1", "state": "applied", "target": str(target), "backup": str(backup),
+              "replaced": ["api/alias.py"], "added": ["api/added_link.py"]}
+    summary = last_json(run(python, "restore", json.dumps([record])))
+    assert summary == {"restored": ["api/alias.py"], "removed": ["api/added_link.py"]}
+    assert os.readlink(target / "api" / "alias.py") == "old.py"
+    assert sorted(os.listdir(target / "api")) == ["alias.py"]
+
+
 # --- locate -------------------------------------------------------------------------
 
 @pytest.fixture
