@@ -119,6 +119,31 @@ def test_restore_puts_back_a_replaced_symlink_as_the_symlink_it_was(python, tmp_
     assert sorted(os.listdir(target / "api")) == ["alias.py"]
 
 
+def test_restore_first_removes_what_writers_killed_mid_file_left_beside_the_deploys_files(
+        python, tmp_path):
+    target, backup = tmp_path / "cinder", tmp_path / "deploys" / "d1" / "backup"
+    (target / "api").mkdir(parents=True)
+    (backup / "api").mkdir(parents=True)
+    (target / "api" / "a.py").write_text("new a\n")
+    (backup / "api" / "a.py").write_text("old a\n")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftovers = [f".a.py.devloop-{dead.pid}",          # receive_tree.py's copy
+                 f".devloop-restore-{dead.pid}-a.py",  # this helper's own
+                 ".b.py.Xy12Zq"]                       # rsync's
+    kept = [f".a.py.devloop-{os.getpid()}",            # its writer still runs
+            ".other.py.Xy12Zq", "other.py"]            # not a file of this deploy
+    for name in leftovers + kept:
+        (target / "api" / name).write_text("partial")
+    record = {"id": "d1", "state": "applying", "target": str(target), "backup": str(backup),
+              "replaced": ["api/a.py"], "added": ["api/b.py"]}
+
+    run(python, "restore", json.dumps([record]))
+
+    assert sorted(os.listdir(target / "api")) == sorted(kept + ["a.py"])
+    assert (target / "api" / "a.py").read_text() == "old a\n"
+
+
 # --- locate -------------------------------------------------------------------------
 
 @pytest.fixture
