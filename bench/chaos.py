@@ -14,8 +14,9 @@ deploy/send.py) or of a tree with a symlink (rsync), ``invoke loop``, or
 moment within the operation's usual duration the tool is killed with
 SIGKILL (its whole process group, as a closed terminal does), or its SSH
 connection is dropped (the controller-side sshd processes serving it are
-killed by PID). Then, once no process of that session is left on the
-controller:
+killed by PID), or, harsher, every process of its SSH session on the
+controller is killed (the helper writing the files too, as a crash would).
+Then, once no process of that session is left on the controller:
 
 * every file of the cinder package is either the bytes it had before the
   operation or the bytes the operation meant to leave (sha256; no stray
@@ -58,7 +59,7 @@ import yaml  # noqa: E402
 #: set on SIGINT/SIGTERM: every kind ends its current run, cleans up and stops
 STOP = threading.Event()
 #: the operations and how often each is drawn
-OPS = {"deploy-small": 3, "deploy-rsync": 3, "loop": 2, "rollback": 3}
+OPS = {"deploy-small": 3, "deploy-rsync": 3, "loop": 1, "rollback": 3}
 #: how often each way of cutting the tool off is drawn
 KILLS = {"sigkill-tool": 3, "drop-ssh": 2, "kill-session": 1}
 SMALL_FILES = 10
@@ -151,6 +152,13 @@ def _environ(pid: int) -> dict[str, str]:
                 if "=" in item)
 
 
+def _is_pyenv(pid: int) -> bool:
+    try:
+        return b"pyenv" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 class Controller:
     """What the chaos run needs of a controller handle (tests/integration/controllers.py)."""
 
@@ -190,8 +198,15 @@ class Controller:
         return found
 
     def kill_session(self) -> int:
-        """SIGKILL every process of the SSH sessions to this controller; how many."""
-        victims = self.session_processes()
+        """SIGKILL every process of the SSH sessions to this controller; how many.
+
+        Spared: a login shell's ``pyenv rehash`` (root's .bashrc on this
+        machine runs it for each ssh command) and what it runs; killed, it
+        leaves a lock that makes every ssh session on the machine wait 60 s.
+        """
+        parents = {pid: ppid for pid, ppid, _ in _procs()}
+        victims = [pid for pid in self.session_processes()
+                   if not _is_pyenv(pid) and not _is_pyenv(parents.get(pid, 0))]
         for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -217,16 +232,18 @@ class Controller:
 class ToolRun:
     argv: list[str]
     lines: list[str] = field(default_factory=list)
-    first_line: float | None = None    # seconds from start to the first progress line
+    offsets: list[float] = field(default_factory=list)   # when each line came, from the start
     rc: int | None = None
     seconds: float = 0.0
     cut: str = ""          # how it was cut off ("" if it ended by itself)
 
 
 def run_tool(argv: list[str], env: dict[str, str], *, kill_after: float | None = None,
+             after_lines: int = 0,
              how: str = "", controller: Controller | None = None,
              timeout: float = 240.0) -> ToolRun:
-    """Run ``python -m invoke ARGV``; cut it off after ``kill_after`` seconds (``how``)."""
+    """Run ``python -m invoke ARGV``; cut it off (``how``) ``kill_after`` seconds after it
+    printed ``after_lines`` lines."""
     run = ToolRun(argv)
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *argv],
@@ -237,14 +254,15 @@ def run_tool(argv: list[str], env: dict[str, str], *, kill_after: float | None =
 
     def read() -> None:
         for line in proc.stdout:
-            if run.first_line is None and line.startswith("--> "):
-                run.first_line = time.monotonic() - started
+            run.offsets.append(time.monotonic() - started)
             run.lines.append(line)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         if kill_after is not None:
+            while len(run.lines) < after_lines and proc.poll() is None:
+                time.sleep(0.005)
             try:
                 proc.wait(timeout=kill_after)
             except subprocess.TimeoutExpired:
@@ -281,7 +299,7 @@ _NUMBER = re.compile(r"\d+(\.\d+)?")
 def kill_point(run: ToolRun) -> str:
     """The step the tool was in when cut off, from its progress output up to then."""
     if not run.cut:
-        return "ended before the cut"
+        return "not cut"
     # a killed tool writes nothing more; one whose connection dropped ends
     # with its error: what it printed before that is where it was
     seen = [line.rstrip() for line in run.lines if line.strip()]
@@ -349,8 +367,8 @@ class Chaos:
                     {"source": str(work / key / "cinder"),
                      "controllers": {"ctl": handle.entry()}}, sort_keys=False))
                 self.inventories[key] = inventory
-        self.usual: dict[str, list[float]] = collections.defaultdict(list)
-        self.first_line: dict[str, list[float]] = collections.defaultdict(list)
+        #: each operation's first run, not cut: when it prints what
+        self.timing: dict[str, ToolRun] = {}
         self.reported: set[str] = set()
 
     # -- the controller's state --
@@ -456,7 +474,7 @@ class Chaos:
 
     def argv(self, op: str, tree: str | None) -> list[str]:
         if op == "rollback":
-            restart = self.rng.random() < 0.3
+            restart = self.rng.random() < 0.15
             return ["rollback", "--inventory", str(self.inventories["small-A"]),
                     *([] if restart else ["--no-restart"])]
         inventory = ["--inventory", str(self.inventories[tree])]
@@ -476,26 +494,34 @@ class Chaos:
             tree = self.tree_for(op, before)
             after, target = {**before, **self.trees[tree]}, None
         argv = self.argv(op, tree)
-        # mostly after the tool's start-up (its first progress line), where it works
-        usual = sorted(self.usual[op]) or [3.0]
-        first = sorted(self.first_line[op]) or [0.0]
-        total, start = usual[len(usual) // 2], first[len(first) // 2]
-        delay = self.rng.uniform(0.0 if self.rng.random() < 0.15 else 0.9 * start,
-                                 1.05 * total)
+        # mostly just after one of the lines the tool printed in its timing run
+        # (within the gap to the next one), so every step is hit; sometimes
+        # during its start-up, before the first line
+        timing = self.timing.get(op)
+        after_lines, delay = 0, 0.0
+        if timing:
+            offsets = timing.offsets + [timing.seconds]
+            if self.rng.random() < 0.15 or len(timing.lines) < 2:
+                delay = self.rng.uniform(0.0, offsets[0])
+            else:
+                after_lines = self.rng.randrange(1, len(timing.lines))
+                gap = offsets[after_lines] - offsets[after_lines - 1]
+                delay = self.rng.uniform(0.0, 0.9 * gap)
         how = self.rng.choices(list(KILLS), list(KILLS.values()))[0]
         label = f"#{index} {op}{' ' + tree if tree else ''}"
-        run = run_tool(argv, self.ctl.env(), kill_after=delay, how=how, controller=self.ctl)
+        calibrating = timing is None    # the first of each: timed, not cut
+        run = run_tool(argv, self.ctl.env(), kill_after=None if calibrating else delay,
+                       after_lines=after_lines, how=how, controller=self.ctl)
         self.summary.runs += 1
         self.summary.ops[op] += 1
-        if not run.cut:
-            self.usual[op].append(run.seconds)
-            if run.first_line is not None:
-                self.first_line[op].append(run.first_line)
-            if run.rc != 0:
-                self.problem(f"{label}: not cut off, yet failed (exit {run.rc}):\n"
-                             + "".join(run.lines[-8:]))
+        if calibrating and run.rc == 0 and run.lines:
+            self.timing[op] = run
+        if not run.cut and run.rc != 0:
+            self.problem(f"{label}: not cut off, yet failed (exit {run.rc}):\n"
+                         + "".join(run.lines[-8:]))
         point = kill_point(run)
-        self.summary.cuts[run.cut or "none (ended first)"] += 1
+        self.summary.cuts[run.cut or ("none (timing run)" if calibrating
+                                      else "none (ended first)")] += 1
         self.summary.points[f"{op}: {point}"] += 1
         self.quiesce()
         now = self.check(label, before, after, pristine)
@@ -507,7 +533,8 @@ class Chaos:
             self.status_names(label, interrupted)
         state = self.recover(label, op, argv, before, after, now, new, target, records)
         self.summary.states[state] += 1
-        self.log(f"{label}: cut {run.cut or '-'} after {delay:.2f} s at [{point}] "
+        self.log(f"{label}: cut {run.cut or '-'} {delay:.2f} s after line {after_lines} "
+                 f"at [{point}] "
                  f"exit {run.rc}; {state}")
 
     def recover(self, label: str, op: str, argv: list[str], before: dict[str, str],
@@ -549,7 +576,8 @@ class Chaos:
     def expect(self, label: str, wanted: dict[str, str], what: str) -> None:
         now = self.snapshot()
         if now != wanted:
-            differ = sorted(rel for rel in set(now) | set(wanted) if now.get(rel) != wanted.get(rel))
+            differ = sorted(rel for rel in set(now) | set(wanted)
+                            if now.get(rel) != wanted.get(rel))
             self.summary.lost += len(differ)
             self.problem(f"{label}: after recovery the tree is not {what}: {differ[:10]}")
 
@@ -644,11 +672,12 @@ def markdown(summaries: list[Summary], command: str) -> str:
              "or after it byte for byte. At the end every deploy is rolled back and the "
              "package must be as installed.", "",
              "| kind | runs | tool killed (SIGKILL) | SSH dropped (sshd killed) | "
-             "whole session killed | ended before the cut | status checked | lost | minutes |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "whole session killed | not cut (timing run / ended first) | status checked | "
+             "lost | minutes |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         lines.append(f"| {s.kind} | {s.runs} | {s.cuts.get('sigkill-tool', 0)} | "
                      f"{s.cuts.get('drop-ssh', 0)} | {s.cuts.get('kill-session', 0)} | "
+                     f"{s.cuts.get('none (timing run)', 0)} / "
                      f"{s.cuts.get('none (ended first)', 0)} | "
                      f"{s.status_checked} | **{s.lost}** | {s.seconds / 60:.1f} |")
     lines += ["", "States found after the cut (all kinds):", "",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from deploy import manifest, output, send
-from deploy.commands import Remote
+from deploy.commands import STDLIB_ONLY, Remote
 from deploy.errors import DevloopError, HealthCheckError, ServiceError
 from deploy.facts import Target, locate
 from deploy.fleet import Outcome
@@ -29,6 +29,7 @@ from deploy.health import ApiState, check_serving, log_mark, wait_for_api
 from deploy.inventory import Controller, Inventory
 from deploy.precheck import check_changes
 from deploy.preview import show_diffs
+from deploy.remote import script
 from deploy.services import ServiceStatus, manager_for
 from deploy.source import source_revision
 from deploy.sync import Change, sync_tree
@@ -329,7 +330,12 @@ def _record_base(remote: Remote, inventory: Inventory, deploy_id: str) -> dict[s
 
 def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[Change],
             target: str, deploy_dir: str, state: str) -> None:
-    """Write the deploy record (``applying``: the changes it is about to make)."""
+    """Write the deploy record (``applying``: the changes it is about to make).
+
+    The ``applying`` record's helper also removes what a writer killed
+    mid-file left beside those files (deploy/remote/begin_deploy.py), in
+    the same call.
+    """
     record = {
         **_record_base(remote, inventory, deploy_id),
         "state": state,
@@ -338,7 +344,12 @@ def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[
         "replaced": [c.path for c in changes if c.kind == "changed"],
         "backup": f"{deploy_dir}/backup",
     }
-    remote.write_file(f"{deploy_dir}/record.json", json.dumps(record, indent=2) + "\n")
+    text = json.dumps(record, indent=2) + "\n"
+    if state != "applying":
+        remote.write_file(f"{deploy_dir}/record.json", text)
+        return
+    remote.run([remote.python, *STDLIB_ONLY, "-c", script("begin_deploy"),
+                f"{deploy_dir}/record.json", text])
 
 
 def _show_changes(name: str, changes: list[Change], dry_run: bool) -> None:

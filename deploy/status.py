@@ -50,9 +50,8 @@ class ControllerStatus:
                  f"local tree: DIFFERS, {self.drift} file(s) not on the controller "
                  f"(local {self.local})")
         interrupted = ([f"  interrupted {', '.join(self.interrupted)}: cut off before its end "
-                        f"(state applying); every file is wholly old or wholly new, and "
-                        f"invoke rollback undoes it (or deploy again to finish it)"]
-                       if self.interrupted else [])
+                        f"(record state applying); each file is wholly old or wholly new; "
+                        f"invoke rollback undoes it"] if self.interrupted else [])
         extensions = ("none failed to load since the service started" if not self.failed_extensions else
                       f"{len(self.failed_extensions)} FAILED to load since the service started: "
                       + "; ".join(self.failed_extensions))

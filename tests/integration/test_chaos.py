@@ -25,9 +25,10 @@ chaos = importlib.util.module_from_spec(_spec)
 sys.modules["chaos"] = chaos       # dataclasses look their module up there
 _spec.loader.exec_module(chaos)
 
-# each path and a rollback, twice: the second round is cut at other moments
+# the first of each operation is timed, not cut; the rest are cut after one
+# of the lines it printed then, or during its start-up
 OPERATIONS = ["deploy-small", "deploy-rsync", "rollback", "loop", "deploy-rsync", "rollback",
-              "deploy-small", "rollback"]
+              "deploy-small", "rollback", "deploy-rsync", "deploy-small"]
 
 
 def test_operations_cut_off_at_random_moments_lose_no_file(controller, tmp_path):
@@ -35,4 +36,4 @@ def test_operations_cut_off_at_random_moments_lose_no_file(controller, tmp_path)
         len(OPERATIONS), max_seconds=150, ops=OPERATIONS)
     assert summary.problems == [] and summary.lost == 0
     assert summary.runs == len(OPERATIONS)
-    assert sum(count for how, count in summary.cuts.items() if how != "none (ended first)") >= 3
+    assert sum(count for how, count in summary.cuts.items() if not how.startswith("none")) >= 1

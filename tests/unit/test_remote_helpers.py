@@ -144,6 +144,24 @@ def test_restore_first_removes_what_writers_killed_mid_file_left_beside_the_depl
     assert (target / "api" / "a.py").read_text() == "old a\n"
 
 
+def test_begin_deploy_writes_the_record_then_removes_what_killed_writers_left(python,
+                                                                             tmp_path):
+    target = tmp_path / "cinder"
+    (target / "api").mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for name in (".a.py.Q1w2E3", f".b.py.devloop-{dead.pid}", ".other.py.Q1w2E3", "a.py"):
+        (target / "api" / name).write_text("partial")
+    record = {"id": "d1", "state": "applying", "target": str(target),
+              "replaced": ["api/a.py"], "added": ["api/b.py"]}
+    path = tmp_path / "deploys" / "d1" / "record.json"
+
+    run(python, "begin_deploy", str(path), json.dumps(record))
+
+    assert json.loads(path.read_text()) == record
+    assert sorted(os.listdir(target / "api")) == [".other.py.Q1w2E3", "a.py"]
+
+
 # --- locate -------------------------------------------------------------------------
 
 @pytest.fixture
