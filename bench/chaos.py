@@ -494,19 +494,19 @@ class Chaos:
             tree = self.tree_for(op, before)
             after, target = {**before, **self.trees[tree]}, None
         argv = self.argv(op, tree)
-        # mostly just after one of the lines the tool printed in its timing run
-        # (within the gap to the next one), so every step is hit; sometimes
-        # during its start-up, before the first line
+        # a moment of the timing run, uniform over its work (sometimes over its
+        # start-up, before the first line), told as "so long after its Nth
+        # line": a slower start-up this time does not shift the cut
         timing = self.timing.get(op)
         after_lines, delay = 0, 0.0
         if timing:
-            offsets = timing.offsets + [timing.seconds]
-            if self.rng.random() < 0.15 or len(timing.lines) < 2:
+            offsets = timing.offsets
+            if self.rng.random() < 0.15:
                 delay = self.rng.uniform(0.0, offsets[0])
             else:
-                after_lines = self.rng.randrange(1, len(timing.lines))
-                gap = offsets[after_lines] - offsets[after_lines - 1]
-                delay = self.rng.uniform(0.0, 0.9 * gap)
+                moment = self.rng.uniform(offsets[0], timing.seconds)
+                after_lines = sum(1 for offset in offsets if offset <= moment)
+                delay = moment - offsets[after_lines - 1]
         how = self.rng.choices(list(KILLS), list(KILLS.values()))[0]
         label = f"#{index} {op}{' ' + tree if tree else ''}"
         calibrating = timing is None    # the first of each: timed, not cut
