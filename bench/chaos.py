@@ -266,16 +266,19 @@ def run_tool(argv: list[str], env: dict[str, str], *, kill_after: float | None =
             try:
                 proc.wait(timeout=kill_after)
             except subprocess.TimeoutExpired:
-                run.cut = how
-                if how == "kill-session" and controller is not None:
-                    # the controller-side session dies whole (sshd and what it runs)
-                    while not controller.kill_session() and proc.poll() is None:
-                        time.sleep(0.02)
-                elif how == "drop-ssh" and controller is not None:
-                    # the connection may not be open yet: drop it once it is
-                    while not controller.drop_connections() and proc.poll() is None:
+                if how in ("kill-session", "drop-ssh") and controller is not None:
+                    # the controller-side session dies whole (sshd and what it runs),
+                    # or its sshd only; the connection may not be open yet: cut it
+                    # once it is (not cut if the tool ends first)
+                    cut = controller.kill_session if how == "kill-session" else \
+                        controller.drop_connections
+                    while proc.poll() is None:
+                        if cut():
+                            run.cut = how
+                            break
                         time.sleep(0.02)
                 else:
+                    run.cut = how
                     os.killpg(proc.pid, signal.SIGKILL)
         try:
             run.rc = proc.wait(timeout=timeout)
@@ -516,6 +519,9 @@ class Chaos:
         self.summary.ops[op] += 1
         if calibrating and run.rc == 0 and run.lines:
             self.timing[op] = run
+        if run.cut.endswith("+hung"):
+            self.problem(f"{label}: the tool did not end within 240 s of the cut:\n"
+                         + "".join(run.lines[-8:]))
         if not run.cut and run.rc != 0:
             self.problem(f"{label}: not cut off, yet failed (exit {run.rc}):\n"
                          + "".join(run.lines[-8:]))
@@ -719,7 +725,21 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=40.0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--from-json", type=Path,
+                        help="no run: report what an earlier run's --json file holds")
     args = parser.parse_args()
+    command = (f".venv/bin/python bench/chaos.py --kind {args.kind} --runs {args.runs} "
+               f"--seed {args.seed} --max-minutes {args.max_minutes:g}"
+               + (f" --write {args.write}" if args.write else ""))
+    if args.from_json:
+        summaries = [Summary(**{**data, **{key: collections.Counter(data[key])
+                                           for key in ("ops", "cuts", "points", "states")}})
+                     for data in json.loads(args.from_json.read_text())]
+        text = markdown(summaries, command)
+        if args.write:
+            write_section(args.write, text)
+        print(text)
+        return 0
     kinds = ["supervisord", "rdo", "legacy"] if args.kind == "all" else [args.kind]
     results: dict[str, Summary] = {}
     errors: dict[str, BaseException] = {}
@@ -738,9 +758,6 @@ def main() -> int:
     for thread in threads:
         thread.join()
     summaries = [results[k] for k in kinds if k in results]
-    command = (f".venv/bin/python bench/chaos.py --kind {args.kind} --runs {args.runs} "
-               f"--seed {args.seed} --max-minutes {args.max_minutes:g}"
-               + (f" --write {args.write}" if args.write else ""))
     text = markdown(summaries, command)
     print(text)
     if args.json:
