@@ -70,6 +70,20 @@ PACKAGE = "devloop_chaos"   # the package the trees add to cinder/
 
 # --- files ---------------------------------------------------------------------
 
+_LEFTOVER = re.compile(r"^\.devloop-restore-\d+-(?P<restore>.+)$|^\.(?P<put>.+)\.devloop-\d+$"
+                       r"|^\.(?P<rsync>.+)\.[A-Za-z0-9]{6}$")
+
+
+def leftover_of(rel: str) -> str | None:
+    """The file whose temporary copy ``rel`` is (restore.py's, receive_tree.py's, rsync's)."""
+    directory, _, name = rel.rpartition("/")
+    match = _LEFTOVER.match(name)
+    if not match:
+        return None
+    base = next(group for group in match.groups() if group)
+    return f"{directory}/{base}" if directory else base
+
+
 def digest(path: Path) -> str:
     """sha256 of a file's bytes, or the target of a symlink."""
     if path.is_symlink():
@@ -333,6 +347,8 @@ class Summary:
     states: collections.Counter = field(default_factory=collections.Counter)
     ops: collections.Counter = field(default_factory=collections.Counter)
     status_checked: int = 0
+    #: temporary copies a writer killed mid-file left beside a file (removed by recovery)
+    leftovers: int = 0
     lost: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -341,6 +357,7 @@ class Summary:
         return {"kind": self.kind, "seed": self.seed, "runs": self.runs,
                 "ops": dict(self.ops), "cuts": dict(self.cuts), "points": dict(self.points),
                 "states": dict(self.states), "status_checked": self.status_checked,
+                "leftovers": self.leftovers,
                 "lost": self.lost, "problems": self.problems, "seconds": round(self.seconds)}
 
 
@@ -427,18 +444,23 @@ class Chaos:
               pristine: dict[str, str]) -> dict[str, str]:
         """The invariants after a (maybe cut) operation; the tree as found."""
         now = self.snapshot()
-        bad = []
-        for rel in sorted(set(before) | set(after) | set(now)):
-            if now.get(rel) not in (before.get(rel), after.get(rel)):
-                bad.append(f"{rel}: {now.get(rel, 'absent')[:12]} is neither the old "
-                           f"({before.get(rel, 'absent')[:12]}) nor the new "
-                           f"({after.get(rel, 'absent')[:12]})")
         records = self.records()
         covered = set()
         for rid in self.applied(records):
             covered |= set(records[rid].get("added", [])) | set(records[rid].get("replaced", []))
+        # a writer killed mid-file leaves its temporary copy beside the file, never
+        # over it; counted apart, and the recovery must remove it
+        left = {rel for rel in now if rel not in before and rel not in after
+                and leftover_of(rel) in covered}
+        self.summary.leftovers += len(left)
+        bad = []
+        for rel in sorted(set(before) | set(after) | set(now) - left):
+            if now.get(rel) not in (before.get(rel), after.get(rel)):
+                bad.append(f"{rel}: {now.get(rel, 'absent')[:12]} is neither the old "
+                           f"({before.get(rel, 'absent')[:12]}) nor the new "
+                           f"({after.get(rel, 'absent')[:12]})")
         for rel in sorted(set(now) | set(pristine)):
-            if now.get(rel) != pristine.get(rel) and rel not in covered:
+            if now.get(rel) != pristine.get(rel) and rel not in covered and rel not in left:
                 bad.append(f"{rel}: differs from the installed package and no applied "
                            f"record lists it")
         for line in bad:
@@ -554,6 +576,10 @@ class Chaos:
                 return "clean new (rolled back)"
             if not done and now == before:
                 return "clean old (nothing undone)"
+            if done:   # rolled back, yet not as expected: a second rollback would undo more
+                self.problem(f"{label}: rolled back, but the tree is not as its record says")
+                self.summary.lost += 1
+                return "rolled back, not as recorded"
             self.run_ok(label, ["rollback", "--no-restart", "--inventory",
                                 str(self.inventories["small-A"])])
             self.expect(label, after, "the rollback's end")
@@ -564,6 +590,8 @@ class Chaos:
             return "clean old (nothing sent)"
         kind = "half-applied" if now not in (before, after) else \
             ("applying, nothing replaced yet" if now == before else "applying, all files new")
+        if any(rel not in before and rel not in after for rel in now):
+            kind += ", a temporary copy left"
         if self.rng.random() < 0.5:
             self.run_ok(label, ["rollback", "--no-restart", "--inventory",
                                 str(self.inventories["small-A"])])
@@ -660,10 +688,33 @@ def chaos_on(kind: str, runs: int, seed: int, max_seconds: float) -> Summary:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def markdown(summaries: list[Summary], command: str) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+#: what building and running the chaos run found, each fixed with a spec (kept in the report)
+FOUND = [
+    "A symlink that rsync deployed was in no record (`parse_changes` read only "
+    "`>f` items, not `cL`): `rollback --to original` left it behind, and status did not "
+    "count it. Now a new or re-pointed symlink is a change, and `restore.py` puts a "
+    "replaced one back as a symlink (it used to copy what the link pointed at). "
+    "Specs: `test_a_new_or_repointed_symlink_is_a_change_so_a_rollback_can_undo_it`, "
+    "`test_restore_puts_back_a_replaced_symlink_as_the_symlink_it_was`.",
+    "`invoke status` showed an interrupted deploy like a finished one. It now has an "
+    "`interrupted` line naming each record left `applying`. Spec: "
+    "`test_status_names_each_interrupted_deploy_and_how_to_undo_it`.",
+    "Fixed before the session kill was added, so not seen in a run: a writer killed on "
+    "the controller mid-file (the whole SSH session killed) leaves "
+    "its temporary copy beside the target: `.NAME.devloop-PID` (receive_tree.py), "
+    "`.NAME.XXXXXX` (rsync's receiver). The rollback now removes them first, and so does "
+    "the next deploy of that file (receive_tree.py; the rsync path's `applying` record "
+    "call, deploy/remote/begin_deploy.py). Specs: "
+    "`test_restore_first_removes_what_writers_killed_mid_file_left_beside_the_deploys_files`, "
+    "`test_the_copy_a_killed_call_was_writing_is_removed_by_the_next_call`, "
+    "`test_begin_deploy_writes_the_record_then_removes_what_killed_writers_left`.",
+]
+
+
+def markdown(summaries: list[Summary], command: str, finished: float | None = None) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(finished))
     lines = ["## Chaos run: killed at any point, nothing is lost", "",
-             f"Measured {when} on {os.uname().nodename} ({os.cpu_count()} cores). Reproduce with:",
+             f"Finished {when} on {os.uname().nodename} ({os.cpu_count()} cores). Reproduce with:",
              "", f"    {command}", "",
              "Per kind, seeded random operations (`deploy --no-restart` of a small tree, which "
              "goes in one call, or of a tree with a symlink, which goes through rsync; "
@@ -679,13 +730,14 @@ def markdown(summaries: list[Summary], command: str) -> str:
              "package must be as installed.", "",
              "| kind | runs | tool killed (SIGKILL) | SSH dropped (sshd killed) | "
              "whole session killed | not cut (timing run / ended first) | status checked | "
-             "lost | minutes |", "|---|---|---|---|---|---|---|---|---|"]
+             "temporary copies left, then removed | lost | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         lines.append(f"| {s.kind} | {s.runs} | {s.cuts.get('sigkill-tool', 0)} | "
                      f"{s.cuts.get('drop-ssh', 0)} | {s.cuts.get('kill-session', 0)} | "
                      f"{s.cuts.get('none (timing run)', 0)} / "
                      f"{s.cuts.get('none (ended first)', 0)} | "
-                     f"{s.status_checked} | **{s.lost}** | {s.seconds / 60:.1f} |")
+                     f"{s.status_checked} | {s.leftovers} | **{s.lost}** | {s.seconds / 60:.1f} |")
     lines += ["", "States found after the cut (all kinds):", "",
               "| state | " + " | ".join(s.kind for s in summaries) + " |",
               "|---|" + "---|" * len(summaries)]
@@ -701,7 +753,8 @@ def markdown(summaries: list[Summary], command: str) -> str:
     for point, count in sorted(points.items(), key=lambda item: (-item[1], item[0])):
         lines.append(f"| {point.replace('|', '/')} | {count} |")
     problems = [p for s in summaries for p in s.problems]
-    lines += ["", f"Problems: {len(problems)}."]
+    lines += ["", "Found, and fixed:", ""] + [f"- {text}" for text in FOUND]
+    lines += ["", f"Problems in this run: {len(problems)}."]
     lines += [f"- {p.splitlines()[0]}" for p in problems[:20]]
     return "\n".join(lines) + "\n"
 
@@ -735,7 +788,7 @@ def main() -> int:
         summaries = [Summary(**{**data, **{key: collections.Counter(data[key])
                                            for key in ("ops", "cuts", "points", "states")}})
                      for data in json.loads(args.from_json.read_text())]
-        text = markdown(summaries, command)
+        text = markdown(summaries, command, args.from_json.stat().st_mtime)
         if args.write:
             write_section(args.write, text)
         print(text)
