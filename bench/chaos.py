@@ -311,6 +311,18 @@ def run_tool(argv: list[str], env: dict[str, str], *, kill_after: float | None =
 
 _PATHISH = re.compile(r"\S*/\S*")
 _NUMBER = re.compile(r"\d+(\.\d+)?")
+_DEPLOY_ID = re.compile(r"\b(\d{8}T\d{6}(\.\d{3})?Z|NTNZ)-[0-9a-f]*\S*")
+
+
+def bucket(point: str) -> str:
+    """One name per step, whatever the ids, services and states it printed."""
+    point = _DEPLOY_ID.sub("ID", point)
+    point = re.sub(r"restart (openstack-cinder-api\.service|cinder-api)", "restart the service",
+                   point)
+    step, _, detail = point.partition(" / ")
+    if "pid N" in detail or "API HTTP" in detail:
+        detail = "service state shown"
+    return f"{step} / {detail}" if detail else step
 
 
 def kill_point(run: ToolRun) -> str:
@@ -332,7 +344,7 @@ def kill_point(run: ToolRun) -> str:
     last = seen[-1]
     if last.startswith("    ") and not last.startswith("    ["):
         text += " / " + _NUMBER.sub("N", _PATHISH.sub("…", last.strip()))[:60]
-    return text
+    return bucket(text)
 
 
 # --- the run over one controller ---------------------------------------------------
@@ -699,27 +711,31 @@ FOUND = [
     "`invoke status` showed an interrupted deploy like a finished one. It now has an "
     "`interrupted` line naming each record left `applying`. Spec: "
     "`test_status_names_each_interrupted_deploy_and_how_to_undo_it`.",
-    "Fixed before the session kill was added, so not seen in a run: a writer killed on "
-    "the controller mid-file (the whole SSH session killed) leaves "
-    "its temporary copy beside the target: `.NAME.devloop-PID` (receive_tree.py), "
-    "`.NAME.XXXXXX` (rsync's receiver). The rollback now removes them first, and so does "
-    "the next deploy of that file (receive_tree.py; the rsync path's `applying` record "
-    "call, deploy/remote/begin_deploy.py). Specs: "
+    "A writer killed on the controller mid-file (the whole SSH session killed) leaves its "
+    "temporary copy beside the target, never over it: `.NAME.devloop-PID` "
+    "(receive_tree.py), `.devloop-restore-PID-NAME` (restore.py: seen on the supervisord "
+    "sandbox, a rollback cut while restoring), `.NAME.XXXXXX` (rsync's receiver). The "
+    "rollback now removes them first (that one was gone after the recovery), and so does "
+    "the next deploy of that file (receive_tree.py; for rsync the `applying` record's "
+    "call, deploy/remote/begin_deploy.py). The table counts such copies apart from lost "
+    "files; each must be gone after the recovery. Specs: "
     "`test_restore_first_removes_what_writers_killed_mid_file_left_beside_the_deploys_files`, "
     "`test_the_copy_a_killed_call_was_writing_is_removed_by_the_next_call`, "
     "`test_begin_deploy_writes_the_record_then_removes_what_killed_writers_left`.",
 ]
 
 
-def markdown(summaries: list[Summary], command: str, finished: float | None = None) -> str:
+def markdown(summaries: list[Summary], commands: list[str],
+             finished: float | None = None) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(finished))
     lines = ["## Chaos run: killed at any point, nothing is lost", "",
              f"Finished {when} on {os.uname().nodename} ({os.cpu_count()} cores). Reproduce with:",
-             "", f"    {command}", "",
+             "", *[f"    {command}" for command in commands], "",
              "Per kind, seeded random operations (`deploy --no-restart` of a small tree, which "
              "goes in one call, or of a tree with a symlink, which goes through rsync; "
-             "`loop`; `rollback`), each cut off at a random moment within its usual "
-             "duration: SIGKILL to the tool's process group; or the controller-side sshd "
+             "`loop`; `rollback`). The first of each is timed, not cut; each later one is "
+             "cut at a random moment of that run's work (sometimes of its start-up), told "
+             "as so long after the line it had printed then: SIGKILL to the tool's process group; or the controller-side sshd "
              "processes serving its connection killed by PID; or (harsher than a user's "
              "kill, as a controller-side crash) every process of its SSH session on the "
              "controller, the helper writing the files included. After each: every file of "
@@ -738,7 +754,7 @@ def markdown(summaries: list[Summary], command: str, finished: float | None = No
                      f"{s.cuts.get('none (timing run)', 0)} / "
                      f"{s.cuts.get('none (ended first)', 0)} | "
                      f"{s.status_checked} | {s.leftovers} | **{s.lost}** | {s.seconds / 60:.1f} |")
-    lines += ["", "States found after the cut (all kinds):", "",
+    lines += ["", "States found after each run, cut or not:", "",
               "| state | " + " | ".join(s.kind for s in summaries) + " |",
               "|---|" + "---|" * len(summaries)]
     for state in sorted({k for s in summaries for k in s.states}):
@@ -749,7 +765,8 @@ def markdown(summaries: list[Summary], command: str, finished: float | None = No
               "|---|---|"]
     points: collections.Counter = collections.Counter()
     for s in summaries:
-        points.update(s.points)
+        for point, count in s.points.items():
+            points[bucket(point)] += count
     for point, count in sorted(points.items(), key=lambda item: (-item[1], item[0])):
         lines.append(f"| {point.replace('|', '/')} | {count} |")
     problems = [p for s in summaries for p in s.problems]
@@ -778,17 +795,22 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=40.0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--write", type=Path)
-    parser.add_argument("--from-json", type=Path,
-                        help="no run: report what an earlier run's --json file holds")
+    parser.add_argument("--from-json", type=Path, nargs="+",
+                        help="no run: report what earlier runs' --json files hold "
+                             "(a kind in several: the last file's)")
+    parser.add_argument("--command", action="append",
+                        help="with --from-json: the command(s) those runs were, to reproduce")
     args = parser.parse_args()
     command = (f".venv/bin/python bench/chaos.py --kind {args.kind} --runs {args.runs} "
                f"--seed {args.seed} --max-minutes {args.max_minutes:g}"
                + (f" --write {args.write}" if args.write else ""))
     if args.from_json:
-        summaries = [Summary(**{**data, **{key: collections.Counter(data[key])
-                                           for key in ("ops", "cuts", "points", "states")}})
-                     for data in json.loads(args.from_json.read_text())]
-        text = markdown(summaries, command, args.from_json.stat().st_mtime)
+        by_kind = {data["kind"]: Summary(**{**data, **{
+            key: collections.Counter(data[key]) for key in ("ops", "cuts", "points", "states")}})
+            for path in args.from_json for data in json.loads(path.read_text())}
+        summaries = [by_kind[kind] for kind in ("supervisord", "rdo", "legacy") if kind in by_kind]
+        text = markdown(summaries, args.command or [command],
+                        max(path.stat().st_mtime for path in args.from_json))
         if args.write:
             write_section(args.write, text)
         print(text)
@@ -811,7 +833,7 @@ def main() -> int:
     for thread in threads:
         thread.join()
     summaries = [results[k] for k in kinds if k in results]
-    text = markdown(summaries, command)
+    text = markdown(summaries, [command])
     print(text)
     if args.json:
         args.json.write_text(json.dumps([s.to_json() for s in summaries], indent=2))
