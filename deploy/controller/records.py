@@ -117,3 +117,14 @@ def write_record(remote: Remote, deploy_dir: str, record: Mapping[str, Any]) -> 
     """Write ``<deploy_dir>/record.json`` atomically, creating the directory."""
     remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("write_file"),
                 f"{deploy_dir}/record.json", json.dumps(record, indent=2) + "\n"])
+
+
+def begin_record(remote: Remote, deploy_dir: str, record: Mapping[str, Any]) -> None:
+    """Write an ``applying`` record, first removing what a writer killed mid-file left.
+
+    One call (``deploy/remote/begin_deploy.py``): the temporary copies a
+    killed rsync or restore left beside the files this deploy is about to
+    change go before the record says it is changing them.
+    """
+    remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("begin_deploy"),
+                f"{deploy_dir}/record.json", json.dumps(record, indent=2) + "\n"])

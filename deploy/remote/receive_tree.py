@@ -31,7 +31,9 @@ replaced file is kept in ``DEPLOY_DIR/backup`` (a hard link, else a copy),
 each new version is written beside its target and renamed over it (mode
 644, directories 755, owned by ``owner``, the source's mtime), and the
 record becomes "applied". So a call killed at any point leaves every file
-wholly old or wholly new, and a record to roll back from.
+wholly old or wholly new, and a record to roll back from; the copy it was
+writing (``.NAME.devloop-PID``) is removed by the next call that writes
+that file, or by the rollback.
 
 Prints one JSON line: {"log_size", "changes": [[kind, rel]], "compiled",
 "problems": [{"path", "line", "message"}], "fast_mode"}. ``log_size`` is the
@@ -181,6 +183,32 @@ def put(dest, data, wanted_ns, ids):
     os.rename(tmp, dest)
 
 
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno != errno.ESRCH
+    return True
+
+
+def sweep(target, rels):
+    """Remove the copies a killed call left beside these files (``put``'s names, dead PIDs)."""
+    names = {}
+    for rel in rels:
+        directory, name = os.path.split(os.path.join(target, rel))
+        names.setdefault(directory, set()).add(name)
+    for directory, wanted in names.items():
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            stem, _, pid = entry.rpartition(".devloop-")
+            if stem[1:] in wanted and stem.startswith(".") and pid.isdigit() \
+                    and not alive(int(pid)):
+                os.unlink(os.path.join(directory, entry))
+
+
 def owner_ids(owner):
     if not owner:
         return None
@@ -253,6 +281,7 @@ def apply(job):
     record_file = os.path.join(deploy_dir, "record.json")
     # the record first: a call killed from here on can be rolled back
     write_json(record_file, record)
+    sweep(target, [rel for rel, _, _, _ in plan])
     for rel, kind, data, wanted_ns in plan:
         dest = os.path.join(target, rel)
         if kind == "changed":

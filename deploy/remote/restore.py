@@ -2,32 +2,87 @@
 
 argv[1] is a JSON list of records, newest first. Each replaced file is copied
 back from the deploy's backup to a temporary name beside the target and
-renamed over it, so every file is wholly old or wholly new at any moment.
+renamed over it, so every file is wholly old or wholly new at any moment
+(a replaced symlink, which rsync keeps as a symlink, comes back as one).
 A deploy interrupted before its end ("applying") lists what it meant to
 change: a replaced file with no backup yet was not replaced, and an added
-file that is not there was not added; both are skipped. Prints a JSON
-summary. Python 2.7 and 3.6+, standard library only.
+file that is not there was not added; both are skipped. What a writer
+killed mid-file left beside the deploy's files is removed first: the
+temporary copies of this helper and of deploy/remote/receive_tree.py whose
+process is gone (``.NAME.devloop-PID``, ``.devloop-restore-PID-NAME``) and
+rsync's (``.NAME.XXXXXX``). Prints a JSON summary. Python 2.7 and 3.6+, standard library only.
 """
+import errno
 import json
 import os
+import re
 import shutil
 import sys
-import tempfile
 import time
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno != errno.ESRCH
+    return True
+
+
+def leftover(entry, names):
+    """Whether ``entry`` is a temporary copy of one of ``names`` that a killed writer left."""
+    match = re.match(r"^\.devloop-restore-(\d+)-(.+)$", entry)
+    if match:
+        return match.group(2) in names and not alive(int(match.group(1)))
+    match = re.match(r"^\.(.+)\.devloop-(\d+)$", entry)
+    if match:
+        return match.group(1) in names and not alive(int(match.group(2)))
+    match = re.match(r"^\.(.+)\.[A-Za-z0-9]{6}$", entry)     # rsync's temporary name
+    return bool(match) and match.group(1) in names
+
+
+def sweep(target, rels):
+    """Remove the leftovers beside the files ``rels`` (relative to ``target``)."""
+    names = {}
+    for rel in rels:
+        directory, name = os.path.split(os.path.join(target, rel))
+        names.setdefault(directory, set()).add(name)
+    for directory, wanted in names.items():
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            if leftover(entry, wanted):
+                os.unlink(os.path.join(directory, entry))
+
+
+def restore(source, dest):
+    """Copy ``source`` beside ``dest`` and rename it over: never half a file."""
+    tmp = os.path.join(os.path.dirname(dest),
+                       ".devloop-restore-%d-%s" % (os.getpid(), os.path.basename(dest)))
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    if os.path.islink(source):  # rsync deploys symlinks and keeps them as such
+        os.symlink(os.readlink(source), tmp)
+        info = os.lstat(source)
+        os.lchown(tmp, info.st_uid, info.st_gid)
+    else:
+        shutil.copy2(source, tmp)
+        info = os.stat(source)
+        os.chown(tmp, info.st_uid, info.st_gid)
+    os.rename(tmp, dest)  # atomic on POSIX (os.replace is 3.3+)
+
 
 restored, removed = [], []
 for record in json.loads(sys.argv[1]):
     target, backup = record["target"], record["backup"]
+    sweep(target, record.get("replaced", []) + record.get("added", []))
     for rel in record.get("replaced", []):
         source, dest = os.path.join(backup, rel), os.path.join(target, rel)
         if not os.path.lexists(source):
             continue  # never replaced: the deploy stopped before this file
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".devloop-restore-")
-        os.close(fd)
-        shutil.copy2(source, tmp)
-        info = os.stat(source)
-        os.chown(tmp, info.st_uid, info.st_gid)
-        os.rename(tmp, dest)  # atomic on POSIX (os.replace is 3.3+)
+        restore(source, dest)
         restored.append(rel)
     for rel in record.get("added", []):
         path = os.path.join(target, rel)

@@ -87,14 +87,17 @@ def parse_changes(stdout: str) -> list[Change]:
     """Read rsync's itemized output into the files created or replaced.
 
     ``>f+++++++++ x.py`` is a new file, ``>f.st...... x.py`` a changed one;
-    directories and attribute-only lines (``.d..t......``) are not changes.
+    a symlink (``cL+++++++++ y.py -> x.py`` new, ``cLc.t...... y.py -> z.py``
+    pointed elsewhere) is a change too, so its record lets a rollback remove
+    or restore it; directories and attribute-only lines (``.d..t......``)
+    are not changes.
     """
     changes = []
     for line in stdout.splitlines():
         if not line.startswith(_MARK):
             continue
         item, _, name = line[len(_MARK):].partition(" ")
-        if len(item) < 2 or item[1] != "f" or item[0] not in "<>ch":
+        if len(item) < 2 or item[1] not in "fL" or item[0] not in "<>ch":
             continue
         kind = "new" if "+++++++" in item else "changed"
         changes.append(Change(kind, name.split(" -> ")[0]))

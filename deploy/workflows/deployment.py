@@ -26,7 +26,7 @@ from deploy.base.inventory import Controller, Inventory
 from deploy.controller.facts import Target, locate
 from deploy.controller.health import ApiState
 from deploy.controller.precheck import check_changes
-from deploy.controller.records import write_record
+from deploy.controller.records import begin_record, write_record
 from deploy.controller.restart import Served, restart_and_check
 from deploy.controller.services import ServiceStatus
 from deploy.transport.commands import Remote
@@ -278,7 +278,12 @@ def _record_base(remote: Remote, inventory: Inventory, deploy_id: str) -> dict[s
 
 def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[Change],
             target: str, deploy_dir: str, state: str) -> None:
-    """Write the deploy record (``applying``: the changes it is about to make)."""
+    """Write the deploy record (``applying``: the changes it is about to make).
+
+    The ``applying`` record's helper also removes what a writer killed
+    mid-file left beside those files (:func:`begin_record`), in
+    the same call.
+    """
     record = {
         **_record_base(remote, inventory, deploy_id),
         "state": state,
@@ -287,7 +292,10 @@ def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[
         "replaced": [c.path for c in changes if c.kind == "changed"],
         "backup": f"{deploy_dir}/backup",
     }
-    write_record(remote, deploy_dir, record)
+    if state == "applying":
+        begin_record(remote, deploy_dir, record)
+    else:
+        write_record(remote, deploy_dir, record)
 
 
 def _show_changes(name: str, changes: list[Change], dry_run: bool) -> None:

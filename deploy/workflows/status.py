@@ -31,6 +31,8 @@ class ControllerStatus:
     local: str = ""                    # the local tree's commit, for comparison
     failed_extensions: tuple[str, ...] = ()   # failed to load since the service started
     restart_mode: str = ""             # fastrestart.FastState.describe()
+    #: deploys cut off before their end (record left "applying"), oldest first
+    interrupted: tuple[str, ...] = ()
 
     @property
     def db_current(self) -> bool:
@@ -47,6 +49,9 @@ class ControllerStatus:
         drift = ("local tree: same as deployed" if not self.drift else
                  f"local tree: DIFFERS, {self.drift} file(s) not on the controller "
                  f"(local {self.local})")
+        interrupted = ([f"  interrupted {', '.join(self.interrupted)}: cut off before its end "
+                        f"(record state applying); each file is wholly old or wholly new; "
+                        f"invoke rollback undoes it"] if self.interrupted else [])
         extensions = ("none failed to load since the service started" if not self.failed_extensions else
                       f"{len(self.failed_extensions)} FAILED to load since the service started: "
                       + "; ".join(self.failed_extensions))
@@ -59,6 +64,7 @@ class ControllerStatus:
             f"{self.api.detail}",
             f"  database  {db_line}",
             f"  deployed  {deployed}",
+            *interrupted,
             f"  drift     {drift}",
             *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
             f"  extensions {extensions}",
@@ -109,6 +115,7 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
                       if local["commit"] else "not a git checkout")
         return ControllerStatus(controller.name, service, api, revision, heads,
                                 records[-1] if records else None, len(drift), local_text,
-                                failed_extensions(remote, serving_pid), fast.describe())
+                                failed_extensions(remote, serving_pid), fast.describe(),
+                                tuple(r.id for r in records if r.state == "applying"))
     finally:
         remote.close()

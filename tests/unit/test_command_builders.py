@@ -109,6 +109,15 @@ class TestItemizedChanges:
             Change("changed", "db/api.py"),
         ]
 
+    def test_a_new_or_repointed_symlink_is_a_change_so_a_rollback_can_undo_it(self):
+        stdout = "\n".join([
+            "devloop:cL+++++++++ api/alias.py -> cluster_manage.py",
+            "devloop:cLc.t...... db/alias.py -> api.py",
+            "devloop:.L..t...... same_link.py -> api.py",
+        ])
+        assert parse_changes(stdout) == [Change("new", "api/alias.py"),
+                                         Change("changed", "db/alias.py")]
+
     def test_file_names_with_spaces_survive(self):
         assert parse_changes("devloop:>f+++++++++ a dir/b c.py") == [Change("new", "a dir/b c.py")]
 

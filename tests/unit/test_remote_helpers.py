@@ -104,6 +104,64 @@ def test_restore_puts_back_replaced_files_and_skips_what_an_interrupted_deploy_n
     assert written["state"] == "rolled back"
 
 
+def test_restore_puts_back_a_replaced_symlink_as_the_symlink_it_was(python, tmp_path):
+    target, backup = tmp_path / "cinder", tmp_path / "deploys" / "d1" / "backup"
+    (target / "api").mkdir(parents=True)
+    (backup / "api").mkdir(parents=True)
+    (target / "api" / "alias.py").symlink_to("new.py")     # as rsync left it
+    (backup / "api" / "alias.py").symlink_to("old.py")     # rsync's --backup-dir copy
+    (target / "api" / "added_link.py").symlink_to("new.py")
+    record = {"id": "d1", "state": "applied", "target": str(target), "backup": str(backup),
+              "replaced": ["api/alias.py"], "added": ["api/added_link.py"]}
+    summary = last_json(run(python, "restore", json.dumps([record])))
+    assert summary == {"restored": ["api/alias.py"], "removed": ["api/added_link.py"]}
+    assert os.readlink(target / "api" / "alias.py") == "old.py"
+    assert sorted(os.listdir(target / "api")) == ["alias.py"]
+
+
+def test_restore_first_removes_what_writers_killed_mid_file_left_beside_the_deploys_files(
+        python, tmp_path):
+    target, backup = tmp_path / "cinder", tmp_path / "deploys" / "d1" / "backup"
+    (target / "api").mkdir(parents=True)
+    (backup / "api").mkdir(parents=True)
+    (target / "api" / "a.py").write_text("new a\n")
+    (backup / "api" / "a.py").write_text("old a\n")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftovers = [f".a.py.devloop-{dead.pid}",          # receive_tree.py's copy
+                 f".devloop-restore-{dead.pid}-a.py",  # this helper's own
+                 ".b.py.Xy12Zq"]                       # rsync's
+    kept = [f".a.py.devloop-{os.getpid()}",            # its writer still runs
+            ".other.py.Xy12Zq", "other.py"]            # not a file of this deploy
+    for name in leftovers + kept:
+        (target / "api" / name).write_text("partial")
+    record = {"id": "d1", "state": "applying", "target": str(target), "backup": str(backup),
+              "replaced": ["api/a.py"], "added": ["api/b.py"]}
+
+    run(python, "restore", json.dumps([record]))
+
+    assert sorted(os.listdir(target / "api")) == sorted(kept + ["a.py"])
+    assert (target / "api" / "a.py").read_text() == "old a\n"
+
+
+def test_begin_deploy_writes_the_record_then_removes_what_killed_writers_left(python,
+                                                                             tmp_path):
+    target = tmp_path / "cinder"
+    (target / "api").mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for name in (".a.py.Q1w2E3", f".b.py.devloop-{dead.pid}", ".other.py.Q1w2E3", "a.py"):
+        (target / "api" / name).write_text("partial")
+    record = {"id": "d1", "state": "applying", "target": str(target),
+              "replaced": ["api/a.py"], "added": ["api/b.py"]}
+    path = tmp_path / "deploys" / "d1" / "record.json"
+
+    run(python, "begin_deploy", str(path), json.dumps(record))
+
+    assert json.loads(path.read_text()) == record
+    assert sorted(os.listdir(target / "api")) == [".other.py.Q1w2E3", "a.py"]
+
+
 # --- locate -------------------------------------------------------------------------
 
 @pytest.fixture

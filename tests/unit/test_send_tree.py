@@ -80,6 +80,19 @@ class TestReceiveTree:
         assert (target / "api" / "contrib").stat().st_mode & 0o777 == 0o755
         assert not [p for p in target.rglob(".*devloop*")]          # no temporary left
 
+    def test_the_copy_a_killed_call_was_writing_is_removed_by_the_next_call(self, python, tree):
+        source, target, state = tree
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        (target / "api" / f".__init__.py.devloop-{dead.pid}").write_text("half a fi")
+        live = target / "api" / f".__init__.py.devloop-{os.getpid()}"   # a call still running
+        live.write_text("being written")
+
+        receive(python, source, target, state)
+
+        assert sorted(p.name for p in (target / "api").iterdir()) == [
+            live.name, "__init__.py", "contrib"]
+
     def test_an_unchanged_tree_changes_nothing_and_records_nothing(self, python, tree):
         source, target, state = tree
         receive(python, source, target, state, deploy_id="d1")
