@@ -7,7 +7,7 @@ from deploy import db, fastrestart
 from deploy.deployment import fitting, locate_for
 from deploy.commands import Remote
 from deploy.errors import DevloopError
-from deploy.extensions import FAILED_TO_LOAD, failed_since_start
+from deploy.extensions import FAILED_TO_LOAD, failed_in, failed_since_start
 from deploy.health import ApiState, probe_api
 from deploy.inventory import Controller, Inventory
 from deploy.manifest import ManifestRefused
@@ -31,6 +31,8 @@ class ControllerStatus:
     local: str = ""                    # the local tree's commit, for comparison
     failed_extensions: tuple[str, ...] = ()   # failed to load since the service started
     restart_mode: str = ""             # fastrestart.FastState.describe()
+    #: "<cinder_dir>, python <python> from <where>" when found in a unit or uWSGI ini
+    located: str = ""
 
     @property
     def db_current(self) -> bool:
@@ -61,6 +63,7 @@ class ControllerStatus:
             f"  deployed  {deployed}",
             f"  drift     {drift}",
             *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
+            *([f"  cinder    {self.located}"] if self.located else []),
             f"  extensions {extensions}",
         ]
 
@@ -69,6 +72,12 @@ def failed_extensions(remote: Remote, pid: int | None) -> tuple[str, ...]:
     """The extensions that failed to load in the running service (by its PID's log lines)."""
     if not pid:
         return ()
+    if not remote.controller.log_file:     # journald only (DevStack): this start's entries
+        lines = remote.run(["sh", "-c", 'journalctl --no-pager --output cat '
+                            '_SYSTEMD_INVOCATION_ID="$(systemctl show --property InvocationID '
+                            '--value "$1")" | grep -F "$2"', "devloop-failed",
+                            remote.controller.service, FAILED_TO_LOAD], check=False).stdout
+        return tuple(failed_in(lines))
     lines = remote.run(["grep", "-F", FAILED_TO_LOAD, remote.controller.log_file],
                        check=False).stdout
     return tuple(failed_since_start(lines, pid))
@@ -109,6 +118,8 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
                       if local["commit"] else "not a git checkout")
         return ControllerStatus(controller.name, service, api, revision, heads,
                                 records[-1] if records else None, len(drift), local_text,
-                                failed_extensions(remote, serving_pid), fast.describe())
+                                failed_extensions(remote, serving_pid), fast.describe(),
+                                f"{target}, python {located.python} from {located.python_from}"
+                                if located.python_from else "")
     finally:
         remote.close()

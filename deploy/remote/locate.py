@@ -10,7 +10,8 @@ argv: python cinder_dir state_dir paths_json
 - ``paths_json``: a JSON list of paths inside the package to hash.
 
 Prints ``{"python", "python_version", "cinder_dir", "owner", "version",
-"hashes"}``: ``version`` is the installed Cinder release from its
+"python_from", "hashes"}``: ``python_from`` says where the caller found the
+python (a DevStack unit or uWSGI ini; "" otherwise); ``version`` is the installed Cinder release from its
 dist-info/egg-info metadata (null when there is none); ``hashes`` maps each
 path to the sha256 of the upstream file (the backup kept by the oldest
 applied deploy that replaced it, else the file itself; null when missing).
@@ -109,6 +110,7 @@ def main():
     sys.stdout.write(json.dumps({
         "python": python, "python_version": "%d.%d.%d" % sys.version_info[:3],
         "cinder_dir": cinder_dir, "owner": owner, "version": installed_version(cinder_dir),
+        "python_from": os.environ.get("DEVLOOP_PYTHON_FROM", ""),
         "hashes": hashes}) + "\n")
     return 0
 

@@ -20,6 +20,7 @@ zlib-compressed JSON::
 
     {"target": CINDER_DIR, "owner": "user:group", "log_file": PATH or "",
      "dry_run": bool, "checksum": bool, "deploy_dir": DIR, "record": {...},
+     "guard": [CHECKOUT_GUARD_SOURCE, STATE_DIR] or absent,
      "files": [[REL, MTIME_NS, BASE64_BYTES], ...]}
 
 A file is sent when rsync (``--times --modify-window=-1``) would send it: it
@@ -31,7 +32,10 @@ replaced file is kept in ``DEPLOY_DIR/backup`` (a hard link, else a copy),
 each new version is written beside its target and renamed over it (mode
 644, directories 755, owned by ``owner``, the source's mtime), and the
 record becomes "applied". So a call killed at any point leaves every file
-wholly old or wholly new, and a record to roll back from.
+wholly old or wholly new, and a record to roll back from. With ``guard``, nothing is written either when
+deploy/remote/checkout_guard.py finds that a file to replace holds the
+checkout's own uncommitted work: the answer then carries its ``checkout``
+and ``uncommitted`` paths.
 
 Prints one JSON line: {"log_size", "changes": [[kind, rel]], "compiled",
 "problems": [{"path", "line", "message"}], "fast_mode"}. ``log_size`` is the
@@ -223,6 +227,15 @@ def main():
     return 0
 
 
+def uncommitted(guard, target, replaced):
+    """checkout_guard.py's answer: which of ``replaced`` hold the checkout's own work."""
+    source, state_dir = guard
+    proc = subprocess.Popen([sys.executable, "-c", source, sys.executable, target, state_dir]
+                            + replaced, stdout=subprocess.PIPE)
+    out = proc.communicate()[0].decode("utf-8", "replace").strip().splitlines()
+    return json.loads(out[-1]) if proc.returncode == 0 and out else {}
+
+
 def apply(job):
     """Compare, compile, record and write; the answer for the caller."""
     target = job["target"].rstrip("/")
@@ -250,6 +263,12 @@ def apply(job):
     result["changes"] = [[kind, rel] for rel, kind, _, _ in plan]
     if result["problems"] or job.get("dry_run") or not plan:
         return result
+    if job.get("guard"):
+        found = uncommitted(job["guard"], target, [rel for rel, kind, _, _ in plan
+                                                   if kind == "changed"])
+        if found.get("uncommitted"):
+            result.update(found)
+            return result
 
     ids = owner_ids(job.get("owner"))
     deploy_dir = job["deploy_dir"]
