@@ -174,7 +174,9 @@ def _pip_host(*args: str) -> None:
 def _checkout(tree: Path) -> None:
     """Cinder's sdist at /opt/stack/cinder, as a git repository with all of it committed."""
     with tempfile.TemporaryDirectory(prefix="devloop-sdist-") as work:
-        _pip_host("download", "--no-binary", ":all:", "--no-deps", "-d", work,
+        # --no-binary cinder, not :all:: pip builds the sdist's metadata, and
+        # its build requirements (pbr, setuptools) may come as wheels
+        _pip_host("download", "--no-binary", "cinder", "--no-deps", "-d", work,
                   f"cinder=={CINDER_RELEASE}")
         (sdist,) = Path(work).glob("cinder-*.tar.gz")
         run_local(["tar", "-xzf", str(sdist), "-C", work])

@@ -133,3 +133,40 @@ def test_fast_restart_is_refused_under_uwsgi_with_the_reason(tmp_path, devstack_
     assert line.startswith("error: devstack: fast restart is not supported under uWSGI: "
                            "devstack@c-api.service runs the uWSGI master")
     assert devstack_controller.service_pid()
+
+
+def test_debug_stops_a_real_get_at_pdb_and_brings_the_uwsgi_unit_back(
+        tmp_path, devstack_controller, feature_source):
+    from tests.integration.test_debug import SHOW, in_background, spawn_debug, text_of
+    from tests.integration.test_debug_kinds import assert_service_restored, pexpect, request
+
+    ctl = devstack_controller
+    hosts = write_inventory(tmp_path / "hosts.yaml", feature_source, {"devstack": ctl.entry()})
+    for task in ("deploy", "db-sync"):
+        result = invoke(task, "--inventory", str(hosts))
+        assert result.returncode == 0, f"invoke {task}:\n{result.stderr}"
+    before = ctl.service_pid()
+    child = spawn_debug(hosts, "--break", SHOW)
+    try:
+        child.expect("answers at")
+        assert ctl.service_pid() is None          # uWSGI is stopped meanwhile
+        status, created = request(ctl, "POST", "os-cluster-manage",
+                                  {"cluster": {"name": "dbg", "metadata": {"k": "v"}}})
+        assert status == 200, created
+        cluster_id = created["cluster"]["id"]
+        thread, got = in_background(request, ctl, "GET", f"os-cluster-manage/{cluster_id}")
+        child.expect(r"\(Pdb\) ")
+        assert "breakpoint 1, " in text_of(child) and "show()" in text_of(child)
+        child.sendline("p id")
+        child.expect(r"\(Pdb\) ")
+        assert cluster_id in child.before
+        child.sendline("c")
+        thread.join(30)
+        assert got["value"][0] == 200
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF, timeout=90)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130, text_of(child)
+    assert "devstack@c-api.service back in service" in text_of(child)
+    assert_service_restored(ctl, before)
