@@ -97,13 +97,22 @@ def devstack_controller():
 
     Its own specs (test_devstack.py) cover the loop on it; it is not one
     of ``controller``'s kinds (the shared specs read SQLite files and API
-    log files it does not have).
+    log files it does not have). OS_CLIENT_CONFIG_FILE points at its
+    clouds.yaml for the session, as a user would set it.
     """
     from deploy.sandbox import devstack
 
-    with booted(devstack, lambda root: devstack.DevstackLayout(root, name="it-devstack"),
-                "devloop-it-devstack-") as layout:
-        yield DevstackController(layout)
+    saved = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    try:
+        with booted(devstack, lambda root: devstack.DevstackLayout(root, name="it-devstack"),
+                    "devloop-it-devstack-") as layout:
+            os.environ["OS_CLIENT_CONFIG_FILE"] = str(layout.clouds_file)
+            yield DevstackController(layout)
+    finally:
+        if saved is None:
+            os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
+        else:
+            os.environ["OS_CLIENT_CONFIG_FILE"] = saved
 
 
 @pytest.fixture(scope="session", params=KINDS)
