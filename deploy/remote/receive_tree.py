@@ -227,6 +227,17 @@ def main():
     return 0
 
 
+def in_git_tree(path):
+    """Is ``path`` inside a git work tree? (A cheap look before starting git at all.)"""
+    while True:
+        if os.path.exists(os.path.join(path, ".git")):
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+
+
 def uncommitted(guard, target, replaced):
     """checkout_guard.py's answer: which of ``replaced`` hold the checkout's own work."""
     source, state_dir = guard
@@ -263,9 +274,9 @@ def apply(job):
     result["changes"] = [[kind, rel] for rel, kind, _, _ in plan]
     if result["problems"] or job.get("dry_run") or not plan:
         return result
-    if job.get("guard"):
-        found = uncommitted(job["guard"], target, [rel for rel, kind, _, _ in plan
-                                                   if kind == "changed"])
+    replaced = [rel for rel, kind, _, _ in plan if kind == "changed"]
+    if job.get("guard") and replaced and in_git_tree(target):
+        found = uncommitted(job["guard"], target, replaced)
         if found.get("uncommitted"):
             result.update(found)
             return result
