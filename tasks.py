@@ -144,7 +144,8 @@ def status(c, host=None, inventory=None, verbose=False):
                                "n": "how many lines to show, as tail -n (default 50)",
                                "follow": "keep printing new lines until Ctrl-C (one controller)",
                                "journal": "read the unit's journal (journalctl -u) instead of "
-                                          "the log file (systemd controllers)"})
+                                          "the log file (systemd controllers; always on a "
+                                          "DevStack controller, which has no log file)"})
 @reports_errors
 def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbose=False):
     """Show the tail of the cinder-api log (or of its systemd journal)."""

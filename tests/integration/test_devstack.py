@@ -119,7 +119,7 @@ def test_logs_read_the_journal_of_the_uwsgi_unit(tmp_path, devstack_controller):
     (tmp_path / "cinder").mkdir()
     hosts = write_inventory(tmp_path / "hosts.yaml", tmp_path / "cinder",
                             {"devstack": devstack_controller.entry()})
-    result = invoke("logs", "--inventory", str(hosts), "--lines", "200")
+    result = invoke("logs", "--inventory", str(hosts), "-n", "200")
     assert result.returncode == 0, result.stderr
     assert "journal of devstack@c-api.service" in result.stderr
     assert "uWSGI" in result.stdout
@@ -170,3 +170,23 @@ def test_debug_stops_a_real_get_at_pdb_and_brings_the_uwsgi_unit_back(
     assert child.exitstatus == 130, text_of(child)
     assert "devstack@c-api.service back in service" in text_of(child)
     assert_service_restored(ctl, before)
+
+
+def test_watch_deploys_each_save_into_the_checkout_and_restarts_uwsgi(
+        tmp_path, devstack_controller, feature_source):
+    from tests.support import Watcher
+
+    ctl = devstack_controller
+    hosts = write_inventory(tmp_path / "hosts.yaml", feature_source, {"devstack": ctl.entry()})
+    for task in ("deploy", "db-sync"):
+        result = invoke(task, "--inventory", str(hosts))
+        assert result.returncode == 0, f"invoke {task}:\n{result.stderr}"
+    with Watcher("--inventory", str(hosts), "--debounce", "200") as watch:
+        watch.read_until("watching")
+        with (feature_source / "api/contrib/cluster_manage.py").open("a") as handle:
+            handle.write("# saved while watching\n")
+        ok = watch.read_until("devstack: api/contrib/cluster_manage.py -> ", timeout=120)
+        assert "-> OK: 1 file(s), restarted in" in ok
+        assert watch.interrupt() == 0
+    deployed = ctl.host_path(f"{ctl.cinder_path}/api/contrib/cluster_manage.py")
+    assert deployed.read_text().endswith("# saved while watching\n")
