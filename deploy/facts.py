@@ -80,7 +80,8 @@ if [ -z "$interp" ] && [ -n "$fallback" ]; then
     interp=$fallback from="the inventory (python)"
 fi
 if [ -z "$interp" ]; then
-    echo "no python found in $unit's ExecStart (${prog:-none}) nor in its uWSGI ini (${ini:-none})" >&2
+    echo "no python found in $unit's ExecStart (${prog:-none})" \
+         "nor in its uWSGI ini (${ini:-none})" >&2
     exit 3
 fi
 DEVLOOP_PYTHON_FROM=$from; export DEVLOOP_PYTHON_FROM

@@ -32,8 +32,8 @@ replaced file is kept in ``DEPLOY_DIR/backup`` (a hard link, else a copy),
 each new version is written beside its target and renamed over it (mode
 644, directories 755, owned by ``owner``, the source's mtime), and the
 record becomes "applied". So a call killed at any point leaves every file
-wholly old or wholly new, and a record to roll back from. With ``guard``, nothing is written either when
-deploy/remote/checkout_guard.py finds that a file to replace holds the
+wholly old or wholly new, and a record to roll back from. With ``guard``,
+nothing is written either when deploy/remote/checkout_guard.py finds that a file to replace holds the
 checkout's own uncommitted work: the answer then carries its ``checkout``
 and ``uncommitted`` paths.
 

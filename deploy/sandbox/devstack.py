@@ -247,7 +247,8 @@ def _mariadb(tree: Path) -> Iterator[None]:
 
 def _cinder_conf(db_password: str, address: str | None = None,
                  cinder_password: str = "") -> str:
-    """/etc/cinder/cinder.conf as stack.sh writes it (Keystone in front once ``address`` is known)."""
+    """/etc/cinder/cinder.conf as stack.sh writes it (Keystone in front once ``address``
+    is known)."""
     text = f"""\
 [DEFAULT]
 auth_strategy = keystone

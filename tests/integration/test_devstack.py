@@ -47,6 +47,15 @@ def test_the_written_inventory_holds_only_what_a_devstack_user_writes(devstack_c
         {"devstack-admin", "devstack"}
 
 
+def test_sandbox_status_shows_the_uwsgi_unit_keystone_and_mariadb(devstack_controller):
+    layout = devstack_controller.layout
+    result = invoke("sandbox.status", "--kind", "devstack", "--root", str(layout.root))
+    assert result.returncode == 0, result.stderr
+    for unit in ("devstack@c-api.service", "devstack@keystone.service", "mariadb.service"):
+        assert f"{unit:<28} active" in result.stdout
+    assert f"api          answering at {layout.api_url}" in result.stdout
+
+
 def test_deploy_db_sync_status_smoke_pass_through_keystone_into_the_checkout(
         tmp_path, devstack_controller, feature_source):
     ctl = devstack_controller
