@@ -26,11 +26,13 @@ IGNORE_MANIFEST = ("send the tree even if its MANIFEST.txt does not fit the cont
     "diff": "show the unified diff of each changed file first (with --dry-run: only that)",
     "rollback_on_failure": "if the API is not healthy afterwards, undo this deploy at once",
     "ignore_manifest": IGNORE_MANIFEST,
+    "force": "replace files even where the controller's git checkout (DevStack's) has "
+             "uncommitted changes to them",
 })
 @reports_errors
 def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checksum=False,
            diff=False, rollback_on_failure=False, timeout=60, verbose=False,
-           ignore_manifest=False):
+           ignore_manifest=False, force=False):
     """Sync the source tree into each controller's cinder, restart, check the API."""
     from deploy.base.cli import selected
     from deploy.transport.fleet import on_each
@@ -40,7 +42,7 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
     on_each(controllers, lambda ctl: deploy_to(
         inv, ctl, dry_run=dry_run, restart=not no_restart, timeout=float(timeout),
         checksum=checksum, diff=diff, rollback_on_failure=rollback_on_failure,
-        ignore_manifest=ignore_manifest),
+        ignore_manifest=ignore_manifest, force=force),
         summary=summary_table)
 
 
@@ -142,7 +144,8 @@ def status(c, host=None, inventory=None, verbose=False):
                                "n": "how many lines to show, as tail -n (default 50)",
                                "follow": "keep printing new lines until Ctrl-C (one controller)",
                                "journal": "read the unit's journal (journalctl -u) instead of "
-                                          "the log file (systemd controllers)"})
+                                          "the log file (systemd controllers; always on a "
+                                          "DevStack controller, which has no log file)"})
 @reports_errors
 def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbose=False):
     """Show the tail of the cinder-api log (or of its systemd journal)."""
@@ -250,8 +253,10 @@ def fast_restart(c, mode, host=None, inventory=None, timeout=60, verbose=False):
 
 SANDBOX_HELP = {
     "kind": "supervisord (default: quick, noauth), rdo (systemd container, Keystone) or "
-            "legacy (systemd container, Python 2.7, Cinder Train, noauth)",
-    "root": "sandbox directory (default /opt/cinder-devloop/sandbox, .../rdo or .../legacy)",
+            "legacy (systemd container, Python 2.7, Cinder Train, noauth) or devstack (systemd "
+            "container laid out as DevStack: checkout, uWSGI, MariaDB, Keystone)",
+    "root": "sandbox directory (default /opt/cinder-devloop/sandbox, .../rdo, .../legacy or "
+            ".../devstack)",
     "ssh_port": "sshd port on 127.0.0.1 (supervisord kind; default 22022)",
     "api_port": "cinder-api port on 127.0.0.1 (supervisord kind; default 18776)",
     "verbose": VERBOSE,
@@ -275,6 +280,10 @@ def _sandbox(kind, root, ssh_port, api_port):
         from deploy.sandbox import legacy
 
         return legacy, legacy.LegacyLayout(Path(root) if root else legacy.DEFAULT_ROOT)
+    if kind == "devstack":
+        from deploy.sandbox import devstack
+
+        return devstack, devstack.DevstackLayout(Path(root) if root else devstack.DEFAULT_ROOT)
     from deploy.sandbox import DEFAULT_ROOT, SandboxLayout, supervisord
 
     return supervisord, SandboxLayout(Path(root) if root else DEFAULT_ROOT, int(ssh_port),

@@ -2,7 +2,7 @@
 the commands a developer types by hand. Medians of N runs, alternating the
 two sides run by run so that machine noise hits both alike.
 
-    .venv/bin/python bench/bench.py [--runs 7] [--kind supervisord|rdo|all]
+    .venv/bin/python bench/bench.py [--runs 7] [--kind supervisord|rdo|devstack|all]
                                     [--only ROW ...] [--write bench/RESULTS.md]
 
 The same rows run on each kind of controller, one kind after the other
@@ -16,7 +16,11 @@ them by hand):
   /opt/cinder-devloop/bench-rdo, laid out as RDO ships Cinder, Keystone in
   front; the manual restart is ``systemctl restart
   openstack-cinder-api.service``; the fleet rows run 2 + 2 (each container
-  runs Keystone and cinder-api, on 2 cores).
+  runs Keystone and cinder-api, on 2 cores);
+* ``devstack``: the same under /opt/cinder-devloop/bench-devstack, laid out
+  as DevStack (uWSGI ``devstack@c-api.service``, the checkout
+  /opt/stack/cinder, MariaDB); our side cannot use fast restart there
+  (refused under uWSGI), so both sides restart uWSGI.
 
 The first half of a kind's controllers is switched to fast restart and runs
 our tasks, the second half stays as installed and gets the manual commands,
@@ -54,13 +58,16 @@ import yaml  # noqa: E402
 from deploy import sandbox  # noqa: E402
 from deploy.openstack.auth import NOAUTH_PROJECT, ApiAccess, cloud_access  # noqa: E402
 from deploy.sandbox import SandboxLayout, rdo  # noqa: E402
+from deploy.sandbox import devstack  # noqa: E402
+from deploy.sandbox.devstack import DevstackLayout  # noqa: E402
 from deploy.sandbox.rdo import RdoLayout  # noqa: E402
 
 BENCH_ROOT = Path("/opt/cinder-devloop/bench")
 BENCH_RDO_ROOT = Path("/opt/cinder-devloop/bench-rdo")
+BENCH_DEVSTACK_ROOT = Path("/opt/cinder-devloop/bench-devstack")
 ROWS = ("no-restart", "watch-sync", "loop", "watch", "fleet", "fleet-vs-one")
 EXTRA_ROWS = ("list", "health")     # supervisord only
-KIND_NAMES = ("supervisord", "rdo")
+KIND_NAMES = ("supervisord", "rdo", "devstack")
 # the last commit before "healthy means the sent code is serving" (issue 13)
 BEFORE_HEALTH_CHECKS = "bed0b34"
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
@@ -89,6 +96,8 @@ class Kind:
 
     name = ""
     fleet_size = 0
+    #: does our side run in fast-restart mode? (DevStack's uWSGI refuses it)
+    fast_restart = True
     #: the manual restart and status, as the developer types them over ssh
     manual_commands = ""
 
@@ -209,7 +218,7 @@ class RdoKind(Kind):
         clouds = {}
         for layout in chosen:
             mine = yaml.safe_load(layout.clouds_file.read_text())["clouds"]
-            clouds[self.cloud(layout)] = mine[rdo.CLOUD_ADMIN]
+            clouds[self.cloud(layout)] = mine[layout.cloud_admin]
         path = work / "clouds.yaml"
         path.write_text(yaml.safe_dump({"clouds": clouds}))
         path.chmod(0o600)
@@ -221,8 +230,40 @@ class RdoKind(Kind):
         return self.tokens[layout.name]
 
 
+class DevstackKind(RdoKind):
+    """ctl1-4 under /opt/cinder-devloop/bench-devstack: DevStack's layout (a checkout installed
+    -e, uWSGI devstack@c-api, MariaDB, Keystone); no fast restart (refused under uWSGI)."""
+
+    name = "devstack"
+    fast_restart = False
+    manual_commands = (f"`ssh … systemctl restart {devstack.UNIT}`, "
+                       f"`ssh … systemctl status {devstack.UNIT}`")
+
+    def __init__(self) -> None:
+        every = [DevstackLayout(BENCH_DEVSTACK_ROOT / f"ctl{i}", name=f"bench-devstack{i}")
+                 for i in range(1, 5)]
+        Kind.__init__(self, every[:2], every[2:])
+        self.tokens = {}
+
+    def up(self, layout: Layout) -> None:
+        devstack.up(layout)
+
+    def down(self, layout: Layout) -> None:
+        devstack.down(layout)
+
+    def cinder_path(self, layout: Layout) -> str:
+        return f"{devstack.CHECKOUT}/cinder"
+
+    def cinder_dir(self, layout: Layout) -> Path:
+        return layout.instance.merged / devstack.CHECKOUT.lstrip("/") / "cinder"
+
+    def service(self, layout: Layout, action: str) -> list[str]:
+        return ["systemctl", action, devstack.UNIT]
+
+
 def make_kind(name: str) -> Kind:
-    return SupervisordKind() if name == "supervisord" else RdoKind()
+    return {"supervisord": SupervisordKind, "rdo": RdoKind,
+            "devstack": DevstackKind}[name]()
 
 
 def write_inventory(path: Path, source: Path, kind: Kind, chosen: list[Layout]) -> Path:
@@ -454,8 +495,9 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
         everything = write_inventory(work / "all.yaml", source, kind, chosen)
         task("deploy", "--inventory", str(everything), "db-sync", "--inventory",
              str(everything))
-        fast.append(fleet_hosts)
-        task("fast-restart", "on", "--inventory", str(fleet_hosts))
+        if kind.fast_restart:
+            fast.append(fleet_hosts)
+            task("fast-restart", "on", "--inventory", str(fleet_hosts))
         for layout in chosen:
             check_probe(kind, layout)
 
@@ -704,6 +746,10 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
                "(`openstack-cinder-api.service`, system site-packages), Keystone in front "
                "(the probe and our health checks carry a token); the manual restart and "
                "status are ",
+        "devstack": "systemd-nspawn containers laid out as DevStack (uWSGI "
+                    "`devstack@c-api.service`, the checkout /opt/stack/cinder installed -e, "
+                    "MariaDB), Keystone in front; no fast restart on our side (refused under "
+                    "uWSGI); the manual restart and status are ",
     }
     for kind in kinds:
         lines.append(f"- **{kind.name}**: {described[kind.name]}{kind.manual_commands}.")

@@ -91,6 +91,11 @@ class CompileError(DevloopError):
         return [self.summary, *self.problems]
 
 
+class UncommittedChanges(DevloopError):
+    """The controller's git checkout has its own uncommitted work in files a deploy would
+    replace; nothing was sent."""
+
+
 class ServiceError(DevloopError):
     """The service manager could not start, stop or report the service."""
 

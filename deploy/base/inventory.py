@@ -32,6 +32,20 @@ from deploy.base.errors import InventoryError
 DEFAULT_EXCLUDES: tuple[str, ...] = (".vscode/", ".git/", "__pycache__/", "*.pyc", ".tox/")
 SERVICE_MANAGERS = ("systemd", "supervisord")
 RDO_CONFIG_FILES = ("/usr/share/cinder/cinder-dist.conf", "/etc/cinder/cinder.conf")
+LAYOUTS = ("rdo", "devstack")
+#: what ``layout: devstack`` changes from the RDO defaults: the uWSGI unit,
+#: the venv's cinder-manage, the stack user, logs in journald only
+#: (``log_file`` empty); the python is read from the unit (see ``facts``).
+DEVSTACK_DEFAULTS: Mapping[str, Any] = {
+    "service": "devstack@c-api.service",
+    # not how the service starts (uWSGI does): what ``invoke debug`` runs in
+    # the foreground, Cinder's own single-process server from the venv
+    "cinder_api": "/opt/stack/data/venv/bin/cinder-api",
+    "cinder_manage": "/opt/stack/data/venv/bin/cinder-manage",
+    "config_files": ("/etc/cinder/cinder.conf",),
+    "log_file": "",
+    "service_user": "stack",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,8 @@ class Controller(Host):
     """One controller: a host, and where Cinder lives on it."""
 
     service_manager: str = "systemd"
+    #: whose defaults the other keys take: "rdo" (packages) or "devstack"
+    layout: str = "rdo"
     service: str = "openstack-cinder-api.service"
     supervisor_config: str | None = None
     #: the controller's python for the helpers; None: the one in cinder_api's ``#!``
@@ -65,6 +81,7 @@ class Controller(Host):
     cinder_api: str = "/usr/bin/cinder-api"
     cinder_manage: str = "/usr/bin/cinder-manage"
     config_files: tuple[str, ...] = RDO_CONFIG_FILES
+    #: "" (the devstack layout): the API logs to the unit's journal only
     log_file: str = "/var/log/cinder/api.log"
     service_user: str = "cinder"
     cinder_dir: str | None = None
@@ -149,6 +166,12 @@ def _expect_manager(value: Any) -> str | None:
     return f"expected one of {', '.join(SERVICE_MANAGERS)}"
 
 
+def _expect_layout(value: Any) -> str | None:
+    if value in LAYOUTS:
+        return None
+    return f"expected one of {', '.join(LAYOUTS)}"
+
+
 def _expect_url(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith(("http://", "https://")):
         return None
@@ -181,6 +204,7 @@ _HOST_KEYS: dict[str, Callable[[Any], str | None]] = {
 _CONTROLLER_KEYS: dict[str, Callable[[Any], str | None]] = {
     **_HOST_KEYS,
     "service_manager": _expect_manager,
+    "layout": _expect_layout,
     "service": _expect_str,
     "supervisor_config": _expect_abs_path,
     "python": _expect_abs_path,
@@ -309,6 +333,8 @@ def _build_hosts(entries: dict[str, Any], base: Path, problems: _Problems) -> di
 
 def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
                       hosts: Mapping[str, Host], problems: _Problems) -> Controller | None:
+    if values.get("layout") == "devstack":
+        values = {**DEVSTACK_DEFAULTS, **values}
     kwargs = _ssh_fields(values, place, base, problems)
     if values.get("service_manager") == "supervisord" and "supervisor_config" not in values:
         problems.add(f"{place}.supervisor_config",

@@ -150,6 +150,16 @@ def failures_in_log(log: str, sent: Sequence[str], *, context: int = 12,
                        tuple(lines[i] for i in shown[:limit]), tuple(dict.fromkeys(others)))
 
 
+def failed_in(log: str) -> list[str]:
+    """The extensions every line of ``log`` says failed to load (a journal of one start)."""
+    failed = []
+    for line in log.splitlines():
+        name = _failed_extension(line)
+        if name is not None and name not in failed:
+            failed.append(name)
+    return failed
+
+
 def failed_since_start(log: str, pid: int) -> list[str]:
     """The extensions that failed to load in the service process ``pid``.
 

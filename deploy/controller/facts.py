@@ -38,6 +38,58 @@ exec "$interp" $flags -c "$src" "$interp" "$@"
 '''
 
 
+# The same for a DevStack controller, where no cinder-api script starts the
+# API: the interpreter is read from the unit's ExecStart (the #! line of the
+# program it runs: the venv's uwsgi), else from its uWSGI ini (``home``,
+# ``virtualenv`` or ``venv``; else the #! line of ``wsgi-file``), else the
+# inventory's python; DEVLOOP_PYTHON_FROM tells locate.py which it was.
+# argv: unit inventory_python flags source args...
+_FROM_UNIT = r'''
+unit=$1 fallback=$2 flags=$3 src=$4; shift 4
+shebang() {
+    line=
+    [ -r "$1" ] && IFS= read -r line < "$1"
+    case $line in '#!'*) ;; *) return 1 ;; esac
+    found=$(printf '%s\n' "${line#??}" |
+            awk '{ i = 1; if ($1 ~ /(^|\/)env$/) { i = 2; while ($i ~ /^-/) i++ }; print $i }')
+    case $found in /*) ;; *) found=$(command -v "$found") || return 1 ;; esac
+    case ${found##*/} in python*) printf '%s\n' "$found" ;; *) return 1 ;; esac
+}
+start=$(systemctl show --property=ExecStart --value "$unit" 2>/dev/null)
+prog=$(printf '%s\n' "$start" | sed -n 's/.*argv\[\]=\([^ ;]*\).*/\1/p' | head -n 1)
+ini=$(printf '%s\n' "$start" | sed -n 's/.*--ini \([^ ;]*\).*/\1/p' | head -n 1)
+ini_value() {
+    sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\([^[:space:]]*\).*/\1/p" "$ini" | head -n 1
+}
+interp=
+if [ -n "$prog" ] && interp=$(shebang "$prog"); then
+    from="the unit $unit (ExecStart: $prog)"
+elif [ -n "$ini" ] && [ -r "$ini" ]; then
+    for key in home virtualenv venv; do
+        home=$(ini_value $key)
+        if [ -n "$home" ] && [ -x "$home/bin/python" ]; then
+            interp=$home/bin/python from="the uWSGI ini $ini ($key = $home)"; break
+        fi
+    done
+    file=$(ini_value wsgi-file)
+    if [ -z "$interp" ] && [ -n "$file" ] && interp=$(shebang "$file"); then
+        from="the uWSGI ini $ini (wsgi-file = $file)"
+    fi
+fi
+if [ -z "$interp" ] && [ -n "$fallback" ]; then
+    interp=$fallback from="the inventory (python)"
+fi
+if [ -z "$interp" ]; then
+    echo "no python found in $unit's ExecStart (${prog:-none})" \
+         "nor in its uWSGI ini (${ini:-none})" >&2
+    exit 3
+fi
+DEVLOOP_PYTHON_FROM=$from; export DEVLOOP_PYTHON_FROM
+set -f
+exec "$interp" $flags -c "$src" "$interp" "$@"
+'''
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """The controller's cinder package, its owner, and the Cinder and python that run it."""
@@ -50,6 +102,8 @@ class Target:
     python_version: str = ""
     #: sha256 of the upstream file at each asked path (None: no such file)
     hashes: Mapping[str, str | None] = field(default_factory=dict)
+    #: where the python was found ("" : the inventory or cinder-api's #! line)
+    python_from: str = ""
 
 
 def locate(remote: Remote, hash_paths: Sequence[str] = ()) -> Target:
@@ -97,8 +151,13 @@ def with_cinder_python(ctl: Controller, flags: Sequence[str], source: str,
     """The argv running ``source`` with the python that runs Cinder.
 
     That is the inventory's ``python``, else the one named in cinder-api's
-    ``#!`` line. The script gets the interpreter's path as its first argument.
+    ``#!`` line; on a DevStack controller (``layout: devstack``) the one
+    its unit runs, else its uWSGI ini's, else the inventory's. The script
+    gets the interpreter's path as its first argument.
     """
+    if ctl.layout == "devstack":
+        return ["sh", "-c", _FROM_UNIT, "devloop-locate", ctl.service, ctl.python or "",
+                " ".join(flags), source, *args]
     if ctl.python:
         return [ctl.python, *flags, "-c", source, ctl.python, *args]
     return ["sh", "-c", _FROM_SHEBANG, "devloop-locate", ctl.cinder_api, " ".join(flags),
@@ -108,7 +167,9 @@ def with_cinder_python(ctl: Controller, flags: Sequence[str], source: str,
 def not_located(remote: Remote, why: str) -> DevloopError:
     """The error for a controller whose Cinder cannot be found."""
     ctl = remote.controller
-    what = ctl.python or f"the python in {ctl.cinder_api}'s #! line"
+    what = (f"the python of {ctl.service} (unit, uWSGI ini or inventory)"
+            if ctl.layout == "devstack" else
+            ctl.python or f"the python in {ctl.cinder_api}'s #! line")
     return DevloopError(
         f"{remote.name}: cannot find the cinder package with {what} "
         f"({why or 'no output'}); "
@@ -118,7 +179,8 @@ def not_located(remote: Remote, why: str) -> DevloopError:
 def accept(remote: Remote, data: Mapping[str, Any]) -> Target:
     """Keep what locate.py printed on ``remote``, for the rest of the run; the Target."""
     target = Target(data["cinder_dir"], data["owner"], data["python"], data.get("version"),
-                    data.get("python_version", ""), dict(data.get("hashes") or {}))
+                    data.get("python_version", ""), dict(data.get("hashes") or {}),
+                    data.get("python_from") or "")
     remote.located = target
     if not remote.controller.python:
         # everything later in this run (health probe included) uses this python

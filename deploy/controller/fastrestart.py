@@ -104,6 +104,12 @@ def _definition(controller: Controller) -> tuple[str, str]:
     Raises:
         ServiceError: the controller's service manager is not supported.
     """
+    if controller.layout == "devstack":
+        raise ServiceError(f"{controller.name}: fast restart is not supported under uWSGI: "
+                           f"{controller.service} runs the uWSGI master, which loads Cinder "
+                           f"in its own workers (lazy-apps) and restarts them itself; a warm "
+                           f"parent would have to replace uWSGI, so the unit would no longer "
+                           f"run what DevStack configured. A plain restart is used instead")
     if controller.service_manager == "supervisord":
         return "supervisord", controller.supervisor_config or ""
     return "systemd", ""
@@ -113,7 +119,8 @@ def switch(controller: Controller, on: bool, timeout: float = 60.0) -> FastState
     """Turn fast restart on or off on ``controller``; the API answers afterwards.
 
     Raises:
-        ServiceError: unsupported service manager, or the definition cannot be edited.
+        ServiceError: unsupported service manager or layout (DevStack's uWSGI), or the
+            definition cannot be edited.
         HealthCheckError: the API does not answer within ``timeout``.
     """
     from deploy.controller.health import wait_for_api

@@ -35,7 +35,9 @@ class ApiState:
 
 
 def log_mark(remote: Remote) -> int:
-    """The size of the API log now: what a later check reads from."""
+    """The size of the API log now: what a later check reads from (0: journald only)."""
+    if not remote.controller.log_file:
+        return 0
     result = remote.run(["stat", "-c", "%s", remote.controller.log_file], check=False)
     text = result.stdout.strip()
     return int(text) if result.exited == 0 and text.isdigit() else 0
@@ -49,7 +51,7 @@ def probe_api(remote: Remote, timeout: float = 0.0, log_since: int | None = None
     """
     argv = [cinder_python(remote), *STDLIB_ONLY, "-c", script("probe_api"),
             remote.controller.api_url, str(timeout)]
-    if log_since is not None:
+    if log_since is not None and remote.controller.log_file:
         argv += [remote.controller.log_file, str(log_since)]
     result = remote.run(argv, check=False)
     head, _, log = result.stdout.partition(_LOG_MARK)
@@ -68,10 +70,16 @@ def wait_for_api(remote: Remote, timeout: float, log_since: int | None = None) -
     state = probe_api(remote, timeout, log_since)
     if state.answering:
         return state
-    log = remote.run(["tail", "-n", "15", remote.controller.log_file], check=False).stdout
+    ctl = remote.controller
+    if ctl.log_file:
+        log = remote.run(["tail", "-n", "15", ctl.log_file], check=False).stdout
+    else:      # journald only (DevStack)
+        log = remote.run(["journalctl", "--unit", ctl.service, "--lines", "15", "--no-pager",
+                          "--output", "cat"], check=False).stdout
     raise HealthCheckError(
-        f"{remote.name}: the API at {remote.controller.api_url} did not answer within "
-        f"{timeout:g} s ({state.detail}); last lines of {remote.controller.log_file}:\n  "
+        f"{remote.name}: the API at {ctl.api_url} did not answer within "
+        f"{timeout:g} s ({state.detail}); last lines of "
+        f"{ctl.log_file or 'the journal of ' + ctl.service}:\n  "
         + (tail(log, 15).replace("\n", "\n  ") or "(empty)"))
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from deploy.base.errors import DevloopError
-from deploy.controller import facts
+from deploy.controller import checkout, facts
 from deploy.controller.fastrestart import fast_dir
 from deploy.controller.precheck import CompileProblem, refuse, tell_compiled
 from deploy.remote import script
@@ -173,17 +173,23 @@ def cancel(dialogue: Dialogue) -> None:
 
 def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target: str,
            *, owner: str = "", deploy_dir: str = "", record: Mapping[str, Any] | None = None,
-           dry_run: bool = False, checksum: bool = False) -> Sent:
+           dry_run: bool = False, checksum: bool = False, guard: bool = False) -> Sent:
     """Send the job with ``files`` and read what was done (or would be, ``dry_run``).
+
+    With ``guard``, nothing is written if a file to replace holds the
+    controller's git checkout's own uncommitted work.
 
     Raises:
         CompileError: a changed ``.py`` file does not compile with the
             controller's python; nothing was written.
+        UncommittedChanges: ``guard`` found such files; nothing was written.
         DevloopError: the helper failed (its output's tail shown).
     """
     job = {"target": target, "owner": owner, "log_file": remote.controller.log_file,
            "dry_run": dry_run, "checksum": checksum, "deploy_dir": deploy_dir,
            "record": dict(record or {}), "fast_dir": fast_dir(remote.controller)}
+    if guard:
+        job["guard"] = checkout.guard_job(remote)
     result = dialogue.finish(payload(files, job))
     lines = result.stdout.strip().splitlines()
     try:
@@ -196,6 +202,7 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target
                            f"{tail(result.stderr + result.stdout, 5) or 'no output'}")
     refuse(remote, [CompileProblem(p["path"], p.get("line"), p["message"])
                     for p in answer.get("problems") or []])
+    checkout.refuse_uncommitted(remote, answer)
     if not dry_run:
         tell_compiled(remote, int(answer.get("compiled") or 0))
     return Sent([Change(kind, rel) for kind, rel in answer.get("changes", [])],

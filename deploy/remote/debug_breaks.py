@@ -113,6 +113,33 @@ def resolve_line(path, line):
                                                        "; nearest code: " + near if near else ""))
 
 
+def package_parent(real):
+    """The directory above the top package holding ``real``, if this python imports that
+    package from there: an editable install (``pip install -e``, as DevStack's checkout) is
+    found by an import hook, not through sys.path."""
+    top = None
+    directory = os.path.dirname(real)
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        top = directory
+        directory = os.path.dirname(directory)
+    if top is None:
+        return None
+    name = os.path.basename(top)
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec(name)
+        places = list(spec.submodule_search_locations or []) if spec else []
+    except ImportError:      # Python 2
+        import imp
+        try:
+            places = [imp.find_module(name)[1]]
+        except ImportError:
+            places = []
+    if any(os.path.realpath(place) == top for place in places):
+        return os.path.dirname(top)
+    return None
+
+
 def module_for(path):
     """The dotted module name Python would import ``path`` as (via sys.path)."""
     real = os.path.realpath(path)
@@ -121,6 +148,8 @@ def module_for(path):
         base = os.path.realpath(entry or ".")
         if real.startswith(base + os.sep) and (best is None or len(base) > len(best)):
             best = base
+    if best is None:
+        best = package_parent(real)
     if best is None:
         raise Unresolved("%s is not under any directory on the controller python's "
                          "sys.path" % path)

@@ -10,8 +10,9 @@ argv: python cinder_dir state_dir paths_json
 - ``paths_json``: a JSON list of paths inside the package to hash.
 
 Prints ``{"python", "python_version", "cinder_dir", "owner", "version",
-"hashes"}``: ``version`` is the installed Cinder release from its
-dist-info/egg-info metadata (null when there is none); ``hashes`` maps each
+"python_from", "hashes"}``: ``python_from`` says where the caller found the
+python (a DevStack unit or uWSGI ini; "" otherwise); ``version`` is the
+installed Cinder release from its dist-info/egg-info metadata (null when there is none); ``hashes`` maps each
 path to the sha256 of the upstream file (the backup kept by the oldest
 applied deploy that replaced it, else the file itself; null when missing).
 
@@ -42,12 +43,35 @@ def find_cinder():
     return os.path.abspath(list(spec.submodule_search_locations)[0])
 
 
+def editable_metadata(checkout):
+    """The dist-info, on this python's path, of an editable install of ``checkout``.
+
+    ``pip install -e`` (PEP 660, as DevStack's setup_develop does today)
+    keeps the metadata in site-packages, with a direct_url.json naming the
+    checkout, not beside the package.
+    """
+    found = []
+    for entry in sys.path:
+        for meta in glob.glob(os.path.join(entry or ".", "cinder-*.dist-info")):
+            try:
+                with open(os.path.join(meta, "direct_url.json")) as handle:
+                    url = json.load(handle).get("url", "")
+            except (EnvironmentError, ValueError):
+                continue
+            if url.startswith("file://") and \
+                    os.path.realpath(url[len("file://"):]) == os.path.realpath(checkout):
+                found.append(meta)
+    return found
+
+
 def installed_version(cinder_dir):
-    """Cinder's release from the metadata beside the package (pip, RPM or develop)."""
+    """Cinder's release from its metadata: beside the package (pip, RPM or develop),
+    else an editable install's in site-packages."""
     parent = os.path.dirname(os.path.abspath(cinder_dir))
     candidates = sorted(glob.glob(os.path.join(parent, "cinder-*.dist-info")) +
                         glob.glob(os.path.join(parent, "cinder-*.egg-info")) +
-                        glob.glob(os.path.join(parent, "cinder.egg-info")))
+                        glob.glob(os.path.join(parent, "cinder.egg-info"))) or \
+        editable_metadata(parent)
     for meta in candidates:
         for name in ("METADATA", "PKG-INFO", ""):
             path = os.path.join(meta, name) if name else meta
@@ -109,6 +133,7 @@ def main():
     sys.stdout.write(json.dumps({
         "python": python, "python_version": "%d.%d.%d" % sys.version_info[:3],
         "cinder_dir": cinder_dir, "owner": owner, "version": installed_version(cinder_dir),
+        "python_from": os.environ.get("DEVLOOP_PYTHON_FROM", ""),
         "hashes": hashes}) + "\n")
     return 0
 

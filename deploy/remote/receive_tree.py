@@ -20,6 +20,7 @@ zlib-compressed JSON::
 
     {"target": CINDER_DIR, "owner": "user:group", "log_file": PATH or "",
      "dry_run": bool, "checksum": bool, "deploy_dir": DIR, "record": {...},
+     "guard": [CHECKOUT_GUARD_SOURCE, STATE_DIR] or absent,
      "files": [[REL, MTIME_NS, BASE64_BYTES], ...]}
 
 A file is sent when rsync (``--times --modify-window=-1``) would send it: it
@@ -33,7 +34,10 @@ each new version is written beside its target and renamed over it (mode
 record becomes "applied". So a call killed at any point leaves every file
 wholly old or wholly new, and a record to roll back from; the copy it was
 writing (``.NAME.devloop-PID``) is removed by the next call that writes
-that file, or by the rollback.
+that file, or by the rollback. With ``guard``,
+nothing is written either when deploy/remote/checkout_guard.py finds that a file to
+replace holds the checkout's own uncommitted work: the answer then carries its
+``checkout`` and ``uncommitted`` paths.
 
 Prints one JSON line: {"log_size", "changes": [[kind, rel]], "compiled",
 "problems": [{"path", "line", "message"}], "fast_mode"}. ``log_size`` is the
@@ -243,6 +247,26 @@ def main():
     return 0
 
 
+def in_git_tree(path):
+    """Is ``path`` inside a git work tree? (A cheap look before starting git at all.)"""
+    while True:
+        if os.path.exists(os.path.join(path, ".git")):
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+
+
+def uncommitted(guard, target, replaced):
+    """checkout_guard.py's answer: which of ``replaced`` hold the checkout's own work."""
+    source, state_dir = guard
+    proc = subprocess.Popen([sys.executable, "-c", source, sys.executable, target, state_dir]
+                            + replaced, stdout=subprocess.PIPE)
+    out = proc.communicate()[0].decode("utf-8", "replace").strip().splitlines()
+    return json.loads(out[-1]) if proc.returncode == 0 and out else {}
+
+
 def apply(job):
     """Compare, compile, record and write; the answer for the caller."""
     target = job["target"].rstrip("/")
@@ -270,6 +294,12 @@ def apply(job):
     result["changes"] = [[kind, rel] for rel, kind, _, _ in plan]
     if result["problems"] or job.get("dry_run") or not plan:
         return result
+    replaced = [rel for rel, kind, _, _ in plan if kind == "changed"]
+    if job.get("guard") and replaced and in_git_tree(target):
+        found = uncommitted(job["guard"], target, replaced)
+        if found.get("uncommitted"):
+            result.update(found)
+            return result
 
     ids = owner_ids(job.get("owner"))
     deploy_dir = job["deploy_dir"]

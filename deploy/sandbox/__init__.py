@@ -9,6 +9,8 @@ One module per kind, and what they share in one place:
   ``openstack-cinder-api`` unit, journald) with Keystone in front;
 * ``legacy``: the same machinery with Python 2.7 as ``/usr/bin/python2`` and
   Cinder Train (15.6.0, sqlalchemy-migrate) in its site-packages, noauth;
+* ``devstack``: the same machinery laid out as DevStack (a git checkout
+  installed ``-e`` into a venv, uWSGI as ``devstack@c-api``, MariaDB, Keystone);
 * ``nspawn``: the container machinery any systemd kind builds on (tree
   build + cache, overlay per boot, cgroup, namespace, teardown by PID);
 * ``common``: keys, known_hosts, waiting, ending processes by PID.
@@ -24,7 +26,7 @@ from deploy.sandbox.supervisord import (DEFAULT_ROOT, PROGRAM, REQUIREMENTS,  # 
                                         status_lines, up)
 
 #: the kinds ``invoke sandbox.up --kind`` knows; the first is the default
-KINDS = ("supervisord", "rdo", "legacy")
+KINDS = ("supervisord", "rdo", "legacy", "devstack")
 
 __all__ = ["DEFAULT_ROOT", "KINDS", "PROGRAM", "REQUIREMENTS", "SERVICE_USER", "SandboxLayout",
            "clone_venv", "down", "end_process", "status_lines", "up"]

@@ -28,7 +28,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import yaml
 
@@ -142,6 +142,12 @@ class RdoLayout(nspawn.ContainerLayout):
 
     root: Path = DEFAULT_ROOT
     name: str = "rdo"
+    #: what differs for a kind built on this one (devstack): its name, clouds, keystone-manage
+    kind: ClassVar[str] = "rdo"
+    cloud_admin: ClassVar[str] = CLOUD_ADMIN
+    cloud_member: ClassVar[str] = CLOUD_MEMBER
+    keystone_manage: ClassVar[str] = "keystone-manage"
+    keystone_user: ClassVar[str] = "keystone"
 
     @property
     def clouds_file(self) -> Path:
@@ -163,7 +169,7 @@ class RdoLayout(nspawn.ContainerLayout):
         """
         instance = self.instance
         return {"address": self.address, "identity_file": str(instance.identity_file),
-                "known_hosts": str(instance.known_hosts), "cloud": CLOUD_ADMIN}
+                "known_hosts": str(instance.known_hosts), "cloud": self.cloud_admin}
 
     def passwords(self) -> dict[str, str]:
         """The admin, demo and cinder passwords of this instance.
@@ -174,8 +180,8 @@ class RdoLayout(nspawn.ContainerLayout):
         try:
             return dict(json.loads(self.secrets_file.read_text()))
         except (OSError, ValueError):
-            raise SandboxError(f"sandbox: {self.root} has no rdo controller "
-                               f"(run sandbox.up --kind rdo)") from None
+            raise SandboxError(f"sandbox: {self.root} has no {self.kind} controller "
+                               f"(run sandbox.up --kind {self.kind})") from None
 
 
 # --- building the tree ---------------------------------------------------------------
@@ -297,10 +303,10 @@ def _after_boot(layout: RdoLayout) -> Callable[[nspawn.Instance], None]:
         output.detail("keystone-manage bootstrap (admin, identity endpoint)")
         # the password travels on stdin, never on a command line
         script = ("read -r OS_BOOTSTRAP_PASSWORD; export OS_BOOTSTRAP_PASSWORD; exec "
-                  + shlex.join(["keystone-manage", "bootstrap", "--bootstrap-admin-url", base,
+                  + shlex.join([layout.keystone_manage, "bootstrap", "--bootstrap-admin-url", base,
                                 "--bootstrap-internal-url", base, "--bootstrap-public-url",
                                 base, "--bootstrap-region-id", "RegionOne"]))
-        argv = nspawn.ssh_argv(instance, as_user("keystone", ["sh", "-c", script]))
+        argv = nspawn.ssh_argv(instance, as_user(layout.keystone_user, ["sh", "-c", script]))
         output.command("local", shlex.join(argv))
         proc = subprocess.run(argv, input=passwords["admin"] + "\n", capture_output=True,
                               text=True)
@@ -370,12 +376,13 @@ def _write_client_files(layout: RdoLayout) -> None:
                          "user_domain_name": "Default", "project_domain_name": "Default"},
                 "region_name": "RegionOne", "identity_api_version": 3}
 
-    write_file(layout.clouds_file, "# written by invoke sandbox.up --kind rdo\n" + yaml.safe_dump(
-        {"clouds": {CLOUD_ADMIN: cloud("admin", "admin"), CLOUD_MEMBER: cloud("demo", "demo")}},
-        sort_keys=False), 0o600)
+    write_file(layout.clouds_file, f"# written by invoke sandbox.up --kind {layout.kind}\n"
+               + yaml.safe_dump({"clouds": {layout.cloud_admin: cloud("admin", "admin"),
+                                            layout.cloud_member: cloud("demo", "demo")}},
+                                sort_keys=False), 0o600)
     source = Path(__file__).resolve().parents[2] / "cinder_patch" / "cinder"
-    write_file(layout.hosts_file, "# written by invoke sandbox.up --kind rdo: only what a real "
-               "RDO controller needs\n" + yaml.safe_dump(
+    write_file(layout.hosts_file, f"# written by invoke sandbox.up --kind {layout.kind}: only "
+               f"what a real {layout.kind} controller needs\n" + yaml.safe_dump(
                    {"source": str(source), "controllers": {layout.name: layout.controller_entry()}},
                    sort_keys=False))
 

@@ -205,7 +205,8 @@ def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
     args: list[str] = []
     for config in controller.config_files:
         args += ["--config-file", config]
-    args += ["--log-file", controller.log_file]
+    if controller.log_file:    # else (DevStack: journald only) the log is the terminal
+        args += ["--log-file", controller.log_file]
     session = {
         "name": controller.name,
         "python": python,
@@ -292,7 +293,7 @@ def _judge(controller: Controller, code: int, text: str) -> None:
     if code == EXITED_AT_START:
         raise DebugError(f"{name}: cinder-api exited at start; its last output:\n  " +
                          (last_output(text).replace("\n", "\n  ") or "(none)") +
-                         f"\n  (its log: {controller.log_file})")
+                         (f"\n  (its log: {controller.log_file})" if controller.log_file else ""))
     if code == -1:
         raise DebugError(f"{name}: the SSH connection dropped during the session; the "
                          f"controller's guard ended cinder-api and started the service")

@@ -23,6 +23,7 @@ from deploy.controller import manifest, send
 from deploy.base import output
 from deploy.base.errors import DevloopError, HealthCheckError, ServiceError
 from deploy.base.inventory import Controller, Inventory
+from deploy.controller.checkout import guard_checkout
 from deploy.controller.facts import Target, locate
 from deploy.controller.health import ApiState
 from deploy.controller.precheck import check_changes
@@ -90,9 +91,13 @@ def fitting(remote: Remote, inventory: Inventory, target: Target, *,
 
 def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None, *,
               dry_run: bool = False, checksum: bool = False, diff: bool = False,
-              ignore_manifest: bool = False, db: bool = False) -> DeployReport:
+              ignore_manifest: bool = False, db: bool = False,
+              force: bool = False) -> DeployReport:
     """Locate Cinder (unless ``target``), check the manifest, compile, record the deploy,
     sync the source into the package; no restart.
+
+    Unless ``force``, nothing is sent when a file to replace holds
+    uncommitted work of the controller's git checkout (DevStack's).
 
     A small local tree goes in one remote call that also locates Cinder and,
     with ``db``, reads the database's state (:mod:`deploy.controller.send`); a large
@@ -103,6 +108,7 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
         ManifestRefused: the source does not fit the controller's Cinder.
         CompileError: a changed .py file does not compile with the
             controller's python (nothing sent).
+        UncommittedChanges: the checkout's own work would be replaced (nothing sent).
         SyncError: rsync failed (the record lists what it meant to send).
     """
     files = (send.one_call_files(inventory.source, inventory.excludes)
@@ -110,13 +116,14 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
     report = None
     if files is not None:
         report = _send_step(remote, inventory, files, target, dry_run=dry_run,
-                            checksum=checksum, diff=diff, ignore_manifest=ignore_manifest, db=db)
+                            checksum=checksum, diff=diff, ignore_manifest=ignore_manifest, db=db,
+                            force=force)
     if report is None:            # the tree needs rsync
         target = target or locate_for(remote, inventory)
         inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
         _announce(remote, inventory, target, dry_run)
         report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
-                             diff=diff)
+                             diff=diff, force=force)
         report.target = target
     _show_changes(remote.name, report.changes, dry_run)
     return report
@@ -129,7 +136,7 @@ def _announce(remote: Remote, inventory: Inventory, target: Target, dry_run: boo
 
 def _send_step(remote: Remote, inventory: Inventory, source_files: list[send.TreeFile],
                target: Target | None, *, dry_run: bool, checksum: bool, diff: bool,
-               ignore_manifest: bool, db: bool) -> DeployReport | None:
+               ignore_manifest: bool, db: bool, force: bool = False) -> DeployReport | None:
     """The deploy of a small local tree in one call: locate, compare, compile, record, write.
 
     ``source_files`` are the source tree's. Returns None, with nothing
@@ -167,7 +174,7 @@ def _send_step(remote: Remote, inventory: Inventory, source_files: list[send.Tre
     deploy_dir = f"{remote.controller.state_dir}/deploys/{deploy_id}"
     sent = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
                        deploy_dir=deploy_dir, record=_record_base(remote, chosen, deploy_id),
-                       checksum=checksum)
+                       checksum=checksum, guard=not force)
     report.changes, report.log_since = sent.changes, sent.log_size
     report.db = report.db or sent.db
     report.fast_mode = sent.fast_mode
@@ -176,7 +183,7 @@ def _send_step(remote: Remote, inventory: Inventory, source_files: list[send.Tre
 
 
 def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: bool,
-                checksum: bool, diff: bool) -> DeployReport:
+                checksum: bool, diff: bool, force: bool = False) -> DeployReport:
     """The deploy through rsync: a dry run lists the changes, the record comes first."""
     report = DeployReport(remote.name)
     controller = remote.controller
@@ -187,6 +194,9 @@ def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run
     if dry_run:
         report.changes = planned
     elif planned:
+        if not force:
+            guard_checkout(remote, target.cinder_dir,
+                           [c.path for c in planned if c.kind == "changed"])
         # nothing is sent if a changed .py file does not compile on the controller
         if inventory.source_host is not None:
             output.detail(f"compile check skipped: the source is on {inventory.source_host.name}")
@@ -211,7 +221,7 @@ def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run
 def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = False,
               restart: bool = True, timeout: float = 60.0, checksum: bool = False,
               rollback_on_failure: bool = False, diff: bool = False,
-              ignore_manifest: bool = False) -> DeployReport:
+              ignore_manifest: bool = False, force: bool = False) -> DeployReport:
     """Deploy the inventory's source tree to one controller.
 
     With ``rollback_on_failure``, a deploy after which the service does not
@@ -224,7 +234,8 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
     remote = Remote.open(controller)
     try:
         report = sync_step(remote, inventory, dry_run=dry_run,
-                           checksum=checksum, diff=diff, ignore_manifest=ignore_manifest)
+                           checksum=checksum, diff=diff, ignore_manifest=ignore_manifest,
+                           force=force)
         if restart and not dry_run:
             try:
                 report.status, report.api = restart_and_check(

@@ -26,8 +26,11 @@ def show_logs(controller: Controller, lines: int = 50, follow: bool = False,
 
     Raises:
         UsageError: ``journal`` on a controller that is not run by systemd.
+
+    A controller without ``log_file`` (DevStack's layout) has only the journal.
         CommandFailed: the log cannot be read.
     """
+    journal = journal or not controller.log_file     # DevStack: journald only
     if journal and controller.service_manager != "systemd":
         raise UsageError(f"{controller.name}: --journal reads systemd's journal; this "
                          f"controller's service_manager is {controller.service_manager} "

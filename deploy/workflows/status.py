@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from deploy.base.errors import DevloopError
 from deploy.base.inventory import Controller, Inventory
 from deploy.controller import db, fastrestart
-from deploy.controller.extensions import FAILED_TO_LOAD, failed_since_start
+from deploy.controller.extensions import FAILED_TO_LOAD, failed_in, failed_since_start
 from deploy.controller.health import ApiState, probe_api
 from deploy.controller.manifest import ManifestRefused
 from deploy.controller.records import Record, applied_records, db_state
@@ -33,6 +33,8 @@ class ControllerStatus:
     restart_mode: str = ""             # fastrestart.FastState.describe()
     #: deploys cut off before their end (record left "applying"), oldest first
     interrupted: tuple[str, ...] = ()
+    #: "<cinder_dir>, python <python> from <where>" when found in a unit or uWSGI ini
+    located: str = ""
 
     @property
     def db_current(self) -> bool:
@@ -67,6 +69,7 @@ class ControllerStatus:
             *interrupted,
             f"  drift     {drift}",
             *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
+            *([f"  cinder    {self.located}"] if self.located else []),
             f"  extensions {extensions}",
         ]
 
@@ -75,6 +78,12 @@ def failed_extensions(remote: Remote, pid: int | None) -> tuple[str, ...]:
     """The extensions that failed to load in the running service (by its PID's log lines)."""
     if not pid:
         return ()
+    if not remote.controller.log_file:     # journald only (DevStack): this start's entries
+        lines = remote.run(["sh", "-c", 'journalctl --no-pager --output cat '
+                            '_SYSTEMD_INVOCATION_ID="$(systemctl show --property InvocationID '
+                            '--value "$1")" | grep -F "$2"', "devloop-failed",
+                            remote.controller.service, FAILED_TO_LOAD], check=False).stdout
+        return tuple(failed_in(lines))
     lines = remote.run(["grep", "-F", FAILED_TO_LOAD, remote.controller.log_file],
                        check=False).stdout
     return tuple(failed_since_start(lines, pid))
@@ -116,6 +125,8 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
         return ControllerStatus(controller.name, service, api, revision, heads,
                                 records[-1] if records else None, len(drift), local_text,
                                 failed_extensions(remote, serving_pid), fast.describe(),
-                                tuple(r.id for r in records if r.state == "applying"))
+                                tuple(r.id for r in records if r.state == "applying"),
+                                f"{target}, python {located.python} from {located.python_from}"
+                                if located.python_from else "")
     finally:
         remote.close()

@@ -23,8 +23,8 @@ from typing import Callable, Iterator
 import pytest
 
 from deploy.sandbox import SandboxLayout
-from tests.integration.controllers import LegacyController, RdoController, \
-    SupervisordController
+from tests.integration.controllers import DevstackController, LegacyController, \
+    RdoController, SupervisordController
 from tests.support import free_port
 
 KINDS = ("supervisord", "rdo", "legacy")
@@ -89,6 +89,30 @@ def legacy_controller():
     with booted(legacy, lambda root: legacy.LegacyLayout(root, name="it-legacy"),
                 "devloop-it-legacy-") as layout:
         yield LegacyController(layout)
+
+
+@pytest.fixture(scope="session")
+def devstack_controller():
+    """A running devstack controller (uWSGI devstack@c-api, a git checkout, MariaDB, Keystone).
+
+    Its own specs (test_devstack.py) cover the loop on it; it is not one
+    of ``controller``'s kinds (the shared specs read SQLite files and API
+    log files it does not have). OS_CLIENT_CONFIG_FILE points at its
+    clouds.yaml for the session, as a user would set it.
+    """
+    from deploy.sandbox import devstack
+
+    saved = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    try:
+        with booted(devstack, lambda root: devstack.DevstackLayout(root, name="it-devstack"),
+                    "devloop-it-devstack-") as layout:
+            os.environ["OS_CLIENT_CONFIG_FILE"] = str(layout.clouds_file)
+            yield DevstackController(layout)
+    finally:
+        if saved is None:
+            os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
+        else:
+            os.environ["OS_CLIENT_CONFIG_FILE"] = saved
 
 
 @pytest.fixture(scope="session", params=KINDS)

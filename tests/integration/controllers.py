@@ -22,6 +22,7 @@ from pathlib import Path
 
 from deploy.openstack.auth import ApiAccess, cloud_access
 from deploy.sandbox import SandboxLayout
+from deploy.sandbox.devstack import UNIT as DEVSTACK_UNIT
 from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, RdoLayout, UNIT
 from deploy.sandbox.train import CINDER_RELEASE
 
@@ -228,7 +229,40 @@ class LegacyController(RdoController):
         return ApiAccess(self.api_url.rstrip("/"), project, f"admin:{project}")
 
 
-CONTROLLERS = (SupervisordController, RdoController, LegacyController)
+class DevstackController(RdoController):
+    """The devstack container: a git checkout installed -e in a venv, uWSGI, MariaDB, Keystone.
+
+    Its API logs to journald only and its database is MariaDB: the specs
+    that read an API log file or an SQLite file do not apply to it.
+    """
+
+    kind = "devstack"
+    service = DEVSTACK_UNIT
+    python = "/opt/stack/data/venv/bin/python3"
+    log_file = ""
+    database_path = None
+    cinder_api = "/opt/stack/data/venv/bin/cinder-api"
+    config_files = ["/etc/cinder/cinder.conf"]
+    cinder_path = "/opt/stack/cinder/cinder"
+    checkout = "/opt/stack/cinder"
+
+    def service_pid(self) -> int | None:
+        out = self.run(["systemctl", "show", "--property=MainPID", "--value", self.service]).stdout
+        return int(out.strip() or 0) or None
+
+    def stop_service(self) -> None:
+        self.run(["systemctl", "stop", self.service])
+
+    def restart_service(self) -> None:
+        self.run(["systemctl", "restart", self.service])
+
+    def api(self, member: bool = False) -> ApiAccess:
+        layout = self.layout
+        return cloud_access(layout.cloud_member if member else layout.cloud_admin,
+                            {"OS_CLIENT_CONFIG_FILE": str(layout.clouds_file)})
+
+
+CONTROLLERS = (SupervisordController, RdoController, LegacyController, DevstackController)
 
 
 def kinds(**properties: str) -> list[str]:

@@ -81,4 +81,4 @@ def test_an_unknown_kind_is_one_line_and_exit_2():
     result = invoke("sandbox.up", "--kind", "openshift")
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: --kind: unknown sandbox kind 'openshift' "
-                                     "(known: supervisord, rdo, legacy)")
+                                     "(known: supervisord, rdo, legacy, devstack)")

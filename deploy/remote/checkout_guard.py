@@ -1,0 +1,90 @@
+"""Print which files a deploy would replace hold the controller's own uncommitted work.
+
+argv: python target state_dir rel...
+
+- ``target``: the cinder package the deploy writes into (on DevStack, the
+  checkout's ``/opt/stack/cinder/cinder``);
+- ``state_dir``: cinder-devloop's directory (the deploy records);
+- ``rel``: the paths, relative to ``target``, the deploy would replace.
+
+Prints ``{"checkout": TOPLEVEL or null, "uncommitted": [rel...]}``. A path
+counts when ``git status`` shows it changed (staged, unstaged or untracked)
+and the change is not one a deploy made: a path an applied deploy added
+does not count, nor one an applied deploy replaced whose version before the
+first such deploy (its backup) is what HEAD holds. No git, or a target
+outside a git work tree: ``checkout`` is null and nothing counts.
+
+Python 2.7 and 3.6+, standard library only.
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+# root reads a checkout owned by another user (stack): git would refuse it
+GIT = ["git", "-c", "safe.directory=*"]
+
+
+def git(target, args):
+    """git's stdout in ``target``, or None when git is missing or fails."""
+    try:
+        proc = subprocess.Popen(GIT + ["-C", target] + args, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+    except OSError:
+        return None
+    out = proc.communicate()[0]
+    return out.decode("utf-8", "replace") if proc.returncode == 0 else None
+
+
+def deployed(state_dir, target):
+    """({rel: oldest backup}, {rels added}) from the applied deploys into ``target``."""
+    backups, added = {}, set()
+    for path in sorted(glob.glob(os.path.join(state_dir, "deploys", "*", "record.json"))):
+        try:
+            with open(path) as handle:
+                record = json.load(handle)
+        except (EnvironmentError, ValueError):
+            continue
+        if record.get("state") not in ("applied", "applying") or \
+                os.path.realpath(record.get("target", "")) != os.path.realpath(target):
+            continue
+        for rel in record.get("replaced", []):
+            backup = os.path.join(record.get("backup", ""), rel)
+            if rel not in backups and rel not in added and os.path.isfile(backup):
+                backups[rel] = backup
+        for rel in record.get("added", []):
+            if rel not in backups:
+                added.add(rel)
+    return backups, added
+
+
+def main():
+    target, state_dir, rels = sys.argv[2].rstrip("/"), sys.argv[3], sys.argv[4:]
+    top = git(target, ["rev-parse", "--show-toplevel"]) if rels else None
+    if not top:
+        sys.stdout.write(json.dumps({"checkout": None, "uncommitted": []}) + "\n")
+        return 0
+    prefix = (git(target, ["rev-parse", "--show-prefix"]) or "").strip()
+    status = git(target, ["status", "--porcelain", "-z", "--untracked-files=all", "--"] + rels)
+    changed = set()
+    for entry in (status or "").split("\0"):
+        if len(entry) > 3 and entry[2] == " " and entry[3:].startswith(prefix):
+            changed.add(entry[3:][len(prefix):])
+    backups, added = deployed(state_dir, target)
+    uncommitted = []
+    for rel in rels:
+        if rel not in changed or rel in added:
+            continue
+        if rel in backups:
+            head = (git(target, ["rev-parse", "HEAD:" + prefix + rel]) or "").strip()
+            before = (git(target, ["hash-object", backups[rel]]) or "").strip()
+            if head and head == before:
+                continue     # the change is the deploys'; the checkout was clean before
+        uncommitted.append(rel)
+    sys.stdout.write(json.dumps({"checkout": top.strip(), "uncommitted": uncommitted}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
