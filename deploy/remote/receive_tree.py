@@ -187,30 +187,7 @@ def put(dest, data, wanted_ns, ids):
     os.rename(tmp, dest)
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno != errno.ESRCH
-    return True
-
-
-def sweep(target, rels):
-    """Remove the copies a killed call left beside these files (``put``'s names, dead PIDs)."""
-    names = {}
-    for rel in rels:
-        directory, name = os.path.split(os.path.join(target, rel))
-        names.setdefault(directory, set()).add(name)
-    for directory, wanted in names.items():
-        try:
-            entries = os.listdir(directory)
-        except OSError:
-            continue
-        for entry in entries:
-            stem, _, pid = entry.rpartition(".devloop-")
-            if stem[1:] in wanted and stem.startswith(".") and pid.isdigit() \
-                    and not alive(int(pid)):
-                os.unlink(os.path.join(directory, entry))
+# devloop-include: leftovers
 
 
 def owner_ids(owner):

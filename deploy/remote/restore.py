@@ -12,49 +12,14 @@ temporary copies of this helper and of deploy/remote/receive_tree.py whose
 process is gone (``.NAME.devloop-PID``, ``.devloop-restore-PID-NAME``) and
 rsync's (``.NAME.XXXXXX``). Prints a JSON summary. Python 2.7 and 3.6+, standard library only.
 """
-import errno
 import json
 import os
-import re
 import shutil
 import sys
 import time
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno != errno.ESRCH
-    return True
-
-
-def leftover(entry, names):
-    """Whether ``entry`` is a temporary copy of one of ``names`` that a killed writer left."""
-    match = re.match(r"^\.devloop-restore-(\d+)-(.+)$", entry)
-    if match:
-        return match.group(2) in names and not alive(int(match.group(1)))
-    match = re.match(r"^\.(.+)\.devloop-(\d+)$", entry)
-    if match:
-        return match.group(1) in names and not alive(int(match.group(2)))
-    match = re.match(r"^\.(.+)\.[A-Za-z0-9]{6}$", entry)     # rsync's temporary name
-    return bool(match) and match.group(1) in names
-
-
-def sweep(target, rels):
-    """Remove the leftovers beside the files ``rels`` (relative to ``target``)."""
-    names = {}
-    for rel in rels:
-        directory, name = os.path.split(os.path.join(target, rel))
-        names.setdefault(directory, set()).add(name)
-    for directory, wanted in names.items():
-        try:
-            entries = os.listdir(directory)
-        except OSError:
-            continue
-        for entry in entries:
-            if leftover(entry, wanted):
-                os.unlink(os.path.join(directory, entry))
+# devloop-include: leftovers
 
 
 def restore(source, dest):

@@ -2,6 +2,7 @@
 
 A script names one with a line ``# devloop-include: <part>``; ``script()``
 writes the part in its place, so each call still sends one standalone
-script. Parts are plain stdlib functions for Python 2.7 and 3.6+, with no
-``__future__`` import and no code that runs on import.
+script. Parts are plain stdlib functions (and the stdlib imports they need) for
+Python 2.7 and 3.6+, with no ``__future__`` import and nothing else that
+runs on import.
 """
