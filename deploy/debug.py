@@ -218,6 +218,7 @@ def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
         "start": list(start),
         "status": list(status),
         "log": f"{controller.state_dir}/debug/guard.log",
+        "log_file": controller.log_file,
         "grace": grace,
     }
     return [python, "-c", script("debug_guard"), json.dumps(session)]
