@@ -27,7 +27,7 @@ import re
 import signal
 import threading
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from deploy import output
 from deploy.commands import Remote, tail
@@ -37,6 +37,9 @@ from deploy.health import wait_for_api
 from deploy.inventory import Controller
 from deploy.remote import script
 from deploy.services import ServiceManager, ServiceStatus, manager_for
+
+if TYPE_CHECKING:
+    from deploy.attach import AttachOptions
 
 STRAY_GRACE = 10.0      # seconds between TERM and KILL for leftover cinder-api processes
 SESSION_GRACE = 5.0     # the same when the debug session ends (a worker at a prompt ignores TERM)
@@ -190,7 +193,8 @@ def service_argvs(manager: ServiceManager) -> tuple[list[str], list[str]]:
 
 def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
                start: Sequence[str], status: Sequence[str],
-               grace: float = SESSION_GRACE) -> list[str]:
+               grace: float = SESSION_GRACE,
+               attach: dict[str, object] | None = None) -> list[str]:
     """``<python> -c <remote/debug_guard.py> <session JSON>``.
 
     The JSON carries everything the guard needs: the cinder-api command
@@ -221,6 +225,8 @@ def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
         "log_file": controller.log_file,
         "grace": grace,
     }
+    if attach:
+        session["attach"] = attach
     return [python, "-c", script("debug_guard"), json.dumps(session)]
 
 
@@ -236,8 +242,9 @@ def last_output(text: str, lines: int = 15) -> str:
     return "\n".join(kept[-lines:])
 
 
-def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.0) -> None:
-    """Run one debugging session on ``controller``.
+def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.0,
+          attach: "AttachOptions | None" = None) -> None:
+    """Run one debugging session on ``controller`` (with ``attach``: for the IDE).
 
     Raises:
         UsageError: a malformed ``--break``.
@@ -271,11 +278,19 @@ def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.
                                  f"cinder-api")
             output.step(controller.name, "look for leftover cinder-api processes")
             end_leftovers(remote)
-            output.step(controller.name, "cinder-api in the foreground (Ctrl-C ends the "
-                                         "session; q at a (Pdb) prompt too)")
-            with _noting_interrupts(interrupted):
-                result = remote.run(guard_argv(controller, breaks, start, status),
-                                    pty=True, hide=False, check=False)
+            with contextlib.ExitStack() as stack:
+                settings = None
+                if attach is not None:
+                    from deploy.attach import attach_session
+
+                    output.step(controller.name, "debugpy for the IDE")
+                    settings = stack.enter_context(attach_session(remote, attach))
+                output.step(controller.name, "cinder-api in the foreground (Ctrl-C ends the "
+                                             "session; q at a (Pdb) prompt too)")
+                with _noting_interrupts(interrupted):
+                    result = remote.run(guard_argv(controller, breaks, start, status,
+                                                   attach=settings),
+                                        pty=True, hide=False, check=False)
             _judge(controller, result.exited, result.stdout or "")
         finally:
             remote = _restore(controller, remote, timeout)
