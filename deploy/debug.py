@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from deploy import output
-from deploy.commands import Remote, tail
+from deploy.commands import STDLIB_ONLY, Remote, tail
 from deploy.errors import ConnectError, DebugError, ServiceError, UsageError
 from deploy.facts import locate
 from deploy.health import wait_for_api
@@ -228,6 +228,20 @@ def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
     if attach:
         session["attach"] = attach
     return [python, "-c", script("debug_guard"), json.dumps(session)]
+
+
+def session_holding(remote: Remote) -> str:
+    """A debug session that holds the controller now, described; "" when none."""
+    path = f"{remote.controller.state_dir}/debug/session.json"
+    result = remote.run([remote.python, *STDLIB_ONLY, "-c", script("debug_session"), path],
+                        check=False)
+    answer = _last_json(result.stdout)
+    if not isinstance(answer, dict) or not answer.get("guard"):
+        return ""
+    kind = (f"the IDE's (debugpy on the controller's 127.0.0.1:{answer.get('port')})"
+            if answer.get("mode") == "attach" else "pdb in a terminal")
+    return (f"a debug session holds it: {kind}, guard pid {answer['guard']}, for "
+            f"{answer.get('age', 0)} s; the service starts again when it ends")
 
 
 def last_output(text: str, lines: int = 15) -> str:

@@ -92,7 +92,7 @@ def wheel_for(python: tuple[int, int], machine: str) -> Path:
 def prefetch() -> None:
     """Fetch the wheels for this machine's controllers (x86_64; Python 2.7 and 3.11)."""
     for python in ((2, 7), (3, 11)):
-        print(wheel_for(python, "x86_64"))
+        output.detail(f"debugpy for Python {python[0]}.{python[1]}: {wheel_for(python, 'x86_64')}")
 
 
 if __name__ == "__main__":

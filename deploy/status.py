@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deploy import db, fastrestart
+from deploy.debug import session_holding
 from deploy.deployment import fitting, locate_for
 from deploy.commands import Remote
 from deploy.errors import DevloopError
@@ -31,6 +32,7 @@ class ControllerStatus:
     local: str = ""                    # the local tree's commit, for comparison
     failed_extensions: tuple[str, ...] = ()   # failed to load since the service started
     restart_mode: str = ""             # fastrestart.FastState.describe()
+    debug_session: str = ""            # debug.session_holding(): "" when none
 
     @property
     def db_current(self) -> bool:
@@ -55,6 +57,7 @@ class ControllerStatus:
         return [
             f"{self.name}:",
             f"  service   {self.service.describe()}",
+            *([f"  debug     {self.debug_session}"] if self.debug_session else []),
             f"  api       {'answering, ' if self.api.answering else 'NOT answering: '}"
             f"{self.api.detail}",
             f"  database  {db_line}",
@@ -86,6 +89,7 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
         target = located.cinder_dir
         service = manager_for(controller).status(remote)
         fast = fastrestart.read_state(remote)
+        holding = session_holding(remote)
         # in fast mode the serving cinder-api is the warm parent's child
         serving_pid = fast.child if fast.on and not fast.reason else service.pid
         api = probe_api(remote)
@@ -109,6 +113,7 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
                       if local["commit"] else "not a git checkout")
         return ControllerStatus(controller.name, service, api, revision, heads,
                                 records[-1] if records else None, len(drift), local_text,
-                                failed_extensions(remote, serving_pid), fast.describe())
+                                failed_extensions(remote, serving_pid), fast.describe(),
+                                holding)
     finally:
         remote.close()

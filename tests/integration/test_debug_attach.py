@@ -7,7 +7,8 @@ messages VS Code sends) connects to the port the tool forwards to the
 controller's loopback, sets a breakpoint in ``cluster_manage.py`` (the
 controller's path, or the developer's own through the generated
 ``pathMappings``), and a GET stops there: the stack shows ``show`` and its
-locals the request's cluster; ``continue`` lets the GET answer 200. Ending
+locals the request's cluster; ``continue`` lets the GET answer 200. Meanwhile
+``invoke status`` says a debug session holds the controller. Ending
 the session with Ctrl-C brings the service back and leaves no debugpy
 process or file on the controller.
 """
@@ -21,7 +22,7 @@ from tests.dap_client import DapClient
 from tests.integration.test_debug import in_background, spawn_debug, text_of
 from tests.integration.test_debug_kinds import assert_service_restored, request, \
     show_return_line
-from tests.support import PROJECT_ROOT, free_port, wait_until
+from tests.support import PROJECT_ROOT, free_port, invoke, wait_until
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -57,13 +58,15 @@ def test_an_attached_dap_client_stops_a_real_get_and_sees_its_locals(
                         "--launch-json", str(launch))
     try:
         child.expect(READY, timeout=240)
-        print(text_of(child))
         (entry,) = json.loads(launch.read_text())["configurations"]
         assert entry["request"] == "attach" and entry["justMyCode"] is False
         assert entry["connect"] == {"host": "127.0.0.1", "port": port}
         (mapping,) = entry["pathMappings"]
         assert mapping == {"localRoot": str(PROJECT_ROOT / controller.feature_tree),
                            "remoteRoot": controller.cinder_path}
+        held = invoke("status", "--inventory", str(feature_controller))
+        assert "a debug session holds it: the IDE's (debugpy on the controller's 127.0.0.1:" \
+            in held.stdout, held.stdout + held.stderr
         status, created = request(controller, "POST", "os-cluster-manage",
                                   {"cluster": {"name": "dap", "metadata": {"k": "v"}}})
         assert status == 200, created
