@@ -226,13 +226,28 @@ def _await_debugpy(pgid, timeout=60.0):
     port = int(session["attach"]["port"])
     deadline = time.time() + timeout
     while time.time() < deadline and not _caught and _group_members(pgid):
-        if _listening(("127.0.0.1", port)):
+        if _bound(port):
             say("debugpy listens on 127.0.0.1:%d in the API worker; attach the IDE" % port)
             return True
         time.sleep(0.1)
     say("debugpy is not listening on 127.0.0.1:%d after %d s; see %s"
         % (port, timeout, session.get("log_file") or "cinder-api's log"))
     return False
+
+
+def _bound(port):
+    """True when something listens on ``127.0.0.1:port`` (from /proc/net/tcp).
+
+    Read, not connected to: debugpy's adapter takes a connection for a
+    client, and a probe that hangs up can cost the IDE's the next one.
+    """
+    wanted = "0100007F:%04X" % port
+    try:
+        with open("/proc/net/tcp") as handle:
+            rows = [line.split() for line in handle.readlines()[1:]]
+    except EnvironmentError:
+        return False
+    return any(len(row) > 3 and row[1] == wanted and row[3] == "0A" for row in rows)
 
 
 def _adapters(directory):

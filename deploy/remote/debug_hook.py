@@ -269,6 +269,19 @@ class _BreakFinder(object):
 _ATTACH = {}
 
 
+class _Captured(object):
+    """A stand-in for stderr that keeps what is written."""
+
+    def __init__(self):
+        self.parts = []
+
+    def write(self, text):
+        self.parts.append(text)
+
+    def flush(self):
+        pass
+
+
 def _in_subprocess_fork():
     """True inside the fork ``subprocess`` makes before it execs a program."""
     frame = sys._getframe(1)
@@ -289,12 +302,19 @@ def _listen_in_child():
         return
     _ATTACH["done"] = True
     sys.path.insert(0, _ATTACH["dir"])
+    # pydevd prints a traceback when GEVENT_SUPPORT is set without gevent,
+    # which is the point here (it only needs real threads): keep that quiet.
+    stderr, sys.stderr = sys.stderr, _Captured()
     try:
         import debugpy
         debugpy.listen(("127.0.0.1", int(_ATTACH["port"])))
     except Exception as exc:  # the worker serves on, without a debugger
-        sys.stderr.write("devloop: debugpy could not listen: %s\n" % exc)
+        sys.stderr, said = stderr, "".join(sys.stderr.parts)
+        sys.stderr.write("%sdevloop: debugpy could not listen: %s\n" % (said, exc))
         return
+    sys.stderr, said = stderr, "".join(sys.stderr.parts)
+    if "gevent" not in said:
+        sys.stderr.write(said)
     sys.stderr.write("devloop: debugpy %s listens on 127.0.0.1:%s in pid %d\n"
                      % (getattr(debugpy, "__version__", "?"), _ATTACH["port"], os.getpid()))
 

@@ -117,6 +117,7 @@ def test_an_attached_dap_client_stops_a_real_get_and_sees_its_locals(
         child.close()
         assert child.exitstatus == 130, text_of(child)
     finally:
+        print(text_of(child))     # shown when the spec fails
         if child.isalive():
             child.kill(9)
     assert "debugpy removed (" in text_of(child)
