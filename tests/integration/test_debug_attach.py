@@ -123,3 +123,27 @@ def test_an_attached_dap_client_stops_a_real_get_and_sees_its_locals(
     assert "debugpy removed (" in text_of(child)
     assert_service_restored(controller, before)
     assert debugpy_traces(controller) == ([], [])
+
+
+def test_print_config_gives_one_attach_entry_per_controller_and_changes_nothing(
+        controller, feature_controller, tmp_path):
+    import yaml
+
+    raw = yaml.safe_load(feature_controller.read_text())
+    (entry,) = raw["controllers"].values()
+    raw["controllers"] = {"first": entry, "second": entry}
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(yaml.safe_dump(raw))
+    before = controller.service_pid()
+
+    result = invoke("debug", "--inventory", str(hosts), "--print-config", "--port", "6000")
+
+    assert result.returncode == 0, result.stderr
+    configurations = json.loads(result.stdout)["configurations"]
+    assert [(c["name"], c["connect"]["port"]) for c in configurations] == [
+        ("cinder-api on first (devloop)", 6000), ("cinder-api on second (devloop)", 6001)]
+    for configuration in configurations:
+        assert configuration["pathMappings"] == [
+            {"localRoot": str(PROJECT_ROOT / controller.feature_tree),
+             "remoteRoot": controller.cinder_path}]
+    assert controller.service_pid() == before
