@@ -15,6 +15,10 @@ The order of things on the controller:
 5. Here, in a ``finally``, the service is checked, started if it is not
    running, and its status and API shown, reconnecting if need be.
 
+With ``--attach`` (``deploy/attach.py``), debugpy is sent and unpacked
+between steps 3 and 4, its port forwarded here, and the guard starts
+cinder-api so that its worker runs debugpy; the rest is the same.
+
 Ctrl-C is not handled here: with a pty, Fabric forwards it as ``\\x03`` and
 the remote terminal signals cinder-api. It is noted, so that once the
 service is back the task ends with "Aborted!" (exit 130).
