@@ -109,29 +109,45 @@ def print_config(inventory: Inventory, controllers: Sequence[Controller], port: 
     output.result(json.dumps(launch_document(entries), indent=4))
 
 
-def unpack_debugpy(remote: Remote) -> dict[str, Any]:
-    """Send debugpy to the controller for this session; ``{"dir", "files", "port"}``.
+def choose_wheel(remote: Remote) -> Path:
+    """The debugpy wheel for the controller's Python and machine (fetched here if need be).
+
+    Called before anything on the controller is stopped.
 
     Raises:
-        DebugError: no wheel fits, or the controller could not unpack it.
+        DebugError: no wheel fits and pip cannot fetch one.
+    """
+    from deploy.facts import locate
+
+    version = locate(remote).python_version
+    result = remote.run([remote.python, *STDLIB_ONLY, "-c",
+                         "import platform; print(platform.machine())"], check=False)
+    machine = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    try:
+        python = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        python = ()
+    if len(python) != 2 or not machine:
+        raise DebugError(f"{remote.name}: cannot tell the Python version and machine of "
+                         f"{remote.python} ({version!r}, {machine!r})")
+    wheel = wheel_for((python[0], python[1]), machine)
+    output.detail(f"debugpy {debugpy_version(python)} for Python {python[0]}.{python[1]} "
+                  f"({machine}): {wheel}")
+    return wheel
+
+
+def unpack_debugpy(remote: Remote, wheel: Path) -> dict[str, Any]:
+    """Send ``wheel`` to the controller for this session; ``{"dir", "files", "port"}``.
+
+    Raises:
+        DebugError: the controller could not unpack it.
     """
     parent = f"{remote.controller.state_dir}/debug"
     dialogue = remote.dialogue([remote.python, *STDLIB_ONLY, "-c", script("debugpy_unpack"),
                                 parent], timeout=120)
-    try:
-        first = json.loads(dialogue.readline() or "null")
-        python, machine = tuple(first["python"]), str(first["machine"])
-    except (ValueError, KeyError, TypeError):
-        result = dialogue.finish()
-        raise DebugError(f"{remote.name}: cannot prepare debugpy with {remote.python}: "
-                         f"{tail(result.stderr + result.stdout, 5) or 'no output'}") from None
-    try:
-        wheel = wheel_for((int(python[0]), int(python[1])), machine)
-    except DebugError:
-        dialogue.finish()
-        raise
-    output.detail(f"debugpy {debugpy_version(python)} for Python {python[0]}.{python[1]}: "
-                  f"{wheel.name} ({wheel.stat().st_size // 1024} KiB) over the SSH connection")
+    dialogue.readline()           # its Python and machine: the wheel was chosen already
+    output.detail(f"sending {wheel.name} ({wheel.stat().st_size // 1024} KiB) over the SSH "
+                  f"connection")
     result = dialogue.finish(wheel.read_bytes())
     try:
         answer = json.loads(result.stdout.strip().splitlines()[-1])
@@ -145,7 +161,8 @@ def unpack_debugpy(remote: Remote) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def attach_session(remote: Remote, options: AttachOptions) -> Iterator[dict[str, Any]]:
+def attach_session(remote: Remote, options: AttachOptions,
+                   wheel: Path) -> Iterator[dict[str, Any]]:
     """debugpy on the controller, its port forwarded here, the launch.json written.
 
     Yields the guard's ``attach`` settings (``{"dir", "port"}``).
@@ -154,7 +171,7 @@ def attach_session(remote: Remote, options: AttachOptions) -> Iterator[dict[str,
         DebugError: see :func:`unpack_debugpy`; the local port is taken.
     """
     local, installed = mapping_roots(remote, options.inventory)
-    unpacked = unpack_debugpy(remote)
+    unpacked = unpack_debugpy(remote, wheel)
     transport = remote.conn.client.get_transport()
     if transport is None:
         raise DebugError(f"{remote.name}: the SSH connection is closed")

@@ -15,8 +15,9 @@ The order of things on the controller:
 5. Here, in a ``finally``, the service is checked, started if it is not
    running, and its status and API shown, reconnecting if need be.
 
-With ``--attach`` (``deploy/attach.py``), debugpy is sent and unpacked
-between steps 3 and 4, its port forwarded here, and the guard starts
+With ``--attach`` (``deploy/attach.py``), the debugpy wheel that fits is
+chosen (fetched here if need be) before step 2, sent and unpacked between
+steps 3 and 4, its port forwarded here, and the guard starts
 cinder-api so that its worker runs debugpy; the rest is the same.
 
 Ctrl-C is not handled here: with a pty, Fabric forwards it as ``\\x03`` and
@@ -283,6 +284,12 @@ def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.
         breaks = resolve_breaks(remote, parsed)
         for location, found in zip(parsed, breaks):
             output.detail(f"{location.text} -> {found.label}")
+        wheel = None
+        if attach is not None:
+            from deploy.attach import choose_wheel
+
+            output.step(controller.name, "debugpy for the IDE")
+            wheel = choose_wheel(remote)
         manager = manager_for(controller)
         start, status = service_argvs(manager)
         interrupted: list[int] = []
@@ -298,11 +305,11 @@ def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.
             end_leftovers(remote)
             with contextlib.ExitStack() as stack:
                 settings = None
-                if attach is not None:
+                if attach is not None and wheel is not None:
                     from deploy.attach import attach_session
 
-                    output.step(controller.name, "debugpy for the IDE")
-                    settings = stack.enter_context(attach_session(remote, attach))
+                    output.step(controller.name, "send debugpy, forward its port")
+                    settings = stack.enter_context(attach_session(remote, attach, wheel))
                 output.step(controller.name, "cinder-api in the foreground (Ctrl-C ends the "
                                              "session; q at a (Pdb) prompt too)")
                 with _noting_interrupts(interrupted):

@@ -161,3 +161,23 @@ def test_print_config_gives_one_attach_entry_per_controller_and_changes_nothing(
             {"localRoot": str(PROJECT_ROOT / controller.feature_tree),
              "remoteRoot": controller.cinder_path}]
     assert controller.service_pid() == before
+
+
+def test_without_a_wheel_or_an_index_it_says_so_before_stopping_anything(sandbox, hosts,
+                                                                          tmp_path):
+    from tests.integration.conftest import supervised_pid
+
+    before = supervised_pid(sandbox)
+    result = invoke("debug", "--attach", "--inventory", str(hosts),
+                    env={"DEVLOOP_CACHE": str(tmp_path / "empty-cache"), "PIP_NO_INDEX": "1",
+                         "PIP_FIND_LINKS": ""})
+
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors and errors[0].startswith("error: cannot fetch debugpy 1.8.17 for the "
+                                           "controller's Python 3."), result.stderr
+    assert f"put a fitting wheel in {tmp_path / 'empty-cache' / 'debugpy' / '1.8.17'}" \
+        in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "stop cinder-api" not in result.stderr
+    assert supervised_pid(sandbox) == before
