@@ -245,6 +245,10 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, p
     if attach:
         from deploy.attach import AttachOptions
 
+        if break_:
+            raise UsageError("--break is for pdb in this terminal; with --attach, set the "
+                             "breakpoints in the IDE")
+
         options = AttachOptions(loaded, int(port), Path(launch_json) if launch_json else None)
     elif launch_json:
         raise UsageError("--launch-json goes with --attach")

@@ -65,3 +65,18 @@ def test_pip_fetches_only_wheels_for_the_controllers_python_and_machine():
 ])
 def test_a_cached_wheel_is_used_only_when_it_fits_the_controller(name, python, machine, fits):
     assert _fits(Path(name), python, machine) is fits
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--attach", "--break", "api/contrib/cluster_manage.py:12"],
+     "error: --break is for pdb in this terminal; with --attach, set the breakpoints in the IDE"),
+    (["--launch-json", "x.json"], "error: --launch-json goes with --attach"),
+    (["--attach", "--port", "70000"], "error: --port 70000: expected a port number"),
+])
+def test_attach_flags_that_do_not_fit_are_one_error_line_before_any_connection(flags, message):
+    from tests.support import PROJECT_ROOT, invoke
+
+    result = invoke("debug", "--inventory", str(PROJECT_ROOT / "tests/fixtures/hosts/valid.yaml"),
+                    "--host", "ctl1", *flags)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [message]
