@@ -215,19 +215,47 @@ def smoke(c, host=None, inventory=None, project=None, token=None, junit_xml=None
     "break_": "stop here without editing the code: FILE:LINE inside the cinder package, or "
               "a dotted function name; repeatable",
     "timeout": "seconds to wait for the API once the service is back (default 60)",
+    "attach": "for the IDE: debugpy in the serving cinder-api, its port forwarded here "
+              "(VS Code attaches to 127.0.0.1:PORT)",
+    "port": "the local port the IDE attaches to (default 5678)",
+    "launch_json": "with --attach: write the attach entry into this launch.json "
+                   "(e.g. .vscode/launch.json)",
+    "print_config": "print the VS Code launch.json to attach (every selected controller) "
+                    "and change nothing",
 }, iterable=["break_"])
 @reports_errors
-def debug(c, host=None, break_=None, inventory=None, timeout=60, verbose=False):
-    """Stop the service, run cinder-api in this terminal under pdb, then start it again."""
-    from deploy.base.cli import selected
-    from deploy.base.errors import UsageError
-    from deploy.workflows.debug import debug as run_session
+def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, port=5678,
+          launch_json=None, print_config=False, verbose=False):
+    """Stop the service, run cinder-api under pdb here (or debugpy for the IDE), restart it."""
+    from pathlib import Path
 
-    _, controllers = selected(inventory, [host] if host else None)
+    from deploy.base.cli import selected
+    from deploy.workflows.debug import debug as run_session
+    from deploy.base.errors import UsageError
+
+    loaded, controllers = selected(inventory, [host] if host else None)
+    if not 0 <= int(port) <= 65535:
+        raise UsageError(f"--port {port}: expected a port number")
+    if print_config:
+        from deploy.workflows.attach import print_config as show
+
+        show(loaded, controllers, int(port))
+        return
     if len(controllers) != 1:
         raise UsageError("debug runs on one controller: pass --host NAME (one of "
                          f"{', '.join(ctl.name for ctl in controllers)})")
-    run_session(controllers[0], break_ or [], float(timeout))
+    options = None
+    if attach:
+        from deploy.workflows.attach import AttachOptions
+
+        if break_:
+            raise UsageError("--break is for pdb in this terminal; with --attach, set the "
+                             "breakpoints in the IDE")
+
+        options = AttachOptions(loaded, int(port), Path(launch_json) if launch_json else None)
+    elif launch_json:
+        raise UsageError("--launch-json goes with --attach")
+    run_session(controllers[0], break_ or [], float(timeout), attach=options)
 
 
 @task(name="fast-restart", iterable=["host"], help={

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from deploy.transport.commands import STDLIB_ONLY, Remote
 from deploy.base.errors import UncommittedChanges
+from deploy.controller.facts import cinder_python
 from deploy.remote import script
 
 
@@ -45,8 +46,8 @@ def guard_checkout(remote: Remote, target: str, replaced: Sequence[str]) -> None
     """
     if not replaced:
         return
-    result = remote.run([remote.python, *STDLIB_ONLY, "-c", script("checkout_guard"),
-                         remote.python, target, remote.controller.state_dir, *replaced],
+    result = remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("checkout_guard"),
+                         cinder_python(remote), target, remote.controller.state_dir, *replaced],
                         check=False)
     lines = result.stdout.strip().splitlines()
     if result.exited == 0 and lines:

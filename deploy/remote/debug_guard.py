@@ -16,6 +16,19 @@ Usage: ``python -c <this> <session JSON>`` as root, over SSH with a pty
    (TERM, then KILL after a grace period) and, whatever happened, starts
    the managed service again and shows its status.
 
+With ``"attach": {"dir", "port"}`` in the session (``invoke debug
+--attach``), cinder-api's environment also carries ``GEVENT_SUPPORT=True``
+(or debugpy's threads turn green and the worker hangs) and
+``DEVLOOP_ATTACH``, so that the hook starts debugpy in the API worker on
+``127.0.0.1:<port>``; once the API answers, the guard waits for that port
+and says so. At the end debugpy's adapter (it daemonizes, leaving the
+process group, and outlives cinder-api) is ended by PID, found by the
+session's debugpy directory in its command line, and the directory (the
+only place debugpy's files were put) is removed.
+
+While a session runs, ``<state dir>/debug/session.json`` names the guard's
+PID, so that ``invoke status`` can say a debug session holds the controller.
+
 Exit codes: 0 the session ended (the developer quit or cinder-api stopped
 after it was ready); 3 cinder-api exited before it was ready; 4 the guard
 could not set up; 5 the API port was taken; 6 the service would not start.
@@ -145,9 +158,9 @@ def _address():
     return parts.hostname or "127.0.0.1", port
 
 
-def _listening():
+def _listening(address=None):
     try:
-        sock = socket.create_connection(_address(), timeout=0.5)
+        sock = socket.create_connection(address or _address(), timeout=0.5)
     except EnvironmentError:  # socket.error is an IOError on Python 2
         return False
     sock.close()
@@ -177,6 +190,9 @@ def _prepare(user):
         "DEVLOOP_DEBUG_BREAKS": json.dumps(session["breaks"]),
         "DEVLOOP_DEBUG_ENDED": ended,
     }
+    if session.get("attach"):
+        env["GEVENT_SUPPORT"] = "True"
+        env["DEVLOOP_ATTACH"] = json.dumps(session["attach"])
     for key in ("TERM", "LANG", "LC_ALL", "LC_CTYPE", "COLUMNS", "LINES"):
         if key in os.environ:
             env[key] = os.environ[key]
@@ -203,6 +219,93 @@ def _start(user, env, hook_dir):
         pass
     _give_terminal(child.pid)
     return child, argv
+
+
+def _await_debugpy(pgid, timeout=60.0):
+    """Say when debugpy listens in the worker (or that it does not)."""
+    port = int(session["attach"]["port"])
+    deadline = time.time() + timeout
+    while time.time() < deadline and not _caught and _group_members(pgid):
+        if _bound(port):
+            say("debugpy listens on 127.0.0.1:%d in the API worker; attach the IDE" % port)
+            return True
+        time.sleep(0.1)
+    say("debugpy is not listening on 127.0.0.1:%d after %d s; see %s"
+        % (port, timeout, session.get("log_file") or "cinder-api's log"))
+    return False
+
+
+def _bound(port):
+    """True when something listens on ``127.0.0.1:port`` (from /proc/net/tcp).
+
+    Read, not connected to: debugpy's adapter takes a connection for a
+    client, and a probe that hangs up can cost the IDE's the next one.
+    """
+    wanted = "0100007F:%04X" % port
+    try:
+        with open("/proc/net/tcp") as handle:
+            rows = [line.split() for line in handle.readlines()[1:]]
+    except EnvironmentError:
+        return False
+    return any(len(row) > 3 and row[1] == wanted and row[3] == "0A" for row in rows)
+
+
+def _adapters(directory):
+    """PIDs of the processes run from ``directory`` (debugpy's adapter)."""
+    marker = directory.encode("utf-8") if not isinstance(directory, bytes) else directory
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except EnvironmentError:
+            continue
+        if any(arg.startswith(marker) for arg in argv):
+            found.append(int(entry))
+    return found
+
+
+def _end_attach():
+    """End debugpy's adapter by PID and remove the session's debugpy files."""
+    attach = session.get("attach")
+    if not attach:
+        return
+    directory = attach["dir"].rstrip("/") + "/"
+    pids = _adapters(directory)
+    for signo, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        for pid in pids:
+            try:
+                os.kill(pid, signo)
+            except OSError:
+                pass
+        deadline = time.time() + wait
+        while time.time() < deadline and _adapters(directory):
+            time.sleep(0.05)
+        pids = _adapters(directory)
+        if not pids:
+            break
+    shutil.rmtree(attach["dir"], ignore_errors=True)
+    say("debugpy removed (%s)%s" % (attach["dir"], "; still running: %s" % pids if pids else ""))
+
+
+def _marker():
+    return os.path.join(os.path.dirname(session["log"]), "session.json")
+
+
+def _mark_session(on):
+    """Name this guard in ``session.json`` while the session lasts (for invoke status)."""
+    try:
+        if on:
+            with open(_marker(), "w") as handle:
+                json.dump({"guard": os.getpid(), "since": time.time(),
+                           "mode": "attach" if session.get("attach") else "pdb",
+                           "port": (session.get("attach") or {}).get("port")}, handle)
+        else:
+            os.remove(_marker())
+    except EnvironmentError:
+        pass
 
 
 def _describe(status):
@@ -238,6 +341,8 @@ def _run_session(user):
                 workers = [p for p in _group_members(child.pid) if p != child.pid]
                 say("cinder-api answers at %s (pid %d, worker %s); Ctrl-C ends the session"
                     % (session["api_url"], child.pid, " ".join(map(str, workers)) or "-"))
+                if session.get("attach"):
+                    _await_debugpy(child.pid)
             time.sleep(0.1)
         child.returncode = status
         leftover = _end_group(child.pid, session["grace"])
@@ -297,6 +402,7 @@ def main():
         _log = open(session["log"], "a")
     except EnvironmentError:
         _log = None
+    _mark_session(True)
     code = SETUP_FAILED
     try:
         try:
@@ -307,9 +413,11 @@ def main():
             return SETUP_FAILED
         code = _run_session(user)
     finally:
+        _end_attach()
         say("starting the service again")
         restored = _restore()
         code = code or restored
+        _mark_session(False)
     return code
 
 

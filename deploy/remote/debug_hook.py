@@ -22,6 +22,11 @@ the end for the guard and interrupts its process group (the foreground
 cinder-api and its worker; the guard lives in another group), since
 oslo.service ignores Ctrl-C in a worker blocked at a prompt.
 
+``invoke debug --attach`` sets ``DEVLOOP_ATTACH`` (``{"dir", "port"}``): the
+hook then starts debugpy (brought by the tool into ``dir``) in the API
+worker only, right after cinder-api forks it, listening on the
+controller's loopback (see :func:`_arm_attach`).
+
 On Python 3 the hook is a ``find_spec`` finder with a SourceFileLoader;
 on Python 2 (no importlib.machinery) a PEP 302 ``find_module`` finder over
 ``imp``. Python 2.7 and 3.6+, standard library only: this runs with the
@@ -261,8 +266,88 @@ class _BreakFinder(object):
         pass
 
 
+_ATTACH = {}
+
+
+class _Captured(object):
+    """A stand-in for stderr that keeps what is written."""
+
+    def __init__(self):
+        self.parts = []
+
+    def write(self, text):
+        self.parts.append(text)
+
+    def flush(self):
+        pass
+
+
+def _in_subprocess_fork():
+    """True inside the fork ``subprocess`` makes before it execs a program."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "_execute_child":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _listen_in_child():
+    """After a fork, in the child: the API worker starts debugpy (once).
+
+    Skipped in forks that only exec a program and in children of a
+    process that already listens (debugpy's own adapter among them).
+    """
+    if _ATTACH.get("done") or not _ATTACH.get("port") or _in_subprocess_fork():
+        return
+    _ATTACH["done"] = True
+    sys.path.insert(0, _ATTACH["dir"])
+    # pydevd prints a traceback when GEVENT_SUPPORT is set without gevent,
+    # which is the point here (it only needs real threads): keep that quiet.
+    stderr, sys.stderr = sys.stderr, _Captured()
+    try:
+        import debugpy
+        debugpy.listen(("127.0.0.1", int(_ATTACH["port"])))
+    except Exception as exc:  # the worker serves on, without a debugger
+        sys.stderr, said = stderr, "".join(sys.stderr.parts)
+        sys.stderr.write("%sdevloop: debugpy could not listen: %s\n" % (said, exc))
+        return
+    sys.stderr, said = stderr, "".join(sys.stderr.parts)
+    if "gevent" not in said:
+        sys.stderr.write(said)
+    sys.stderr.write("devloop: debugpy %s listens on 127.0.0.1:%s in pid %d\n"
+                     % (getattr(debugpy, "__version__", "?"), _ATTACH["port"], os.getpid()))
+
+
+def _arm_attach():
+    """Start debugpy in the forked API worker rather than in cinder-api's parent.
+
+    The worker serves the requests; debugging only it avoids child
+    sessions. Python 3 has ``os.register_at_fork``; Python 2 gets ``os.fork``
+    wrapped. The variable is cleared from the environment, or every program
+    cinder-api starts (debugpy's adapter first) would listen again.
+    """
+    raw = os.environ.pop("DEVLOOP_ATTACH", "")
+    if not raw:
+        return
+    _ATTACH.update(json.loads(raw))
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_listen_in_child)
+        return
+    original = os.fork
+
+    def fork():
+        pid = original()
+        if pid == 0:
+            _listen_in_child()
+        return pid
+
+    os.fork = fork
+
+
 def install():
     """Register the import hook for every breakpoint (at interpreter start)."""
+    _arm_attach()
     by_module = {}
     for index, where in enumerate(BREAKS):
         if where["module"] in sys.modules:

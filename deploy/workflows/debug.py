@@ -15,6 +15,11 @@ The order of things on the controller:
 5. Here, in a ``finally``, the service is checked, started if it is not
    running, and its status and API shown, reconnecting if need be.
 
+With ``--attach`` (``deploy/workflows/attach.py``), the debugpy wheel that fits is
+chosen (fetched here if need be) before step 2, sent and unpacked between
+steps 3 and 4, its port forwarded here, and the guard starts
+cinder-api so that its worker runs debugpy; the rest is the same.
+
 Ctrl-C is not handled here: with a pty, Fabric forwards it as ``\\x03`` and
 the remote terminal signals cinder-api. It is noted, so that once the
 service is back the task ends with "Aborted!" (exit 130).
@@ -27,7 +32,7 @@ import re
 import signal
 import threading
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from deploy.base import output
 from deploy.base.errors import ConnectError, DebugError, ServiceError, UsageError
@@ -36,7 +41,10 @@ from deploy.controller.facts import cinder_python, locate
 from deploy.controller.health import wait_for_api
 from deploy.controller.services import ServiceManager, ServiceStatus, manager_for
 from deploy.remote import script
-from deploy.transport.commands import Remote, tail
+from deploy.transport.commands import STDLIB_ONLY, Remote, tail
+
+if TYPE_CHECKING:
+    from deploy.workflows.attach import AttachOptions
 
 STRAY_GRACE = 10.0      # seconds between TERM and KILL for leftover cinder-api processes
 SESSION_GRACE = 5.0     # the same when the debug session ends (a worker at a prompt ignores TERM)
@@ -190,7 +198,8 @@ def service_argvs(manager: ServiceManager) -> tuple[list[str], list[str]]:
 
 def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
                start: Sequence[str], status: Sequence[str],
-               grace: float = SESSION_GRACE) -> list[str]:
+               grace: float = SESSION_GRACE,
+               attach: dict[str, object] | None = None) -> list[str]:
     """``<python> -c <remote/debug_guard.py> <session JSON>``.
 
     The JSON carries everything the guard needs: the cinder-api command
@@ -219,9 +228,26 @@ def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
         "start": list(start),
         "status": list(status),
         "log": f"{controller.state_dir}/debug/guard.log",
+        "log_file": controller.log_file,
         "grace": grace,
     }
+    if attach:
+        session["attach"] = attach
     return [python, "-c", script("debug_guard"), json.dumps(session)]
+
+
+def session_holding(remote: Remote) -> str:
+    """A debug session that holds the controller now, described; "" when none."""
+    path = f"{remote.controller.state_dir}/debug/session.json"
+    result = remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("debug_session"), path],
+                        check=False)
+    answer = _last_json(result.stdout)
+    if not isinstance(answer, dict) or not answer.get("guard"):
+        return ""
+    kind = (f"the IDE's (debugpy on the controller's 127.0.0.1:{answer.get('port')})"
+            if answer.get("mode") == "attach" else "pdb in a terminal")
+    return (f"a debug session holds it: {kind}, guard pid {answer['guard']}, for "
+            f"{answer.get('age', 0)} s; the service starts again when it ends")
 
 
 def last_output(text: str, lines: int = 15) -> str:
@@ -236,8 +262,9 @@ def last_output(text: str, lines: int = 15) -> str:
     return "\n".join(kept[-lines:])
 
 
-def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.0) -> None:
-    """Run one debugging session on ``controller``.
+def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.0,
+          attach: "AttachOptions | None" = None) -> None:
+    """Run one debugging session on ``controller`` (with ``attach``: for the IDE).
 
     Raises:
         UsageError: a malformed ``--break``.
@@ -258,6 +285,12 @@ def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.
         breaks = resolve_breaks(remote, parsed)
         for location, found in zip(parsed, breaks):
             output.detail(f"{location.text} -> {found.label}")
+        wheel = None
+        if attach is not None:
+            from deploy.workflows.attach import choose_wheel
+
+            output.step(controller.name, "debugpy for the IDE")
+            wheel = choose_wheel(remote)
         manager = manager_for(controller)
         start, status = service_argvs(manager)
         interrupted: list[int] = []
@@ -271,11 +304,19 @@ def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.
                                  f"cinder-api")
             output.step(controller.name, "look for leftover cinder-api processes")
             end_leftovers(remote)
-            output.step(controller.name, "cinder-api in the foreground (Ctrl-C ends the "
-                                         "session; q at a (Pdb) prompt too)")
-            with _noting_interrupts(interrupted):
-                result = remote.run(guard_argv(controller, breaks, start, status),
-                                    pty=True, hide=False, check=False)
+            with contextlib.ExitStack() as stack:
+                settings = None
+                if attach is not None and wheel is not None:
+                    from deploy.workflows.attach import attach_session
+
+                    output.step(controller.name, "send debugpy, forward its port")
+                    settings = stack.enter_context(attach_session(remote, attach, wheel))
+                output.step(controller.name, "cinder-api in the foreground (Ctrl-C ends the "
+                                             "session; q at a (Pdb) prompt too)")
+                with _noting_interrupts(interrupted):
+                    result = remote.run(guard_argv(controller, breaks, start, status,
+                                                   attach=settings),
+                                        pty=True, hide=False, check=False)
             _judge(controller, result.exited, result.stdout or "")
         finally:
             remote = _restore(controller, remote, timeout)

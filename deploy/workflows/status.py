@@ -15,6 +15,7 @@ from deploy.transport.commands import Remote
 from deploy.transport.source import source_revision
 from deploy.transport.sync import sync_tree
 from deploy.workflows.deployment import fitting, locate_for
+from deploy.workflows.debug import session_holding
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class ControllerStatus:
     interrupted: tuple[str, ...] = ()
     #: "<cinder_dir>, python <python> from <where>" when found in a unit or uWSGI ini
     located: str = ""
+    debug_session: str = ""            # debug.session_holding(): "" when none
 
     @property
     def db_current(self) -> bool:
@@ -62,6 +64,7 @@ class ControllerStatus:
         return [
             f"{self.name}:",
             f"  service   {self.service.describe()}",
+            *([f"  debug     {self.debug_session}"] if self.debug_session else []),
             f"  api       {'answering, ' if self.api.answering else 'NOT answering: '}"
             f"{self.api.detail}",
             f"  database  {db_line}",
@@ -101,6 +104,7 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
         target = located.cinder_dir
         service = manager_for(controller).status(remote)
         fast = fastrestart.read_state(remote)
+        holding = session_holding(remote)
         # in fast mode the serving cinder-api is the warm parent's child
         serving_pid = fast.child if fast.on and not fast.reason else service.pid
         api = probe_api(remote)
@@ -127,6 +131,7 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
                                 failed_extensions(remote, serving_pid), fast.describe(),
                                 tuple(r.id for r in records if r.state == "applying"),
                                 f"{target}, python {located.python} from {located.python_from}"
-                                if located.python_from else "")
+                                if located.python_from else "",
+                                holding)
     finally:
         remote.close()

@@ -249,6 +249,31 @@ def test_debug_works_in_fast_mode_and_puts_the_warm_parent_back(sandbox, fast_ho
     assert described(sandbox) == "Managed clusters after debugging."
 
 
+def test_an_ide_session_in_fast_mode_puts_the_warm_parent_back(sandbox, fast_hosts):
+    from tests.dap_client import DapClient
+    from tests.integration.test_debug import spawn_debug, text_of
+    from tests.support import free_port
+
+    parent = warm_state(sandbox)["pid"]
+    port = free_port()
+    child = spawn_debug(fast_hosts, "--attach", "--port", str(port))
+    child.expect("in the API worker; attach the IDE", timeout=240)
+    with DapClient(port) as dap:
+        dap.request("initialize", clientID="vscode", adapterID="debugpy")
+        attached = dap.send("attach", justMyCode=False)
+        dap.wait_event("initialized")
+        dap.request("configurationDone")
+        dap.response(attached)
+        dap.request("disconnect")
+    child.sendcontrol("c")
+    child.expect(pexpect_eof(), timeout=120)
+    child.close()
+    assert "debugpy removed (" in text_of(child)
+    state = wait_until(lambda: (lambda s: s if s["state"] == "ready" and s["pid"] != parent
+                                else None)(warm_state(sandbox)), timeout=60)
+    assert supervised_pid(sandbox) == state["pid"]
+
+
 def pexpect_eof():
     import pexpect
 

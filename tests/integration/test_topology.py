@@ -361,6 +361,38 @@ class TestGateway:
             assert (cinder_of(layout) / rel).read_text() == "BOTH = 1\n"
             assert f"{name}: new     cinder/{rel}" in result.stdout
 
+    def test_an_ide_attaches_to_a_controller_behind_the_gateway(self, net, tmp_path):
+        import pexpect
+
+        from tests.dap_client import DapClient
+        from tests.integration.test_debug import spawn_debug, text_of
+        from tests.support import free_port, wait_until
+
+        before = supervised_pid(net.hidden)
+        port = free_port()
+        child = spawn_debug(self.hosts(net, tmp_path, net.base), "--attach", "--port", str(port))
+        try:
+            child.expect("in the API worker; attach the IDE", timeout=240)
+            with DapClient(port) as dap:   # its channel rides the connection via the gateway
+                dap.request("initialize", clientID="vscode", adapterID="debugpy")
+                attached = dap.send("attach", justMyCode=False)
+                dap.wait_event("initialized")
+                dap.request("configurationDone")
+                dap.response(attached)
+                assert dap.request("threads")["threads"], "no thread in the worker"
+                dap.request("disconnect")
+            child.sendcontrol("c")
+            child.expect(pexpect.EOF, timeout=120)
+            child.close()
+            assert child.exitstatus == 130, text_of(child)
+        finally:
+            print(text_of(child))     # shown when the spec fails
+            if child.isalive():
+                child.kill(9)
+        assert "debugpy removed (" in text_of(child)
+        after = wait_until(lambda: supervised_pid(net.hidden), timeout=60)
+        assert after != before
+
     def test_wrong_gateway_key_refuses_for_fabric_and_rsync(self, net, tmp_path):
         tree = tmp_path / "src" / "cinder"
         tree.mkdir(parents=True)

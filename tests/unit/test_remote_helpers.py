@@ -404,3 +404,65 @@ def test_guard_runs_cinder_api_until_it_ends_then_starts_the_service(python):
         assert "starting the service again" in (work / "log" / "guard.log").read_text()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --- debug --attach -----------------------------------------------------------------
+
+def _wheel() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("debugpy/__init__.py", "__version__ = '0'\n")
+        archive.writestr("debugpy-0.dist-info/RECORD", "")
+    return buffer.getvalue()
+
+
+def _unpack(python: str, parent: Path, wheel: bytes) -> list[dict]:
+    proc = subprocess.run([python, *STDLIB_ONLY, "-c", script("debugpy_unpack"), str(parent)],
+                          input=wheel, capture_output=True, timeout=60)
+    return [json.loads(line) for line in proc.stdout.decode().splitlines()]
+
+
+def test_debugpy_unpack_says_its_python_then_unpacks_the_wheel_beside_and_lists_it(
+        python, tmp_path):
+    parent = tmp_path / "debug"
+    first, done = _unpack(python, parent, _wheel())
+    assert len(first["python"]) == 2 and first["machine"]
+    target = Path(done["dir"])
+    assert target.parent == parent and target.name.startswith("attach-")
+    assert (target / "debugpy" / "__init__.py").exists()
+    assert (target / "files.txt").read_text().split() == [
+        "debugpy/__init__.py", "debugpy-0.dist-info/RECORD"]
+    assert 0 < done["port"] < 65536
+    # a killed session's directory goes before the next one is unpacked
+    _, again = _unpack(python, parent, _wheel())
+    assert not target.exists() and Path(again["dir"]).exists()
+
+
+def test_debugpy_unpack_refuses_while_a_live_session_holds_the_controller(python, tmp_path):
+    parent = tmp_path / "debug"
+    parent.mkdir()
+    (parent / "session.json").write_text(json.dumps({"guard": os.getpid()}))
+    _, answer = _unpack(python, parent, _wheel())
+    assert answer == {"error": f"a debug session (guard pid {os.getpid()}) already holds "
+                               f"this controller"}
+    assert not [p for p in parent.iterdir() if p.name.startswith("attach-")]
+
+
+def test_debugpy_unpack_refuses_what_is_not_a_debugpy_wheel(python, tmp_path):
+    _, answer = _unpack(python, tmp_path / "debug", b"not a zip")
+    assert answer["error"].startswith("cannot unpack the debugpy wheel")
+
+
+def test_debug_session_names_a_live_guard_and_ignores_a_dead_one(python, tmp_path):
+    marker = tmp_path / "session.json"
+    marker.write_text(json.dumps({"guard": os.getpid(), "since": time.time() - 5,
+                                  "mode": "attach", "port": 41234}))
+    live = last_json(run(python, "debug_session", str(marker)))
+    assert live["guard"] == os.getpid() and live["port"] == 41234 and live["age"] >= 5
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    marker.write_text(json.dumps({"guard": dead.pid, "since": time.time()}))
+    assert last_json(run(python, "debug_session", str(marker))) == {}
