@@ -10,6 +10,7 @@ from deploy.errors import DevloopError
 from deploy.extensions import FAILED_TO_LOAD, failed_since_start
 from deploy.health import ApiState, probe_api
 from deploy.inventory import Controller, Inventory
+from deploy.lock import read_lock, status_line
 from deploy.manifest import ManifestRefused
 from deploy.records import Record, applied_records, db_state
 from deploy.services import ServiceStatus, manager_for
@@ -31,6 +32,7 @@ class ControllerStatus:
     local: str = ""                    # the local tree's commit, for comparison
     failed_extensions: tuple[str, ...] = ()   # failed to load since the service started
     restart_mode: str = ""             # fastrestart.FastState.describe()
+    lock: str = ""                     # lock.status_line(): free, held by whom, or stale
 
     @property
     def db_current(self) -> bool:
@@ -60,6 +62,7 @@ class ControllerStatus:
             f"  database  {db_line}",
             f"  deployed  {deployed}",
             f"  drift     {drift}",
+            *([f"  lock      {self.lock}"] if self.lock else []),
             *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
             f"  extensions {extensions}",
         ]
@@ -104,11 +107,12 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
             sent = inventory
         drift = sync_tree(sent, controller, target, dry_run=True, checksum=True,
                           connection=remote.conn)
+        lock = status_line(*read_lock(remote))
         local = source_revision(inventory)
         local_text = (f"{str(local['commit'])[:12]}{' with local changes' if local['dirty'] else ''}"
                       if local["commit"] else "not a git checkout")
         return ControllerStatus(controller.name, service, api, revision, heads,
                                 records[-1] if records else None, len(drift), local_text,
-                                failed_extensions(remote, serving_pid), fast.describe())
+                                failed_extensions(remote, serving_pid), fast.describe(), lock)
     finally:
         remote.close()
