@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from deploy import output
 from deploy.commands import STDLIB_ONLY, Remote, tail
+from deploy.connection import translate_ssh_errors
 from deploy.errors import DevloopError, LockBusy
 from deploy.facts import with_cinder_python
 from deploy.inventory import Controller
@@ -41,6 +42,8 @@ ANSWER_GRACE = 30.0
 # controllers whose lock this process holds: a nested step (a deploy's
 # rollback-on-failure) runs under the lock its task already took
 _held: dict[str, int] = {}
+# released helpers whose end was not waited for (see _release), by controller
+_releasing: dict[str, Any] = {}
 _held_guard = threading.Lock()
 
 
@@ -158,6 +161,7 @@ def controller_lock(remote: Remote, task: str, wait: float = DEFAULT_WAIT) -> It
 
 def _take(remote: Remote, task: str, wait: float) -> Any:
     """Start the helper and read until it holds the lock (or refuses)."""
+    _settle(remote)
     dialogue = remote.dialogue(hold_argv(remote.controller, task, wait),
                                timeout=wait + ANSWER_GRACE)
     while True:
@@ -183,12 +187,39 @@ def _take(remote: Remote, task: str, wait: float) -> Any:
 
 
 def _release(remote: Remote, dialogue: Any) -> None:
-    """Tell the helper the run ended well; a lost connection already freed the lock."""
+    """Tell the helper the run ended well, without waiting for it to end.
+
+    "release" then the end of its input: sshd delivers both in order even if
+    this process exits at once, so the release costs no round trip. Only a
+    later lock on the same controller in this run (chained tasks, the next
+    burst of a watch) waits for it first.
+    """
     try:
-        dialogue.finish(b"release\n")
+        with translate_ssh_errors(remote.controller):
+            dialogue.channel.sendall(b"release\n")
+            dialogue.channel.shutdown_write()
     except DevloopError as exc:
-        output.warn(f"{remote.name}: could not release the lock ({exc}); the controller "
-                    f"freed it when the connection dropped")
+        _lost(remote, exc)
+        return
+    with _held_guard:
+        _releasing[remote.name] = dialogue
+
+
+def _settle(remote: Remote) -> None:
+    """Wait until this run's own last lock on the controller has been let go."""
+    with _held_guard:
+        earlier = _releasing.pop(remote.name, None)
+    if earlier is None:
+        return
+    try:
+        earlier.finish()
+    except DevloopError as exc:
+        _lost(remote, exc)
+
+
+def _lost(remote: Remote, exc: DevloopError) -> None:
+    output.warn(f"{remote.name}: could not release the lock ({str(exc).splitlines()[0]}); "
+                f"the controller freed it when the connection dropped")
 
 
 def locked(task: str, wait: float, work: Callable[[Controller], T]) -> Callable[[Controller], T]:
@@ -210,6 +241,7 @@ def read_lock(remote: Remote) -> tuple[bool, Holder | None]:
     Raises:
         CommandFailed: the helper could not run.
     """
+    _settle(remote)        # after a chained deploy, not our own lock on its way out
     result = remote.run(show_argv(remote.controller))
     answer = _answer(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
     if answer is None:
