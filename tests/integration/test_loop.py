@@ -117,11 +117,12 @@ class TestDeploy:
         assert result.returncode == 0, result.stderr
         commands = [line for line in result.stderr.splitlines() if "] $ " in line]
         assert [c for c in commands if "rsync" in c] == []
-        # besides the controller's lock, held for the run (see test_lock.py)
-        locks = [c for c in commands if "Hold the controller's lock" in c]
+        # each command echoed whole, its helper's source included; besides the
+        # controller's lock, held for the run (see test_lock.py), one call:
+        echoed = result.stderr.split("] $ ")[1:]
+        locks = [c for c in echoed if "for one run of the tool, or show who holds it" in c]
         assert len(locks) == 1, commands
-        deploys = [c for c in commands if c not in locks]
-        assert len(deploys) == 1, commands           # locate, compare, compile, record, write
+        assert len(echoed) - len(locks) == 1, commands   # locate, compare, compile, record, write
         assert "Lay a small overlay tree" in result.stderr
         assert (cinder_dir / rel).read_text() == "ONE_CALL = 1\n"
         (new_id,) = deploy_dirs(controller) - known
