@@ -14,6 +14,8 @@ HOST = "controller name(s) from the inventory, repeatable or comma-separated (de
 INVENTORY = "inventory file (default: $DEVLOOP_INVENTORY or hosts.yaml)"
 VERBOSE = "echo every command as it runs"
 TIMEOUT = "seconds to wait for the API to answer after a restart (default 60)"
+LOCK_WAIT = ("seconds to wait while another run holds a controller's lock, then refuse "
+             "(default 30)")
 IGNORE_MANIFEST = ("send the tree even if its MANIFEST.txt does not fit the controller's Cinder "
                    "(release or replaced upstream files differ): loud, and it may break Cinder")
 
@@ -25,25 +27,31 @@ IGNORE_MANIFEST = ("send the tree even if its MANIFEST.txt does not fit the cont
     "checksum": "compare file contents, not times and sizes",
     "diff": "show the unified diff of each changed file first (with --dry-run: only that)",
     "rollback_on_failure": "if the API is not healthy afterwards, undo this deploy at once",
-    "ignore_manifest": IGNORE_MANIFEST,
+    "ignore_manifest": IGNORE_MANIFEST, "lock_wait": LOCK_WAIT,
     "force": "replace files even where the controller's git checkout (DevStack's) has "
              "uncommitted changes to them",
 })
 @reports_errors
 def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checksum=False,
            diff=False, rollback_on_failure=False, timeout=60, verbose=False,
-           ignore_manifest=False, force=False):
+           ignore_manifest=False, force=False, lock_wait=30):
     """Sync the source tree into each controller's cinder, restart, check the API."""
     from deploy.base.cli import selected
-    from deploy.transport.fleet import on_each
     from deploy.workflows.deployment import deploy_to, summary_table
+    from deploy.transport.fleet import on_each
+    from deploy.controller.lock import locked
 
     inv, controllers = selected(inventory, host)
-    on_each(controllers, lambda ctl: deploy_to(
-        inv, ctl, dry_run=dry_run, restart=not no_restart, timeout=float(timeout),
-        checksum=checksum, diff=diff, rollback_on_failure=rollback_on_failure,
-        ignore_manifest=ignore_manifest, force=force),
-        summary=summary_table)
+
+    def work(ctl):
+        return deploy_to(inv, ctl, dry_run=dry_run, restart=not no_restart,
+                         timeout=float(timeout), checksum=checksum, diff=diff,
+                         rollback_on_failure=rollback_on_failure,
+                         ignore_manifest=ignore_manifest, force=force)
+
+    # a dry run changes nothing: it takes no lock
+    on_each(controllers, work if dry_run else locked("deploy", float(lock_wait), work),
+            summary=summary_table)
 
 
 @task(iterable=["host"], help={
@@ -51,21 +59,21 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
     "smoke": "run the smoke test at the end",
     "checksum": "compare file contents, not times and sizes",
     "rollback_on_failure": "if the deploy leaves the API unhealthy, undo it at once",
-    "ignore_manifest": IGNORE_MANIFEST,
+    "ignore_manifest": IGNORE_MANIFEST, "lock_wait": LOCK_WAIT,
 })
 @reports_errors
 def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_failure=False,
-         timeout=60, verbose=False, ignore_manifest=False):
+         timeout=60, verbose=False, ignore_manifest=False, lock_wait=30):
     """Deploy; db-sync only if a migration changed or the DB is behind; restart only if needed."""
     from deploy.base.cli import selected
     from deploy.transport.fleet import on_each
     from deploy.workflows.loop import loop_on
+    from deploy.controller.lock import locked
 
     inv, controllers = selected(inventory, host)
-    on_each(controllers, lambda ctl: loop_on(inv, ctl, timeout=float(timeout), smoke=smoke,
-                                             checksum=checksum,
-                                             rollback_on_failure=rollback_on_failure,
-                                             ignore_manifest=ignore_manifest))
+    on_each(controllers, locked("loop", float(lock_wait), lambda ctl: loop_on(
+        inv, ctl, timeout=float(timeout), smoke=smoke, checksum=checksum,
+        rollback_on_failure=rollback_on_failure, ignore_manifest=ignore_manifest)))
 
 
 @task(iterable=["host"], help={
@@ -73,41 +81,44 @@ def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_
     "smoke": "run the smoke test after each loop",
     "debounce": "milliseconds of quiet that end a burst of saves (default 400)",
     "ignore_manifest": IGNORE_MANIFEST,
+    "lock_wait": LOCK_WAIT + "; the lock is held only while a burst deploys",
 })
 @reports_errors
 def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, verbose=False,
-          ignore_manifest=False):
+          ignore_manifest=False, lock_wait=30):
     """Watch the source tree; run the loop for each burst of saves until Ctrl-C."""
     from deploy.base.cli import selected
     from deploy.workflows.watch import watch as watch_tree
 
     inv, controllers = selected(inventory, host)
     watch_tree(inv, controllers, debounce_ms=int(debounce), timeout=float(timeout), smoke=smoke,
-               ignore_manifest=ignore_manifest)
+               ignore_manifest=ignore_manifest, lock_wait=float(lock_wait))
 
 
 @task(iterable=["host"], help={
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
+    "lock_wait": LOCK_WAIT,
     "to": "undo every deploy after this deploy id ('original': undo them all)",
     "no_restart": "restore files only: do not restart the service",
 })
 @reports_errors
 def rollback(c, host=None, inventory=None, to=None, no_restart=False, timeout=60,
-             verbose=False):
+             verbose=False, lock_wait=30):
     """Undo the newest deploy: restore replaced files, remove added ones, restart, check."""
     from deploy.base.cli import selected
     from deploy.transport.fleet import on_each
     from deploy.workflows.rollback import rollback as undo
+    from deploy.controller.lock import locked
 
     _, controllers = selected(inventory, host)
-    on_each(controllers, lambda ctl: undo(ctl, to=to, restart=not no_restart,
-                                          timeout=float(timeout)))
+    on_each(controllers, locked("rollback", float(lock_wait), lambda ctl: undo(
+        ctl, to=to, restart=not no_restart, timeout=float(timeout))))
 
 
 @task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
-                               "timeout": TIMEOUT})
+                               "timeout": TIMEOUT, "lock_wait": LOCK_WAIT})
 @reports_errors
-def restart(c, host=None, inventory=None, timeout=60, verbose=False):
+def restart(c, host=None, inventory=None, timeout=60, verbose=False, lock_wait=30):
     """Restart the API service and wait until it answers."""
     from deploy.base.cli import selected
     from deploy.controller.restart import restart_and_check
@@ -121,8 +132,10 @@ def restart(c, host=None, inventory=None, timeout=60, verbose=False):
         finally:
             remote.close()
 
+    from deploy.controller.lock import locked
+
     _, controllers = selected(inventory, host)
-    on_each(controllers, work)
+    on_each(controllers, locked("restart", float(lock_wait), work))
 
 
 @task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE})
@@ -161,9 +174,9 @@ def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbos
 
 
 @task(name="db-sync", iterable=["host"],
-      help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE})
+      help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "lock_wait": LOCK_WAIT})
 @reports_errors
-def db_sync(c, host=None, inventory=None, verbose=False):
+def db_sync(c, host=None, inventory=None, verbose=False, lock_wait=30):
     """Run cinder-manage db sync as the service user; show the revision before and after."""
     from deploy.base import output
     from deploy.base.cli import selected
@@ -183,8 +196,10 @@ def db_sync(c, host=None, inventory=None, verbose=False):
         output.result(f"{ctl.name}: database {change}")
         return result
 
+    from deploy.controller.lock import locked
+
     _, controllers = selected(inventory, host)
-    on_each(controllers, work)
+    on_each(controllers, locked("db-sync", float(lock_wait), work))
 
 
 @task(iterable=["host"], help={
@@ -222,16 +237,18 @@ def smoke(c, host=None, inventory=None, project=None, token=None, junit_xml=None
                    "(e.g. .vscode/launch.json)",
     "print_config": "print the VS Code launch.json to attach (every selected controller) "
                     "and change nothing",
+    "lock_wait": LOCK_WAIT + "; the lock is held for the whole session",
 }, iterable=["break_"])
 @reports_errors
 def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, port=5678,
-          launch_json=None, print_config=False, verbose=False):
+          launch_json=None, print_config=False, verbose=False, lock_wait=30):
     """Stop the service, run cinder-api under pdb here (or debugpy for the IDE), restart it."""
     from pathlib import Path
 
     from deploy.base.cli import selected
-    from deploy.workflows.debug import debug as run_session
     from deploy.base.errors import UsageError
+    from deploy.controller.lock import locked
+    from deploy.workflows.debug import debug as run_session
 
     loaded, controllers = selected(inventory, [host] if host else None)
     if not 0 <= int(port) <= 65535:
@@ -255,26 +272,31 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, p
         options = AttachOptions(loaded, int(port), Path(launch_json) if launch_json else None)
     elif launch_json:
         raise UsageError("--launch-json goes with --attach")
-    run_session(controllers[0], break_ or [], float(timeout), attach=options)
+    session = locked("debug", float(lock_wait),
+                     lambda ctl: run_session(ctl, break_ or [], float(timeout), attach=options))
+    session(controllers[0])
 
 
 @task(name="fast-restart", iterable=["host"], help={
     "mode": "on: serve cinder-api from a warm parent, so a deploy of cinder/ restarts it "
             "fast; off: put the service definition back as it was",
     "host": HOST, "inventory": INVENTORY, "verbose": VERBOSE, "timeout": TIMEOUT,
+    "lock_wait": LOCK_WAIT,
 })
 @reports_errors
-def fast_restart(c, mode, host=None, inventory=None, timeout=60, verbose=False):
+def fast_restart(c, mode, host=None, inventory=None, timeout=60, verbose=False, lock_wait=30):
     """Turn fast restart (cinder-api forked from a warm parent) on or off."""
     from deploy.base.cli import selected
     from deploy.base.errors import UsageError
     from deploy.controller.fastrestart import switch
     from deploy.transport.fleet import on_each
+    from deploy.controller.lock import locked
 
     if mode not in ("on", "off"):
         raise UsageError(f"fast-restart takes on or off, not {mode!r}")
     _, controllers = selected(inventory, host)
-    on_each(controllers, lambda ctl: switch(ctl, mode == "on", float(timeout)))
+    on_each(controllers, locked("fast-restart", float(lock_wait),
+                                lambda ctl: switch(ctl, mode == "on", float(timeout))))
 
 
 # --- the sandbox controller ----------------------------------------------------

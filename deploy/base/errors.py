@@ -120,6 +120,12 @@ class SandboxError(DevloopError):
     """The local sandbox controller could not be built, started or stopped."""
 
 
+class LockBusy(DevloopError):
+    """Another run held the controller's lock for the whole ``--lock-wait``."""
+
+    exit_code = 75          # EX_TEMPFAIL: try again later
+
+
 class ControllersFailed(DevloopError):
     """A task ran on several controllers and some of them failed."""
 

@@ -16,6 +16,7 @@ from deploy.transport.source import source_revision
 from deploy.transport.sync import sync_tree
 from deploy.workflows.deployment import fitting, locate_for
 from deploy.workflows.debug import session_holding
+from deploy.controller.lock import read_lock, status_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class ControllerStatus:
     #: "<cinder_dir>, python <python> from <where>" when found in a unit or uWSGI ini
     located: str = ""
     debug_session: str = ""            # debug.session_holding(): "" when none
+    lock: str = ""                     # lock.status_line(): free, held by whom, or stale
 
     @property
     def db_current(self) -> bool:
@@ -71,6 +73,7 @@ class ControllerStatus:
             f"  deployed  {deployed}",
             *interrupted,
             f"  drift     {drift}",
+            *([f"  lock      {self.lock}"] if self.lock else []),
             *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
             *([f"  cinder    {self.located}"] if self.located else []),
             f"  extensions {extensions}",
@@ -123,6 +126,7 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
             sent = inventory
         drift = sync_tree(sent, controller, target, dry_run=True, checksum=True,
                           connection=remote.conn)
+        lock = status_line(*read_lock(remote))
         local = source_revision(inventory)
         local_text = (f"{str(local['commit'])[:12]}{' with local changes' if local['dirty'] else ''}"
                       if local["commit"] else "not a git checkout")
@@ -132,6 +136,6 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
                                 tuple(r.id for r in records if r.state == "applying"),
                                 f"{target}, python {located.python} from {located.python_from}"
                                 if located.python_from else "",
-                                holding)
+                                holding, lock)
     finally:
         remote.close()

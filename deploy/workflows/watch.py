@@ -19,6 +19,7 @@ from deploy.controller.send import excluded
 from deploy.transport.commands import Remote
 from deploy.workflows.deployment import fitting, locate_for
 from deploy.workflows.loop import run_loop
+from deploy.controller.lock import DEFAULT_WAIT, controller_lock
 
 
 def changed_paths(changes: Iterable[tuple[object, str]], source: Path,
@@ -48,14 +49,17 @@ def _describe(paths: list[str]) -> str:
 
 
 def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: int = 400,
-          timeout: float = 60.0, smoke: bool = False, ignore_manifest: bool = False) -> None:
+          timeout: float = 60.0, smoke: bool = False, ignore_manifest: bool = False,
+          lock_wait: float = DEFAULT_WAIT) -> None:
     """Watch the source tree and run the loop on each burst, until Ctrl-C.
 
     A run whose deploy leaves the API unhealthy is rolled back at once and
     reported as failed. The database is checked (behind the newest migration
     on disk?) on each controller's first run and after a failed one. With a
     MANIFEST.txt, each controller's tree (the source or a variant of it) is
-    chosen and checked at start, and every chosen tree is watched.
+    chosen and checked at start, and every chosen tree is watched. Each
+    controller's lock is held only while a burst runs the loop there
+    (waiting up to ``lock_wait`` for another run's); an idle watch holds none.
 
     Raises:
         UsageError: the source is on a devbox (watching needs a local tree).
@@ -98,10 +102,11 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                 try:
                     # a save that breaks the service is rolled back: the
                     # controller keeps serving the previous code
-                    report = run_loop(inventory, remote, target=targets[name], timeout=timeout,
-                                      smoke=smoke, rollback_on_failure=True,
-                                      ignore_manifest=ignore_manifest,
-                                      check_database=name not in database_checked)
+                    with controller_lock(remote, "watch", lock_wait):
+                        report = run_loop(inventory, remote, target=targets[name],
+                                          timeout=timeout, smoke=smoke, rollback_on_failure=True,
+                                          ignore_manifest=ignore_manifest,
+                                          check_database=name not in database_checked)
                     database_checked.add(name)
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
                                   f"{report.one_line()}")

@@ -117,7 +117,12 @@ class TestDeploy:
         assert result.returncode == 0, result.stderr
         commands = [line for line in result.stderr.splitlines() if "] $ " in line]
         assert [c for c in commands if "rsync" in c] == []
-        assert len(commands) == 1, commands          # locate, compare, compile, record, write
+        # each command echoed whole, its helper's source included; besides the
+        # controller's lock, held for the run (see test_lock.py), one call:
+        echoed = result.stderr.split("] $ ")[1:]
+        locks = [c for c in echoed if "for one run of the tool, or show who holds it" in c]
+        assert len(locks) == 1, commands
+        assert len(echoed) - len(locks) == 1, commands   # locate, compare, compile, record, write
         assert "Lay a small overlay tree" in result.stderr
         assert (cinder_dir / rel).read_text() == "ONE_CALL = 1\n"
         (new_id,) = deploy_dirs(controller) - known
