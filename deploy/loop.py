@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from deploy import output
 from deploy.commands import Remote
@@ -69,8 +69,11 @@ def _migration_changed(report: DeployReport) -> bool:
 def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = None,
              timeout: float = 60.0, smoke: bool = False, checksum: bool = False,
              rollback_on_failure: bool = False, ignore_manifest: bool = False,
-             check_database: bool = True) -> LoopReport:
+             check_database: bool = True, seen: Sequence[str] | None = None) -> LoopReport:
     """Run the loop once on an open connection (``watch`` reuses it).
+
+    ``seen``: the files saved since the last successful run, which are all
+    that can have changed in the source (``watch``; see ``sync_step``).
 
     With ``rollback_on_failure``, a deploy after which the API is not
     healthy (see ``restart_and_check``) is rolled back at once.
@@ -87,7 +90,7 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
     # first run) only a migration the sync brings leads to db-sync.
     report.deploy = _timed(report, "deploy", lambda: sync_step(
         remote, inventory, target, checksum=checksum, ignore_manifest=ignore_manifest,
-        db=check_database),
+        db=check_database, seen=seen),
         lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
     deployed_to = report.deploy.target
     assert deployed_to is not None
