@@ -69,11 +69,15 @@ def _migration_changed(report: DeployReport) -> bool:
 def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = None,
              timeout: float = 60.0, smoke: bool = False, checksum: bool = False,
              rollback_on_failure: bool = False, ignore_manifest: bool = False,
-             check_database: bool = True, seen: Sequence[str] | None = None) -> LoopReport:
+             check_database: bool = True, seen: Sequence[str] | None = None,
+             offer_fast_restart: bool = True) -> LoopReport:
     """Run the loop once on an open connection (``watch`` reuses it).
 
     ``seen``: the files saved since the last successful run, which are all
     that can have changed in the source (``watch``; see ``sync_step``).
+
+    With ``offer_fast_restart``, a restart on a controller whose fast
+    restart is off ends with a line saying how to turn it on.
 
     With ``rollback_on_failure``, a deploy after which the API is not
     healthy (see ``restart_and_check``) is rolled back at once.
@@ -120,6 +124,10 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
             raise undo_failed_deploy(remote.controller, deployed.deploy_id, failure,
                                      timeout) from None
         report.restarted = True
+        if offer_fast_restart and deployed.fast_mode is False:
+            output.detail(f"fast restart is off on {remote.name}: `invoke fast-restart on "
+                          f"--host {remote.name}` makes a restart after a deploy of cinder/ a "
+                          f"fork from a warm parent (under a second; README: Fast restart)")
     else:
         report.steps.append(("restart", 0.0, "skipped: nothing changed"))
         output.step(remote.name, "restart skipped: nothing changed")

@@ -77,6 +77,7 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
     # saw are looked at (the rest are as the last deploy left them); after a
     # failed run the whole tree is compared again.
     in_step: set[str] = set()
+    offered: set[str] = set()         # told once how to turn fast restart on
     try:
         for controller in controllers:
             remote = remotes[controller.name] = Remote.open(controller)
@@ -106,7 +107,9 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                                       smoke=smoke, rollback_on_failure=True,
                                       ignore_manifest=ignore_manifest,
                                       check_database=name not in database_checked,
-                                      seen=paths if name in in_step else None)
+                                      seen=paths if name in in_step else None,
+                                      offer_fast_restart=name not in offered)
+                    offered.add(name)
                     database_checked.add(name)
                     in_step.add(name)
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
