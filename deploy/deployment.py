@@ -210,13 +210,20 @@ class _Declined:
 
 
 def _plan(remote: Remote, chosen: Inventory, target: Target, *, full: bool,
-          seen: Sequence[str] | None) -> _Plan:
-    """Send what changed since this checkout's last deploy there, else the small tree whole."""
+          seen: Sequence[str] | None,
+          scanned: dict[str, sent_state.Stat] | None | bool = False) -> _Plan:
+    """Send what changed since this checkout's last deploy there, else the small tree whole.
+
+    ``scanned``: :func:`sent_state.scan` of ``chosen.source``, if done already
+    (False: not yet).
+    """
     record = sent_state.state_file(remote.controller.label, target.cinder_dir, chosen.source,
                                    chosen.excludes)
     last = None if full else sent_state.load(record)
     if last is not None and seen is not None:
         local = sent_state.rescan(chosen.source, last, seen)
+    elif scanned is not False:
+        local = scanned if isinstance(scanned, dict) else None
     else:
         local = sent_state.scan(chosen.source, chosen.excludes)
     if local is None:                 # a symlink: rsync
@@ -249,11 +256,15 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
     dialogue = send.start(remote, hash_paths=hash_paths, db=db)
     plan = None
     try:
+        # the tree is read while the controller locates Cinder (watch reads no tree)
+        early = (sent_state.scan(inventory.source, inventory.excludes)
+                 if seen is None and target is None else False)
         if target is None:
             target = send.located(remote, dialogue)
         chosen = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
         plan = _plan(remote, chosen, target, full=dry_run or diff or checksum,
-                     seen=seen if chosen.source == inventory.source else None)
+                     seen=seen if chosen.source == inventory.source else None,
+                     scanned=early if chosen.source == inventory.source else False)
     finally:
         if plan is None or plan.files is None:
             send.cancel(dialogue)
