@@ -281,31 +281,12 @@ def _sandbox(kind, root, ssh_port, api_port):
                                       int(api_port))
 
 
-@task(name="up", help={**SANDBOX_HELP, "fast_restart": "serve cinder-api from a warm parent "
-                        "(default; --no-fast-restart keeps the command as installed)"})
+@task(name="up", help=SANDBOX_HELP)
 @reports_errors
-def sandbox_up(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776,
-               fast_restart=True, verbose=False):
-    """Build and start a local sandbox controller (idempotent; later runs are fast).
-
-    A sandbox is a development controller this tool owns, so fast restart is
-    on unless asked otherwise: a deploy of cinder/ then restarts it in well
-    under a second, where a cold start takes 1.5-4.5 s.
-    """
+def sandbox_up(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776, verbose=False):
+    """Build and start a local sandbox controller (idempotent; later runs are fast)."""
     module, layout = _sandbox(kind, root, ssh_port, api_port)
     module.up(layout)
-    if fast_restart:
-        from pathlib import Path
-
-        import yaml
-
-        from deploy.fastrestart import switch
-        from deploy.inventory import parse_inventory
-
-        entry = {"source": str(Path(__file__).parent / "cinder_patch" / "cinder"),
-                 "controllers": {layout.name: layout.controller_entry()}}
-        inv = parse_inventory(yaml.safe_dump(entry), Path(f"<sandbox {layout.name}>"))
-        switch(inv.get(layout.name), True)
 
 
 @task(name="down", help={**SANDBOX_HELP, "purge": "also delete the sandbox directory"})
