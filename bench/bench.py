@@ -2,8 +2,18 @@
 the commands a developer types by hand. Medians of N runs, alternating the
 two sides run by run so that machine noise hits both alike.
 
-    .venv/bin/python bench/bench.py [--runs 7] [--kind supervisord|rdo|devstack|all]
-                                    [--only ROW ...] [--write bench/RESULTS.md]
+    .venv/bin/python bench/bench.py [--runs 7] [--kind supervisord|rdo|legacy|devstack|all]
+                                    [--tree whole|patch] [--only ROW ...]
+                                    [--write bench/RESULTS.md]
+
+Every row edits one file of a source tree. By default (``--tree whole``)
+that tree is what a developer really deploys: a whole Cinder checkout of
+the controller's release, made by copying the controller's installed
+``cinder/`` package (without ``__pycache__``, mtimes kept) and laying the
+repo's feature tree over it; ``--tree patch`` is the 19-file overlay alone.
+The ``growth`` row deploys one changed file in trees of about 20, 1,500 and
+6,000 files (the feature tree; the whole tree; the whole tree and three
+more copies of it), ours against rsync, to show how each cost grows.
 
 The same rows run on each kind of controller, one kind after the other
 (a kind is a set of controllers and how a developer restarts cinder-api on
@@ -17,6 +27,10 @@ them by hand):
   front; the manual restart is ``systemctl restart
   openstack-cinder-api.service``; the fleet rows run 2 + 2 (each container
   runs Keystone and cinder-api, on 2 cores);
+* ``legacy``: two systemd-nspawn containers under
+  /opt/cinder-devloop/bench-legacy, Python 2.7 and Cinder Train, noauth;
+  the manual restart is ``systemctl restart openstack-cinder-api.service``;
+  no fleet rows.
 * ``devstack``: the same under /opt/cinder-devloop/bench-devstack, laid out
   as DevStack (uWSGI ``devstack@c-api.service``, the checkout
   /opt/stack/cinder, MariaDB); our side cannot use fast restart there
@@ -64,10 +78,14 @@ from deploy.sandbox.rdo import RdoLayout  # noqa: E402
 
 BENCH_ROOT = Path("/opt/cinder-devloop/bench")
 BENCH_RDO_ROOT = Path("/opt/cinder-devloop/bench-rdo")
+BENCH_LEGACY_ROOT = Path("/opt/cinder-devloop/bench-legacy")
 BENCH_DEVSTACK_ROOT = Path("/opt/cinder-devloop/bench-devstack")
-ROWS = ("no-restart", "watch-sync", "loop", "watch", "fleet", "fleet-vs-one")
+ROWS = ("no-restart", "watch-sync", "loop", "watch", "growth", "fleet", "fleet-vs-one")
+FLEET_ROWS = ("fleet", "fleet-vs-one")
 EXTRA_ROWS = ("list", "health")     # supervisord only
-KIND_NAMES = ("supervisord", "rdo", "devstack")
+KIND_NAMES = ("supervisord", "rdo", "legacy", "devstack")
+#: extra copies of the whole tree in the growth row's largest tree
+GROWTH_COPIES = 3
 # the last commit before "healthy means the sent code is serving" (issue 13)
 BEFORE_HEALTH_CHECKS = "bed0b34"
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
@@ -98,6 +116,8 @@ class Kind:
     fleet_size = 0
     #: does our side run in fast-restart mode? (DevStack's uWSGI refuses it)
     fast_restart = True
+    #: the repo's feature tree for this kind's Cinder (laid over the whole tree)
+    feature_tree = "cinder_patch/cinder"
     #: the manual restart and status, as the developer types them over ssh
     manual_commands = ""
 
@@ -230,6 +250,50 @@ class RdoKind(Kind):
         return self.tokens[layout.name]
 
 
+class LegacyKind(RdoKind):
+    """ctl1-2 under /opt/cinder-devloop/bench-legacy: Python 2.7, Cinder Train, noauth."""
+
+    name = "legacy"
+    fleet_size = 0      # no fleet rows: one container each side
+    feature_tree = "cinder_patch/train/cinder"
+
+    def __init__(self) -> None:
+        from deploy.sandbox.legacy import LegacyLayout
+
+        every = [LegacyLayout(BENCH_LEGACY_ROOT / f"ctl{i}", name=f"bench-legacy{i}")
+                 for i in range(1, 3)]
+        Kind.__init__(self, every[:1], every[1:])
+
+    def up(self, layout: Layout) -> None:
+        from deploy.sandbox import legacy
+
+        legacy.up(layout)
+
+    def down(self, layout: Layout) -> None:
+        from deploy.sandbox import legacy
+
+        legacy.down(layout)
+
+    def cinder_path(self, layout: Layout) -> str:
+        from deploy.sandbox import legacy
+
+        return f"/{legacy.SITE}/cinder"
+
+    def cinder_dir(self, layout: Layout) -> Path:
+        from deploy.sandbox import legacy
+
+        return layout.instance.merged / legacy.SITE / "cinder"
+
+    def entry(self, layout: Layout) -> dict[str, object]:
+        return layout.controller_entry()
+
+    def prepare(self, chosen: list[Layout], work: Path) -> None:
+        self.env = {}
+
+    def access(self, layout: Layout) -> ApiAccess:
+        return ApiAccess(layout.api_url.rstrip("/"), NOAUTH_PROJECT, f"admin:{NOAUTH_PROJECT}")
+
+
 class DevstackKind(RdoKind):
     """ctl1-4 under /opt/cinder-devloop/bench-devstack: DevStack's layout (a checkout installed
     -e, uWSGI devstack@c-api, MariaDB, Keystone); no fast restart (refused under uWSGI)."""
@@ -262,8 +326,21 @@ class DevstackKind(RdoKind):
 
 
 def make_kind(name: str) -> Kind:
-    return {"supervisord": SupervisordKind, "rdo": RdoKind,
+    return {"supervisord": SupervisordKind, "rdo": RdoKind, "legacy": LegacyKind,
             "devstack": DevstackKind}[name]()
+
+
+def whole_tree(kind: Kind, layout: Layout, dest: Path) -> Path:
+    """A whole Cinder checkout of ``layout``'s release at ``dest``: its installed package
+    (no ``__pycache__``, mtimes kept) with the repo's feature tree laid over it."""
+    shutil.copytree(kind.cinder_dir(layout), dest,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "devloop_*"))
+    shutil.copytree(ROOT / kind.feature_tree, dest, dirs_exist_ok=True)
+    return dest
+
+
+def count_files(tree: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(tree))
 
 
 def write_inventory(path: Path, source: Path, kind: Kind, chosen: list[Layout]) -> Path:
@@ -435,6 +512,10 @@ def main() -> None:
     parser.add_argument("--kind", choices=(*KIND_NAMES, "all"), default="all",
                         help="the controllers to run the rows on (default: all, one kind "
                              "after the other)")
+    parser.add_argument("--tree", choices=("whole", "patch"), default="whole",
+                        help="the source tree every row edits a file of: a whole Cinder "
+                             "checkout of the controller's release (default) or the 19-file "
+                             "overlay alone")
     parser.add_argument("--only", choices=ROWS + EXTRA_ROWS, action="append",
                         help="run only this comparison (repeatable; default: all but "
                              f"{', '.join(EXTRA_ROWS)}, which run on supervisord only)")
@@ -454,13 +535,15 @@ def main() -> None:
     for kind in kinds:
         steps[kind.name] = Steps()
         extra = wanted & set(EXTRA_ROWS) if kind.name == "supervisord" else set()
-        bench_kind(kind, (wanted - set(EXTRA_ROWS)) | extra, args.runs, results,
-                   steps[kind.name])
+        rows = (wanted - set(EXTRA_ROWS)) | extra
+        if not kind.fleet_size:
+            rows -= set(FLEET_ROWS)
+        bench_kind(kind, rows, args.runs, results, steps[kind.name], args.tree)
     report(results, steps, kinds, args, load_before)
 
 
 def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
-               steps: Steps) -> None:
+               steps: Steps, tree: str = "whole") -> None:
     """The ``wanted`` rows on ``kind``'s controllers, brought up here and stopped at the end."""
     if not wanted:
         return
@@ -471,8 +554,6 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
     env = kind.env
     work = Path(tempfile.mkdtemp(prefix=f"devloop-bench-{kind.name}-"))
     source = work / "cinder"
-    shutil.copytree(ROOT / "cinder_patch" / "cinder", source)
-    (source / "devloop_bench").mkdir()
     probe = source / "devloop_bench" / "probe.py"
     first, manual_first = ours_ctl[0], manual_ctl[0]
     fleet_label = f"{len(ours_ctl)} controllers"
@@ -488,6 +569,14 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
     try:
         for layout in chosen:
             kind.up(layout)
+        if tree == "whole":
+            whole_tree(kind, first, source)
+        else:
+            shutil.copytree(ROOT / kind.feature_tree, source)
+        (source / "devloop_bench").mkdir()
+        probe.write_text("EDIT = None\n")
+        print(f"--> bench {kind.name}: source tree {source}: {count_files(source)} files",
+              file=sys.stderr)
         kind.prepare(chosen, work)
         env = kind.env
         one = write_inventory(work / "one.yaml", source, kind, ours_ctl[:1])
@@ -535,7 +624,47 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
             ours, manual = side_by_side(runs, ours_sync,
                                         lambda: run(rsync_argv(kind, source, first)), before=edit)
             add(("one changed file, no restart", "invoke deploy --no-restart",
-                            "rsync -avz -e ssh", ours, manual, 1.5))
+                            "rsync -avz -e ssh", ours, manual, 1.2))
+
+        if "growth" in wanted:
+            # one changed file in trees of ~20, ~1,500 and ~6,000 files: how each cost grows
+            small = work / "growth-small" / "cinder"
+            shutil.copytree(ROOT / kind.feature_tree, small)
+            medium = work / "growth-whole" / "cinder"
+            if tree == "whole":
+                shutil.copytree(source, medium)
+            else:
+                whole_tree(kind, first, medium)
+            large = work / "growth-large" / "cinder"
+            shutil.copytree(medium, large)
+            for index in range(1, GROWTH_COPIES + 1):
+                shutil.copytree(medium, large / f"devloop_copy{index}",
+                                ignore=shutil.ignore_patterns("devloop_*"))
+            for grown in (small, medium, large):
+                grown_probe = grown / "devloop_bench" / "probe.py"
+                grown_probe.parent.mkdir(exist_ok=True)
+                grown_probe.write_text("EDIT = None\n")
+                hosts = write_inventory(work / f"{grown.parent.name}.yaml", grown, kind,
+                                        ours_ctl[:1])
+                # untimed: the tree laid on both controllers by rsync (the large tree's
+                # 4,500 new .py files are not worth compiling for this row), then each
+                # side's first comparison of the whole tree (ours keeps its record)
+                for layout in (first, manual_first):
+                    run(rsync_argv(kind, grown, layout))
+                task("deploy", "--inventory", str(hosts), "--no-restart")
+
+                def grown_edit(path: Path = grown_probe) -> None:
+                    path.write_text(f"EDIT = {uuid.uuid4().hex!r}\n")
+
+                def grown_ours(hosts: Path = hosts) -> None:
+                    task("deploy", "--inventory", str(hosts), "--no-restart")
+
+                def grown_rsync(tree: Path = grown) -> None:
+                    run(rsync_argv(kind, tree, manual_first))
+
+                ours, manual = side_by_side(runs, grown_ours, grown_rsync, before=grown_edit)
+                add((f"growth: one changed file of {count_files(grown):,} files, no restart",
+                     "invoke deploy --no-restart", "rsync -avz -e ssh", ours, manual, None))
 
         if "loop" in wanted:
             # edit to serving: the new code answers over HTTP; one shot from a cold shell
@@ -551,7 +680,7 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
                                         lambda: by_hand(manual_first, source, "manual"),
                                         before=lambda: save(source))
             add(("edit to serving (new code answers over HTTP)", "invoke loop",
-                            "rsync; ssh restart; ssh status; poll", ours, manual, 0.7))
+                            "rsync; ssh restart; ssh status; poll", ours, manual, 0.6))
 
         if wanted & {"watch", "watch-sync"}:
             # `invoke watch` already running (connection open). The manual side works
@@ -600,7 +729,7 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
                                  run(rsync_argv(kind, manual_tree, manual_first))))
                     add(("with invoke watch running: save -> file on the controller",
                                     "save -> on the controller", "rsync -avz -e ssh",
-                                    ours, manual, 1.0))
+                                    ours, manual, 0.5))
 
                 if "watch" in wanted:
                     def watched() -> None:
@@ -616,7 +745,7 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
                     steps.from_output("watch", "".join(watcher.lines[mark:]))
                     add(("edit to serving, with invoke watch running",
                                     "save -> served", "rsync; ssh restart; ssh status; poll",
-                                    ours, manual, 0.5))
+                                    ours, manual, 0.4))
             finally:
                 watcher.stop()
 
@@ -722,7 +851,9 @@ def spread(values: list[float]) -> str:
 def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
            args: argparse.Namespace, load_before: tuple[float, ...]) -> None:
     load_after = os.getloadavg()
-    options = f"--runs {args.runs}" + (f" --kind {args.kind}" if args.kind != "all" else "")
+    options = (f"--runs {args.runs}" + (f" --kind {args.kind}" if args.kind != "all" else "")
+               + (f" --tree {args.tree}" if args.tree != "whole" else "")
+               + "".join(f" --only {row}" for row in (args.only or ())))
     lines = [
         "# Benchmark results",
         "",
@@ -732,6 +863,13 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
         f"{load_before[0]:.2f} before, {load_after[0]:.2f} after. Reproduce with:",
         "",
         f"    .venv/bin/python bench/bench.py {options} --write bench/RESULTS.md",
+        "",
+        ("Every row edits one file of a whole Cinder checkout of the controller's release "
+         "(its installed `cinder/` package without `__pycache__`, the repo's feature tree "
+         "laid over it), except the growth rows, which edit one file of trees of about 20, "
+         "1,500 and 6,000 files." if args.tree == "whole" else
+         "Every row edits one file of the 19-file overlay `cinder_patch/cinder` (`--tree "
+         "patch`)."),
         "",
         "Ours runs on controllers in fast-restart mode (`invoke fast-restart on`); the manual "
         "commands (`rsync -avz -e ssh <tree>/ root@ctl:<site-packages>/cinder/`, a restart "
@@ -746,6 +884,8 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
                "(`openstack-cinder-api.service`, system site-packages), Keystone in front "
                "(the probe and our health checks carry a token); the manual restart and "
                "status are ",
+        "legacy": "systemd-nspawn containers with Python 2.7 and Cinder Train (15.6.0) in "
+                  "the system site-packages, noauth; the manual restart and status are ",
         "devstack": "systemd-nspawn containers laid out as DevStack (uWSGI "
                     "`devstack@c-api.service`, the checkout /opt/stack/cinder installed -e, "
                     "MariaDB), Keystone in front; no fast restart on our side (refused under "
@@ -767,6 +907,16 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
                      f"| {statistics.median(row.ours):.3f} s | {row.base_label} "
                      f"| {statistics.median(row.base):.3f} s | {ratio:.2f} | {goal} "
                      f"| {spread(row.ours)} / {spread(row.base)} |")
+    for kind in kinds:
+        grown = [row for row in results if row.kind == kind.name
+                 and row.name.startswith("growth:")]
+        if len(grown) == 3:
+            ours_growth = statistics.median(grown[2].ours) - statistics.median(grown[1].ours)
+            rsync_growth = statistics.median(grown[2].base) - statistics.median(grown[1].base)
+            verdict = "met" if ours_growth < rsync_growth else "NOT met"
+            lines.append(f"| {kind.name} | growth from the whole tree to the largest "
+                         f"(medians) | ours | {ours_growth:+.3f} s | rsync "
+                         f"| {rsync_growth:+.3f} s | — | ours grows less ({verdict}) | |")
     lines += ["", "## Where the time goes", "",
               "Medians of each step over the runs of a row, in seconds (the loop's steps as it "
               "reports them; the manual ones timed around each command)."]

@@ -10,23 +10,24 @@ time, or the bytes with ``checksum``), compiles the changed ``.py`` files
 with the controller's python, records the deploy, keeps every file it
 replaces, and writes the rest atomically, all in one call.
 
-A tree that is large (a whole Cinder checkout), holds a symlink, or lives
-on a devbox still goes through rsync (:mod:`deploy.transport.sync`).
+After a first deploy, only the files changed since the last one are sent,
+with a record of the others for the helper to check (``expect``; see
+:mod:`deploy.controller.sent_state`), so a whole Cinder checkout goes this way too. A
+tree too large to send whole the first time, one that holds a symlink, or
+one on a devbox goes through rsync (:mod:`deploy.transport.sync`).
 """
 from __future__ import annotations
 
 import base64
 import fnmatch
 import json
-import os
-import stat
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from deploy.base.errors import DevloopError
-from deploy.controller import checkout, facts
+from deploy.controller import checkout, facts, sent_state
 from deploy.controller.fastrestart import fast_dir
 from deploy.controller.precheck import CompileProblem, refuse, tell_compiled
 from deploy.remote import script
@@ -67,36 +68,29 @@ class TreeFile:
     mtime_ns: int
 
 
+def fits(stats: Mapping[str, tuple[int, int]], rels: Sequence[str]) -> bool:
+    """Whether the files ``rels`` (sizes in ``stats``) are few and small enough for one call."""
+    return (len(rels) <= ONE_CALL_FILES
+            and sum(stats[rel][0] for rel in rels) <= ONE_CALL_BYTES)
+
+
 def one_call_files(source: Path, excludes: Sequence[str]) -> list[TreeFile] | None:
-    """The tree's files if it can be sent in one call; None if it needs rsync.
+    """The tree's files if it can be sent whole in one call; None if it needs rsync.
 
     None when the files (after ``excludes``) hold more than
     :data:`ONE_CALL_BYTES` or :data:`ONE_CALL_FILES`, or the tree holds a
     symlink or anything else that is not a plain file or directory.
     """
-    files: list[TreeFile] = []
-    total = 0
-    root = Path(source)
-    for directory, dirs, names in os.walk(root):
-        base = Path(directory)
-        prefix = base.relative_to(root).as_posix()
-        prefix = "" if prefix == "." else prefix + "/"
-        # an excluded directory is not walked (a checkout's .git or .tox)
-        dirs[:] = [name for name in dirs if not excluded(f"{prefix}{name}/\0", excludes)]
-        if any((base / name).is_symlink() for name in dirs):
-            return None
-        for name in names:
-            rel = prefix + name
-            if excluded(rel, excludes):
-                continue
-            info = os.lstat(base / name)
-            if not stat.S_ISREG(info.st_mode):
-                return None
-            total += info.st_size
-            files.append(TreeFile(rel, base / name, info.st_mtime_ns))
-            if total > ONE_CALL_BYTES or len(files) > ONE_CALL_FILES:
-                return None
-    return sorted(files, key=lambda f: f.rel)
+    stats = sent_state.scan(source, excludes)
+    if stats is None or not fits(stats, list(stats)):
+        return None
+    return tree_files(source, stats, stats)
+
+
+def tree_files(source: Path, stats: Mapping[str, tuple[int, int]],
+               rels: Iterable[str]) -> list[TreeFile]:
+    """The files ``rels`` of ``source``, with the mtimes ``stats`` (a scan) gave them."""
+    return [TreeFile(rel, Path(source) / rel, stats[rel][1]) for rel in sorted(rels)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +103,8 @@ class Sent:
     db: Mapping[str, Any] | None = None
     #: whether the controller is in fast-restart mode
     fast_mode: bool | None = None
+    #: files of ``expect`` that differ on the controller (then nothing was done)
+    stale: list[str] = field(default_factory=list)
 
 
 def payload(files: Sequence[TreeFile], job: Mapping[str, Any]) -> bytes:
@@ -173,11 +169,15 @@ def cancel(dialogue: Dialogue) -> None:
 
 def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target: str,
            *, owner: str = "", deploy_dir: str = "", record: Mapping[str, Any] | None = None,
-           dry_run: bool = False, checksum: bool = False, guard: bool = False) -> Sent:
+           dry_run: bool = False, checksum: bool = False, guard: bool = False,
+           expect: Mapping[str, tuple[int, int]] | None = None) -> Sent:
     """Send the job with ``files`` and read what was done (or would be, ``dry_run``).
 
     With ``guard``, nothing is written if a file to replace holds the
     controller's git checkout's own uncommitted work.
+
+    With ``expect`` ((size, mtime) of files not sent, as last sent), nothing
+    is done if one of them differs on the controller: ``Sent.stale`` names them.
 
     Raises:
         CompileError: a changed ``.py`` file does not compile with the
@@ -190,6 +190,8 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target
            "record": dict(record or {}), "fast_dir": fast_dir(remote.controller)}
     if guard:
         job["guard"] = checkout.guard_job(remote)
+    if expect:
+        job["expect"] = [[rel, size, mtime] for rel, (size, mtime) in expect.items()]
     result = dialogue.finish(payload(files, job))
     lines = result.stdout.strip().splitlines()
     try:
@@ -203,7 +205,8 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target
     refuse(remote, [CompileProblem(p["path"], p.get("line"), p["message"])
                     for p in answer.get("problems") or []])
     checkout.refuse_uncommitted(remote, answer)
-    if not dry_run:
+    if not dry_run and not answer.get("stale"):
         tell_compiled(remote, int(answer.get("compiled") or 0))
     return Sent([Change(kind, rel) for kind, rel in answer.get("changes", [])],
-                answer.get("log_size"), answer.get("db"), answer.get("fast_mode"))
+                answer.get("log_size"), answer.get("db"), answer.get("fast_mode"),
+                list(answer.get("stale") or []))

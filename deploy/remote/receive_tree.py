@@ -22,6 +22,13 @@ zlib-compressed JSON::
      "dry_run": bool, "checksum": bool, "deploy_dir": DIR, "record": {...},
      "guard": [CHECKOUT_GUARD_SOURCE, STATE_DIR] or absent,
      "files": [[REL, MTIME_NS, BASE64_BYTES], ...]}
+     "expect": [[REL, SIZE, MTIME_NS], ...]}
+
+``expect`` (optional) is what the caller last sent of the files it does not
+send now (deploy/controller/sent_state.py): if any of them differs on the controller
+(size or mtime, as rsync compares; or it is gone), another deploy, a
+rollback or a hand edit changed it, and nothing is done: the answer's
+"stale" lists those files, for the caller to send them too.
 
 A file is sent when rsync (``--times --modify-window=-1``) would send it: it
 is new, or its size or modification time differ (``checksum``: its bytes
@@ -132,6 +139,20 @@ def differs(path, data, wanted_ns, checksum):
 
 
 # devloop-include: compile_source
+
+
+def stale_files(target, expect):
+    """The expected files that are not, on the controller, as the caller last sent them."""
+    stale = []
+    for rel, size, wanted_ns in expect:
+        try:
+            info = os.stat(os.path.join(target, rel))
+        except OSError:
+            stale.append(rel)
+            continue
+        if info.st_size != size or not same_time(info, wanted_ns):
+            stale.append(rel)
+    return stale
 
 
 def write_json(path, data):
@@ -255,6 +276,10 @@ def apply(job):
             result["log_size"] = os.path.getsize(job["log_file"])
         except OSError:
             result["log_size"] = 0
+    stale = stale_files(target, job.get("expect") or [])
+    if stale:
+        result["stale"] = stale
+        return result
     plan = []
     for rel, wanted_ns, packed in job["files"]:
         data = base64.b64decode(packed.encode("ascii"))

@@ -16,9 +16,10 @@ import dataclasses
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
-from deploy.controller import manifest, send
+from deploy.controller import manifest, send, sent_state
 
 from deploy.base import output
 from deploy.base.errors import DevloopError, HealthCheckError, ServiceError
@@ -92,16 +93,20 @@ def fitting(remote: Remote, inventory: Inventory, target: Target, *,
 def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None, *,
               dry_run: bool = False, checksum: bool = False, diff: bool = False,
               ignore_manifest: bool = False, db: bool = False,
-              force: bool = False) -> DeployReport:
+              force: bool = False, seen: Sequence[str] | None = None) -> DeployReport:
     """Locate Cinder (unless ``target``), check the manifest, compile, record the deploy,
     sync the source into the package; no restart.
 
-    Unless ``force``, nothing is sent when a file to replace holds
-    uncommitted work of the controller's git checkout (DevStack's).
-
-    A small local tree goes in one remote call that also locates Cinder and,
-    with ``db``, reads the database's state (:mod:`deploy.controller.send`); a large
-    one, or one on a devbox, goes through rsync (``report.db`` is then None).
+    A local tree goes in one remote call that also locates Cinder and, with
+    ``db``, reads the database's state (:mod:`deploy.controller.send`): after a first
+    deploy, only the files changed since the last one this checkout sent
+    there, with a record of the rest for the controller to check
+    (:mod:`deploy.controller.sent_state`); the first time, the whole tree if it is
+    small. A tree too large for that, or one on a devbox, goes through rsync
+    (``report.db`` is then None). Unless ``force``, nothing is sent when a
+    file to replace holds uncommitted work of the controller's git checkout
+    (DevStack's). ``seen`` (``watch``): the files, relative
+    to the source, saved since the last run; only those are looked at here.
 
     Raises:
         DevloopError: Cinder cannot be found on the controller.
@@ -111,20 +116,25 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
         UncommittedChanges: the checkout's own work would be replaced (nothing sent).
         SyncError: rsync failed (the record lists what it meant to send).
     """
-    files = (send.one_call_files(inventory.source, inventory.excludes)
-             if inventory.source_host is None else None)
-    report = None
-    if files is not None:
-        report = _send_step(remote, inventory, files, target, dry_run=dry_run,
-                            checksum=checksum, diff=diff, ignore_manifest=ignore_manifest, db=db,
-                            force=force)
-    if report is None:            # the tree needs rsync
+    declined = None
+    if inventory.source_host is None:
+        outcome = _send_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
+                             diff=diff, ignore_manifest=ignore_manifest, db=db, seen=seen,
+                             force=force)
+        if isinstance(outcome, DeployReport):
+            _show_changes(remote.name, outcome.changes, dry_run)
+            return outcome
+        declined = outcome
+        inventory, target = declined.inventory, declined.target
+    else:
         target = target or locate_for(remote, inventory)
         inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
-        _announce(remote, inventory, target, dry_run)
-        report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
-                             diff=diff, force=force)
-        report.target = target
+    _announce(remote, inventory, target, dry_run)
+    report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
+                         diff=diff, force=force)
+    report.target = target
+    if declined is not None and declined.plan.scanned is not None and not (dry_run or checksum):
+        sent_state.save(declined.plan.record, declined.plan.scanned)
     _show_changes(remote.name, report.changes, dry_run)
     return report
 
@@ -134,31 +144,94 @@ def _announce(remote: Remote, inventory: Inventory, target: Target, dry_run: boo
     output.step(remote.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
 
 
-def _send_step(remote: Remote, inventory: Inventory, source_files: list[send.TreeFile],
-               target: Target | None, *, dry_run: bool, checksum: bool, diff: bool,
-               ignore_manifest: bool, db: bool, force: bool = False) -> DeployReport | None:
-    """The deploy of a small local tree in one call: locate, compare, compile, record, write.
+@dataclass
+class _Plan:
+    """How one local tree goes to one controller."""
 
-    ``source_files`` are the source tree's. Returns None, with nothing
-    changed, when the tree the manifest picks for this controller (a variant
-    of the source) is too large for one call.
+    record: Path                                  # what this checkout last sent there
+    scanned: dict[str, sent_state.Stat] | None    # every file of the tree (None: rsync)
+    files: list[send.TreeFile] | None             # sent in one call (None: rsync)
+    #: files not sent, as last sent: the controller checks them (None: whole tree sent)
+    expect: dict[str, sent_state.Stat] | None = None
+
+
+@dataclass
+class _Declined:
+    """The one-call path declined the tree: rsync it (located and chosen already)."""
+
+    inventory: Inventory
+    target: Target
+    plan: _Plan
+
+
+def _plan(remote: Remote, chosen: Inventory, target: Target, *, full: bool,
+          seen: Sequence[str] | None,
+          scanned: dict[str, sent_state.Stat] | None | bool = False) -> _Plan:
+    """Send what changed since this checkout's last deploy there, else the small tree whole.
+
+    ``scanned``: :func:`sent_state.scan` of ``chosen.source``, if done already
+    (False: not yet).
+    """
+    record = sent_state.state_file(remote.controller.label, target.cinder_dir, chosen.source,
+                                   chosen.excludes)
+    last = None if full else sent_state.load(record)
+    if last is not None and seen is not None:
+        local = sent_state.rescan(chosen.source, last, seen)
+    elif scanned is not False:
+        local = scanned if isinstance(scanned, dict) else None
+    else:
+        local = sent_state.scan(chosen.source, chosen.excludes)
+    if local is None:                 # a symlink: rsync
+        return _Plan(record, None, None)
+    if last is not None:
+        delta = sent_state.delta(local, last)
+        if send.fits(local, delta.changed):
+            return _Plan(record, local, send.tree_files(chosen.source, local, delta.changed),
+                         delta.expect)
+    elif send.fits(local, list(local)):
+        return _Plan(record, local, send.tree_files(chosen.source, local, local))
+    return _Plan(record, local, None)
+
+
+def _describe(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, dry_run: bool,
+               checksum: bool, diff: bool, ignore_manifest: bool, db: bool,
+               seen: Sequence[str] | None, force: bool = False) -> DeployReport | _Declined:
+    """The deploy of a local tree in one call: locate, compare, compile, record, write.
+
+    Returns :class:`_Declined`, with nothing changed, when the tree the
+    manifest picks for this controller needs rsync (too large to send whole,
+    or a symlink).
     """
     hash_paths = manifest.hash_paths(inventory.source) if target is None else None
     dialogue = send.start(remote, hash_paths=hash_paths, db=db)
-    files = None
+    plan = None
     try:
+        # the tree is read while the controller locates Cinder (watch reads no tree)
+        early = (sent_state.scan(inventory.source, inventory.excludes)
+                 if seen is None and target is None else False)
         if target is None:
             target = send.located(remote, dialogue)
         chosen = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
-        files = (source_files if chosen.source == inventory.source else
-                 send.one_call_files(chosen.source, chosen.excludes))
+        plan = _plan(remote, chosen, target, full=dry_run or diff or checksum,
+                     seen=seen if chosen.source == inventory.source else None,
+                     scanned=early if chosen.source == inventory.source else False)
     finally:
-        if files is None:
+        if plan is None or plan.files is None:
             send.cancel(dialogue)
-    if files is None:
-        return None
+    if plan.files is None:
+        return _Declined(chosen, target, plan)
+    files = plan.files
     _announce(remote, chosen, target, dry_run)
-    output.detail(f"{len(files)} file(s) compared on the controller, in one call")
+    if plan.expect is not None:
+        output.detail(f"{len(files)} file(s) changed since this checkout's last deploy here; "
+                      f"{len(plan.expect)} more checked unchanged on the controller, in one call")
+    else:
+        output.detail(f"{len(files)} file(s) compared on the controller, in one call")
     report = DeployReport(remote.name, target=target)
     if diff or dry_run:
         planned = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
@@ -172,13 +245,29 @@ def _send_step(remote: Remote, inventory: Inventory, source_files: list[send.Tre
         dialogue = send.start(remote)
     deploy_id = new_deploy_id()
     deploy_dir = f"{remote.controller.state_dir}/deploys/{deploy_id}"
+    record = _record_base(remote, chosen, deploy_id)
     sent = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
-                       deploy_dir=deploy_dir, record=_record_base(remote, chosen, deploy_id),
-                       checksum=checksum, guard=not force)
-    report.changes, report.log_since = sent.changes, sent.log_size
+                       deploy_dir=deploy_dir, record=record, checksum=checksum,
+                       expect=plan.expect, guard=not force)
     report.db = report.db or sent.db
+    if sent.stale:
+        # another checkout's deploy, a rollback or a hand edit: those files
+        # are compared too, as rsync would (nothing was written yet)
+        assert plan.scanned is not None
+        output.warn(f"{remote.name}: {len(sent.stale)} file(s) on the controller are not as "
+                    f"this checkout last sent them ({_describe(sent.stale)}): changed there "
+                    f"since (another deploy, a rollback or an edit); comparing them too")
+        stale = [rel for rel in sent.stale if rel in plan.scanned]
+        files = send.tree_files(chosen.source, plan.scanned,
+                                sorted({f.rel for f in files} | set(stale)))
+        sent = send.finish(remote, send.start(remote), files, target.cinder_dir,
+                           owner=target.owner, deploy_dir=deploy_dir, record=record,
+                           checksum=checksum, guard=not force)
+    report.changes, report.log_since = sent.changes, sent.log_size
     report.fast_mode = sent.fast_mode
     report.deploy_id = deploy_id if sent.changes else None
+    if plan.scanned is not None and not checksum:
+        sent_state.save(plan.record, plan.scanned)
     return report
 
 

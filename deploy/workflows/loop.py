@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from deploy.base import output
 from deploy.base.errors import HealthCheckError, ServiceError
@@ -69,8 +69,15 @@ def _migration_changed(report: DeployReport) -> bool:
 def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = None,
              timeout: float = 60.0, smoke: bool = False, checksum: bool = False,
              rollback_on_failure: bool = False, ignore_manifest: bool = False,
-             check_database: bool = True) -> LoopReport:
+             check_database: bool = True, seen: Sequence[str] | None = None,
+             offer_fast_restart: bool = True) -> LoopReport:
     """Run the loop once on an open connection (``watch`` reuses it).
+
+    ``seen``: the files saved since the last successful run, which are all
+    that can have changed in the source (``watch``; see ``sync_step``).
+
+    With ``offer_fast_restart``, a restart on a controller whose fast
+    restart is off ends with a line saying how to turn it on.
 
     With ``rollback_on_failure``, a deploy after which the API is not
     healthy (see ``restart_and_check``) is rolled back at once.
@@ -87,7 +94,7 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
     # first run) only a migration the sync brings leads to db-sync.
     report.deploy = _timed(report, "deploy", lambda: sync_step(
         remote, inventory, target, checksum=checksum, ignore_manifest=ignore_manifest,
-        db=check_database),
+        db=check_database, seen=seen),
         lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
     deployed_to = report.deploy.target
     assert deployed_to is not None
@@ -117,6 +124,10 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
             raise undo_failed_deploy(remote.controller, deployed.deploy_id, failure,
                                      timeout) from None
         report.restarted = True
+        if offer_fast_restart and deployed.fast_mode is False:
+            output.detail(f"fast restart is off on {remote.name}: `invoke fast-restart on "
+                          f"--host {remote.name}` makes a restart after a deploy of cinder/ a "
+                          f"fork from a warm parent (under a second; README: Fast restart)")
     else:
         report.steps.append(("restart", 0.0, "skipped: nothing changed"))
         output.step(remote.name, "restart skipped: nothing changed")

@@ -77,6 +77,11 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
     # The database is checked on a controller's first run; later runs db-sync
     # only for a migration they send (the files on disk change no other way).
     database_checked: set[str] = set()
+    # After a controller's first successful run, only the files the watcher
+    # saw are looked at (the rest are as the last deploy left them); after a
+    # failed run the whole tree is compared again.
+    in_step: set[str] = set()
+    offered: set[str] = set()         # told once how to turn fast restart on
     try:
         for controller in controllers:
             remote = remotes[controller.name] = Remote.open(controller)
@@ -106,12 +111,17 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                         report = run_loop(inventory, remote, target=targets[name],
                                           timeout=timeout, smoke=smoke, rollback_on_failure=True,
                                           ignore_manifest=ignore_manifest,
-                                          check_database=name not in database_checked)
+                                          check_database=name not in database_checked,
+                                          seen=paths if name in in_step else None,
+                                          offer_fast_restart=name not in offered)
+                    offered.add(name)
                     database_checked.add(name)
+                    in_step.add(name)
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
                                   f"{report.one_line()}")
                 except DevloopError as exc:
                     database_checked.discard(name)
+                    in_step.discard(name)
                     text = "\n".join(exc.lines()).splitlines() or [type(exc).__name__]
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: {text[0]}")
                     if text[1:]:           # e.g. the files that do not compile, the log lines

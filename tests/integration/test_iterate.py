@@ -77,6 +77,8 @@ class TestLoop:
         assert "--> sbx: restart (" in result.stderr
         assert "db-sync" not in result.stderr          # no migration changed, DB current
         assert controller.service_pid() != before
+        # a cold restart: the way to a fork instead is offered
+        assert "fast restart is off on sbx: `invoke fast-restart on --host sbx`" in result.stderr
         assert extension_status(controller, alias) == 200
         assert result.stdout.strip().splitlines()[-1].startswith("sbx: 1 file(s), restarted in ")
 

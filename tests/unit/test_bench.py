@@ -7,6 +7,7 @@ a developer would type on that kind of controller.
 from __future__ import annotations
 
 import argparse
+import os
 import importlib.util
 import shlex
 import subprocess
@@ -75,7 +76,7 @@ def test_report_groups_the_rows_and_the_steps_per_kind(capsys):
     steps["rdo"].add("loop", "restart", 1.5)
     steps["rdo"].from_output("loop", "W: ctl: full restart instead of a fast one: "
                                      "a migration changed\n")
-    args = argparse.Namespace(runs=1, kind="all", write=None)
+    args = argparse.Namespace(runs=1, kind="all", write=None, tree="whole", only=None)
     bench.report(rows, steps, [bench.SupervisordKind(), bench.RdoKind()], args, (0.0,))
     text = capsys.readouterr().out
     assert "| supervisord | edit to serving |" in text
@@ -92,3 +93,38 @@ def test_supervisord_only_rows_on_rdo_are_refused_with_one_line():
     assert proc.returncode == 2
     assert "run on the supervisord kind only" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_growth_rows_say_whether_ours_grows_less_than_rsync_from_whole_tree_to_largest(
+        capsys):
+    rows = [bench.Row("supervisord", f"growth: one changed file of {n} files, no restart",
+                      "invoke deploy --no-restart", "rsync -avz -e ssh", [ours], [base], None)
+            for n, ours, base in (("20", 0.40, 0.30), ("1,525", 0.42, 0.40),
+                                  ("6,100", 0.45, 0.70))]
+    args = argparse.Namespace(runs=1, kind="supervisord", write=None, tree="whole", only=None)
+    bench.report(rows, {"supervisord": bench.Steps()}, [bench.SupervisordKind()], args, (0.0,))
+    text = capsys.readouterr().out
+    assert ("| supervisord | growth from the whole tree to the largest (medians) | ours "
+            "| +0.030 s | rsync | +0.300 s | — | ours grows less (met) |") in text
+    assert "edits one file of a whole Cinder checkout" in text
+
+
+def test_the_whole_tree_is_the_installed_package_without_bytecode_and_the_feature_over_it(
+        tmp_path):
+    installed = tmp_path / "site" / "cinder"
+    (installed / "api" / "__pycache__").mkdir(parents=True)
+    (installed / "api" / "__init__.py").write_text("UPSTREAM = 1\n")
+    (installed / "api" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    (installed / "devloop_bench").mkdir()
+    (installed / "devloop_bench" / "probe.py").write_text("LEFT = 'by an earlier run'\n")
+    os.utime(installed / "api" / "__init__.py", ns=(10**18, 10**18))
+
+    class Installed(bench.SupervisordKind):
+        def cinder_dir(self, layout):
+            return installed
+
+    tree = bench.whole_tree(Installed(), None, tmp_path / "checkout" / "cinder")
+
+    assert (tree / "api" / "__init__.py").stat().st_mtime_ns == 10**18   # rsync sees it alike
+    assert not (tree / "api" / "__pycache__").exists() and not (tree / "devloop_bench").exists()
+    assert (tree / "api" / "contrib" / "cluster_manage.py").is_file()      # the feature

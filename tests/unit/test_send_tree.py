@@ -21,13 +21,18 @@ EXCLUDES = (".git/", "__pycache__/", "*.pyc")
 
 
 def receive(python: str, source: Path, target: Path, state: Path, *, dry_run: bool = False,
-            checksum: bool = False, deploy_id: str = "d1") -> dict:
+            checksum: bool = False, deploy_id: str = "d1", only: list[str] | None = None,
+            expect: list[list[object]] | None = None) -> dict:
     files = one_call_files(source, EXCLUDES)
     assert files is not None
+    if only is not None:
+        files = [f for f in files if f.rel in only]
     job = {"target": str(target), "owner": "", "log_file": str(state / "api.log"),
            "dry_run": dry_run, "checksum": checksum,
            "deploy_dir": str(state / "deploys" / deploy_id),
            "record": {"id": deploy_id, "source": str(source)}, "fast_dir": str(state / "fast")}
+    if expect is not None:
+        job["expect"] = expect
     proc = subprocess.run([python, *STDLIB_ONLY, "-c", script("receive_tree"), python],
                           input=b"{}\n" + payload(files, job), capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()
@@ -142,6 +147,49 @@ class TestReceiveTree:
         assert len(answer["changes"]) == 2
         assert (target / "api" / "__init__.py").read_text() == "UPSTREAM = True\n"
         assert records(state) == []
+
+
+def as_sent(source: Path, rel: str) -> list[object]:
+    info = (source / rel).stat()
+    return [rel, info.st_size, info.st_mtime_ns]
+
+
+class TestOnlyTheChangedFiles:
+    def test_unsent_files_as_expected_let_the_changed_ones_through(self, python, tree):
+        source, target, state = tree
+        receive(python, source, target, state, deploy_id="d1")
+        (source / "api" / "contrib" / "ext.py").write_text("EXT = 2\n")
+
+        answer = receive(python, source, target, state, deploy_id="d2",
+                         only=["api/contrib/ext.py"],
+                         expect=[as_sent(source, "api/__init__.py")])
+
+        assert "stale" not in answer
+        assert answer["changes"] == [["changed", "api/contrib/ext.py"]]
+        assert (target / "api" / "contrib" / "ext.py").read_text() == "EXT = 2\n"
+        assert [r["id"] for r in records(state)] == ["d1", "d2"]
+
+    @pytest.mark.parametrize("how", ["edited", "touched", "removed"])
+    def test_an_expected_file_changed_on_the_controller_stops_it_and_is_named(
+            self, python, tree, how):
+        source, target, state = tree
+        receive(python, source, target, state, deploy_id="d1")
+        there = target / "api" / "__init__.py"
+        if how == "edited":
+            there.write_text("HAND = 'edit'\n")
+        elif how == "touched":
+            os.utime(there, (time.time() + 100, time.time() + 100))
+        else:
+            there.unlink()
+        (source / "api" / "contrib" / "ext.py").write_text("EXT = 2\n")
+
+        answer = receive(python, source, target, state, deploy_id="d2",
+                         only=["api/contrib/ext.py"],
+                         expect=[as_sent(source, "api/__init__.py")])
+
+        assert answer["stale"] == ["api/__init__.py"] and answer["changes"] == []
+        assert (target / "api" / "contrib" / "ext.py").read_text() == "EXT = 1\n"   # untouched
+        assert [r["id"] for r in records(state)] == ["d1"]                        # no record
 
 
 class TestQuestionsFirst:
