@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from deploy import manifest, output, send
-from deploy.commands import Remote
+from deploy.commands import STDLIB_ONLY, Remote
 from deploy.errors import DevloopError, HealthCheckError, ServiceError
 from deploy.facts import Target, locate
 from deploy.fleet import Outcome
@@ -29,6 +29,7 @@ from deploy.health import ApiState, check_serving, log_mark, wait_for_api
 from deploy.inventory import Controller, Inventory
 from deploy.precheck import check_changes
 from deploy.preview import show_diffs
+from deploy.remote import script
 from deploy.services import ServiceStatus, manager_for
 from deploy.source import source_revision
 from deploy.sync import Change, sync_tree
@@ -252,6 +253,9 @@ def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run
         report.changes = sync_tree(inventory, controller, target.cinder_dir,
                                    owner=target.owner, backup_dir=f"{deploy_dir}/backup",
                                    checksum=checksum, connection=remote.conn)
+        # a compiled file left beside a rewritten source could win over it
+        remote.run([remote.python, *STDLIB_ONLY, "-c", script("drop_bytecode"),
+                    f"{deploy_dir}/record.json"])
         _record(remote, inventory, report.deploy_id, report.changes, target.cinder_dir,
                 deploy_dir, "applied" if report.changes else "empty")
         if not report.changes:

@@ -29,9 +29,11 @@ if one does not compile nothing is written. Otherwise the deploy record is
 written (state "applying", listing what will be added and replaced), each
 replaced file is kept in ``DEPLOY_DIR/backup`` (a hard link, else a copy),
 each new version is written beside its target and renamed over it (mode
-644, directories 755, owned by ``owner``, the source's mtime), and the
-record becomes "applied". So a call killed at any point leaves every file
-wholly old or wholly new, and a record to roll back from.
+644, directories 755, owned by ``owner``, the source's mtime), its compiled
+files are removed (``drop_compiled``, the same as drop_bytecode.py's: a
+stale one could win), and the record becomes "applied". So a call killed
+at any point leaves every file wholly old or wholly new, and a record to
+roll back from.
 
 Prints one JSON line: {"log_size", "changes": [[kind, rel]], "compiled",
 "problems": [{"path", "line", "message"}], "fast_mode"}. ``log_size`` is the
@@ -189,6 +191,50 @@ def put(dest, data, wanted_ns, ids):
     os.rename(tmp, dest)
 
 
+def drop_compiled(path):
+    """Remove what Python compiled from the source file ``path``; the paths removed.
+
+    A compiled file left behind can outlive or outrank its source: Python 2
+    imports ``x.pyc`` (or ``x.pyo``) beside a removed ``x.py``, Python 3 a
+    sourceless ``x.pyc`` there, and either trusts a cached file whose
+    source changed within the same second and size. So ``x.pyc``/``x.pyo``
+    beside it go, and ``__pycache__/x.<tag>.pyc`` (``.opt-N``, ``.pyo``);
+    an emptied ``__pycache__`` too.
+    """
+    if not path.endswith(".py"):
+        return []
+    directory, name = os.path.split(path)
+    stem = name[:-3]
+    gone = [compiled for compiled in (path + "c", path + "o") if unlink_if_there(compiled)]
+    cache = os.path.join(directory, "__pycache__")
+    try:
+        entries = os.listdir(cache)
+    except OSError:
+        return gone
+    for entry in entries:
+        parts = entry[len(stem) + 1:].split(".") if entry.startswith(stem + ".") else []
+        # x.cpython-36.pyc, x.cpython-36.opt-1.pyc, x.cpython-34.pyo: never y.x.* or x.y.*
+        if (parts and parts[-1] in ("pyc", "pyo")
+                and (len(parts) == 2 or len(parts) == 3 and parts[1].startswith("opt-"))):
+            if unlink_if_there(os.path.join(cache, entry)):
+                gone.append(os.path.join(cache, entry))
+    try:
+        os.rmdir(cache)  # only succeeds while empty
+    except OSError:
+        pass
+    return gone
+
+
+def unlink_if_there(path):
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+        return False
+    return True
+
+
 def owner_ids(owner):
     if not owner:
         return None
@@ -268,6 +314,7 @@ def apply(job):
         else:
             make_dirs(os.path.dirname(dest), ids, target)
         put(dest, data, wanted_ns, ids)
+        drop_compiled(dest)
     record["state"] = "applied"
     record["applied_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_json(record_file, record)
