@@ -12,7 +12,9 @@ host-key subclasses at this boundary, naming the hop that failed.
 
 Within one task run, :func:`shared_connection` hands out one open
 connection per host (the devbox, say), so the steps that need it reuse a
-single SSH handshake.
+single SSH handshake. Each open connection is watched (:mod:`deploy.liveness`):
+one whose host stops answering is closed within about 1.5 x the host's
+``connect_timeout``, and :func:`connection_lost` names the loss.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from typing import Iterator, Mapping
 import paramiko
 from fabric import Config, Connection
 
+from deploy import liveness
 from deploy.errors import ConnectError, HostKeyMismatch, HostKeyUnknown
 from deploy.inventory import Controller, Host
 
@@ -146,7 +149,11 @@ class StrictConnection(Connection):
 def _connection(host: SshHost, *, forward_agent: bool = False) -> StrictConnection:
     """Build (not open) the strict connection for ``host`` and its gateways."""
     gateway = _connection(host.gateway) if host.gateway is not None else None
-    connect_kwargs: dict[str, object] = {}
+    # every wait of the handshake is bounded too (paramiko's own: 15 s banner, 30 s login,
+    # an hour for a channel)
+    limit = host.connect_timeout
+    connect_kwargs: dict[str, object] = {"banner_timeout": limit, "auth_timeout": limit,
+                                         "channel_timeout": limit}
     if host.identity_file is not None:
         connect_kwargs.update(key_filename=str(host.identity_file),
                               look_for_keys=False, allow_agent=False)
@@ -180,6 +187,25 @@ def _open(conn: Connection, host: SshHost) -> None:
         finally:
             # a later implicit reopen (after a drop) makes a socket of its own
             conn.connect_kwargs.pop("sock", None)
+    liveness.watch(conn.client.get_transport(), host.connect_timeout)
+
+
+def ensure_open(conn: Connection, host: SshHost) -> None:
+    """Reopen ``conn`` if it was closed (as :func:`open_connection` opens, watched)."""
+    if not conn.is_connected:
+        _open(conn, host)
+
+
+def connection_lost(host: SshHost, conn: Connection, doing: str) -> ConnectError | None:
+    """The error to raise if ``conn`` was lost (reset, closed, or silent), else None.
+
+    ``doing`` says what was under way, e.g. ``running 'systemctl restart x'``.
+    """
+    reason = liveness.lost(conn.client.get_transport())
+    if reason is None:
+        return None
+    return ConnectError(f"{_where(host)}: connection lost while {doing}: {reason}; it may "
+                        f"or may not have finished there (invoke status shows the controller)")
 
 
 def _socket(host: SshHost) -> socket.socket:
@@ -291,7 +317,8 @@ def ssh_argv(controller: SshHost, *, known_hosts: str | Path | None = None,
 
     ``ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes
     -o UserKnownHostsFile=<known_hosts> -o GlobalKnownHostsFile=/dev/null
-    -o ConnectTimeout=<s> [-o 'ProxyCommand=<gateway's ssh argv> -W %h:%p <gateway>']
+    -o ConnectTimeout=<s> -o ServerAliveInterval=<s/2> -o ServerAliveCountMax=2
+    [-o 'ProxyCommand=<gateway's ssh argv> -W %h:%p <gateway>']
     -p <port> -l <user> [-i <key> -o IdentitiesOnly=yes]``
 
     A gateway becomes a ``ProxyCommand`` built whole from the gateway's own
@@ -316,6 +343,9 @@ def ssh_argv(controller: SshHost, *, known_hosts: str | Path | None = None,
         "-o", f"UserKnownHostsFile={_literal(known_hosts or host.known_hosts)}",
         "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", f"ConnectTimeout={max(1, round(host.connect_timeout))}",
+        # a host that stops answering is given up, as the paramiko connection is
+        "-o", f"ServerAliveInterval={max(1, round(host.connect_timeout / 2))}",
+        "-o", "ServerAliveCountMax=2",
     ]
     gateway = host.gateway
     if start_after is not None and start_after in {g.name for g in gateway_chain(host)}:

@@ -31,8 +31,9 @@ from fabric import Connection
 
 from deploy import output
 from deploy.channel_relay import relay
-from deploy.connection import (SshHost, gateway_chain, keyscan_hint, known_hosts_name,
-                               shared_connection, ssh_argv, translate_ssh_errors)
+from deploy.connection import (SshHost, connection_lost, gateway_chain, keyscan_hint,
+                               known_hosts_name, shared_connection, ssh_argv,
+                               translate_ssh_errors)
 from deploy.errors import ConnectError, HostKeyUnknown, SyncError
 from deploy.inventory import Controller, Host, Inventory
 
@@ -131,6 +132,10 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
                               ssh=rsh)
         if proc.returncode != _STREAM_BROKEN:
             return _changes_or_raise(proc, controller, dest_dir)
+        assert connection is not None
+        lost = connection_lost(controller, connection, "running rsync")
+        if lost is not None:        # not the stream: the controller went away
+            raise lost
         # NOTE: rarely (seen once in ~100 parallel deploys) the relayed stream
         # breaks; rsync is safe to run again, and what the first run already
         # sent is kept in the result (its files are backed up already).

@@ -2,8 +2,8 @@
 with its compiled files, so the controller's own Python imports what the records say.
 
 On every kind of controller (Python 3.11 in a venv, RDO's system Python 3,
-the legacy Python 2.7), through both deploy paths: the one call and rsync
-(a tree holding a symlink goes through rsync). The module is imported as
+the legacy Python 2.7); a file replaced, through both deploy paths: the one
+call and rsync (a tree holding a symlink goes through rsync). The module is imported as
 root between the steps, as ``cinder-manage`` run by hand would, which
 writes its ``.pyc`` (Python 2, beside it) or ``__pycache__`` entry (Python 3).
 """
@@ -65,14 +65,13 @@ def rollback(hosts: Path) -> str:
     return result.stderr
 
 
-@pytest.mark.parametrize("path", PATHS)
 def test_a_rolled_back_module_cannot_be_imported_from_its_leftover_bytecode(
-        controller, controller_hosts, source, tag, path):
+        controller, controller_hosts, source, tag):
+    # (a rollback is the same whichever way the deploy went)
     package = f"devloop_bc_{tag}"
     (source / package).mkdir()
     (source / package / "__init__.py").write_text("")
     (source / package / "mod.py").write_text("VALUE = 'deployed'\n")
-    force(path, source, tag)
     cinder_dir = controller.cinder_dir
     deploy(controller_hosts)
     code, out = import_as_root(controller, f"{package}.mod", "m.VALUE")
