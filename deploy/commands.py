@@ -12,10 +12,11 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
+import paramiko
 from fabric import Connection
 from invoke.runners import Result
 
-from deploy import output
+from deploy import liveness, output
 from deploy.connection import connection_lost, ensure_open, shared_connection, \
     translate_ssh_errors
 from deploy.errors import CommandFailed, DevloopError
@@ -113,6 +114,13 @@ class Remote:
             yield
         except DevloopError:
             raise
+        except paramiko.SSHException as exc:
+            transport = self.conn.client.get_transport()
+            if "Timeout" in str(exc) and transport is not None:
+                # a channel sshd never answered: the controller is gone, as the watcher finds
+                liveness.give_up(transport, exc, self.controller.connect_timeout)
+            self.raise_if_lost(argv)
+            raise
         except Exception:
             self.raise_if_lost(argv)
             raise
@@ -203,7 +211,7 @@ class Dialogue:
         return self.result
 
 
-def describe(argv: Command, width: int = 60) -> str:
+def describe(argv: Command, width: int = 80) -> str:
     """``argv`` shortened for a message: a script passed inline is shown as ``<script>``."""
     words = ["<script>" if "\n" in word else word for word in argv]
     text = shlex.join(words)

@@ -98,6 +98,8 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
             f"add its public key to the {role}'s authorized_keys") from None
     except paramiko.ssh_exception.NoValidConnectionsError as exc:
         codes = {getattr(e, "errno", None) for e in exc.errors.values()}
+        if codes and codes <= {errno.ECONNRESET, errno.ECONNABORTED}:
+            raise _reset(where) from None
         if codes and codes <= {errno.EHOSTUNREACH, errno.ENETUNREACH}:
             raise ConnectError(
                 f"{where}: no route to {host.address}; is the host up, and reachable from "
@@ -120,13 +122,29 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
                            f"is the host up and reachable?") from None
     except paramiko.SSHException as exc:
         text = str(exc)
+        if "reset by peer" in text:
+            raise _reset(where) from None
+        if "protocol banner" in text:
+            raise ConnectError(f"{where}: no SSH answer within {host.connect_timeout:g} s "
+                               f"({text}); is the host up, and is it sshd that listens on "
+                               f"port {host.port}?") from None
         if "not found in known_hosts" in text:
             raise HostKeyUnknown(
                 f"{where}: host key is not pinned in {host.known_hosts}; refusing to "
                 f"connect. Verify the {role}'s key, then add it: {keyscan_hint(host)}") from None
         raise ConnectError(f"{where}: SSH failed: {text or type(exc).__name__}") from None
+    except EOFError:
+        raise ConnectError(f"{where}: the connection was closed by the other end (or on the "
+                           f"way) before SSH could log in; is sshd running there?") from None
+    except ConnectionResetError:
+        raise _reset(where) from None
     except OSError as exc:
         raise ConnectError(f"{where}: cannot connect: {exc.strerror or exc}") from None
+
+
+def _reset(where: str) -> ConnectError:
+    return ConnectError(f"{where}: the connection was reset while connecting; is sshd running "
+                        f"there, and does a firewall let SSH through?")
 
 
 def keyscan_hint(host: SshHost) -> str:

@@ -51,12 +51,17 @@ def _watch(transport: paramiko.Transport, allowance: float) -> None:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             if not transport.is_active():
                 return          # closed meanwhile: by the task, or by the controller
-            reason = str(exc) or type(exc).__name__
-            if "Timeout" in reason:
-                reason = f"no answer within {allowance:g} s"
-            _given_up[transport] = reason
-            transport.close()
+            give_up(transport, exc, allowance)
             return
+
+
+def give_up(transport: paramiko.Transport, error: BaseException, allowance: float) -> None:
+    """Close ``transport`` for ``error`` (which a wait on it raised); :func:`lost` says why."""
+    reason = str(error) or type(error).__name__
+    if "Timeout" in reason:
+        reason = f"no answer within {allowance:g} s"
+    _given_up[transport] = reason
+    transport.close()
 
 
 def lost(transport: paramiko.Transport | None) -> str | None:

@@ -4,11 +4,13 @@ The tool connects to the relay (its inventory says so, with the
 controller's host key pinned for the relay's address); the relay forwards
 every byte both ways until the spec says otherwise:
 
-- ``reset()``: every relayed connection is reset (RST to both ends), as a
-  controller that crashed or a firewall that rejects would;
-- ``blackhole()``: the relay keeps every connection open but forwards
-  nothing more, either way, as a link that drops every packet does (the
-  kernel still acknowledges what is sent, so only the SSH layer can tell);
+- ``reset()``: every relayed connection is reset (RST to both ends), and
+  so is every new one once accepted, as a controller that crashed or a
+  firewall that rejects would;
+- ``blackhole()``: the relay keeps every connection open, new ones too,
+  but forwards nothing more, either way, as a link that drops every packet
+  does (the kernel still acknowledges what is sent, so only the SSH layer
+  can tell);
 - ``refuse()``: nothing listens any more: new connections are refused.
 
 Threads only; ``close()`` (or leaving the ``with``) ends them all.
@@ -30,6 +32,7 @@ class Relay:
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         self.forwarding = True
+        self.resetting = False
         self.accepted = 0
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
@@ -48,6 +51,9 @@ class Relay:
                 client, _ = self.listener.accept()
             except OSError:
                 return                   # refused or closed
+            if self.resetting:
+                _reset(client)
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=10)
             except OSError:
@@ -83,18 +89,16 @@ class Relay:
                 sock.close()
 
     def reset(self) -> None:
-        """Reset every relayed connection (RST both ways)."""
+        """Reset every relayed connection (RST both ways), and every new one."""
+        self.resetting = True
+        self._reset_all()
+
+    def _reset_all(self) -> None:
         with self._lock:
             pairs, self._pairs = self._pairs, []
         for pair in pairs:
             for sock in pair:
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                    struct.pack("ii", 1, 0))
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
+                _reset(sock)
 
     def blackhole(self) -> None:
         """Forward nothing more, either way; keep every connection open."""
@@ -102,12 +106,30 @@ class Relay:
 
     def refuse(self) -> None:
         """Stop listening: connecting is refused from now on."""
-        self.listener.close()
+        _stop_listening(self.listener)
 
     def close(self) -> None:
         self._closed = True
-        self.listener.close()
-        self.reset()
+        _stop_listening(self.listener)
+        self._reset_all()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close ``sock`` with an RST, not a FIN."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
+
+
+def _stop_listening(listener: socket.socket) -> None:
+    # close() alone leaves a socket that a thread blocks in accept() on listening
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    listener.close()
 
 
 def relayed_entry(entry: dict[str, object], relay: Relay, known_hosts: Path,
