@@ -134,8 +134,10 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
                 f"connect. Verify the {role}'s key, then add it: {keyscan_hint(host)}") from None
         raise ConnectError(f"{where}: SSH failed: {text or type(exc).__name__}") from None
     except EOFError:
-        raise ConnectError(f"{where}: the connection was closed by the other end (or on the "
-                           f"way) before SSH could log in; is sshd running there?") from None
+        # (paramiko cannot tell a reset from a close at that point)
+        raise ConnectError(f"{where}: the connection was closed or reset before SSH could log "
+                           f"in; is sshd running there, and does a firewall let SSH "
+                           f"through?") from None
     except ConnectionResetError:
         raise _reset(where) from None
     except OSError as exc:
