@@ -124,10 +124,11 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
         text = str(exc)
         if "reset by peer" in text:
             raise _reset(where) from None
-        if "protocol banner" in text:
-            raise ConnectError(f"{where}: no SSH answer within {host.connect_timeout:g} s "
-                               f"({text}); is the host up, and is it sshd that listens on "
-                               f"port {host.port}?") from None
+        # (the handshake that times out leaves the login to fail: "No existing session")
+        if "protocol banner" in text or text == "No existing session":
+            raise ConnectError(f"{where}: no SSH answer within {host.connect_timeout:g} s; "
+                               f"is the host up, and is it sshd that listens on port "
+                               f"{host.port}?") from None
         if "not found in known_hosts" in text:
             raise HostKeyUnknown(
                 f"{where}: host key is not pinned in {host.known_hosts}; refusing to "

@@ -130,12 +130,13 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
             proc = _run_rsync(inventory, controller, dest_dir, owner=owner,
                               backup_dir=backup_dir, dry_run=dry_run, checksum=checksum,
                               ssh=rsh)
+        if proc.returncode != 0:
+            assert connection is not None
+            lost = connection_lost(controller, connection, "running rsync")
+            if lost is not None:        # not rsync: the controller went away
+                raise lost
         if proc.returncode != _STREAM_BROKEN:
             return _changes_or_raise(proc, controller, dest_dir)
-        assert connection is not None
-        lost = connection_lost(controller, connection, "running rsync")
-        if lost is not None:        # not the stream: the controller went away
-            raise lost
         # NOTE: rarely (seen once in ~100 parallel deploys) the relayed stream
         # breaks; rsync is safe to run again, and what the first run already
         # sent is kept in the result (its files are backed up already).

@@ -85,11 +85,13 @@ def assert_one_error(code: int, stderr: str, seconds: float, *fragments: str) ->
 
 
 def ours(controller, tag: str) -> str | None:
-    """The id of the newest deploy record, if it is the one that sent ``tag``'s files."""
-    records = sorted(controller.host_path(controller.state_dir).glob("deploys/*/record.json"))
-    if not records:
+    """The id of the newest deploy in place, if it is the one that sent ``tag``'s files."""
+    paths = sorted(controller.host_path(controller.state_dir).glob("deploys/*/record.json"))
+    records = [json.loads(path.read_text()) for path in paths]
+    in_place = [r for r in records if r.get("state") in ("applied", "applying")]
+    if not in_place:
         return None
-    newest = json.loads(records[-1].read_text())
+    newest = in_place[-1]
     return newest["id"] if any(tag in path for path in newest.get("added", [])) else None
 
 
