@@ -12,7 +12,6 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
-import paramiko
 from fabric import Connection
 from invoke.runners import Result
 
@@ -114,14 +113,8 @@ class Remote:
             yield
         except DevloopError:
             raise
-        except paramiko.SSHException as exc:
-            transport = self.conn.client.get_transport()
-            if "Timeout" in str(exc) and transport is not None:
-                # a channel sshd never answered: the controller is gone, as the watcher finds
-                liveness.give_up(transport, exc, self.controller.connect_timeout)
-            self.raise_if_lost(argv)
-            raise
-        except Exception:
+        except Exception as exc:
+            liveness.unanswered(self.conn.client.get_transport(), exc)
             self.raise_if_lost(argv)
             raise
 

@@ -55,6 +55,18 @@ def _watch(transport: paramiko.Transport, allowance: float) -> None:
             return
 
 
+def unanswered(transport: paramiko.Transport | None, error: BaseException) -> bool:
+    """Give ``transport`` up if ``error`` says sshd left a channel open unanswered.
+
+    (A wait the watcher would have ended a little later: the controller is gone.)
+    """
+    if transport is None or not isinstance(error, paramiko.SSHException) \
+            or "Timeout opening channel" not in str(error):
+        return False
+    give_up(transport, error, transport.channel_timeout or 0)
+    return True
+
+
 def give_up(transport: paramiko.Transport, error: BaseException, allowance: float) -> None:
     """Close ``transport`` for ``error`` (which a wait on it raised); :func:`lost` says why."""
     reason = str(error) or type(error).__name__
