@@ -90,7 +90,8 @@ class Remote:
 
         Raises:
             CommandFailed: non-zero exit and ``check`` (stdout/stderr tail shown).
-            ConnectError: the connection dropped.
+            ConnectError: the connection dropped, or the controller stopped
+                answering (:mod:`deploy.liveness`), while it ran.
         """
         text = shlex.join(argv)
         output.command(self.name, text)
@@ -99,7 +100,7 @@ class Remote:
             with self.reports_loss(argv):
                 result = self.conn.run(text, hide=hide, warn=True, pty=pty,
                                        in_stream=False if not pty else None, timeout=timeout)
-            if result.exited != 0:
+            if result.exited != 0 and not pty:    # (a pty session's caller judges a drop)
                 self.raise_if_lost(argv)
         if check and result.exited != 0:
             raise CommandFailed(self.name, text, result.exited,
