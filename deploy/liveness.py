@@ -16,6 +16,7 @@ The watcher is a daemon thread that ends with its connection.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 
 import paramiko
@@ -39,9 +40,9 @@ def watch(transport: paramiko.Transport, allowance: float) -> threading.Thread:
 
 
 def _watch(transport: paramiko.Transport, allowance: float) -> None:
-    stop = threading.Event()
     interval = interval_for(allowance)
-    while transport.is_active() and not stop.wait(interval):
+    while transport.is_active():
+        time.sleep(interval)
         if not transport.is_active():
             return
         try:
