@@ -47,13 +47,11 @@ def _watch(transport: paramiko.Transport, allowance: float) -> None:
             return
         try:
             transport.open_session(timeout=allowance).close()
-        except paramiko.ChannelException:
-            continue            # refused (MaxSessions): sshd answered, it is alive
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            if not transport.is_active():
-                return          # closed meanwhile: by the task, or by the controller
-            give_up(transport, exc, allowance)
-            return
+        except Exception as exc:
+            # only silence is ours to act on: a refusal (MaxSessions) is an answer, and
+            # a transport that failed otherwise is closed by paramiko itself
+            if not transport.is_active() or unanswered(transport, exc):
+                return
 
 
 def unanswered(transport: paramiko.Transport | None, error: BaseException) -> bool:
