@@ -231,8 +231,14 @@ class RdoKind(Kind):
         return f"{layout.name}-admin"
 
     def entry(self, layout: Layout) -> dict[str, object]:
-        # every controller has its own Keystone: one clouds.yaml names them apart
-        return {**layout.controller_entry(), "cloud": self.cloud(layout)}
+        return self.named_apart(layout, layout.controller_entry())
+
+    def named_apart(self, layout: Layout, entry: dict[str, object]) -> dict[str, object]:
+        """``entry`` (the controller's own) with its Keystone's name in our clouds.yaml.
+
+        Every controller has its own Keystone: one clouds.yaml names them apart.
+        """
+        return {**entry, "cloud": self.cloud(layout)}
 
     def prepare(self, chosen: list[Layout], work: Path) -> None:
         clouds = {}

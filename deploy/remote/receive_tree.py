@@ -37,8 +37,9 @@ if one does not compile nothing is written. Otherwise the deploy record is
 written (state "applying", listing what will be added and replaced), each
 replaced file is kept in ``DEPLOY_DIR/backup`` (a hard link, else a copy),
 each new version is written beside its target and renamed over it (mode
-644, directories 755, owned by ``owner``, the source's mtime), and the
-record becomes "applied". So a call killed at any point leaves every file
+644, directories 755, owned by ``owner``, the source's mtime), its
+compiled files are removed (``drop_compiled``: a stale one could win),
+and the record becomes "applied". So a call killed at any point leaves every file
 wholly old or wholly new, and a record to roll back from; the copy it was
 writing (``.NAME.devloop-PID``) is removed by the next call that writes
 that file, or by the rollback. With ``guard``,
@@ -211,6 +212,9 @@ def put(dest, data, wanted_ns, ids):
 # devloop-include: leftovers
 
 
+# devloop-include: bytecode
+
+
 def owner_ids(owner):
     if not owner:
         return None
@@ -321,6 +325,7 @@ def apply(job):
         else:
             make_dirs(os.path.dirname(dest), ids, target)
         put(dest, data, wanted_ns, ids)
+        drop_compiled(dest)
     record["state"] = "applied"
     record["applied_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_json(record_file, record)

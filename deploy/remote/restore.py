@@ -10,7 +10,9 @@ file that is not there was not added; both are skipped. What a writer
 killed mid-file left beside the deploy's files is removed first: the
 temporary copies of this helper and of deploy/remote/receive_tree.py whose
 process is gone (``.NAME.devloop-PID``, ``.devloop-restore-PID-NAME``) and
-rsync's (``.NAME.XXXXXX``). Prints a JSON summary. Python 2.7 and 3.6+, standard library only.
+rsync's (``.NAME.XXXXXX``). The compiled
+files of every source restored or removed go too (``drop_compiled``): a
+stale ``.pyc`` must not outlive the rollback. Prints a JSON summary. Python 2.7 and 3.6+, standard library only.
 """
 import json
 import os
@@ -39,7 +41,10 @@ def restore(source, dest):
     os.rename(tmp, dest)  # atomic on POSIX (os.replace is 3.3+)
 
 
-restored, removed = [], []
+# devloop-include: bytecode
+
+
+restored, removed, compiled = [], [], []
 for record in json.loads(sys.argv[1]):
     target, backup = record["target"], record["backup"]
     sweep(target, record.get("replaced", []) + record.get("added", []))
@@ -48,12 +53,14 @@ for record in json.loads(sys.argv[1]):
         if not os.path.lexists(source):
             continue  # never replaced: the deploy stopped before this file
         restore(source, dest)
+        compiled.extend(drop_compiled(dest))
         restored.append(rel)
     for rel in record.get("added", []):
         path = os.path.join(target, rel)
         if os.path.lexists(path):
             os.unlink(path)
             removed.append(rel)
+        compiled.extend(drop_compiled(path))  # even if the source was gone already
         parent = os.path.dirname(path)
         while parent.startswith(target + os.sep):
             try:
@@ -68,4 +75,5 @@ for record in json.loads(sys.argv[1]):
         json.dump(record, handle, indent=2)
         handle.write("\n")
     os.rename(path + ".tmp", path)
-sys.stdout.write(json.dumps({"restored": restored, "removed": removed}) + "\n")
+sys.stdout.write(json.dumps({"restored": restored, "removed": removed,
+                             "compiled": compiled}) + "\n")

@@ -23,6 +23,8 @@ from typing import Iterator
 
 import paramiko
 
+from deploy.transport import liveness
+
 SHIM = Path(__file__).with_name("rsh_shim.py")
 STDIN, STDOUT, STDERR, EXIT, EOF = 0, 1, 2, 3, 4
 
@@ -47,6 +49,7 @@ def _serve(client: socket.socket, transport: paramiko.Transport) -> None:
         try:
             _relay(client, transport)
         except Exception as exc:  # tell rsync why, instead of dying silently
+            liveness.unanswered(transport, exc)    # the caller then reports the loss
             with contextlib.suppress(OSError):
                 client.sendall(_frame(STDERR, f"devloop relay: {type(exc).__name__}: "
                                               f"{exc}\n".encode())

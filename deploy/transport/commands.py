@@ -6,18 +6,21 @@ or the command line is therefore quoted exactly once, whatever it holds.
 """
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from fabric import Connection
 from invoke.runners import Result
 
 from deploy.base import output
-from deploy.base.errors import CommandFailed
+from deploy.base.errors import CommandFailed, DevloopError
 from deploy.base.inventory import Controller
-from deploy.transport.connection import shared_connection, translate_ssh_errors
+from deploy.transport import liveness
+from deploy.transport.connection import connection_lost, ensure_open, shared_connection, \
+    translate_ssh_errors
 
 Command = Sequence[str]
 
@@ -74,17 +77,44 @@ class Remote:
 
         Raises:
             CommandFailed: non-zero exit and ``check`` (stdout/stderr tail shown).
-            ConnectError: the connection dropped.
+            ConnectError: the connection dropped, or the controller stopped
+                answering (:mod:`deploy.transport.liveness`), while it ran.
         """
         text = shlex.join(argv)
         output.command(self.name, text)
         with translate_ssh_errors(self.controller):
-            result = self.conn.run(text, hide=hide, warn=True, pty=pty,
-                                   in_stream=False if not pty else None, timeout=timeout)
+            ensure_open(self.conn, self.controller)
+            with self.reports_loss(argv):
+                result = self.conn.run(text, hide=hide, warn=True, pty=pty,
+                                       in_stream=False if not pty else None, timeout=timeout)
+            if result.exited != 0 and not pty:    # (a pty session's caller judges a drop)
+                self.raise_if_lost(argv)
         if check and result.exited != 0:
             raise CommandFailed(self.name, text, result.exited,
                                 tail((result.stderr or "") + "\n" + (result.stdout or "")), hint)
         return result
+
+    @contextlib.contextmanager
+    def reports_loss(self, argv: Command) -> Iterator[None]:
+        """Raise the loss of the connection, if that is why what runs inside failed."""
+        try:
+            yield
+        except DevloopError:
+            raise
+        except Exception as exc:
+            liveness.unanswered(self.conn.client.get_transport(), exc)
+            self.raise_if_lost(argv)
+            raise
+
+    def raise_if_lost(self, argv: Command) -> None:
+        """Raise ``ConnectError`` if the connection is lost (reset, closed, silent).
+
+        Raises:
+            ConnectError: it is; the message says while running what.
+        """
+        lost = connection_lost(self.controller, self.conn, f"running {describe(argv)}")
+        if lost is not None:
+            raise lost from None
 
     def dialogue(self, argv: Command, timeout: float | None = None) -> "Dialogue":
         """Start ``argv`` for a conversation: lines back, then the rest of its input.
@@ -94,8 +124,8 @@ class Remote:
         """
         text = shlex.join(argv)
         output.command(self.name, text)
-        with translate_ssh_errors(self.controller):
-            return Dialogue(self, text, timeout)
+        with translate_ssh_errors(self.controller), self.reports_loss(argv):
+            return Dialogue(self, argv, timeout)
 
     def close(self) -> None:
         """Release the handle; the shared connection closes when the run ends."""
@@ -109,23 +139,26 @@ class Dialogue:
     (see ``deploy/remote/receive_tree.py``). The output is captured.
     """
 
-    def __init__(self, remote: Remote, text: str, timeout: float | None) -> None:
-        self.remote, self.text = remote, text
-        remote.conn.open()                  # a no-op while connected
+    def __init__(self, remote: Remote, argv: Command, timeout: float | None) -> None:
+        self.remote, self.argv, self.text = remote, argv, shlex.join(argv)
+        ensure_open(remote.conn, remote.controller)
         self.channel = remote.conn.client.get_transport().open_session()
         self.channel.settimeout(timeout)
-        self.channel.exec_command(text)
+        self.channel.exec_command(self.text)
         self.stdout = self.channel.makefile("rb")
         self.result: Result | None = None
 
     def send(self, data: bytes) -> None:
-        with translate_ssh_errors(self.remote.controller):
+        with translate_ssh_errors(self.remote.controller), self.remote.reports_loss(self.argv):
             self.channel.sendall(data)
 
     def readline(self) -> str:
         """The next line of output ("" once the command has ended)."""
-        with translate_ssh_errors(self.remote.controller):
-            return self.stdout.readline().decode("utf-8", "replace")
+        with translate_ssh_errors(self.remote.controller), self.remote.reports_loss(self.argv):
+            line = self.stdout.readline().decode("utf-8", "replace")
+        if not line:
+            self.remote.raise_if_lost(self.argv)
+        return line
 
     def finish(self, data: bytes = b"") -> Result:
         """Send the last of the input, close it, wait for the end; the whole result.
@@ -135,7 +168,8 @@ class Dialogue:
         if self.result is not None:
             return self.result
         try:
-            with translate_ssh_errors(self.remote.controller):
+            with translate_ssh_errors(self.remote.controller), \
+                    self.remote.reports_loss(self.argv):
                 if data:
                     self.channel.sendall(data)
                 self.channel.shutdown_write()
@@ -144,10 +178,19 @@ class Dialogue:
                 exited = self.channel.recv_exit_status()
         finally:
             self.channel.close()
+        if exited != 0:
+            self.remote.raise_if_lost(self.argv)
         self.result = Result(stdout=stdout.decode("utf-8", "replace"),
                              stderr=stderr.decode("utf-8", "replace"), command=self.text,
                              exited=exited)
         return self.result
+
+
+def describe(argv: Command, width: int = 80) -> str:
+    """``argv`` shortened for a message: a script passed inline is shown as ``<script>``."""
+    words = ["<script>" if "\n" in word else word for word in argv]
+    text = shlex.join(words)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def run_local(argv: Command, *, where: str = "local", check: bool = True,

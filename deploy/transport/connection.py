@@ -12,7 +12,9 @@ host-key subclasses at this boundary, naming the hop that failed.
 
 Within one task run, :func:`shared_connection` hands out one open
 connection per host (the devbox, say), so the steps that need it reuse a
-single SSH handshake.
+single SSH handshake. Each open connection is watched (:mod:`deploy.transport.liveness`):
+one whose host stops answering is closed within about 1.5 x the host's
+``connect_timeout``, and :func:`connection_lost` names the loss.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from fabric import Config, Connection
 
 from deploy.base.errors import ConnectError, HostKeyMismatch, HostKeyUnknown
 from deploy.base.inventory import Controller, Host
+from deploy.transport import liveness
 
 # paramiko logs a traceback of its own for banner errors; our message suffices.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -95,6 +98,8 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
             f"add its public key to the {role}'s authorized_keys") from None
     except paramiko.ssh_exception.NoValidConnectionsError as exc:
         codes = {getattr(e, "errno", None) for e in exc.errors.values()}
+        if codes and codes <= {errno.ECONNRESET, errno.ECONNABORTED}:
+            raise _reset(where) from None
         if codes and codes <= {errno.EHOSTUNREACH, errno.ENETUNREACH}:
             raise ConnectError(
                 f"{where}: no route to {host.address}; is the host up, and reachable from "
@@ -117,13 +122,32 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
                            f"is the host up and reachable?") from None
     except paramiko.SSHException as exc:
         text = str(exc)
+        if "reset by peer" in text:
+            raise _reset(where) from None
+        # (the handshake that times out leaves the login to fail: "No existing session")
+        if "protocol banner" in text or text == "No existing session":
+            raise ConnectError(f"{where}: no SSH answer within {host.connect_timeout:g} s; "
+                               f"is the host up, and is it sshd that listens on port "
+                               f"{host.port}?") from None
         if "not found in known_hosts" in text:
             raise HostKeyUnknown(
                 f"{where}: host key is not pinned in {host.known_hosts}; refusing to "
                 f"connect. Verify the {role}'s key, then add it: {keyscan_hint(host)}") from None
         raise ConnectError(f"{where}: SSH failed: {text or type(exc).__name__}") from None
+    except EOFError:
+        # (paramiko cannot tell a reset from a close at that point)
+        raise ConnectError(f"{where}: the connection was closed or reset before SSH could log "
+                           f"in; is sshd running there, and does a firewall let SSH "
+                           f"through?") from None
+    except ConnectionResetError:
+        raise _reset(where) from None
     except OSError as exc:
         raise ConnectError(f"{where}: cannot connect: {exc.strerror or exc}") from None
+
+
+def _reset(where: str) -> ConnectError:
+    return ConnectError(f"{where}: the connection was reset while connecting; is sshd running "
+                        f"there, and does a firewall let SSH through?")
 
 
 def keyscan_hint(host: SshHost) -> str:
@@ -146,7 +170,11 @@ class StrictConnection(Connection):
 def _connection(host: SshHost, *, forward_agent: bool = False) -> StrictConnection:
     """Build (not open) the strict connection for ``host`` and its gateways."""
     gateway = _connection(host.gateway) if host.gateway is not None else None
-    connect_kwargs: dict[str, object] = {}
+    # every wait of the handshake is bounded too (paramiko's own: 15 s banner, 30 s login,
+    # an hour for a channel)
+    limit = host.connect_timeout
+    connect_kwargs: dict[str, object] = {"banner_timeout": limit, "auth_timeout": limit,
+                                         "channel_timeout": limit}
     if host.identity_file is not None:
         connect_kwargs.update(key_filename=str(host.identity_file),
                               look_for_keys=False, allow_agent=False)
@@ -180,6 +208,25 @@ def _open(conn: Connection, host: SshHost) -> None:
         finally:
             # a later implicit reopen (after a drop) makes a socket of its own
             conn.connect_kwargs.pop("sock", None)
+    liveness.watch(conn.client.get_transport(), host.connect_timeout)
+
+
+def ensure_open(conn: Connection, host: SshHost) -> None:
+    """Reopen ``conn`` if it was closed (as :func:`open_connection` opens, watched)."""
+    if not conn.is_connected:
+        _open(conn, host)
+
+
+def connection_lost(host: SshHost, conn: Connection, doing: str) -> ConnectError | None:
+    """The error to raise if ``conn`` was lost (reset, closed, or silent), else None.
+
+    ``doing`` says what was under way, e.g. ``running 'systemctl restart x'``.
+    """
+    reason = liveness.lost(conn.client.get_transport())
+    if reason is None:
+        return None
+    return ConnectError(f"{_where(host)}: connection lost while {doing}: {reason}; it may "
+                        f"or may not have finished there (invoke status shows the controller)")
 
 
 def _socket(host: SshHost) -> socket.socket:
@@ -291,7 +338,8 @@ def ssh_argv(controller: SshHost, *, known_hosts: str | Path | None = None,
 
     ``ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes
     -o UserKnownHostsFile=<known_hosts> -o GlobalKnownHostsFile=/dev/null
-    -o ConnectTimeout=<s> [-o 'ProxyCommand=<gateway's ssh argv> -W %h:%p <gateway>']
+    -o ConnectTimeout=<s> -o ServerAliveInterval=<s/2> -o ServerAliveCountMax=2
+    [-o 'ProxyCommand=<gateway's ssh argv> -W %h:%p <gateway>']
     -p <port> -l <user> [-i <key> -o IdentitiesOnly=yes]``
 
     A gateway becomes a ``ProxyCommand`` built whole from the gateway's own
@@ -316,6 +364,9 @@ def ssh_argv(controller: SshHost, *, known_hosts: str | Path | None = None,
         "-o", f"UserKnownHostsFile={_literal(known_hosts or host.known_hosts)}",
         "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", f"ConnectTimeout={max(1, round(host.connect_timeout))}",
+        # a host that stops answering is given up, as the paramiko connection is
+        "-o", f"ServerAliveInterval={max(1, round(host.connect_timeout / 2))}",
+        "-o", "ServerAliveCountMax=2",
     ]
     gateway = host.gateway
     if start_after is not None and start_after in {g.name for g in gateway_chain(host)}:

@@ -31,7 +31,7 @@ from fabric import Connection
 
 from deploy.base import output
 from deploy.transport.channel_relay import relay
-from deploy.transport.connection import (SshHost, gateway_chain, keyscan_hint, known_hosts_name,
+from deploy.transport.connection import (SshHost, connection_lost, gateway_chain, keyscan_hint, known_hosts_name,
                                shared_connection, ssh_argv, translate_ssh_errors)
 from deploy.base.errors import ConnectError, HostKeyUnknown, SyncError
 from deploy.base.inventory import Controller, Host, Inventory
@@ -132,6 +132,11 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
             proc = _run_rsync(inventory, controller, dest_dir, owner=owner,
                               backup_dir=backup_dir, dry_run=dry_run, checksum=checksum,
                               ssh=rsh)
+        if proc.returncode != 0:
+            assert connection is not None
+            lost = connection_lost(controller, connection, "running rsync")
+            if lost is not None:        # not rsync: the controller went away
+                raise lost
         if proc.returncode != _STREAM_BROKEN:
             return _changes_or_raise(proc, controller, dest_dir)
         # NOTE: rarely (seen once in ~100 parallel deploys) the relayed stream

@@ -25,13 +25,14 @@ from deploy.base import output
 from deploy.base.errors import DevloopError, HealthCheckError, ServiceError
 from deploy.base.inventory import Controller, Inventory
 from deploy.controller.checkout import guard_checkout
-from deploy.controller.facts import Target, locate
+from deploy.controller.facts import Target, cinder_python, locate
 from deploy.controller.health import ApiState
 from deploy.controller.precheck import check_changes
 from deploy.controller.records import begin_record, write_record
 from deploy.controller.restart import Served, restart_and_check
 from deploy.controller.services import ServiceStatus
-from deploy.transport.commands import Remote
+from deploy.remote import script
+from deploy.transport.commands import STDLIB_ONLY, Remote
 from deploy.transport.fleet import Outcome
 from deploy.transport.source import source_revision
 from deploy.transport.sync import Change, sync_tree
@@ -300,6 +301,9 @@ def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run
         report.changes = sync_tree(inventory, controller, target.cinder_dir,
                                    owner=target.owner, backup_dir=f"{deploy_dir}/backup",
                                    checksum=checksum, connection=remote.conn)
+        # a compiled file left beside a rewritten source could win over it
+        remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("drop_bytecode"),
+                    f"{deploy_dir}/record.json"])
         _record(remote, inventory, report.deploy_id, report.changes, target.cinder_dir,
                 deploy_dir, "applied" if report.changes else "empty")
         if not report.changes:

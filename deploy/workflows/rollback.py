@@ -1,7 +1,8 @@
 """``invoke rollback``: undo deploys from their records, newest first.
 
 Restores every file a deploy replaced (byte for byte, from its backup),
-removes every file it added, marks the record rolled back, then restarts
+removes every file it added (each with its compiled files, so no stale
+``.pyc`` is imported instead), marks the record rolled back, then restarts
 the service and checks the API. A deploy that added a migration the
 database has already applied is undone only after the database is taken
 back to the revision before it; Cinder has no downgrade command, so this
@@ -38,6 +39,8 @@ class RollbackReport:
     undone: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    #: .pyc/.pyo files removed beside what was restored or removed
+    compiled_removed: list[str] = field(default_factory=list)
     db_downgraded_to: str | None = None
     api: ApiState | None = None
 
@@ -135,7 +138,11 @@ def rollback(controller: Controller, *, to: str | None = None, restart: bool = T
         result = remote.run([facts.cinder_python(remote), *STDLIB_ONLY, "-c", script("restore"), spec])
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         report.restored, report.removed = summary["restored"], summary["removed"]
-        output.detail(f"restored {len(report.restored)} file(s), removed {len(report.removed)}")
+        report.compiled_removed = summary["compiled"]
+        stale = (f" (and {len(report.compiled_removed)} compiled file(s))"
+                 if report.compiled_removed else "")
+        output.detail(f"restored {len(report.restored)} file(s), removed "
+                      f"{len(report.removed)}{stale}")
         if restart:
             _, report.api = restart_and_check(remote, timeout)
     finally:

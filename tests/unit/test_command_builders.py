@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deploy.base.inventory import Controller
-from deploy.transport.commands import as_user
+from deploy.transport.commands import as_user, describe
 from deploy.transport.connection import ssh_argv
 from deploy.transport.sync import Change, build_rsync_argv, parse_changes
 from deploy.workflows.logs import tail_argv
@@ -42,6 +42,19 @@ class TestSshArgv:
 
     def test_without_identity_file_ssh_uses_its_defaults(self):
         assert "-i" not in ssh_argv(controller(identity_file=None))
+
+    def test_a_silent_host_is_given_up_within_about_one_and_a_half_connect_timeouts(self):
+        argv = ssh_argv(controller(connect_timeout=8.0))
+        options = [argv[i + 1] for i, a in enumerate(argv) if a == "-o"]
+        assert {"ConnectTimeout=8", "ServerAliveInterval=4", "ServerAliveCountMax=2"} \
+            <= set(options)
+
+
+def test_a_command_in_a_message_is_shortened_and_shows_an_inline_script_as_such():
+    assert describe(["python3", "-c", "import sys\nprint(1)", "/x"]) == \
+        "python3 -c '<script>' /x"
+    long = describe(["supervisorctl", "-c", "/" + "d" * 100, "restart"])
+    assert len(long) == 80 and long.endswith("…")
 
 
 class TestRsyncArgv:

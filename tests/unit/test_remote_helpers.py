@@ -97,7 +97,7 @@ def test_restore_puts_back_replaced_files_and_skips_what_an_interrupted_deploy_n
               "replaced": ["api/a.py", "api/not_yet.py"], "added": ["api/added.py",
                                                                     "api/never_sent.py"]}
     summary = last_json(run(python, "restore", json.dumps([record])))
-    assert summary == {"restored": ["api/a.py"], "removed": ["api/added.py"]}
+    assert summary == {"restored": ["api/a.py"], "removed": ["api/added.py"], "compiled": []}
     assert (target / "api" / "a.py").read_text() == "old a\n"
     assert not (target / "api" / "added.py").exists()
     written = json.loads((tmp_path / "deploys" / "d1" / "record.json").read_text())
@@ -114,7 +114,8 @@ def test_restore_puts_back_a_replaced_symlink_as_the_symlink_it_was(python, tmp_
     record = {"id": "d1", "state": "applied", "target": str(target), "backup": str(backup),
               "replaced": ["api/alias.py"], "added": ["api/added_link.py"]}
     summary = last_json(run(python, "restore", json.dumps([record])))
-    assert summary == {"restored": ["api/alias.py"], "removed": ["api/added_link.py"]}
+    assert summary == {"restored": ["api/alias.py"], "removed": ["api/added_link.py"],
+                       "compiled": []}
     assert os.readlink(target / "api" / "alias.py") == "old.py"
     assert sorted(os.listdir(target / "api")) == ["alias.py"]
 
@@ -160,6 +161,80 @@ def test_begin_deploy_writes_the_record_then_removes_what_killed_writers_left(py
 
     assert json.loads(path.read_text()) == record
     assert sorted(os.listdir(target / "api")) == [".other.py.Q1w2E3", "a.py"]
+
+
+# --- compiled files -------------------------------------------------------------------
+
+def compile_with(python: str, *sources: Path, optimize: bool = False) -> list[Path]:
+    """Compile ``sources`` as an import by ``python`` would; the compiled files it wrote."""
+    before = {p for src in sources for p in src.parent.rglob("*") if p.is_file()}
+    flags = ["-O"] if optimize else []
+    subprocess.run([python, *flags, "-m", "py_compile", *map(str, sources)], check=True,
+                   capture_output=True)
+    after = {p for src in sources for p in src.parent.rglob("*") if p.is_file()}
+    return sorted(after - before)
+
+
+def importable(python: str, path: Path, module: str) -> bool:
+    proc = subprocess.run([python, "-c", f"import {module}"], cwd=path, capture_output=True)
+    return proc.returncode == 0
+
+
+def test_restore_removes_an_added_module_with_what_python_compiled_from_it(python, tmp_path):
+    target, backup = tmp_path / "cinder", tmp_path / "deploys" / "d1" / "backup"
+    (target / "newpkg").mkdir(parents=True)
+    backup.mkdir(parents=True)
+    (target / "newpkg" / "__init__.py").write_text("")
+    (target / "newpkg" / "x.py").write_text("VALUE = 1\n")
+    written = compile_with(python, target / "newpkg" / "__init__.py", target / "newpkg" / "x.py")
+    written += compile_with(python, target / "newpkg" / "x.py", optimize=True)
+    assert written and importable(python, target, "newpkg.x")
+    record = {"id": "d1", "state": "applied", "target": str(target), "backup": str(backup),
+              "replaced": [], "added": ["newpkg/__init__.py", "newpkg/x.py"]}
+    summary = last_json(run(python, "restore", json.dumps([record])))
+    assert sorted(summary["compiled"]) == sorted(map(str, written))
+    assert not (target / "newpkg").exists()        # emptied: the package directory went too
+    assert not importable(python, target, "newpkg.x")
+
+
+def test_restore_removes_the_compiled_files_of_a_file_it_puts_back(python, tmp_path):
+    # same size, same mtime: the compiled new version would be taken for the old one's
+    target, backup = tmp_path / "cinder", tmp_path / "deploys" / "d1" / "backup"
+    (target / "api").mkdir(parents=True)
+    (backup / "api").mkdir(parents=True)
+    (target / "api" / "__init__.py").write_text("")
+    (target / "api" / "a.py").write_text("VALUE = 'new'\n")
+    (backup / "api" / "a.py").write_text("VALUE = 'old'\n")
+    stamp = (target / "api" / "a.py").stat().st_mtime_ns
+    os.utime(backup / "api" / "a.py", ns=(stamp, stamp))
+    written = compile_with(python, target / "api" / "a.py")
+    record = {"id": "d1", "state": "applied", "target": str(target), "backup": str(backup),
+              "replaced": ["api/a.py"], "added": []}
+    summary = last_json(run(python, "restore", json.dumps([record])))
+    assert summary["compiled"] == list(map(str, written))
+    proc = subprocess.run([python, "-c", "import api.a; print(api.a.VALUE)"], cwd=target,
+                          capture_output=True, text=True)
+    assert proc.stdout.strip() == "old", proc.stderr
+
+
+def test_drop_bytecode_removes_only_the_compiled_files_of_the_recorded_sources(python,
+                                                                                tmp_path):
+    target = tmp_path / "cinder"
+    cache = target / "api" / "__pycache__"
+    cache.mkdir(parents=True)
+    mine = ["api/x.pyc", "api/x.pyo", "api/__pycache__/x.cpython-36.pyc",
+            "api/__pycache__/x.cpython-311.opt-1.pyc", "api/__pycache__/x.cpython-34.pyo"]
+    others = ["api/y.pyc", "api/x_y.pyc", "api/__pycache__/x.y.cpython-36.pyc",
+              "api/__pycache__/xx.cpython-36.pyc", "api/__pycache__/y.x.cpython-36.pyc",
+              "api/x.py.orig"]
+    for rel in mine + others + ["api/x.py"]:
+        (target / rel).write_text("")
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps({"target": str(target), "added": ["api/x.py", "api/z.txt"],
+                                  "replaced": ["api/gone.py"]}))
+    summary = last_json(run(python, "drop_bytecode", str(record)))
+    assert sorted(summary["removed"]) == sorted(str(target / rel) for rel in mine)
+    assert all((target / rel).exists() for rel in others + ["api/x.py"])
 
 
 # --- locate -------------------------------------------------------------------------

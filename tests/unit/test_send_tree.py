@@ -131,6 +131,30 @@ class TestReceiveTree:
         assert not (target / "api" / "contrib").exists()
         assert records(state) == []
 
+    def test_a_replaced_file_loses_its_compiled_version_so_a_stale_one_cannot_win(
+            self, python, tree):
+        # the same size and mtime as the installed file: only --checksum sends it, and
+        # Python would take the installed file's bytecode for the new one's
+        source, target, state = tree
+        (target / "api" / "x.py").write_text("VALUE = 'up'\n")
+        (source / "api" / "x.py").write_text("VALUE = 'us'\n")
+        stamp = (target / "api" / "x.py").stat().st_mtime_ns
+        os.utime(source / "api" / "x.py", ns=(stamp, stamp))
+        (target / "__init__.py").write_text("")
+        writes_bytecode = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        subprocess.run([python, "-c", "import api.x"], cwd=target, check=True,
+                       env=writes_bytecode)                 # compiles api/x.py, as root would
+        compiled = [p for p in target.rglob("x*.py[co]")]
+        assert compiled
+
+        answer = receive(python, source, target, state, checksum=True)
+
+        assert ["changed", "api/x.py"] in answer["changes"]
+        assert not any(p.exists() for p in compiled)
+        proc = subprocess.run([python, "-c", "import api.x; print(api.x.VALUE)"], cwd=target,
+                              capture_output=True, text=True)
+        assert proc.stdout.strip() == "us", proc.stderr
+
     def test_it_says_whether_fast_restart_is_on_so_the_restart_need_not_ask(self, python,
                                                                               tree):
         source, target, state = tree
