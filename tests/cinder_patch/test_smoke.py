@@ -1,10 +1,10 @@
-"""deploy/smoke.py against a real cinder-api, and against nothing at all."""
+"""deploy/openstack/smoke.py against a real cinder-api, and against nothing at all."""
 
 from __future__ import annotations
 
 import pytest
 
-from deploy.smoke import SmokeReport, run_smoke
+from deploy.openstack.smoke import SmokeReport, run_smoke
 from tests.cinder_patch.cinder_api import PROJECT_ID, TOKEN, CinderApi, Client
 from tests.cinder_patch.cinder_env import free_port
 

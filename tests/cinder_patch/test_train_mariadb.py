@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.smoke import run_smoke
+from deploy.openstack.smoke import run_smoke
 from tests.cinder_patch.cinder_api import PROJECT_ID, TOKEN, db_manage, write_config
 from tests.cinder_patch.cinder_env import CinderEnv, make_world_traversable_dir
 from tests.cinder_patch.mariadb import MariaDB

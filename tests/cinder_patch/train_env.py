@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from deploy.errors import SandboxError
+from deploy.base.errors import SandboxError
 from deploy.sandbox import train
 from tests.cinder_patch.cinder_env import (CACHE_DIR, PATCH_DIR, CinderEnv,
                                            EnvError, _tail, make_overlay)
