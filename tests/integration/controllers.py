@@ -262,7 +262,8 @@ class DevstackController(RdoController):
                             {"OS_CLIENT_CONFIG_FILE": str(layout.clouds_file)})
 
 
-CONTROLLERS = (SupervisordController, RdoController, LegacyController, DevstackController)
+#: the kinds the shared specs run on (``controller``); the devstack kind has its own specs
+CONTROLLERS = (SupervisordController, RdoController, LegacyController)
 
 
 def kinds(**properties: str) -> list[str]:
