@@ -4,8 +4,9 @@ A deploy of one changed file out of a whole Cinder checkout (1,500 files,
 33 MB) should cost what the one file costs, not what the tree costs. So
 after each deploy the (size, mtime) of every file of the tree is kept here,
 per source tree, controller and target directory, in
-``$DEVLOOP_CACHE_DIR`` (default ``$XDG_CACHE_HOME/cinder-devloop``, else
-``~/.cache/cinder-devloop``), under ``sent/``. The next deploy sends only
+``$DEVLOOP_USER_CACHE`` (default ``$XDG_CACHE_HOME/cinder-devloop``, else
+``~/.cache/cinder-devloop``; not ``$DEVLOOP_CACHE_DIR``, the container
+trees' cache), under ``sent/``. The next deploy sends only
 the files whose (size, mtime) differ from it, plus that record, which the
 controller checks against its own files (:mod:`deploy.remote.receive_tree`,
 ``expect``): another checkout's deploy, a rollback or a hand edit there
@@ -35,8 +36,8 @@ FORMAT = 1
 
 
 def cache_dir() -> Path:
-    """Where the records live: ``$DEVLOOP_CACHE_DIR``, else the user's cache dir."""
-    explicit = os.environ.get("DEVLOOP_CACHE_DIR")
+    """Where the records live: ``$DEVLOOP_USER_CACHE``, else the user's cache dir."""
+    explicit = os.environ.get("DEVLOOP_USER_CACHE")
     if explicit:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

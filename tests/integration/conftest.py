@@ -52,13 +52,13 @@ def booted(kind, make_layout: Callable[[Path], object], prefix: str) -> Iterator
 def own_cache_dir(tmp_path_factory):
     """What the CLI runs of this session record of their deploys (deploy/controller/sent_state.py)
     stays in this session's directory: no spec reads a record it did not make."""
-    previous = os.environ.get("DEVLOOP_CACHE_DIR")
-    os.environ["DEVLOOP_CACHE_DIR"] = str(tmp_path_factory.mktemp("devloop-cache"))
+    previous = os.environ.get("DEVLOOP_USER_CACHE")
+    os.environ["DEVLOOP_USER_CACHE"] = str(tmp_path_factory.mktemp("devloop-cache"))
     yield
     if previous is None:
-        os.environ.pop("DEVLOOP_CACHE_DIR", None)
+        os.environ.pop("DEVLOOP_USER_CACHE", None)
     else:
-        os.environ["DEVLOOP_CACHE_DIR"] = previous
+        os.environ["DEVLOOP_USER_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from deploy.controller.send import excluded
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEVLOOP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DEVLOOP_USER_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 
@@ -38,7 +38,7 @@ class TestRecordFile:
         assert one not in others and len(others) == 4
 
     def test_the_user_cache_dir_is_the_default(self, monkeypatch, tmp_path):
-        monkeypatch.delenv("DEVLOOP_CACHE_DIR")
+        monkeypatch.delenv("DEVLOOP_USER_CACHE")
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
         assert sent_state.cache_dir() == tmp_path / "xdg" / "cinder-devloop"
 
