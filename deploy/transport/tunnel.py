@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import io
 import socket
 import urllib.request
 from typing import Any
@@ -17,6 +18,68 @@ from typing import Any
 import paramiko
 
 from deploy.transport.commands import Remote
+
+
+class _ChannelSocket:
+    """The part of a socket ``http.client`` uses, over an SSH channel.
+
+    urllib closes the connection's socket as soon as the response headers
+    are parsed and reads the body from the file ``makefile`` gave. A real
+    socket stays open until that file is closed too; so does this one:
+    closing the channel earlier would drop every body byte still on the
+    way (a long listing ends in ``IncompleteRead``).
+    """
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+        self._files = 0
+        self._closing = False
+
+    def sendall(self, data: bytes) -> None:
+        self._channel.sendall(data)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._channel.settimeout(timeout)
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        if "r" not in mode or "w" in mode:
+            raise ValueError(f"an SSH channel socket reads only, not {mode!r}")
+        self._files += 1
+        return io.BufferedReader(_ChannelReader(self))
+
+    def recv(self, size: int) -> bytes:
+        return self._channel.recv(size)
+
+    def file_closed(self) -> None:
+        self._files -= 1
+        if self._closing and self._files == 0:
+            self._channel.close()
+
+    def close(self) -> None:
+        self._closing = True
+        if self._files == 0:
+            self._channel.close()
+
+
+class _ChannelReader(io.RawIOBase):
+    """The raw stream under a ``_ChannelSocket.makefile`` file."""
+
+    def __init__(self, owner: _ChannelSocket) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._owner.recv(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._owner.file_closed()
 
 
 class _ChannelHTTPConnection(http.client.HTTPConnection):
@@ -38,7 +101,7 @@ class _ChannelHTTPConnection(http.client.HTTPConnection):
         except (paramiko.SSHException, EOFError, socket.error) as exc:
             raise ConnectionError(f"SSH channel to {self.host}:{self.port} failed: {exc}") from None
         channel.settimeout(timeout)
-        self.sock = channel
+        self.sock = _ChannelSocket(channel)
 
 
 class _SshHTTPHandler(urllib.request.HTTPHandler):

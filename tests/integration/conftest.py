@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+import yaml
 
 from deploy.sandbox import SandboxLayout
 from tests.integration.controllers import DevstackController, LegacyController, \
@@ -73,25 +74,41 @@ def sandbox():
 
 
 @pytest.fixture(scope="session")
-def rdo_controller():
-    """A running rdo controller (systemd, openstack-cinder-api.service, Keystone).
+def session_clouds(tmp_path_factory):
+    """One clouds.yaml for the session, with the clouds of every controller booted.
 
-    OS_CLIENT_CONFIG_FILE points at its clouds.yaml for the session, as a
-    user would set it.
+    OS_CLIENT_CONFIG_FILE points at it, as a user with several clouds sets
+    it: each controller's cloud names differ (rdo-admin, devstack-admin),
+    so whichever controllers a spec uses, its cloud is found.
     """
-    from deploy.sandbox import rdo
+    merged = tmp_path_factory.mktemp("clouds") / "clouds.yaml"
+    clouds: dict = {}
+
+    def add(clouds_file: Path) -> None:
+        clouds.update(yaml.safe_load(clouds_file.read_text())["clouds"])
+        merged.write_text(yaml.safe_dump({"clouds": clouds}))
 
     saved = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(merged)
     try:
-        with booted(rdo, lambda root: rdo.RdoLayout(root, name="it-rdo"),
-                    "devloop-it-rdo-") as layout:
-            os.environ["OS_CLIENT_CONFIG_FILE"] = str(layout.clouds_file)
-            yield RdoController(layout)
+        yield add
     finally:
         if saved is None:
             os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
         else:
             os.environ["OS_CLIENT_CONFIG_FILE"] = saved
+
+
+@pytest.fixture(scope="session")
+def rdo_controller(session_clouds):
+    """A running rdo controller (systemd, openstack-cinder-api.service, Keystone);
+    its clouds are in the session's clouds.yaml."""
+    from deploy.sandbox import rdo
+
+    with booted(rdo, lambda root: rdo.RdoLayout(root, name="it-rdo"),
+                "devloop-it-rdo-") as layout:
+        session_clouds(layout.clouds_file)
+        yield RdoController(layout)
 
 
 @pytest.fixture(scope="session")
@@ -105,27 +122,19 @@ def legacy_controller():
 
 
 @pytest.fixture(scope="session")
-def devstack_controller():
+def devstack_controller(session_clouds):
     """A running devstack controller (uWSGI devstack@c-api, a git checkout, MariaDB, Keystone).
 
     Its own specs (test_devstack.py) cover the loop on it; it is not one
     of ``controller``'s kinds (the shared specs read SQLite files and API
-    log files it does not have). OS_CLIENT_CONFIG_FILE points at its
-    clouds.yaml for the session, as a user would set it.
+    log files it does not have). Its clouds are in the session's clouds.yaml.
     """
     from deploy.sandbox import devstack
 
-    saved = os.environ.get("OS_CLIENT_CONFIG_FILE")
-    try:
-        with booted(devstack, lambda root: devstack.DevstackLayout(root, name="it-devstack"),
-                    "devloop-it-devstack-") as layout:
-            os.environ["OS_CLIENT_CONFIG_FILE"] = str(layout.clouds_file)
-            yield DevstackController(layout)
-    finally:
-        if saved is None:
-            os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
-        else:
-            os.environ["OS_CLIENT_CONFIG_FILE"] = saved
+    with booted(devstack, lambda root: devstack.DevstackLayout(root, name="it-devstack"),
+                "devloop-it-devstack-") as layout:
+        session_clouds(layout.clouds_file)
+        yield DevstackController(layout)
 
 
 @pytest.fixture(scope="session", params=KINDS)

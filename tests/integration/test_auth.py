@@ -46,7 +46,8 @@ def test_the_written_inventory_holds_only_what_a_real_rdo_controller_needs(rdo_c
 
 def test_a_cloud_missing_from_every_clouds_yaml_is_one_line(tmp_path, rdo_controller):
     entry = {**rdo_controller.entry(), "cloud": "no-such-cloud"}
-    line = one_error_line(smoke(tmp_path, entry, {}))
+    line = one_error_line(smoke(tmp_path, entry, {
+        "OS_CLIENT_CONFIG_FILE": str(rdo_controller.layout.clouds_file)}))
     assert line.startswith("error: cloud 'no-such-cloud' is not in "
                            f"{rdo_controller.layout.clouds_file} (clouds there: rdo-admin, "
                            "rdo-member)")
