@@ -340,12 +340,16 @@ def _sandbox(kind, root, ssh_port, api_port):
                                       int(api_port))
 
 
-@task(name="up", help=SANDBOX_HELP)
+@task(name="up", help={**SANDBOX_HELP, "fast_restart": "serve cinder-api from a warm parent "
+                        "(default; --no-fast-restart leaves the service's command as it is)"})
 @reports_errors
-def sandbox_up(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776, verbose=False):
-    """Build and start a local sandbox controller (idempotent; later runs are fast)."""
+def sandbox_up(c, kind="supervisord", root=None, ssh_port=22022, api_port=18776,
+               fast_restart=True, verbose=False):
+    """Build and start a local sandbox controller, fast restart on (idempotent)."""
+    from deploy.workflows import sandbox_up as workflow
+
     module, layout = _sandbox(kind, root, ssh_port, api_port)
-    module.up(layout)
+    workflow.up(module, layout, fast_restart)
 
 
 @task(name="down", help={**SANDBOX_HELP, "purge": "also delete the sandbox directory"})

@@ -465,7 +465,9 @@ def up(layout: SandboxLayout = SandboxLayout()) -> None:
     _write_sshd_config(layout)
     _ensure_venv(layout)
     _write_cinder_configs(layout)
-    _write_supervisor_config(layout)
+    if not layout.supervisor_conf.exists():
+        # written once: fast restart (on by default) edits its command in place
+        _write_supervisor_config(layout)
     _ensure_database(layout)
     _start_sshd(layout)
     _start_supervisord(layout)

@@ -41,7 +41,7 @@ def leftovers(instance: Instance) -> list[str]:
     return found
 
 
-def test_a_second_instance_boots_in_seconds_beside_the_first_and_down_leaves_nothing(
+def test_a_second_instance_boots_in_seconds_fast_restart_on_beside_the_first_and_down_leaves_nothing(
         rdo_controller):
     base = Path(tempfile.mkdtemp(prefix="devloop-it-rdo2-"))
     root = base / "second"
@@ -68,6 +68,8 @@ def test_a_second_instance_boots_in_seconds_beside_the_first_and_down_leaves_not
         again = invoke("status", "--inventory", str(root / "hosts.yaml"))
         assert again.returncode == 0, again.stderr
         assert "active (running), pid " in again.stdout
+        # a sandbox is a development controller: fast restart is on by default
+        assert "fast: warm parent pid " in again.stdout
     finally:
         down = invoke("sandbox.down", *args, "--purge")
     assert down.returncode == 0, down.stderr
