@@ -28,7 +28,7 @@ from tests.integration.controllers import DevstackController, LegacyController, 
     RdoController, SupervisordController
 from tests.support import free_port
 
-KINDS = ("supervisord", "rdo", "legacy")
+KINDS = ("supervisord", "rdo", "legacy", "devstack")
 
 
 @contextmanager
@@ -144,6 +144,8 @@ def controller(request):
         return request.getfixturevalue("rdo_controller")
     if request.param == "legacy":
         return request.getfixturevalue("legacy_controller")
+    if request.param == "devstack":
+        return request.getfixturevalue("devstack_controller")
     return SupervisordController(request.getfixturevalue("sandbox"))
 
 

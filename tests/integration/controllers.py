@@ -9,10 +9,18 @@ supervisorctl or systemctl: ``service_pid()``, ``stop_service()``,
 file from this machine, ``api()`` for the URL, project and token of an
 admin (or of the member user), ``newest_migration()``.
 
+``DevstackController`` the DevStack-shaped container (a checkout installed
+-e, uWSGI, MariaDB, Keystone). ``empty_database()`` leaves the controller
+an empty database (SQLite: the file removed; MariaDB: dropped and created);
+``log_source`` is where the tool reads the API's last lines from.
+
 What differs between kinds and decides which specs apply is a class
 attribute: ``migrations`` (``"alembic"`` or ``"sqlalchemy-migrate"``),
-``service_manager`` (``"supervisord"`` or ``"systemd"``); ``kinds(...)``
-lists the kinds that have a property, for a spec's parametrization.
+``service_manager`` (``"supervisord"`` or ``"systemd"``), ``app_server``
+(``"cinder-api"``, whose process exits when Cinder fails to import, or
+``"uwsgi"``, whose master stays up and answers 500), ``fast_restart``
+(whether ``invoke fast-restart on`` applies); ``kinds(...)`` lists the kinds
+that have a property, for a spec's parametrization.
 """
 from __future__ import annotations
 
@@ -42,6 +50,9 @@ class SupervisordController:
     running_state = "RUNNING"
     stopped_state = "STOPPED"
     noauth = True
+    app_server = "cinder-api"
+    fast_restart = True
+    service_user = "cinder"
 
     def __init__(self, layout: SandboxLayout) -> None:
         self.layout = layout
@@ -70,6 +81,14 @@ class SupervisordController:
     @property
     def database_path(self) -> str:
         return str(self.layout.database)
+
+    @property
+    def log_source(self) -> str:
+        return self.log_file
+
+    def empty_database(self) -> None:
+        """The controller's database, as ``cinder-manage db sync`` finds a new one: empty."""
+        self.host_path(self.database_path).unlink()
 
     @property
     def cinder_api(self) -> str:
@@ -140,6 +159,9 @@ class RdoController:
     running_state = "active (running)"
     stopped_state = "inactive (dead)"
     noauth = False
+    app_server = "cinder-api"
+    fast_restart = True
+    service_user = "cinder"
 
     def __init__(self, layout: RdoLayout) -> None:
         self.layout = layout
@@ -168,6 +190,14 @@ class RdoController:
         return self.instance.merged / path.lstrip("/")
 
     cinder_path = "/usr/local/lib/python3.11/dist-packages/cinder"
+
+    @property
+    def log_source(self) -> str:
+        return self.log_file
+
+    def empty_database(self) -> None:
+        """The controller's database, as ``cinder-manage db sync`` finds a new one: empty."""
+        self.host_path(self.database_path).unlink()
 
     @property
     def cinder_dir(self) -> Path:
@@ -238,6 +268,12 @@ class DevstackController(RdoController):
 
     kind = "devstack"
     service = DEVSTACK_UNIT
+    app_server = "uwsgi"
+    fast_restart = False       # refused under uWSGI (deploy/controller/fastrestart.py)
+    service_user = "stack"
+    # uWSGI ends with its own exit code 30 on the unit's KillSignal (SIGQUIT), which
+    # DevStack's unit does not list as a success: a stopped c-api reads "failed"
+    stopped_state = "failed (failed)"
     python = "/opt/stack/data/venv/bin/python3"
     log_file = ""
     database_path = None
@@ -245,6 +281,16 @@ class DevstackController(RdoController):
     config_files = ["/etc/cinder/cinder.conf"]
     cinder_path = "/opt/stack/cinder/cinder"
     checkout = "/opt/stack/cinder"
+
+    @property
+    def log_source(self) -> str:
+        return f"the journal of {self.service}"
+
+    def empty_database(self) -> None:
+        """Drop and create MariaDB's ``cinder`` database, as DevStack's stack.sh makes it."""
+        result = self.run(["mariadb", "-e", "DROP DATABASE cinder; "
+                           "CREATE DATABASE cinder CHARACTER SET utf8mb4"])
+        assert result.returncode == 0, result.stderr
 
     def service_pid(self) -> int | None:
         out = self.run(["systemctl", "show", "--property=MainPID", "--value", self.service]).stdout
@@ -262,8 +308,8 @@ class DevstackController(RdoController):
                             {"OS_CLIENT_CONFIG_FILE": str(layout.clouds_file)})
 
 
-#: the kinds the shared specs run on (``controller``); the devstack kind has its own specs
-CONTROLLERS = (SupervisordController, RdoController, LegacyController)
+#: the kinds the shared specs run on (``controller``)
+CONTROLLERS = (SupervisordController, RdoController, LegacyController, DevstackController)
 
 
 def kinds(**properties: str) -> list[str]:

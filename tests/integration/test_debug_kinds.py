@@ -144,7 +144,7 @@ def test_a_leftover_cinder_api_is_ended_before_the_session(controller, feature_c
         [arg for conf in controller.config_files for arg in ("--config-file", conf)]
     # a cinder-api someone started by hand and forgot, detached from us
     controller.run(["setsid", "sh", "-c", shlex.join(command) + " >/dev/null 2>&1 &"],
-                   user="cinder")
+                   user=controller.service_user)
     strays: list[int] = []
     try:
         strays = wait_until(lambda: [pid for pid, _ in api_processes(controller)], timeout=30)

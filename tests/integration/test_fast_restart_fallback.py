@@ -154,7 +154,8 @@ def fast_hosts(controller, source, tmp_path):
 
 
 # (alembic's only: the spec's migration is applied, and only alembic can take it back)
-@pytest.mark.parametrize("controller", kinds(migrations="alembic"), indirect=True)
+@pytest.mark.parametrize("controller", kinds(migrations="alembic", fast_restart=True),
+                         indirect=True)
 class TestAMigration:
     def test_a_loop_that_brings_one_restarts_in_full_migrates_and_serves_the_new_code(
             self, controller, fast_hosts, source):
@@ -189,6 +190,7 @@ class TestAMigration:
         assert warm_state(controller)["generation"] == state["generation"] + 1
 
 
+@pytest.mark.parametrize("controller", kinds(fast_restart=True), indirect=True)
 class TestAMigrationFile:
     """Every kind (``controller``): Train's sqlalchemy-migrate scripts too."""
 

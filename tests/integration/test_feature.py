@@ -47,7 +47,7 @@ def test_invoke_smoke_passes_against_the_deployed_feature(controller, feature_co
     assert result.returncode == 0, result.stdout + result.stderr
     assert "smoke PASSED: 10/10 checks" in result.stdout
     assert "FAIL" not in result.stdout
-    how = "noauth" if controller.noauth else "Keystone (cloud rdo-admin)"
+    how = "noauth" if controller.noauth else f"Keystone (cloud {controller.entry()['cloud']})"
     assert f"via {how}" in result.stderr
 
 

@@ -97,7 +97,7 @@ class TestLoop:
         assert result.stdout.strip().splitlines()[-1].startswith("sbx: 0 file(s), not restarted in ")
 
     def test_a_database_behind_the_migrations_is_synced(self, controller, hosts, source):
-        controller.host_path(controller.database_path).unlink()   # behind: empty
+        controller.empty_database()   # behind: empty
         before = controller.service_pid()
 
         result = invoke("loop", "--inventory", str(hosts))

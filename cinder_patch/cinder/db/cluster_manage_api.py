@@ -68,11 +68,16 @@ def _managed_cluster_get(context, cluster_id):
     return result
 
 
-def _reload_metadata(context, cluster):
-    """Make ``cluster.cluster_metadata`` reflect the rows in the DB."""
+def _reload(context, cluster):
+    """Make ``cluster`` what the DB holds, metadata rows included.
+
+    NOTE: MySQL's DATETIME keeps no microseconds, so the timestamps are
+    read back too: a create or update answers with what a later show
+    returns. The metadata is loaded while the session is open, callers get
+    a detached object.
+    """
     context.session.flush()
-    context.session.expire(cluster, ['cluster_metadata'])
-    # NOTE: load it while the session is open, callers get a detached object.
+    context.session.refresh(cluster)
     cluster.cluster_metadata
     return cluster
 
@@ -109,7 +114,7 @@ def _metadata_update(context, cluster, metadata, delete):
     if changed:
         # NOTE: a metadata change is a change of the cluster too.
         cluster.updated_at = timeutils.utcnow()
-    return _reload_metadata(context, cluster)
+    return _reload(context, cluster)
 
 
 @db_api.handle_db_data_error
@@ -134,7 +139,7 @@ def managed_cluster_create(context, values):
         for key, value in metadata.items()
     ]
     cluster.save(context.session)
-    return _reload_metadata(context, cluster)
+    return _reload(context, cluster)
 
 
 @db_api.require_context
@@ -215,7 +220,7 @@ def managed_cluster_update(context, cluster_id, values):
     if metadata is not None:
         _metadata_update(context, cluster, metadata, delete=True)
     cluster.save(context.session)
-    return _reload_metadata(context, cluster)
+    return _reload(context, cluster)
 
 
 @db_api.require_context
