@@ -5,10 +5,16 @@ make: ``DEVLOOP_INVENTORY`` (another inventory for every task run without
 ``--inventory``), ``OS_*`` (another cloud, user or password for Keystone),
 ``SSH_AUTH_SOCK`` (the developer's agent and its keys). They are dropped
 for the whole run; a spec that needs one sets its own.
+
+Nor an inherited signal disposition: a suite started in the background by
+a non-interactive shell (``pytest &``) has SIGINT ignored, every CLI it
+spawns inherits that, and the specs' Ctrl-C (``watch``, ``logs --follow``,
+``debug``) would reach nothing. SIGINT is Python's own again for the run.
 """
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -20,3 +26,5 @@ def _foreign(name: str) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     for name in [name for name in os.environ if _foreign(name)]:
         del os.environ[name]
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
