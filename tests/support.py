@@ -1,6 +1,7 @@
 """Helpers shared by the integration tests: ports, the CLI, inventories."""
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import socket
@@ -8,13 +9,28 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty, Queue
-from typing import Callable
+from typing import Callable, Iterator
 
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on loopback answering with ``handler``; its URL. Shut down after."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def free_port() -> int:

@@ -5,9 +5,10 @@ the ``cinder`` user) with free ports, so it never touches a developer's
 sandbox; it is stopped by PID and removed at the end.
 
 ``controller`` is the same specs' controller of each kind in turn: the
-supervisord sandbox, an rdo controller (systemd container, Keystone) and a
-legacy controller (systemd container, Python 2.7, Cinder Train, noauth),
-each container booted once per session from its cached tree in its own
+supervisord sandbox, an rdo controller (systemd container, Keystone), a
+legacy controller (systemd container, Python 2.7, Cinder Train, noauth) and
+a devstack controller (a checkout under uWSGI, MariaDB, Keystone), each
+container booted once per session from its cached tree in its own
 namespace.
 """
 from __future__ import annotations
@@ -125,9 +126,8 @@ def legacy_controller():
 def devstack_controller(session_clouds):
     """A running devstack controller (uWSGI devstack@c-api, a git checkout, MariaDB, Keystone).
 
-    Its own specs (test_devstack.py) cover the loop on it; it is not one
-    of ``controller``'s kinds (the shared specs read SQLite files and API
-    log files it does not have). Its clouds are in the session's clouds.yaml.
+    One of ``controller``'s kinds, with its own specs besides
+    (test_devstack.py). Its clouds are in the session's clouds.yaml.
     """
     from deploy.sandbox import devstack
 

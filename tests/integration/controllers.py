@@ -35,7 +35,19 @@ from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, RdoLayout, UNIT
 from deploy.sandbox.train import CINDER_RELEASE
 
 
-class SupervisordController:
+class _LogFileAndSqlite:
+    """What the kinds with an API log file and an SQLite database share."""
+
+    @property
+    def log_source(self) -> str:
+        return self.log_file
+
+    def empty_database(self) -> None:
+        """The controller's database, as ``cinder-manage db sync`` finds a new one: empty."""
+        self.host_path(self.database_path).unlink()
+
+
+class SupervisordController(_LogFileAndSqlite):
     """The supervisord sandbox: cinder-api in a venv, noauth, files on this machine."""
 
     kind = "supervisord"
@@ -81,14 +93,6 @@ class SupervisordController:
     @property
     def database_path(self) -> str:
         return str(self.layout.database)
-
-    @property
-    def log_source(self) -> str:
-        return self.log_file
-
-    def empty_database(self) -> None:
-        """The controller's database, as ``cinder-manage db sync`` finds a new one: empty."""
-        self.host_path(self.database_path).unlink()
 
     @property
     def cinder_api(self) -> str:
@@ -145,7 +149,7 @@ class SupervisordController:
         return ApiAccess(self.api_url.rstrip("/"), project, f"admin:{project}")
 
 
-class RdoController:
+class RdoController(_LogFileAndSqlite):
     """The rdo container: systemd, the system site-packages, Keystone."""
 
     kind = "rdo"
@@ -190,14 +194,6 @@ class RdoController:
         return self.instance.merged / path.lstrip("/")
 
     cinder_path = "/usr/local/lib/python3.11/dist-packages/cinder"
-
-    @property
-    def log_source(self) -> str:
-        return self.log_file
-
-    def empty_database(self) -> None:
-        """The controller's database, as ``cinder-manage db sync`` finds a new one: empty."""
-        self.host_path(self.database_path).unlink()
 
     @property
     def cinder_dir(self) -> Path:
@@ -262,8 +258,8 @@ class LegacyController(RdoController):
 class DevstackController(RdoController):
     """The devstack container: a git checkout installed -e in a venv, uWSGI, MariaDB, Keystone.
 
-    Its API logs to journald only and its database is MariaDB: the specs
-    that read an API log file or an SQLite file do not apply to it.
+    Its API logs to journald only (``log_source``) and its database is
+    MariaDB (``empty_database`` drops and creates it).
     """
 
     kind = "devstack"

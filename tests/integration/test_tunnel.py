@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 
 import pytest
 
@@ -11,6 +10,7 @@ from deploy.base.inventory import load_inventory
 from deploy.transport.commands import Remote
 from deploy.transport.connection import close_shared
 from deploy.transport.tunnel import api_opener
+from tests.support import http_server
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +32,8 @@ class _Large(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def large_server():
     """An HTTP server on loopback whose every answer is 2.5 MB long."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Large)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with http_server(_Large) as url:
+        yield url
 
 
 def test_a_body_longer_than_the_headers_arrives_whole_through_the_channel(hosts, large_server):

@@ -10,7 +10,6 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from deploy.remote import script
 from deploy.controller.precheck import compile_check_argv, pack, parse_output, python_files
 from deploy.openstack.smoke import Check, SmokeReport, junit_xml
 from deploy.transport.sync import Change
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, http_server
 
 # the flags the controller-side helpers run with: today's, and the ones both Pythons accept
 FLAGS = {"2.7": ("-E", "-s", "-S"), "3.6": ("-I", "-S"), "venv": ("-I", "-S")}
@@ -151,12 +150,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api_url():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with http_server(_Handler) as url:
+        yield url
 
 
 class TestProbe:
