@@ -272,9 +272,11 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, p
         options = AttachOptions(loaded, int(port), Path(launch_json) if launch_json else None)
     elif launch_json:
         raise UsageError("--launch-json goes with --attach")
-    session = locked("debug", float(lock_wait),
-                     lambda ctl: run_session(ctl, break_ or [], float(timeout), attach=options))
-    session(controllers[0])
+    from deploy.transport.fleet import on_each
+
+    on_each(controllers, locked("debug", float(lock_wait),
+                                lambda ctl: run_session(ctl, break_ or [], float(timeout),
+                                                        attach=options)))
 
 
 @task(name="fast-restart", iterable=["host"], help={

@@ -21,6 +21,7 @@ rsync runs there) or a gateway a controller is reached through
 from __future__ import annotations
 
 import os
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -46,6 +47,9 @@ DEVSTACK_DEFAULTS: Mapping[str, Any] = {
     "log_file": "",
     "service_user": "stack",
 }
+#: the unit file DevStack writes for Cinder's API: a controller whose entry
+#: names neither ``layout`` nor ``service`` is DevStack's when it has this
+DEVSTACK_UNIT_FILE = "/etc/systemd/system/devstack@c-api.service"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +76,9 @@ class Controller(Host):
     """One controller: a host, and where Cinder lives on it."""
 
     service_manager: str = "systemd"
-    #: whose defaults the other keys take: "rdo" (packages) or "devstack"
-    layout: str = "rdo"
+    #: whose defaults the other keys take: "rdo" (packages) or "devstack";
+    #: None: the entry does not say, the controller is asked (``needs_layout``)
+    layout: str | None = "rdo"
     service: str = "openstack-cinder-api.service"
     supervisor_config: str | None = None
     #: the controller's python for the helpers; None: the one in cinder_api's ``#!``
@@ -89,6 +94,26 @@ class Controller(Host):
     state_dir: str = "/var/lib/cinder-devloop"
     #: the clouds.yaml entry to authenticate with (None: OS_CLOUD / OS_* or noauth)
     cloud: str | None = None
+    #: the keys the inventory wrote for this controller (its own or ``defaults:``)
+    given: frozenset[str] = frozenset()
+
+    @property
+    def needs_layout(self) -> bool:
+        """True while nobody has said whether this is an RDO or a DevStack controller."""
+        return self.layout is None
+
+
+def with_layout(controller: Controller, layout: str) -> Controller:
+    """``controller`` as a ``layout`` controller: that layout's defaults where the entry is silent.
+
+    What the inventory wrote always wins; only the keys it left out take the
+    layout's defaults (DevStack's unit, venv, user, journald).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}")
+    defaults = DEVSTACK_DEFAULTS if layout == "devstack" else {}
+    changes = {key: value for key, value in defaults.items() if key not in controller.given}
+    return dataclasses.replace(controller, layout=layout, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,8 +358,13 @@ def _build_hosts(entries: dict[str, Any], base: Path, problems: _Problems) -> di
 
 def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
                       hosts: Mapping[str, Host], problems: _Problems) -> Controller | None:
+    given = frozenset(values)
     if values.get("layout") == "devstack":
         values = {**DEVSTACK_DEFAULTS, **values}
+    elif "layout" not in values and values.get("service_manager", "systemd") == "systemd" \
+            and "service" not in values:
+        # RDO or DevStack: the first connection looks (deploy.transport.layout)
+        values = {**values, "layout": None}
     kwargs = _ssh_fields(values, place, base, problems)
     if values.get("service_manager") == "supervisord" and "supervisor_config" not in values:
         problems.add(f"{place}.supervisor_config",
@@ -344,7 +374,7 @@ def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
         kwargs["config_files"] = tuple(kwargs["config_files"])
     if "address" not in kwargs:
         return None
-    return Controller(name=name, **kwargs)
+    return Controller(name=name, given=given, **kwargs)
 
 
 class _StrictLoader(yaml.SafeLoader):

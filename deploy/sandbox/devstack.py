@@ -157,7 +157,7 @@ class DevstackLayout(rdo.RdoLayout):
     def controller_entry(self) -> dict[str, object]:
         """This controller as a ``controllers:`` entry: only what a user writes for DevStack."""
         instance = self.instance
-        return {"address": self.address, "layout": "devstack",
+        return {"address": self.address,
                 "identity_file": str(instance.identity_file),
                 "known_hosts": str(instance.known_hosts), "cloud": CLOUD_ADMIN}
 

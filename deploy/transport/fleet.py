@@ -2,6 +2,8 @@
 
 A failure on one controller does not stop the others; afterwards the
 failures are raised together as ``ControllersFailed`` naming each one.
+Each piece of work gets its controller with the layout settled
+(:mod:`deploy.transport.layout`), asked in that controller's own thread.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Callable, Generic, Sequence, TypeVar
 
 from deploy.base.errors import ControllersFailed, DevloopError
 from deploy.base.inventory import Controller
+from deploy.transport.layout import laid_out
 
 T = TypeVar("T")
 
@@ -29,7 +32,8 @@ class Outcome(Generic[T]):
 def _timed(work: Callable[[Controller], T], controller: Controller) -> Outcome[T]:
     started = time.monotonic()
     try:
-        return Outcome(controller.name, work(controller), None, time.monotonic() - started)
+        return Outcome(controller.name, work(laid_out(controller)), None,
+                       time.monotonic() - started)
     except DevloopError as exc:
         return Outcome(controller.name, None, exc, time.monotonic() - started)
 
@@ -46,7 +50,7 @@ def on_each(controllers: Sequence[Controller], work: Callable[[Controller], T],
         ControllersFailed: several ran and at least one failed.
     """
     if len(controllers) == 1:
-        return {controllers[0].name: work(controllers[0])}
+        return {controllers[0].name: work(laid_out(controllers[0]))}
     with ThreadPoolExecutor(max_workers=min(len(controllers), 16)) as pool:
         outcomes = list(pool.map(lambda c: _timed(work, c), controllers))
     if summary is not None:

@@ -29,6 +29,7 @@ from deploy.controller.debugpy_wheels import debugpy_version, wheel_for
 from deploy.base.errors import DebugError
 from deploy.base.inventory import Controller, Inventory
 from deploy.transport.port_forward import forwarded
+from deploy.transport.layout import laid_out
 from deploy.controller.facts import cinder_python
 from deploy.remote import script
 
@@ -101,7 +102,7 @@ def print_config(inventory: Inventory, controllers: Sequence[Controller], port: 
     """Print the launch.json for ``controllers`` (ports ``port``, ``port + 1`` ...)."""
     entries = []
     for offset, controller in enumerate(controllers):
-        remote = Remote.open(controller)
+        remote = Remote.open(laid_out(controller))
         try:
             local, installed = mapping_roots(remote, inventory)
         finally:

@@ -5,6 +5,7 @@ from deploy.base import output
 from deploy.base.errors import UsageError
 from deploy.base.inventory import Controller
 from deploy.transport.commands import Remote
+from deploy.transport.layout import laid_out
 
 
 def tail_argv(log_file: str, lines: int, follow: bool) -> list[str]:
@@ -30,6 +31,7 @@ def show_logs(controller: Controller, lines: int = 50, follow: bool = False,
     A controller without ``log_file`` (DevStack's layout) has only the journal.
         CommandFailed: the log cannot be read.
     """
+    controller = laid_out(controller)
     journal = journal or not controller.log_file     # DevStack: journald only
     if journal and controller.service_manager != "systemd":
         raise UsageError(f"{controller.name}: --journal reads systemd's journal; this "

@@ -18,6 +18,7 @@ import yaml
 from deploy.base import output
 from deploy.base.inventory import parse_inventory
 from deploy.controller.fastrestart import switch
+from deploy.transport.layout import laid_out
 
 
 def up(kind: ModuleType, layout: Any, fast_restart: bool = True, timeout: float = 120.0) -> None:
@@ -30,13 +31,14 @@ def up(kind: ModuleType, layout: Any, fast_restart: bool = True, timeout: float 
     kind.up(layout)
     if not fast_restart:
         return
-    entry = layout.controller_entry()
-    if entry.get("layout") == "devstack":
+    root = Path(layout.root)
+    inventory = parse_inventory(
+        yaml.safe_dump({"source": str(root),
+                        "controllers": {layout.name: layout.controller_entry()}}),
+        root / "hosts.yaml")
+    controller = laid_out(inventory.controllers[layout.name])
+    if controller.layout == "devstack":
         output.detail("fast restart: left off (uWSGI runs the API; "
                       "see README: Fast restart)")
         return
-    root = Path(layout.root)
-    inventory = parse_inventory(
-        yaml.safe_dump({"source": str(root), "controllers": {layout.name: entry}}),
-        root / "hosts.yaml")
-    switch(inventory.controllers[layout.name], True, timeout)
+    switch(controller, True, timeout)

@@ -11,6 +11,7 @@ from deploy.controller.health import ApiState, probe_api
 from deploy.controller.manifest import ManifestRefused
 from deploy.controller.records import Record, applied_records, db_state
 from deploy.controller.services import ServiceStatus, manager_for
+from deploy.transport.layout import how_settled
 from deploy.transport.commands import Remote
 from deploy.transport.source import source_revision
 from deploy.transport.sync import sync_tree
@@ -39,6 +40,7 @@ class ControllerStatus:
     located: str = ""
     debug_session: str = ""            # debug.session_holding(): "" when none
     lock: str = ""                     # lock.status_line(): free, held by whom, or stale
+    layout: str = ""                   # layout.how_settled(): "" when the inventory says
 
     @property
     def db_current(self) -> bool:
@@ -75,6 +77,7 @@ class ControllerStatus:
             f"  drift     {drift}",
             *([f"  lock      {self.lock}"] if self.lock else []),
             *([f"  restart   {self.restart_mode}"] if self.restart_mode else []),
+            *([f"  layout    {self.layout}"] if self.layout else []),
             *([f"  cinder    {self.located}"] if self.located else []),
             f"  extensions {extensions}",
         ]
@@ -136,6 +139,6 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
                                 tuple(r.id for r in records if r.state == "applying"),
                                 f"{target}, python {located.python} from {located.python_from}"
                                 if located.python_from else "",
-                                holding, lock)
+                                holding, lock, how_settled(controller))
     finally:
         remote.close()

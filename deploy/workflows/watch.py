@@ -17,6 +17,7 @@ from deploy.base.inventory import Controller, Inventory
 from deploy.controller.facts import Target
 from deploy.controller.send import excluded
 from deploy.transport.commands import Remote
+from deploy.transport.layout import laid_out
 from deploy.workflows.deployment import fitting, locate_for
 from deploy.workflows.loop import run_loop
 from deploy.controller.lock import DEFAULT_WAIT, controller_lock
@@ -71,6 +72,7 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
     if inventory.source_host is not None:
         raise UsageError("watch needs the source tree on this machine; it is on "
                          f"{inventory.source_host.name}")
+    controllers = [laid_out(controller) for controller in controllers]
     remotes: dict[str, Remote] = {}
     targets: dict[str, Target] = {}
     trees: set[Path] = {inventory.source}

@@ -41,8 +41,8 @@ def feature_source(tmp_path) -> Path:
 def test_the_written_inventory_holds_only_what_a_devstack_user_writes(devstack_controller):
     written = yaml.safe_load(devstack_controller.layout.hosts_file.read_text())
     (entry,) = written["controllers"].values()
-    assert sorted(entry) == ["address", "cloud", "identity_file", "known_hosts", "layout"]
-    assert entry["layout"] == "devstack"
+    # no layout: the tool finds DevStack's unit file on the controller
+    assert sorted(entry) == ["address", "cloud", "identity_file", "known_hosts"]
     assert set(yaml.safe_load(devstack_controller.layout.clouds_file.read_text())["clouds"]) == \
         {"devstack-admin", "devstack"}
 
@@ -68,6 +68,8 @@ def test_deploy_db_sync_status_smoke_pass_through_keystone_into_the_checkout(
             assert "restart devstack@c-api.service" in result.stderr
             assert "/opt/stack/cinder/cinder" in result.stderr
         if task == "status":
+            assert ("layout    devstack (/etc/systemd/system/devstack@c-api.service found; "
+                    "hosts.yaml does not say)") in result.stdout
             assert "active (running), pid " in result.stdout
             assert ("cinder    /opt/stack/cinder/cinder, python /opt/stack/data/venv/bin/python3 "
                     "from the unit devstack@c-api.service (ExecStart: "

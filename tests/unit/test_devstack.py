@@ -2,6 +2,7 @@
 guard that keeps a deploy off the checkout's own uncommitted work (Python 2.7, 3.6, ours)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 from deploy.transport.commands import STDLIB_ONLY
 from deploy.base.errors import InventoryError
 from deploy.controller.facts import _FROM_UNIT, with_cinder_python
-from deploy.base.inventory import parse_inventory
+from deploy.base.inventory import parse_inventory, with_layout
 from deploy.remote import script
 from tests.unit.test_remote_helpers import last_json, python, run  # noqa: F401 (fixture)
 
@@ -38,6 +39,36 @@ def test_an_entry_overrides_the_devstack_defaults(tmp_path):
     ctl = inventory(tmp_path, {"address": "192.0.2.7", "layout": "devstack",
                                "service": "devstack@c-api-2.service"}).get("ds")
     assert ctl.service == "devstack@c-api-2.service"
+
+
+def test_an_entry_that_does_not_say_is_asked_of_the_controller(tmp_path):
+    # what a DevStack user writes: address, key, known_hosts, cloud
+    ctl = inventory(tmp_path, {"address": "192.0.2.7", "cloud": "devstack-admin"}).get("ds")
+    assert ctl.needs_layout
+    assert with_layout(ctl, "devstack") == dataclasses.replace(
+        inventory(tmp_path, {"address": "192.0.2.7", "cloud": "devstack-admin",
+                             "layout": "devstack"}).get("ds"),
+        given=ctl.given)
+    assert with_layout(ctl, "rdo").service == "openstack-cinder-api.service"
+
+
+@pytest.mark.parametrize("entry", [
+    {"service": "openstack-cinder-api.service"},      # the unit is named: nothing to ask
+    {"service_manager": "supervisord", "supervisor_config": "/etc/supervisord.conf"},
+    {"layout": "rdo"},
+])
+def test_an_entry_that_names_its_service_or_layout_is_not_asked(tmp_path, entry):
+    ctl = inventory(tmp_path, {"address": "192.0.2.7", **entry}).get("ds")
+    assert not ctl.needs_layout
+    assert ctl.layout == "rdo"
+
+
+def test_a_found_devstack_layout_keeps_what_the_entry_wrote(tmp_path):
+    ctl = inventory(tmp_path, {"address": "192.0.2.7", "service_user": "devuser",
+                               "cinder_manage": "/srv/venv/bin/cinder-manage"}).get("ds")
+    found = with_layout(ctl, "devstack")
+    assert (found.layout, found.service) == ("devstack", "devstack@c-api.service")
+    assert (found.service_user, found.cinder_manage) == ("devuser", "/srv/venv/bin/cinder-manage")
 
 
 def test_an_unknown_layout_is_named_with_the_known_ones(tmp_path):
