@@ -36,7 +36,8 @@ def laid_out(controller: Controller) -> Controller:
         with _found_lock:
             _found[key] = layout
     settled = with_layout(controller, layout)
-    output.detail(f"{controller.name}: layout {how_settled(settled)}")
+    if output.is_verbose():     # status always says it (its layout line)
+        output.detail(f"{controller.name}: layout {how_settled(settled)}")
     return settled
 
 

@@ -227,6 +227,15 @@ class TestStatusRestartLogs:
         assert f"{controller.running_state}, pid {controller.service_pid()}, " in lines[1]
         assert lines[2].startswith("  api       answering, HTTP 300")
         assert lines[3].startswith("  database  ")
+        # the systemd kinds' entries name no service: the controller was asked
+        found = {"supervisord": [],
+                 "rdo": ["rdo (/etc/systemd/system/devstack@c-api.service absent; "
+                         "hosts.yaml does not say)"],
+                 "devstack": ["devstack (/etc/systemd/system/devstack@c-api.service found; "
+                              "hosts.yaml does not say)"]}
+        found["legacy"] = found["rdo"]
+        assert [line[len("  layout    "):] for line in lines
+                if line.startswith("  layout    ")] == found[controller.kind]
 
     def test_a_stopped_service_is_reported_and_restart_brings_it_back(self, controller, controller_hosts):
         controller.stop_service()
