@@ -76,10 +76,8 @@ from deploy.sandbox import devstack  # noqa: E402
 from deploy.sandbox.devstack import DevstackLayout  # noqa: E402
 from deploy.sandbox.rdo import RdoLayout  # noqa: E402
 
-BENCH_ROOT = Path("/opt/cinder-devloop/bench")
-BENCH_RDO_ROOT = Path("/opt/cinder-devloop/bench-rdo")
-BENCH_LEGACY_ROOT = Path("/opt/cinder-devloop/bench-legacy")
-BENCH_DEVSTACK_ROOT = Path("/opt/cinder-devloop/bench-devstack")
+#: where each kind's controllers live: <base>/bench, bench-rdo, bench-legacy, bench-devstack
+BENCH_BASE = Path("/opt/cinder-devloop")
 ROWS = ("no-restart", "watch-sync", "loop", "watch", "growth", "fleet", "fleet-vs-one")
 FLEET_ROWS = ("fleet", "fleet-vs-one")
 EXTRA_ROWS = ("list", "health")     # supervisord only
@@ -166,9 +164,10 @@ class SupervisordKind(Kind):
     manual_commands = ("`ssh … supervisorctl restart cinder-api`, "
                        "`ssh … supervisorctl status cinder-api`")
 
-    def __init__(self) -> None:
-        first = SandboxLayout(BENCH_ROOT / "ctl1", 22101, 18801, name="bench1")
-        rest = [SandboxLayout(BENCH_ROOT / f"ctl{i}", 22100 + i, 18800 + i, name=f"bench{i}",
+    def __init__(self, base: Path = BENCH_BASE) -> None:
+        root = base / "bench"
+        first = SandboxLayout(root / "ctl1", 22101, 18801, name="bench1")
+        rest = [SandboxLayout(root / f"ctl{i}", 22100 + i, 18800 + i, name=f"bench{i}",
                               base_venv=first.venv) for i in range(2, 9)]
         every = [first, *rest]
         super().__init__(every[:4], every[4:])
@@ -203,8 +202,9 @@ class RdoKind(Kind):
     manual_commands = (f"`ssh … systemctl restart {rdo.UNIT}`, "
                        f"`ssh … systemctl status {rdo.UNIT}`")
 
-    def __init__(self) -> None:
-        every = [RdoLayout(BENCH_RDO_ROOT / f"ctl{i}", name=f"bench-rdo{i}") for i in range(1, 5)]
+    def __init__(self, base: Path = BENCH_BASE) -> None:
+        every = [RdoLayout(base / "bench-rdo" / f"ctl{i}", name=f"bench-rdo{i}")
+                 for i in range(1, 5)]
         super().__init__(every[:2], every[2:])
         self.tokens: dict[str, ApiAccess] = {}
 
@@ -263,10 +263,10 @@ class LegacyKind(RdoKind):
     fleet_size = 0      # no fleet rows: one container each side
     feature_tree = "cinder_patch/train/cinder"
 
-    def __init__(self) -> None:
+    def __init__(self, base: Path = BENCH_BASE) -> None:
         from deploy.sandbox.legacy import LegacyLayout
 
-        every = [LegacyLayout(BENCH_LEGACY_ROOT / f"ctl{i}", name=f"bench-legacy{i}")
+        every = [LegacyLayout(base / "bench-legacy" / f"ctl{i}", name=f"bench-legacy{i}")
                  for i in range(1, 3)]
         Kind.__init__(self, every[:1], every[1:])
 
@@ -309,8 +309,8 @@ class DevstackKind(RdoKind):
     manual_commands = (f"`ssh … systemctl restart {devstack.UNIT}`, "
                        f"`ssh … systemctl status {devstack.UNIT}`")
 
-    def __init__(self) -> None:
-        every = [DevstackLayout(BENCH_DEVSTACK_ROOT / f"ctl{i}", name=f"bench-devstack{i}")
+    def __init__(self, base: Path = BENCH_BASE) -> None:
+        every = [DevstackLayout(base / "bench-devstack" / f"ctl{i}", name=f"bench-devstack{i}")
                  for i in range(1, 5)]
         Kind.__init__(self, every[:2], every[2:])
         self.tokens = {}
@@ -331,9 +331,9 @@ class DevstackKind(RdoKind):
         return ["systemctl", action, devstack.UNIT]
 
 
-def make_kind(name: str) -> Kind:
+def make_kind(name: str, base: Path = BENCH_BASE) -> Kind:
     return {"supervisord": SupervisordKind, "rdo": RdoKind, "legacy": LegacyKind,
-            "devstack": DevstackKind}[name]()
+            "devstack": DevstackKind}[name](base)
 
 
 def whole_tree(kind: Kind, layout: Layout, dest: Path) -> Path:
@@ -522,6 +522,9 @@ def main() -> None:
                         help="the source tree every row edits a file of: a whole Cinder "
                              "checkout of the controller's release (default) or the 19-file "
                              "overlay alone")
+    parser.add_argument("--root", type=Path, default=BENCH_BASE,
+                        help="where the controllers are built: ROOT/bench, ROOT/bench-rdo, "
+                             f"ROOT/bench-legacy, ROOT/bench-devstack (default: {BENCH_BASE})")
     parser.add_argument("--only", choices=ROWS + EXTRA_ROWS, action="append",
                         help="run only this comparison (repeatable; default: all but "
                              f"{', '.join(EXTRA_ROWS)}, which run on supervisord only)")
@@ -537,7 +540,7 @@ def main() -> None:
     load_before = os.getloadavg()
     results: list[Row] = []
     steps: dict[str, Steps] = {}
-    kinds = [make_kind(name) for name in names]
+    kinds = [make_kind(name, args.root) for name in names]
     for kind in kinds:
         steps[kind.name] = Steps()
         extra = wanted & set(EXTRA_ROWS) if kind.name == "supervisord" else set()

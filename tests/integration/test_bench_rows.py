@@ -1,0 +1,70 @@
+"""The bench runs its rows on every controller kind, so its figures can be reproduced.
+
+One run per side of two rows (``deploy --no-restart`` against rsync, and
+``loop`` against the typed sequence) on each kind, in controllers this spec
+builds under its own root and the bench stops at the end. Nothing here
+judges a time: a row passes when both sides did their work and the report
+has its medians.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.support import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+ROWS = ("one changed file, no restart", "edit to serving (new code answers over HTTP)")
+KINDS = ("supervisord", "rdo", "legacy", "devstack")
+
+
+@pytest.fixture
+def root():
+    """The bench's root for one spec: readable by the controllers' service users, removed after."""
+    base = Path(tempfile.mkdtemp(prefix="devloop-bench-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_rows_run_on_the_kind_and_leave_no_controller_running(tmp_path, root, kind):
+    results = tmp_path / "RESULTS.md"
+    run = subprocess.run(
+        [sys.executable, "bench/bench.py", "--runs", "1", "--kind", kind, "--root", str(root),
+         "--only", "no-restart", "--only", "loop", "--write", str(results)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+
+    table = [line for line in results.read_text().splitlines() if line.startswith(f"| {kind} |")]
+    for row in ROWS:
+        (line,) = [line for line in table if f"| {row} |" in line]
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        ours, baseline, ratio = cells[3], cells[5], cells[6]
+        assert re.fullmatch(r"\d+\.\d{3} s", ours), line
+        assert re.fullmatch(r"\d+\.\d{3} s", baseline), line
+        assert float(ratio) == pytest.approx(float(ours[:-2]) / float(baseline[:-2]), abs=0.01)
+
+    # the bench brought its controllers down: no process runs from its root
+    assert _running_from(root) == []
+
+
+def _running_from(root) -> list[str]:
+    """The command lines of the processes that name ``root`` (containers, sshd, supervisord)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:          # ended meanwhile
+            continue
+        if any(str(root).encode() in word for word in words):
+            found.append(b" ".join(words).decode(errors="replace"))
+    return found
