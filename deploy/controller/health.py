@@ -13,6 +13,7 @@ code in it, or on a sent extension the API does not list.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +26,10 @@ from deploy.remote import script
 from deploy.transport.commands import STDLIB_ONLY, Remote, tail
 
 _LOG_MARK = "--log--\n"
+#: seconds per probe under uWSGI, between looks at the journal for a failed load
+UWSGI_SLICE = 2.0
+#: what uWSGI logs when its worker could not load the app, then for each request
+UWSGI_NO_APP = ("*** no app loaded", "no python application found")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +69,72 @@ def probe_api(remote: Remote, timeout: float = 0.0, log_since: int | None = None
 def wait_for_api(remote: Remote, timeout: float, log_since: int | None = None) -> ApiState:
     """Wait for the API; on the deadline raise with the last log lines.
 
+    Under uWSGI (DevStack) a Cinder that fails to import does not stop the
+    service: the master stays up and answers 500 to everything. So there the
+    wait goes in slices, and a 500 after which the unit's journal (this start
+    of it) says the worker loaded no application ends it at once.
+
     Raises:
-        HealthCheckError: no answer within ``timeout`` seconds.
+        HealthCheckError: no answer within ``timeout`` seconds, or uWSGI
+            loaded no application.
     """
-    state = probe_api(remote, timeout, log_since)
+    if remote.controller.layout == "devstack":
+        state = _wait_for_uwsgi(remote, timeout, log_since)
+    else:
+        state = probe_api(remote, timeout, log_since)
     if state.answering:
         return state
+    raise _not_answering(remote, f"did not answer within {timeout:g} s ({state.detail})")
+
+
+def _wait_for_uwsgi(remote: Remote, timeout: float, log_since: int | None) -> ApiState:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(deadline - time.monotonic(), 0.0)
+        state = probe_api(remote, min(UWSGI_SLICE, left), log_since)
+        if state.answering or left <= UWSGI_SLICE:
+            return state
+        if not state.detail.startswith("HTTP 500"):
+            continue
+        journal = _this_start(remote)
+        if any(said in journal for said in UWSGI_NO_APP):
+            raise _not_answering(remote, "answers HTTP 500: uWSGI's worker loaded no "
+                                 "application (Cinder failed to import)",
+                                 _without_requests(journal))
+
+
+def _this_start(remote: Remote) -> str:
+    """The unit's journal since its current start (its InvocationID)."""
+    return remote.run(["sh", "-c", 'journalctl --no-pager --output cat '
+                       '_SYSTEMD_INVOCATION_ID="$(systemctl show --property InvocationID '
+                       '--value "$1")"', "devloop-journal", remote.controller.service],
+                      check=False).stdout
+
+
+def _without_requests(journal: str) -> str:
+    """``journal`` without uWSGI's line per request (each 500 adds two): the load's own lines."""
+    return "\n".join(line for line in journal.splitlines()
+                     if UWSGI_NO_APP[1] not in line and "=> generated" not in line)
+
+
+def _not_answering(remote: Remote, why: str, log: str | None = None) -> HealthCheckError:
+    """The error for an API that is not up: ``why``, and the log's (or journal's) last lines."""
     ctl = remote.controller
-    if ctl.log_file:
-        log = remote.run(["tail", "-n", "15", ctl.log_file], check=False).stdout
-    else:      # journald only (DevStack)
-        log = remote.run(["journalctl", "--unit", ctl.service, "--lines", "15", "--no-pager",
-                          "--output", "cat"], check=False).stdout
-    raise HealthCheckError(
-        f"{remote.name}: the API at {ctl.api_url} did not answer within "
-        f"{timeout:g} s ({state.detail}); last lines of "
+    if log is None:
+        log = _last_lines(remote)
+    return HealthCheckError(
+        f"{remote.name}: the API at {ctl.api_url} {why}; last lines of "
         f"{ctl.log_file or 'the journal of ' + ctl.service}:\n  "
         + (tail(log, 15).replace("\n", "\n  ") or "(empty)"))
+
+
+def _last_lines(remote: Remote) -> str:
+    """The API log's last lines (the unit's journal's, for DevStack, which has no log file)."""
+    ctl = remote.controller
+    if ctl.log_file:
+        return remote.run(["tail", "-n", "15", ctl.log_file], check=False).stdout
+    return remote.run(["journalctl", "--unit", ctl.service, "--lines", "15", "--no-pager",
+                       "--output", "cat"], check=False).stdout
 
 
 def check_serving(remote: Remote, state: ApiState, source: Path, sent: Sequence[str]) -> int:
