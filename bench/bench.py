@@ -946,7 +946,19 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        args.write.write_text(text)
+        previous = args.write.read_text() if args.write.exists() else ""
+        args.write.write_text(with_kept_sections(text, previous))
+
+
+#: in a results file, what follows this line is written by hand (notes, the chaos
+#: run, earlier runs) and kept when ``--write`` replaces the figures above it
+KEEP_MARK = "<!-- bench.py --write keeps what follows -->"
+
+
+def with_kept_sections(report: str, previous: str) -> str:
+    """``report``, then what ``previous`` holds from :data:`KEEP_MARK` on (if it has one)."""
+    mark = previous.find(KEEP_MARK)
+    return report if mark < 0 else f"{report}\n{previous[mark:]}"
 
 
 if __name__ == "__main__":

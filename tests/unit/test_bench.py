@@ -133,3 +133,16 @@ def test_the_whole_tree_is_the_installed_package_without_bytecode_and_the_featur
     assert (tree / "api" / "__init__.py").stat().st_mtime_ns == 10**18   # rsync sees it alike
     assert not (tree / "api" / "__pycache__").exists() and not (tree / "devloop_bench").exists()
     assert (tree / "api" / "contrib" / "cluster_manage.py").is_file()      # the feature
+
+
+def test_write_replaces_the_figures_and_keeps_what_follows_the_mark():
+    previous = f"# old figures\n| a | 1 |\n\n{bench.KEEP_MARK}\n\n## Chaos run\n0 lost\n"
+    written = bench.with_kept_sections("# new figures\n| a | 2 |\n", previous)
+    assert written == f"# new figures\n| a | 2 |\n\n{bench.KEEP_MARK}\n\n## Chaos run\n0 lost\n"
+    assert bench.with_kept_sections("# new\n", "# old, no mark\n") == "# new\n"
+
+
+def test_the_results_file_marks_where_its_hand_written_sections_start():
+    text = (Path(__file__).resolve().parents[2] / "bench" / "RESULTS.md").read_text()
+    kept = text[text.index(bench.KEEP_MARK):]
+    assert "## Chaos run" in kept and "## Notes on this run" in kept
