@@ -96,19 +96,24 @@ def _wait_for_uwsgi(remote: Remote, timeout: float, log_since: int | None) -> Ap
             return state
         if not state.detail.startswith("HTTP 500"):
             continue
-        journal = _this_start(remote)
+        journal = journal_since_start(remote)
         if any(said in journal for said in UWSGI_NO_APP):
             raise _not_answering(remote, "answers HTTP 500: uWSGI's worker loaded no "
                                  "application (Cinder failed to import)",
                                  _without_requests(journal))
 
 
-def _this_start(remote: Remote) -> str:
-    """The unit's journal since its current start (its InvocationID)."""
-    return remote.run(["sh", "-c", 'journalctl --no-pager --output cat '
-                       '_SYSTEMD_INVOCATION_ID="$(systemctl show --property InvocationID '
-                       '--value "$1")"', "devloop-journal", remote.controller.service],
-                      check=False).stdout
+def journal_since_start(remote: Remote, containing: str | None = None) -> str:
+    """The unit's journal since its current start (its InvocationID), as text.
+
+    With ``containing``, only its lines holding that text (grep on the controller).
+    """
+    script_text = ('journalctl --no-pager --output cat _SYSTEMD_INVOCATION_ID="$(systemctl '
+                   'show --property InvocationID --value "$1")"')
+    if containing is not None:
+        script_text += ' | grep -F "$2"'
+    return remote.run(["sh", "-c", script_text, "devloop-journal", remote.controller.service,
+                       *([containing] if containing is not None else [])], check=False).stdout
 
 
 def _without_requests(journal: str) -> str:

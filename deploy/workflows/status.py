@@ -7,7 +7,7 @@ from deploy.base.errors import DevloopError
 from deploy.base.inventory import Controller, Inventory
 from deploy.controller import db, fastrestart
 from deploy.controller.extensions import FAILED_TO_LOAD, failed_in, failed_since_start
-from deploy.controller.health import ApiState, probe_api
+from deploy.controller.health import ApiState, journal_since_start, probe_api
 from deploy.controller.manifest import ManifestRefused
 from deploy.controller.records import Record, applied_records, db_state
 from deploy.controller.services import ServiceStatus, manager_for
@@ -88,10 +88,7 @@ def failed_extensions(remote: Remote, pid: int | None) -> tuple[str, ...]:
     if not pid:
         return ()
     if not remote.controller.log_file:     # journald only (DevStack): this start's entries
-        lines = remote.run(["sh", "-c", 'journalctl --no-pager --output cat '
-                            '_SYSTEMD_INVOCATION_ID="$(systemctl show --property InvocationID '
-                            '--value "$1")" | grep -F "$2"', "devloop-failed",
-                            remote.controller.service, FAILED_TO_LOAD], check=False).stdout
+        lines = journal_since_start(remote, FAILED_TO_LOAD)
         return tuple(failed_in(lines))
     lines = remote.run(["grep", "-F", FAILED_TO_LOAD, remote.controller.log_file],
                        check=False).stdout
