@@ -44,18 +44,15 @@ def build_remote_git_argv(source: str) -> list[str]:
 
 
 def _remote_revision(inventory: Inventory) -> dict[str, object]:
-    from deploy.transport.connection import translate_ssh_errors
-    from deploy.transport.sync import source_connection
+    from deploy.transport.sync import run_on_source
 
     host = inventory.source_host
     assert host is not None
     unknown: dict[str, object] = {"commit": None, "dirty": None}
     text = shlex.join(build_remote_git_argv(str(inventory.source)))
     try:
-        conn = source_connection(host)
         output.command(host.name, text)
-        with translate_ssh_errors(host):
-            result = conn.run(text, hide=True, warn=True, in_stream=False)
+        result = run_on_source(host, text)
     except DevloopError as exc:
         output.warn(f"cannot read the source revision on {host.name}: {exc}")
         return unknown

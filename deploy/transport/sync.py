@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import paramiko
-from fabric import Connection
+from fabric import Connection, Result
 
 from deploy.base import output
 from deploy.transport.channel_relay import relay
@@ -365,10 +365,12 @@ def build_devbox_sync(inventory: Inventory, controller: Controller, dest_dir: st
     return DevboxSync(workdir, files, rsync)
 
 
-# paramiko relays every forwarded-agent channel of one connection through one
-# agent socket; two rsyncs using the agent at once (parallel controllers behind
-# one devbox) can get each other's replies and hang. One rsync at a time per
-# source host: the transfers themselves are short.
+# Fabric gives every session on a forwarding connection a new paramiko
+# AgentRequestHandler and drops the previous one; the dropped handler closes
+# its agent proxies. A session opened on the devbox while an rsync there is
+# still asking the agent (another controller's git or rsync, in its own
+# thread) cuts that rsync's ssh off from the agent, and it waits forever.
+# So every session on the source host's forwarding connection runs alone.
 _agent_locks: dict[str, threading.Lock] = {}
 _agent_locks_guard = threading.Lock()
 
@@ -381,10 +383,22 @@ def _agent_lock(host: Host) -> threading.Lock:
 def source_connection(host: Host) -> Connection:
     """The task run's connection to the source host, forwarding the agent when there is one.
 
+    Run commands on it with :func:`run_on_source`, which keeps them one at a time.
+
     Raises:
         ConnectError / HostKeyUnknown / HostKeyMismatch: see ``open_connection``.
     """
     return shared_connection(host, forward_agent=bool(os.environ.get("SSH_AUTH_SOCK")))
+
+
+def run_on_source(host: Host, command: str) -> Result:
+    """Run ``command`` on the source host, alone on its connection (see above).
+
+    Raises:
+        ConnectError / HostKeyUnknown / HostKeyMismatch: see ``open_connection``.
+    """
+    with translate_ssh_errors(host), _agent_lock(host):
+        return source_connection(host).run(command, hide=True, warn=True, in_stream=False)
 
 
 def _sync_on(devbox: Host, inventory: Inventory, controller: Controller, dest_dir: str, *,
@@ -395,11 +409,8 @@ def _sync_on(devbox: Host, inventory: Inventory, controller: Controller, dest_di
     plan = build_devbox_sync(inventory, controller, dest_dir, owner=owner, backup_dir=backup_dir,
                              dry_run=dry_run, checksum=checksum, public_keys=keys)
     check_agent_holds(devbox, hops, keys)
-    conn = source_connection(devbox)
-    text = shlex.join(plan.command())
     output.command(devbox.name, shlex.join(plan.rsync_argv))
-    with translate_ssh_errors(devbox), _agent_lock(devbox):
-        result = conn.run(text, hide=True, warn=True, in_stream=False)
+    result = run_on_source(devbox, shlex.join(plan.command()))
     where = (f"{controller.name}: rsync on {devbox.name} ({devbox.label}) to "
              f"{controller.name} ({controller.label}):{dest_dir}")
     if result.exited == DEVBOX_WORKDIR_FAILED:

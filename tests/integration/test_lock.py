@@ -47,7 +47,10 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 def lock_info(controller) -> dict | None:
     path = controller.host_path(f"{controller.state_dir}/lock.json")
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:  # never taken, or released (even between a look and a read)
+        return None
 
 
 class Holder:
