@@ -33,6 +33,7 @@ from deploy.sandbox import SandboxLayout
 from deploy.sandbox.devstack import UNIT as DEVSTACK_UNIT
 from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, RdoLayout, UNIT
 from deploy.sandbox.train import CINDER_RELEASE
+from tests.support import wait_until
 
 
 class _LogFileAndSqlite:
@@ -295,8 +296,21 @@ class DevstackController(RdoController):
     def stop_service(self) -> None:
         self.run(["systemctl", "stop", self.service])
 
-    def restart_service(self) -> None:
+    def restart_service(self, settle: bool = True) -> None:
+        """Restart the unit; with ``settle``, return once its worker has loaded Cinder.
+
+        (A worker still loading ignores uWSGI's stop: whatever stops the unit
+        next would wait uWSGI's 80 s mercy, unless it waits for the load as the tool does.)
+        """
         self.run(["systemctl", "restart", self.service])
+        if settle:
+            wait_until(self._loaded, timeout=60, interval=0.2)
+
+    def _loaded(self) -> bool:
+        journal = self.run(["sh", "-c", 'journalctl --no-pager --output cat '
+                            '_SYSTEMD_INVOCATION_ID="$(systemctl show --property InvocationID '
+                            '--value "$1")"', "journal", self.service]).stdout
+        return "WSGI app 0 (mountpoint=" in journal or "no app loaded" in journal
 
     def api(self, member: bool = False) -> ApiAccess:
         layout = self.layout

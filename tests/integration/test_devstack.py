@@ -146,6 +146,24 @@ def test_fast_restart_is_refused_under_uwsgi_with_the_reason(tmp_path, devstack_
     assert devstack_controller.service_pid()
 
 
+def test_a_restart_while_uwsgi_still_loads_cinder_waits_for_the_load_not_uwsgis_mercy(
+        tmp_path, devstack_controller):
+    # a worker still importing Cinder ignores uWSGI's stop: the master would wait
+    # its worker-reload-mercy (80 s) and then kill it
+    (tmp_path / "cinder").mkdir()
+    hosts = write_inventory(tmp_path / "hosts.yaml", tmp_path / "cinder",
+                            {"devstack": devstack_controller.entry()})
+    since = devstack_controller.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+    devstack_controller.restart_service(settle=False)  # someone else's: its worker now loads
+    result = invoke("restart", "--inventory", str(hosts))
+    assert result.returncode == 0, result.stderr
+    assert "a uWSGI worker was still loading Cinder; waited" in result.stderr
+    journal = devstack_controller.run(["journalctl", "--unit", "devstack@c-api.service",
+                                       "--since", since, "--no-pager", "--output", "cat"]).stdout
+    assert "NO MERCY" not in journal and "worker 1 buried" in journal
+    assert "WSGI app 0 (mountpoint='') ready" in journal.split("buried")[-1]   # and loads again
+
+
 def test_debug_stops_a_real_get_at_pdb_and_brings_the_uwsgi_unit_back(
         tmp_path, devstack_controller, feature_source):
     from tests.integration.test_debug import SHOW, in_background, spawn_debug, text_of

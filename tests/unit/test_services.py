@@ -30,6 +30,28 @@ def test_systemd_control_commands(action):
         "systemctl", action, "openstack-cinder-api.service"]
 
 
+def test_the_devstack_layouts_unit_is_driven_as_uwsgi():
+    devstack = manager_for(Controller(name="d", address="h", layout="devstack",
+                                      service="devstack@c-api.service"))
+    assert isinstance(devstack, Systemd) and devstack.uwsgi
+    assert not manager_for(Controller(name="r", address="h")).uwsgi
+
+
+@pytest.mark.parametrize("action", ["stop", "restart"])
+def test_a_uwsgi_stop_first_waits_for_loading_workers_a_bounded_time(action):
+    argv = Systemd("devstack@c-api.service", uwsgi=True).control_argv(action)
+    assert argv[:2] == ["sh", "-c"]
+    assert argv[3:] == ["devloop-settle", "devstack@c-api.service", action, "30"]
+    script = argv[2]
+    assert script.rstrip().endswith('exec systemctl "$action" "$unit"')
+    assert "systemctl kill --signal=SIGKILL" in script     # a worker hung in its import
+
+
+def test_a_uwsgi_start_is_a_plain_start():
+    assert Systemd("devstack@c-api.service", uwsgi=True).control_argv("start") == [
+        "systemctl", "start", "devstack@c-api.service"]
+
+
 def test_systemd_status_reads_systemctl_show():
     text = ("LoadState=loaded\nActiveState=active\nSubState=running\nMainPID=4242\n"
             "ActiveEnterTimestamp=Wed 2026-11-25 10:00:00 UTC\n")

@@ -17,7 +17,7 @@ def manager_for(controller: Controller) -> ServiceManager:
         from deploy.controller.services.supervisord import Supervisord
         return Supervisord(controller.supervisor_config or "", controller.service)
     from deploy.controller.services.systemd import Systemd
-    return Systemd(controller.service)
+    return Systemd(controller.service, uwsgi=controller.layout == "devstack")
 
 
 __all__ = ["ServiceManager", "ServiceStatus", "manager_for"]
