@@ -177,7 +177,10 @@ class Dialogue:
                 stderr = self.channel.makefile_stderr("rb").read()
                 exited = self.channel.recv_exit_status()
         finally:
-            self.channel.close()
+            # on a dead connection close() raises EOFError (paramiko cannot send
+            # the close); it must not hide the "connection lost" error above
+            with contextlib.suppress(EOFError, OSError):
+                self.channel.close()
         if exited != 0:
             self.remote.raise_if_lost(self.argv)
         self.result = Result(stdout=stdout.decode("utf-8", "replace"),

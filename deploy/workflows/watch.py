@@ -84,6 +84,7 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
     # failed run the whole tree is compared again.
     in_step: set[str] = set()
     offered: set[str] = set()         # told once how to turn fast restart on
+    deploying = False
     try:
         for controller in controllers:
             remote = remotes[controller.name] = Remote.open(controller)
@@ -104,6 +105,7 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
             paths = changed_paths(changes, inventory.source, inventory.excludes)
             if not paths:
                 continue
+            deploying = True
             for name, remote in remotes.items():
                 stamp = time.strftime("%H:%M:%S")
                 try:
@@ -129,6 +131,13 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                     if text[1:]:           # e.g. the files that do not compile, the log lines
                         output.detail("\n".join(text[1:]))
                     remotes[name] = _reconnect(remote)
+            deploying = False
+    except KeyboardInterrupt:
+        # watchfiles ends quietly on a Ctrl-C during its wait; one that lands
+        # between two of its polls (it yields every 500 ms) is the same stop.
+        # Only a Ctrl-C during a deploy is an interruption (exit 130).
+        if deploying:
+            raise
     finally:
         for remote in remotes.values():
             remote.close()
