@@ -144,8 +144,15 @@ def test_a_controller_that_goes_away_during_a_deploy_is_one_error_and_can_be_rol
     # (the fixture rolls back what the deploy recorded, through a direct connection)
 
 
-def test_a_controller_that_goes_away_during_db_sync_is_one_error(relay, relayed_hosts):
+def test_a_controller_that_goes_away_during_db_sync_is_one_error(relay, relayed_hosts,
+                                                                  controller_hosts):
     code, stderr, seconds = run_breaking(relayed_hosts, ["db-sync"], relay, "blackhole",
                                          r"^--> sbx: .*db sync")
     assert_one_error(code, stderr, seconds, "connection lost while running",
                      f"no answer within {CONNECT_TIMEOUT} s")
+    # the cut run could not release the controller's lock: once its connection is
+    # gone, the next run takes it over (and releases it: the controller as found)
+    relay.close()
+    again = invoke("db-sync", "--inventory", str(controller_hosts))
+    assert again.returncode == 0, again.stderr
+    assert "took over the lock from" in again.stderr and "invoke db-sync" in again.stderr
