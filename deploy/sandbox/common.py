@@ -143,9 +143,12 @@ def ensure_service_user(user: str = SERVICE_USER) -> None:
     Raises:
         SandboxError: useradd failed for another reason than "exists".
     """
-    proc = run_local(["useradd", "--system", "--home-dir", "/var/lib/cinder",
-                      "--no-create-home", "--shell", "/usr/sbin/nologin", user],
-                     check=False)
+    # two runs at once (two test sessions) would race for /etc/passwd's lock:
+    # useradd then fails with 10 ("cannot lock"), so they take turns here
+    with locked(Path("/run/lock/cinder-devloop-useradd.lock")):
+        proc = run_local(["useradd", "--system", "--home-dir", "/var/lib/cinder",
+                          "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                         check=False)
     if proc.returncode not in (0, 9):  # 9: the user exists already
         raise SandboxError(f"sandbox: useradd {user} failed: {proc.stderr.strip()}")
 
