@@ -72,6 +72,7 @@ import yaml  # noqa: E402
 from deploy import sandbox  # noqa: E402
 from deploy.openstack.auth import NOAUTH_PROJECT, ApiAccess, cloud_access  # noqa: E402
 from deploy.sandbox import SandboxLayout, rdo  # noqa: E402
+from deploy.sandbox.common import free_port  # noqa: E402
 from deploy.sandbox import devstack  # noqa: E402
 from deploy.sandbox.devstack import DevstackLayout  # noqa: E402
 from deploy.sandbox.rdo import RdoLayout  # noqa: E402
@@ -166,8 +167,9 @@ class SupervisordKind(Kind):
 
     def __init__(self, base: Path = BENCH_BASE) -> None:
         root = base / "bench"
-        first = SandboxLayout(root / "ctl1", 22101, 18801, name="bench1")
-        rest = [SandboxLayout(root / f"ctl{i}", 22100 + i, 18800 + i, name=f"bench{i}",
+        # ports the kernel picks for this run: two benches on one machine never meet
+        first = SandboxLayout(root / "ctl1", free_port(), free_port(), name="bench1")
+        rest = [SandboxLayout(root / f"ctl{i}", free_port(), free_port(), name=f"bench{i}",
                               base_venv=first.venv) for i in range(2, 9)]
         every = [first, *rest]
         super().__init__(every[:4], every[4:])

@@ -4,7 +4,6 @@ from __future__ import annotations
 import http.server
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ from queue import Empty, Queue
 from typing import Callable, Iterator
 
 import yaml
+
+from deploy.sandbox.common import free_port  # noqa: F401  (the specs' one source of ports)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,13 +32,6 @@ def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[s
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 30.0,

@@ -102,6 +102,13 @@ def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def port_open(port: int, address: str = "127.0.0.1") -> bool:
     """Does something accept TCP connections at ``address:port``?"""
     with socket.socket() as sock:

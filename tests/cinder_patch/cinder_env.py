@@ -169,14 +169,5 @@ def make_overlay(venv: Path, dest: Path, patch: Path = PATCH_DIR / "cinder",
     return dest
 
 
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 if __name__ == "__main__":  # pragma: no cover - manual helper
     print(build_venv(), file=sys.stderr)
