@@ -539,6 +539,12 @@ def main() -> None:
         parser.error(f"{', '.join(sorted(wanted))} run on the supervisord kind only")
     # a kill ends the run the way Ctrl-C does: through the finally that stops the controllers
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # Started in the background by a non-interactive shell (nohup … &, a job
+    # scheduler), the bench has SIGINT ignored, and every child inherits that:
+    # the SIGINT that stops `invoke watch` would reach nothing. Its children
+    # get the default back (exec resets a handled signal, not an ignored one).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     load_before = os.getloadavg()
     results: list[Row] = []
     steps: dict[str, Steps] = {}

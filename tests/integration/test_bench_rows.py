@@ -8,7 +8,10 @@ has its medians.
 """
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import signal
 import shutil
 import subprocess
 import sys
@@ -68,3 +71,26 @@ def _running_from(root) -> list[str]:
         if any(str(root).encode() in word for word in words):
             found.append(b" ".join(words).decode(errors="replace"))
     return found
+
+
+def test_the_bench_runs_unattended_from_a_background_shell(tmp_path, root):
+    """Started as `nohup … &` starts it (SIGINT ignored), its watch rows still stop `invoke watch`."""
+    results = tmp_path / "RESULTS.md"
+    bench = shlex.join([sys.executable, "bench/bench.py", "--runs", "1", "--kind", "supervisord",
+                        "--root", str(root), "--only", "watch", "--write", str(results)])
+    # a non-interactive shell starts a background job with SIGINT ignored
+    shell = subprocess.Popen(["bash", "-c", f"{bench} & wait $!"], cwd=PROJECT_ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        stdout, stderr = shell.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        os.killpg(shell.pid, signal.SIGTERM)    # the bench stops its controllers on TERM
+        stdout, stderr = shell.communicate(timeout=120)
+        pytest.fail(f"the bench did not end within 900 s:\n{stdout[-3000:]}{stderr[-3000:]}")
+    run = subprocess.CompletedProcess(shell.args, shell.returncode, stdout, stderr)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert any(line.startswith("| supervisord |") and "watch" in line
+               for line in results.read_text().splitlines())
+    assert _running_from(root) == []
