@@ -144,6 +144,10 @@ def write_file(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
+#: what is built once per machine (container trees, the sandbox venv), keyed by what built it
+CACHE_DIR = Path(os.environ.get("DEVLOOP_CACHE_DIR", "/var/cache/cinder-devloop"))
+
+
 def ensure_service_user(user: str = SERVICE_USER) -> None:
     """Create the nologin system user the API runs as on this machine (once).
 

@@ -37,10 +37,9 @@ from typing import Callable, Iterator
 from deploy.base import output
 from deploy.base.errors import SandboxError
 from deploy.transport.commands import as_user, run_local
-from deploy.sandbox.common import ClientFiles, alive, api_answers, end_process, ensure_key, \
+from deploy.sandbox.common import CACHE_DIR, ClientFiles, alive, api_answers, end_process, ensure_key, \
     known_hosts_name, locked, pid_from, port_open, wait, write_known_hosts
 
-CACHE_DIR = Path(os.environ.get("DEVLOOP_CACHE_DIR", "/var/cache/cinder-devloop"))
 SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: packages every container tree has: systemd, sshd, and what the tool runs there

@@ -37,8 +37,9 @@ from pathlib import Path
 from deploy.base import output
 from deploy.base.errors import DevloopError, SandboxError
 from deploy.transport.commands import as_user, run_local
-from deploy.sandbox.common import (SERVICE_USER, ClientFiles, api_answers as _api_answers,
-                                   end_process, ensure_key, ensure_service_user, make_dir as _mkdir,
+from deploy.sandbox.common import (CACHE_DIR, SERVICE_USER, ClientFiles,
+                                   api_answers as _api_answers, end_process, ensure_key,
+                                   ensure_service_user, locked, make_dir as _mkdir,
                                    pid_from as _pid_from, port_open as _port_open,
                                    wait as _wait, write_known_hosts)
 
@@ -269,15 +270,17 @@ def _venv_ready(venv: Path) -> bool:
     return stamp.exists() and stamp.read_text() == _requirements_digest()
 
 
-def clone_venv(base: Path, venv: Path) -> None:
-    """Make ``venv`` a copy of the built venv ``base``, by hard links.
+def clone_venv(base: Path, venv: Path, hard_links: bool = True) -> None:
+    """Make ``venv`` a copy of the built venv ``base``: by hard links, or a full copy.
 
-    Deploys stay private to the clone: rsync writes every file it changes
-    to a temporary name and renames it into place (and ``--backup`` moves
-    the old one away), which replaces the clone's link and leaves the base
-    untouched; so does Python writing bytecode. The scripts in ``bin/``
-    name their venv's python in their first line, so they are rewritten
-    as files of the clone's own.
+    With hard links, deploys stay private to the clone: rsync writes every
+    file it changes to a temporary name and renames it into place (and
+    ``--backup`` moves the old one away), which replaces the clone's link
+    and leaves the base untouched; so does Python writing bytecode. Anything
+    that writes a file in place would write the base too, so a base that
+    other sandboxes share (the machine's cache) is copied in full. The
+    scripts in ``bin/`` name their venv's python in their first line, so
+    they are rewritten as files of the clone's own.
 
     Raises:
         SandboxError: ``base`` is not a built sandbox venv.
@@ -288,7 +291,7 @@ def clone_venv(base: Path, venv: Path) -> None:
     if venv.exists():
         shutil.rmtree(venv)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    run_local(["cp", "-al", str(base), str(venv)])
+    run_local(["cp", "-al" if hard_links else "-a", str(base), str(venv)])
     old, new = str(base).encode(), str(venv).encode()
     for script in (venv / "bin").iterdir():
         if script.is_symlink() or not script.is_file():
@@ -306,19 +309,35 @@ def clone_venv(base: Path, venv: Path) -> None:
 
 
 def _ensure_venv(layout: SandboxLayout) -> None:
+    """The sandbox's venv: a copy of the machine's built one, or of ``base_venv``."""
     if _venv_ready(layout.venv):
         return
-    if layout.base_venv is not None:
-        output.step(layout.name, f"clone {layout.base_venv} into {layout.venv}")
-        clone_venv(layout.base_venv, layout.venv)
-        return
-    stamp = layout.venv / ".devloop-requirements"
-    output.step(layout.name, f"install cinder into {layout.venv} (once, about 30 s)")
-    run_local([layout.base_python, "-m", "venv", "--clear", str(layout.venv)],
-              hint="Debian's python3-venv package is needed (bash .ci/bootstrap)")
-    run_local([str(layout.venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
-               "-r", str(REQUIREMENTS)], hint="pip could not install the controller's packages")
-    stamp.write_text(_requirements_digest())
+    base = layout.base_venv or _built_venv(layout)
+    output.step(layout.name, f"copy {base} into {layout.venv}")
+    clone_venv(base, layout.venv, hard_links=layout.base_venv is not None)
+
+
+def _built_venv(layout: SandboxLayout) -> Path:
+    """The venv with cinder (the pinned requirements) built once per machine, in the cache.
+
+    Keyed by the requirements and the interpreter that made it; built under
+    a lock, in a temporary place renamed into its own, so two runs never
+    build it twice nor use half of one.
+    """
+    version = _python_version(layout.base_python)
+    built = CACHE_DIR / f"sandbox-venv-{_requirements_digest()}-py{version}"
+    with locked(CACHE_DIR / "sandbox-venv.lock"):
+        if _venv_ready(built):
+            return built
+        shutil.rmtree(built, ignore_errors=True)
+        output.step(layout.name, f"install cinder into {built} (once per machine, about 30 s)")
+        run_local([layout.base_python, "-m", "venv", "--clear", str(built)],
+                  hint="Debian's python3-venv package is needed (bash .ci/bootstrap)")
+        run_local([str(built / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
+                   "-r", str(REQUIREMENTS)], hint="pip could not install the controller's packages")
+        (built / ".devloop-requirements").write_text(_requirements_digest())
+        built.chmod(0o755)
+        return built
 
 
 def _write_cinder_configs(layout: SandboxLayout) -> None:
