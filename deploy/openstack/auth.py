@@ -63,7 +63,7 @@ class ApiAccess:
 def _who(cloud: Cloud) -> str:
     """Whom Keystone refused: the user, the application credential, the token."""
     auth = cloud.auth
-    if "application_credential" in cloud.auth_type:
+    if "applicationcredential" in cloud.auth_type.replace("_", ""):
         ident = auth.get("application_credential_id") or auth.get("application_credential_name")
         return (f"application credential {str(ident)!r} (401: wrong secret, or it expired "
                 f"or was deleted)")

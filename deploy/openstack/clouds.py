@@ -37,7 +37,9 @@ ENV_LABEL = "the OS_* variables"
 #: auth settings whose values are secrets (matched as parts of the setting's name)
 SECRET_WORDS = ("password", "secret", "token", "passcode")
 
-_lock = threading.Lock()     # one load at a time: warnings are caught process-wide
+# One load at a time: openstacksdk's warnings (a vendor profile it cannot
+# find) are caught to be turned into lines, and catching is process-wide.
+_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -153,8 +155,12 @@ def load(name: str | None, clouds_file: str | None = None) -> Cloud:
             raise AuthError(f"{label}: missing {missing}") from None
         except (ks_exc.ClientException, sdk_exc.SDKException) as exc:
             raise AuthError(mask(f"{label}: {first_line(exc)}", secrets)) from None
-        for warning in caught:
+    for warning in caught:
+        if warning.category.__module__.split(".")[0] in ("openstack", "keystoneauth1"):
             output.warn(mask(f"{label}: {first_line(warning.message)}", secrets))
+        else:    # another thread's, caught meanwhile: shown (or not) as it would have been
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     if region.config.get("api_timeout") is None:
         region.config["api_timeout"] = 30     # an unreachable Keystone is an error, not a hang
     return Cloud(cloud_name, short, label, region,
