@@ -75,6 +75,19 @@ def _who(cloud: Cloud) -> str:
     return f"the {cloud.auth_type} credentials (401)"
 
 
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _unreachable(exc: Exception, timeout: object) -> str:
+    """Why Keystone could not be reached, in a few words (requests nests the reason deep)."""
+    from keystoneauth1 import exceptions as ks_exc
+
+    if isinstance(exc, ks_exc.ConnectTimeout):
+        return f"no answer within {timeout} s"
+    reason = _OS_ERROR.search(str(exc))
+    return reason.group(1).strip().lower() if reason else first_line(exc)[:200]
+
+
 def keystone_access(cloud: Cloud) -> ApiAccess:
     """Authenticate as ``cloud``; find Block Storage in the catalog.
 
@@ -105,7 +118,8 @@ def keystone_access(cloud: Cloud) -> ApiAccess:
         raise AuthError(f"{label}: Keystone at {auth_url} refused {_who(cloud)}") from None
     except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.DiscoveryFailure) as exc:
         raise AuthError(cloud.mask(f"{label}: cannot reach Keystone at {auth_url}: "
-                                   f"{first_line(exc)[:200]}")) from None
+                                   f"{_unreachable(exc, region.config.get('api_timeout'))}")
+                        ) from None
     except (ks_exc.ClientException, sdk_exc.SDKException) as exc:
         raise AuthError(cloud.mask(f"{label}: Keystone at {auth_url}: "
                                    f"{first_line(exc)[:200]}")) from None

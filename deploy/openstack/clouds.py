@@ -156,6 +156,8 @@ def load(name: str | None, clouds_file: str | None = None) -> Cloud:
         except (ks_exc.ClientException, sdk_exc.SDKException) as exc:
             raise AuthError(mask(f"{label}: {first_line(exc)}", secrets)) from None
     for warning in caught:
+        if issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)):
+            continue     # hidden by Python's default filters, as from `openstack`
         if warning.category.__module__.split(".")[0] in ("openstack", "keystoneauth1"):
             output.warn(mask(f"{label}: {first_line(warning.message)}", secrets))
         else:    # another thread's, caught meanwhile: shown (or not) as it would have been
