@@ -97,19 +97,27 @@ def keystone_session(controller, user: str):
 
 @contextmanager
 def application_credential(controller, user: str,
-                           expires_at: datetime.datetime | None = None) -> Iterator[dict]:
-    """An application credential ``user`` creates through Keystone's API (deleted after)."""
+                           lifetime: float | None = None) -> Iterator[dict]:
+    """An application credential ``user`` creates through Keystone's API (deleted after).
+
+    With ``lifetime`` (seconds) it expires that long after it is created.
+    """
     sess = keystone_session(controller, user)
     url = f"{controller.layout.auth_url}/users/{sess.get_user_id()}/application_credentials"
     body: dict[str, object] = {"name": f"devloop-spec-{uuid.uuid4().hex[:8]}"}
-    if expires_at:
-        body["expires_at"] = expires_at.strftime("%Y-%m-%dT%H:%M:%S")
+    if lifetime is not None:
+        expires = utcnow() + datetime.timedelta(seconds=lifetime)
+        body["expires_at"] = expires.isoformat(timespec="seconds").replace("+00:00", "Z")
     created = sess.post(url, json={"application_credential": body}).json()
     credential = created["application_credential"]
     try:
         yield credential
     finally:
         sess.delete(f"{url}/{credential['id']}", raise_exc=False)
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def application_credential_cloud(controller, credential: dict) -> dict:
@@ -246,11 +254,13 @@ def test_a_wrong_password_is_keystones_401_in_one_line(tmp_path, rdo_controller,
 
 
 def test_an_expired_application_credential_is_one_line(tmp_path, rdo_controller):
-    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=2)
-    with application_credential(rdo_controller, "demo", expires_at=soon) as credential:
+    # the demo user's own; Keystone refuses one created already expired: it expires soon after
+    with application_credential(rdo_controller, "demo", lifetime=6) as credential:
         clouds = write_yaml(tmp_path / "clouds.yaml", {"clouds": {
             "app": application_credential_cloud(rdo_controller, credential)}})
-        wait_until(lambda: datetime.datetime.now(datetime.timezone.utc) > soon, timeout=10)
+        expires = datetime.datetime.fromisoformat(credential["expires_at"].rstrip("Z")).replace(
+            tzinfo=datetime.timezone.utc)     # Keystone's times are UTC
+        wait_until(lambda: utcnow() > expires, timeout=30, interval=0.2)
         line = one_error_line(smoke(tmp_path, rdo_controller, {}, cloud="app"),
                               credential["secret"])
     assert line == (f"error: cloud app ({clouds}): Keystone at {rdo_controller.layout.auth_url} "
