@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, TypeVar, cast
 
 from deploy.base.errors import AuthError
 from deploy.base.inventory import Controller
@@ -95,7 +95,7 @@ def keystone_access(cloud: Cloud) -> ApiAccess:
         AuthError: Keystone refused or cannot be reached, or no endpoint.
     """
     from keystoneauth1 import exceptions as ks_exc
-    from openstack import exceptions as sdk_exc
+    from openstack import exceptions as sdk_exc   # (after load(): the config package alone)
 
     label, region = cloud.label, cloud.region
     auth_url = cloud.auth.get("auth_url", "?")
@@ -156,54 +156,78 @@ def api_access(controller: Controller, project: str | None = None) -> ApiAccess:
     if not keystone_wanted(controller):
         project = project or NOAUTH_PROJECT
         return ApiAccess(controller.api_url.rstrip("/"), project, f"admin:{project}")
-    name = _named(controller)
-    # what the loader reads: the same variables and directory give the same cloud
-    key = (name, os.getcwd(), *sorted((k, v) for k, v in os.environ.items()
-                                      if k.startswith("OS_")))
-    return _remembered(key, lambda: keystone_access(load(name)))
+    key = _key(controller)
+    return _remembered(("access", *key),
+                       lambda: keystone_access(_remembered(("cloud", *key),
+                                                           lambda: load(key[0]))))
+
+
+def _key(controller: Controller) -> tuple[str | None, ...]:
+    """The cloud's name and all the loader reads: the same key, the same cloud."""
+    return (_named(controller), os.getcwd(),
+            *(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("OS_")))
 
 
 # A Keystone token costs a password check (bcrypt: about 0.3 s); one run, and
-# a watch session's bursts, reuse it for a while (tokens live an hour).
+# a watch session's bursts, reuse it (and the cloud read) for a while
+# (tokens live an hour).
 _REUSE_SECONDS = 600.0
-_remembered_access: dict[tuple[object, ...], tuple[float, ApiAccess]] = {}
+_remembered_values: dict[tuple[object, ...], tuple[float, Any]] = {}
 _fetching: dict[tuple[object, ...], threading.Lock] = {}
 _fetching_lock = threading.Lock()
+T = TypeVar("T")
 
 
-def _remembered(key: tuple[object, ...], fetch: Callable[[], ApiAccess]) -> ApiAccess:
-    """``fetch()``'s access, or the same one fetched less than a while ago.
+def _remembered(key: tuple[object, ...], fetch: Callable[[], T]) -> T:
+    """``fetch()``'s value, or the same one fetched less than a while ago.
 
     Two threads asking at once (a prefetch and the caller) fetch it once.
     """
     with _fetching_lock:
         lock = _fetching.setdefault(key, threading.Lock())
     with lock:
-        kept = _remembered_access.get(key)
+        kept = _remembered_values.get(key)
         if kept is not None and time.monotonic() - kept[0] < _REUSE_SECONDS:
-            return kept[1]
-        access = fetch()
-        _remembered_access[key] = (time.monotonic(), access)
-        return access
+            return cast(T, kept[1])
+        value = fetch()
+        _remembered_values[key] = (time.monotonic(), value)
+        return value
+
+
+def _in_background(controller: Controller, purpose: str, work: Callable[[], object]) -> None:
+    """Run ``work`` in a thread, if ``controller`` needs Keystone; its AuthError is left
+    for the caller who needs the result to meet and report."""
+    if not keystone_wanted(controller):
+        return
+
+    def run() -> None:
+        try:
+            work()
+        except AuthError:
+            pass
+
+    threading.Thread(target=run, name=f"{purpose}-{controller.name}", daemon=True).start()
+
+
+def read_cloud_early(controller: Controller) -> None:
+    """Read ``controller``'s cloud in the background (openstacksdk's import, the files).
+
+    Called as a deploy starts: what costs CPU here (about 0.25 s) overlaps
+    the sync's waits on the network instead of the token's way after the
+    restart. No request is made (no token for a deploy that changes nothing).
+    """
+    _in_background(controller, "cloud",
+                   lambda: _remembered(("cloud", *_key(controller)),
+                                       lambda: load(_key(controller)[0])))
 
 
 def prefetch(controller: Controller) -> None:
     """Authenticate for ``controller`` in the background, if it needs Keystone.
 
     The restart after a deploy runs meanwhile; the health check that follows
-    then finds the token ready. A failure here is left for that check to
-    meet and report.
+    then finds the token ready.
     """
-    if not keystone_wanted(controller):
-        return
-
-    def fetch() -> None:
-        try:
-            api_access(controller)
-        except AuthError:
-            pass
-
-    threading.Thread(target=fetch, name=f"token-{controller.name}", daemon=True).start()
+    _in_background(controller, "token", lambda: api_access(controller))
 
 
 def cloud_access(name: str, clouds_file: str | os.PathLike[str] | None = None) -> ApiAccess:

@@ -52,13 +52,25 @@ def test_a_cloud_os_cloud_or_os_auth_url_means_keystone(here, monkeypatch):
 
 def test_noauth_never_imports_openstacksdk_or_keystoneauth():
     probe = ("import sys; from deploy.base.inventory import Controller; "
-             "from deploy.openstack.auth import api_access; import tasks; "
-             "api_access(Controller(name='c', address='h')); "
+             "from deploy.openstack.auth import api_access, prefetch, read_cloud_early; "
+             "import tasks; ctl = Controller(name='c', address='h'); "
+             "read_cloud_early(ctl); prefetch(ctl); api_access(ctl); "
              "print(sorted({m.split('.')[0] for m in sys.modules} & {'openstack', 'keystoneauth1'}))")
     env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
                          cwd=Path(__file__).resolve().parents[2], check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_reading_a_cloud_imports_openstacksdks_config_package_not_the_whole_sdk(tmp_path):
+    (tmp_path / "clouds.yaml").write_text(f"clouds:\n  a: {{{AUTH}, password: x}}}}\n")
+    probe = ("import sys; from deploy.openstack.clouds import load; load('a'); "
+             "print('openstack.config.loader' in sys.modules, "
+             "'openstack.connection' in sys.modules)")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, check=True).stdout
+    assert out.split() == ["True", "False"]
 
 
 def test_no_clouds_yaml_anywhere_names_the_places_looked(here, monkeypatch):
