@@ -251,7 +251,7 @@ class RdoKind(Kind):
         path.write_text(yaml.safe_dump({"clouds": clouds}))
         path.chmod(0o600)
         self.env = {"OS_CLIENT_CONFIG_FILE": str(path)}
-        self.tokens = {layout.name: cloud_access(self.cloud(layout), self.env)
+        self.tokens = {layout.name: cloud_access(self.cloud(layout), path)
                        for layout in chosen}
 
     def access(self, layout: Layout) -> ApiAccess:

@@ -324,6 +324,9 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
         DevloopError: any step failed (connection, rsync, restart, health).
         RolledBack: the API did not come back and the deploy was undone.
     """
+    if restart and not dry_run:
+        from deploy.openstack.auth import read_cloud_early
+        read_cloud_early(controller)     # the restart's check needs it: read while syncing
     remote = Remote.open(controller)
     try:
         report = sync_step(remote, inventory, dry_run=dry_run,

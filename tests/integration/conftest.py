@@ -217,6 +217,12 @@ def feature_controller_rdo(rdo_controller, tmp_path_factory) -> Path:
     return _deploy_feature(_feature_inventory(rdo_controller, tmp_path_factory))
 
 
+@pytest.fixture(scope="session")
+def feature_controller_devstack(devstack_controller, tmp_path_factory) -> Path:
+    """The devstack controller with the cluster feature deployed (whichever kind runs now)."""
+    return _deploy_feature(_feature_inventory(devstack_controller, tmp_path_factory))
+
+
 def _feature_inventory(controller, tmp_path_factory) -> Path:
     from tests.support import PROJECT_ROOT, write_inventory
 

@@ -222,8 +222,7 @@ class RdoController(_LogFileAndSqlite):
 
     def api(self, member: bool = False) -> ApiAccess:
         """A Keystone token of the admin (or of ``demo``, a member) and the catalog's endpoint."""
-        return cloud_access(CLOUD_MEMBER if member else CLOUD_ADMIN,
-                            {"OS_CLIENT_CONFIG_FILE": str(self.layout.clouds_file)})
+        return cloud_access(CLOUD_MEMBER if member else CLOUD_ADMIN, self.layout.clouds_file)
 
 
 class LegacyController(RdoController):
@@ -315,7 +314,7 @@ class DevstackController(RdoController):
     def api(self, member: bool = False) -> ApiAccess:
         layout = self.layout
         return cloud_access(layout.cloud_member if member else layout.cloud_admin,
-                            {"OS_CLIENT_CONFIG_FILE": str(layout.clouds_file)})
+                            layout.clouds_file)
 
 
 #: the kinds the shared specs run on (``controller``)
