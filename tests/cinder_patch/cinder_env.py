@@ -5,7 +5,9 @@ the same way and both give a :class:`CinderEnv`.)
 
 The venv is built once from Debian's /usr/bin/python3 (what a controller
 has) with the pinned controller packages plus the test packages, and cached
-under .cache/ keyed by a hash of the requirement files. It is never modified:
+in the machine's cache (``$DEVLOOP_CACHE_DIR/test-envs``, beside the
+container trees) keyed by a hash of the requirement files, so a fresh clone
+does not build it again. It is never modified:
 each test session copies its pristine ``cinder`` package to a temporary
 directory, rsyncs ``cinder_patch/cinder`` over the copy and puts that
 directory first on PYTHONPATH, so the copy shadows the installed package.
@@ -23,9 +25,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from deploy.sandbox.common import CACHE_DIR as MACHINE_CACHE
+
 ROOT = Path(__file__).resolve().parents[2]
 PATCH_DIR = ROOT / "cinder_patch"
-CACHE_DIR = ROOT / ".cache"
+CACHE_DIR = MACHINE_CACHE / "test-envs"
 SYSTEM_PYTHON = "/usr/bin/python3"
 REQUIREMENT_FILES = (
     ROOT / "deploy" / "sandbox" / "controller-requirements.txt",

@@ -2,7 +2,7 @@
 
 The venv comes from ``deploy/sandbox/train.py`` (Train's wheelhouse, built
 once per machine) plus the test packages of ``train-requirements.txt``
-(Train's upper-constraints). It is cached under .cache/ keyed by the
+(Train's upper-constraints). It is cached in the machine's cache (test-envs) keyed by the
 wheelhouse's key and that file, and never modified: each test session copies
 its pristine ``cinder`` package and lays ``cinder_patch/train/cinder`` (the
 Train variant) over the copy, exactly as for 29.0.0.
