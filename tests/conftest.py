@@ -43,8 +43,23 @@ def group_of(item: pytest.Item) -> str | None:
 
     A spec parametrized over kinds belongs to the kind of its parameter;
     otherwise the first session fixture it uses decides, the containers
-    first (they cost the most to boot twice).
+    first (they cost the most to boot twice). A container kind's specs make
+    two groups (the deployed feature's, and the rest), so two workers share
+    its work; the quick sandbox's make one per module.
     """
+    kind = _kind_of(item)
+    if kind is None:
+        return None
+    if kind == "supervisord":
+        # a sandbox boots in seconds from the machine's cached venv: one per module
+        return f"{kind}-{item.path.stem}"
+    if "feature_controller" in getattr(item, "fixturenames", ()):
+        # the specs of the deployed feature are many and quick: a group of their own
+        return f"{kind}-feature"
+    return kind
+
+
+def _kind_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     params = callspec.params if callspec is not None else {}
     fixtures = getattr(item, "fixturenames", ())
