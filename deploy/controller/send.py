@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from deploy.base.errors import DevloopError
+from deploy.base.errors import DevloopError, SourceTreeError
 from deploy.controller import checkout, facts, sent_state
 from deploy.controller.fastrestart import fast_dir
 from deploy.controller.precheck import CompileProblem, refuse, tell_compiled
@@ -182,6 +182,7 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target
         CompileError: a changed ``.py`` file does not compile with the
             controller's python; nothing was written.
         UncommittedChanges: ``guard`` found such files; nothing was written.
+        SourceTreeError: a file cannot be read; nothing was sent.
         DevloopError: the helper failed (its output's tail shown).
     """
     job = {"target": target, "owner": owner, "log_file": remote.controller.log_file,
@@ -191,7 +192,12 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target
         job["guard"] = checkout.guard_job(remote)
     if expect:
         job["expect"] = [[rel, size, mtime] for rel, (size, mtime) in expect.items()]
-    result = dialogue.finish(payload(files, job))
+    try:
+        document = payload(files, job)
+    except SourceTreeError:
+        cancel(dialogue)           # nothing was sent: the helper ends, changing nothing
+        raise
+    result = dialogue.finish(document)
     lines = result.stdout.strip().splitlines()
     try:
         answer = json.loads(lines[-1]) if result.exited == 0 and lines else None

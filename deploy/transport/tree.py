@@ -115,11 +115,11 @@ class _Patterns:
         # one regex per class, for the common answer (no match) at scan speed
         self._any_name = re.compile("|".join(names) or never)
         self._any_dir = re.compile("|".join(dirs) or never)
-        self._any_path = re.compile("|".join(paths) or never)
+        self._any_path = re.compile("|".join(paths)) if paths else None
 
     def match(self, name: str, rel: str, directory: bool) -> Reason | None:
         if not ((self._any_dir if directory else self._any_name).match(name)
-                or self._any_path.match(rel)):
+                or (self._any_path is not None and self._any_path.match(rel))):
             return None
         for where, directory_only, regex, reason in self.rules:
             if directory_only and not directory:
@@ -197,8 +197,9 @@ def git_ignored(source: Path) -> frozenset[str]:
         message = proc.stderr.decode("utf-8", "replace").strip()
         if "not a git repository" not in message and str(source) not in _warned_git:
             _warned_git.add(str(source))
-            last = message.splitlines()[-1] if message else f"exit {proc.returncode}"
-            output.warn(f"git cannot say what {source} ignores ({last}); "
+            first = message.splitlines()[0] if message else f"exit {proc.returncode}"
+            output.warn(f"git cannot say what {source} ignores "
+                        f"({first.removeprefix('fatal: ')}); "
                         f"only the excludes and the built-in rules apply")
         return frozenset()
     names = {os.fsdecode(name) for name in proc.stdout.split(b"\0") if name}

@@ -319,12 +319,16 @@ class TestWatch:
 
 
 class TestUnreadable:
-    def test_an_unreadable_directory_is_one_error_line_and_nothing_is_sent(
-            self, controller, controller_hosts, source, area):
+    @pytest.mark.parametrize("what", ["directory", "file"])
+    def test_an_unreadable_directory_or_file_is_one_error_line_and_nothing_is_sent(
+            self, controller, controller_hosts, source, area, what):
         (source / area / "fine.py").write_text("FINE = 1\n")
         locked = source / area / "locked"
-        locked.mkdir()
-        (locked / "x.py").write_text("X = 1\n")
+        if what == "directory":
+            locked.mkdir()
+            (locked / "x.py").write_text("X = 1\n")
+        else:
+            locked.write_text("X = 1\n")
         locked.chmod(0)
         try:
             # as root without the capabilities that read past file modes, as a developer
@@ -340,6 +344,8 @@ class TestUnreadable:
         assert result.returncode == 1
         assert error_lines(result) == [
             f"error: {source}/{area}/locked/: cannot read this directory "
+            f"(Permission denied); nothing was sent" if what == "directory" else
+            f"error: {source}/{area}/locked: cannot read this file "
             f"(Permission denied); nothing was sent"]
         assert "Traceback" not in result.stderr
         assert not os.path.lexists(controller.cinder_dir / area)
