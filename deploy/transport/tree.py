@@ -35,12 +35,15 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import stat
 import subprocess
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import translate
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from deploy.base import output
 from deploy.base.errors import SourceTreeError
@@ -393,6 +396,32 @@ def read_file(path: Path) -> tuple[bytes, Stat]:
             return data, (after.st_size, after.st_mtime_ns)
     raise SourceTreeError(f"{shown(str(path))}: changed while it was read, three times; "
                           f"nothing was sent (deploy again once it is saved)")
+
+
+_STAGING = "devloop-send-"
+
+
+@contextmanager
+def staging() -> Iterator[Path]:
+    """A private directory (0700, in ``$TMPDIR``) to :func:`stage` into; removed after.
+
+    Those a killed run left (its PID in the name is gone) are removed first,
+    so copies of a tree do not pile up.
+    """
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{_STAGING}*-*"):
+        pid = old.name[len(_STAGING):].partition("-")[0]
+        try:
+            info = old.lstat()
+            if not pid.isdigit() or info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode):
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    with tempfile.TemporaryDirectory(prefix=f"{_STAGING}{os.getpid()}-") as directory:
+        yield Path(directory)
 
 
 def stage(tree: Tree, rels: Iterable[str], into: Path) -> dict[str, Stat]:

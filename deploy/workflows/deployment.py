@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from deploy.transport.commands import STDLIB_ONLY, Remote
 from deploy.transport.fleet import Outcome
 from deploy.transport.source import source_revision
 from deploy.transport.sync import Change, sync_tree
-from deploy.transport.tree import EXCLUDES, LeftOut, Tree, read_tree, shown, stage
+from deploy.transport.tree import EXCLUDES, LeftOut, Tree, read_tree, shown, stage, staging
 from deploy.workflows.preview import show_diffs
 
 
@@ -310,14 +309,14 @@ def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run
         if not force:
             guard_checkout(remote, target.cinder_dir,
                            [c.path for c in planned if c.kind == "changed"])
-        with tempfile.TemporaryDirectory(prefix="devloop-send-") as staging:
+        with staging() as private:
             staged = None
             # nothing is sent if a changed .py file does not compile on the controller
             if tree is None:
                 output.detail(f"compile check skipped: the source is on "
                               f"{inventory.source_host.name if inventory.source_host else '?'}")
             else:
-                staged = Path(staging)
+                staged = private
                 stage(tree, [c.path for c in planned], staged)
                 report.log_since = check_changes(remote, tree, staged, planned).log_size
             report.deploy_id = new_deploy_id()

@@ -221,3 +221,22 @@ class TestReading:
 ])
 def test_a_name_is_shown_on_one_line_its_odd_bytes_escaped(rel, seen):
     assert shown(rel) == seen
+
+
+def test_a_staging_directory_a_killed_run_left_is_removed_by_the_next(tmp_path, monkeypatch):
+    import tempfile
+
+    from deploy.transport.tree import staging
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f"devloop-send-{dead.pid}-abcd"
+    (left / "api").mkdir(parents=True)
+    mine = tmp_path / f"devloop-send-{os.getpid()}-live"      # a run still going
+    mine.mkdir()
+
+    with staging() as private:
+        assert private.parent == tmp_path and (private.stat().st_mode & 0o777) == 0o700
+        assert not left.exists() and mine.exists()
+    assert not private.exists()
