@@ -36,7 +36,7 @@ from deploy.transport.connection import (SshHost, connection_lost, gateway_chain
                                shared_connection, ssh_argv, translate_ssh_errors)
 from deploy.base.errors import ConnectError, HostKeyUnknown, SyncError
 from deploy.base.inventory import Controller, Host, Inventory
-from deploy.transport.tree import GITIGNORE_FILTER, read_tree, rsync_excludes
+from deploy.transport.tree import DEVBOX_FILTERS, read_tree, rsync_excludes
 
 # rsync --out-format: a marker keeps file lines apart from ssh/rsync chatter.
 _MARK = "devloop:"
@@ -403,7 +403,7 @@ def build_devbox_sync(inventory: Inventory, controller: Controller, dest_dir: st
     rsync = build_rsync_argv(inventory.source, controller, dest_dir,
                              excludes=rsync_excludes(inventory.excludes), owner=owner,
                              backup_dir=backup_dir, dry_run=dry_run, checksum=checksum, ssh=ssh,
-                             filters=[GITIGNORE_FILTER])
+                             filters=DEVBOX_FILTERS)
     return DevboxSync(workdir, files, rsync)
 
 

@@ -20,7 +20,7 @@ The one-call path, rsync (given the exact list), ``watch`` and ``--dry-run``
 (which lists what was left out, and why) all read these rules here. A tree
 on a devbox is listed by rsync there: it applies 1 and 2 as its
 ``--exclude`` patterns and the tree's ``.gitignore`` files with its
-``dir-merge`` filter.
+``dir-merge`` filter, and skips a link out of the tree (``--safe-links``).
 
 A symlink is sent as a link (rsync's ``--links``) when it points within the
 tree: its text is relative and, followed from where it stands (through the
@@ -166,14 +166,15 @@ class Rules:
         return self.why(rel)
 
 
-#: a tree rsync lists itself (on a devbox) is filtered by its .gitignore files too
-GITIGNORE_FILTER = "--filter=:- .gitignore"
+#: a tree rsync lists itself (on a devbox) is filtered by its .gitignore files too,
+#: and skips a symlink that points out of it (rsync's own check; here it is refused)
+DEVBOX_FILTERS = ("--filter=:- .gitignore", "--safe-links")
 
 
 def rsync_excludes(excludes: Sequence[str]) -> list[str]:
     """The inventory's ``excludes`` and :data:`NOT_CODE`, as rsync's ``--exclude`` patterns.
 
-    For a tree rsync lists itself (on a devbox), with :data:`GITIGNORE_FILTER`
+    For a tree rsync lists itself (on a devbox), with :data:`DEVBOX_FILTERS`
     (git itself is not asked there).
     """
     return [*excludes, *(pattern for pattern, _ in NOT_CODE)]
