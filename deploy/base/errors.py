@@ -79,6 +79,11 @@ class SyncError(DevloopError):
     """rsync could not lay the source tree over the controller's cinder."""
 
 
+class SourceTreeError(DevloopError):
+    """The local source tree cannot be sent as it is (a link out of it, an unreadable
+    directory); nothing was sent."""
+
+
 class CompileError(DevloopError):
     """Changed files do not compile with the controller's python; nothing was sent."""
 

@@ -18,6 +18,9 @@ import sys
 # devloop-include: leftovers
 
 
+# devloop-include: fsnames
+
+
 path, text = sys.argv[1], sys.argv[2]
 try:
     os.makedirs(os.path.dirname(path))
@@ -28,4 +31,5 @@ with open(path + ".tmp", "w") as handle:
     handle.write(text)
 os.rename(path + ".tmp", path)  # atomic on POSIX, and overwrites (os.replace is 3.3+)
 record = json.loads(text)
-sweep(record["target"], record.get("replaced", []) + record.get("added", []))
+sweep(fs_name(record["target"]),
+      [fs_name(rel) for rel in record.get("replaced", []) + record.get("added", [])])

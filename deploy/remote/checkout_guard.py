@@ -1,11 +1,13 @@
 """Print which files a deploy would replace hold the controller's own uncommitted work.
 
-argv: python target state_dir rel...
+argv: python target state_dir RELS_JSON
 
 - ``target``: the cinder package the deploy writes into (on DevStack, the
   checkout's ``/opt/stack/cinder/cinder``);
 - ``state_dir``: cinder-devloop's directory (the deploy records);
-- ``rel``: the paths, relative to ``target``, the deploy would replace.
+- ``RELS_JSON``: the paths, relative to ``target``, the deploy would replace,
+  as a JSON list (so a name of any bytes travels in a command line, escaped;
+  see ``fs_name``).
 
 Prints ``{"checkout": TOPLEVEL or null, "uncommitted": [rel...]}``. A path
 counts when ``git status`` shows it changed (staged, unstaged or untracked)
@@ -26,15 +28,20 @@ import sys
 GIT = ["git", "-c", "safe.directory=*"]
 
 
+# devloop-include: fsnames
+
+
 def git(target, args):
-    """git's stdout in ``target``, or None when git is missing or fails."""
+    """git's stdout in ``target`` (names as JSON carries them), or None when git fails."""
     try:
         proc = subprocess.Popen(GIT + ["-C", target] + args, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
     except OSError:
         return None
     out = proc.communicate()[0]
-    return out.decode("utf-8", "replace") if proc.returncode == 0 else None
+    if proc.returncode != 0:
+        return None
+    return out.decode("utf-8", "surrogateescape") if sys.version_info[0] >= 3 else text_name(out)
 
 
 def deployed(state_dir, target):
@@ -50,7 +57,7 @@ def deployed(state_dir, target):
                 os.path.realpath(record.get("target", "")) != os.path.realpath(target):
             continue
         for rel in record.get("replaced", []):
-            backup = os.path.join(record.get("backup", ""), rel)
+            backup = os.path.join(fs_name(record.get("backup", "")), fs_name(rel))
             if rel not in backups and rel not in added and os.path.isfile(backup):
                 backups[rel] = backup
         for rel in record.get("added", []):
@@ -60,13 +67,15 @@ def deployed(state_dir, target):
 
 
 def main():
-    target, state_dir, rels = sys.argv[2].rstrip("/"), sys.argv[3], sys.argv[4:]
+    target, state_dir = sys.argv[2].rstrip("/"), sys.argv[3]
+    rels = json.loads(sys.argv[4]) if len(sys.argv) > 4 else []
     top = git(target, ["rev-parse", "--show-toplevel"]) if rels else None
     if not top:
         sys.stdout.write(json.dumps({"checkout": None, "uncommitted": []}) + "\n")
         return 0
     prefix = (git(target, ["rev-parse", "--show-prefix"]) or "").strip()
-    status = git(target, ["status", "--porcelain", "-z", "--untracked-files=all", "--"] + rels)
+    status = git(target, ["status", "--porcelain", "-z", "--untracked-files=all", "--"]
+                 + [fs_name(rel) for rel in rels])
     changed = set()
     for entry in (status or "").split("\0"):
         if len(entry) > 3 and entry[2] == " " and entry[3:].startswith(prefix):
@@ -77,7 +86,7 @@ def main():
         if rel not in changed or rel in added:
             continue
         if rel in backups:
-            head = (git(target, ["rev-parse", "HEAD:" + prefix + rel]) or "").strip()
+            head = (git(target, ["rev-parse", fs_name("HEAD:" + prefix + rel)]) or "").strip()
             before = (git(target, ["hash-object", backups[rel]]) or "").strip()
             if head and head == before:
                 continue     # the change is the deploys'; the checkout was clean before

@@ -14,12 +14,17 @@ import sys
 # devloop-include: bytecode
 
 
+# devloop-include: fsnames
+
+
 def main():
     with open(sys.argv[1]) as handle:
         record = json.load(handle)
     removed = []
+    target = fs_name(record["target"])
     for rel in record.get("added", []) + record.get("replaced", []):
-        removed.extend(drop_compiled(os.path.join(record["target"], rel)))
+        removed.extend(text_name(path)
+                       for path in drop_compiled(os.path.join(target, fs_name(rel))))
     sys.stdout.write(json.dumps({"removed": removed}) + "\n")
     return 0
 

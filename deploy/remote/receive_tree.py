@@ -142,12 +142,15 @@ def differs(path, data, wanted_ns, checksum):
 # devloop-include: compile_source
 
 
+# devloop-include: fsnames
+
+
 def stale_files(target, expect):
     """The expected files that are not, on the controller, as the caller last sent them."""
     stale = []
     for rel, size, wanted_ns in expect:
         try:
-            info = os.stat(os.path.join(target, rel))
+            info = os.stat(os.path.join(target, fs_name(rel)))
         except OSError:
             stale.append(rel)
             continue
@@ -263,15 +266,19 @@ def in_git_tree(path):
 def uncommitted(guard, target, replaced):
     """checkout_guard.py's answer: which of ``replaced`` hold the checkout's own work."""
     source, state_dir = guard
-    proc = subprocess.Popen([sys.executable, "-c", source, sys.executable, target, state_dir]
-                            + replaced, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", source, sys.executable, target, state_dir,
+                             json.dumps(replaced)], stdout=subprocess.PIPE)
     out = proc.communicate()[0].decode("utf-8", "replace").strip().splitlines()
     return json.loads(out[-1]) if proc.returncode == 0 and out else {}
 
 
 def apply(job):
-    """Compare, compile, record and write; the answer for the caller."""
-    target = job["target"].rstrip("/")
+    """Compare, compile, record and write; the answer for the caller.
+
+    Names travel as text (JSON); the files are reached by ``fs_name``, to the byte.
+    """
+    shown_target = job["target"].rstrip("/")
+    target = fs_name(shown_target)
     result = {"log_size": None, "changes": [], "compiled": 0, "problems": []}
     if job.get("fast_dir"):          # fast restart is on while its original is kept
         result["fast_mode"] = os.path.exists(os.path.join(job["fast_dir"], "original"))
@@ -287,7 +294,7 @@ def apply(job):
     plan = []
     for rel, wanted_ns, packed in job["files"]:
         data = base64.b64decode(packed.encode("ascii"))
-        dest = os.path.join(target, rel)
+        dest = os.path.join(target, fs_name(rel))
         state = differs(dest, data, wanted_ns, job.get("checksum"))
         if state is False:
             continue
@@ -311,14 +318,16 @@ def apply(job):
     deploy_dir = job["deploy_dir"]
     backup = os.path.join(deploy_dir, "backup")
     record = dict(job["record"])
-    record.update({"state": "applying", "target": target, "backup": backup,
+    record.update({"state": "applying", "target": shown_target, "backup": backup,
                    "added": [rel for rel, kind, _, _ in plan if kind == "new"],
                    "replaced": [rel for rel, kind, _, _ in plan if kind == "changed"]})
-    record_file = os.path.join(deploy_dir, "record.json")
+    record_file = fs_name(os.path.join(deploy_dir, "record.json"))
+    backup = fs_name(backup)
     # the record first: a call killed from here on can be rolled back
     write_json(record_file, record)
-    sweep(target, [rel for rel, _, _, _ in plan])
+    sweep(target, [fs_name(rel) for rel, _, _, _ in plan])
     for rel, kind, data, wanted_ns in plan:
+        rel = fs_name(rel)
         dest = os.path.join(target, rel)
         if kind == "changed":
             keep(dest, os.path.join(backup, rel))

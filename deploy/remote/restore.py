@@ -44,23 +44,28 @@ def restore(source, dest):
 # devloop-include: bytecode
 
 
+# devloop-include: fsnames
+
+
 restored, removed, compiled = [], [], []
 for record in json.loads(sys.argv[1]):
-    target, backup = record["target"], record["backup"]
-    sweep(target, record.get("replaced", []) + record.get("added", []))
+    # (names as JSON carries them; the files reached by fs_name, to the byte)
+    target, backup = fs_name(record["target"]), fs_name(record["backup"])
+    sweep(target, [fs_name(rel) for rel in record.get("replaced", []) + record.get("added", [])])
     for rel in record.get("replaced", []):
-        source, dest = os.path.join(backup, rel), os.path.join(target, rel)
+        source, dest = os.path.join(backup, fs_name(rel)), os.path.join(target, fs_name(rel))
         if not os.path.lexists(source):
             continue  # never replaced: the deploy stopped before this file
         restore(source, dest)
-        compiled.extend(drop_compiled(dest))
+        compiled.extend(text_name(path) for path in drop_compiled(dest))
         restored.append(rel)
     for rel in record.get("added", []):
-        path = os.path.join(target, rel)
+        path = os.path.join(target, fs_name(rel))
         if os.path.lexists(path):
             os.unlink(path)
             removed.append(rel)
-        compiled.extend(drop_compiled(path))  # even if the source was gone already
+        # even if the source was gone already
+        compiled.extend(text_name(path) for path in drop_compiled(path))
         parent = os.path.dirname(path)
         while parent.startswith(target + os.sep):
             try:

@@ -36,6 +36,7 @@ from deploy.transport.commands import STDLIB_ONLY, Remote
 from deploy.transport.fleet import Outcome
 from deploy.transport.source import source_revision
 from deploy.transport.sync import Change, sync_tree
+from deploy.transport.tree import EXCLUDES, LeftOut, Tree, read_tree, shown, stage, staging
 from deploy.workflows.preview import show_diffs
 
 
@@ -53,6 +54,8 @@ class DeployReport:
     target: Target | None = None      # the controller's Cinder, as located
     db: Mapping[str, Any] | None = None   # the database's state, if asked with the sync
     fast_mode: bool | None = None     # fast restart on? (None: not asked)
+    #: what the source tree held that was not sent, and why (a local tree read whole)
+    left_out: list[LeftOut] = field(default_factory=list)
 
 
 class RolledBack(DevloopError):
@@ -124,6 +127,7 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
                              force=force)
         if isinstance(outcome, DeployReport):
             _show_changes(remote.name, outcome.changes, dry_run)
+            _show_left_out(remote.name, outcome.left_out, dry_run)
             return outcome
         declined = outcome
         inventory, target = declined.inventory, declined.target
@@ -132,11 +136,13 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
         inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
     _announce(remote, inventory, target, dry_run)
     report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
-                         diff=diff, force=force)
+                         diff=diff, force=force,
+                         tree=declined.plan.tree if declined is not None else None)
     report.target = target
     if declined is not None and declined.plan.scanned is not None and not (dry_run or checksum):
         sent_state.save(declined.plan.record, declined.plan.scanned)
     _show_changes(remote.name, report.changes, dry_run)
+    _show_left_out(remote.name, report.left_out, dry_run)
     return report
 
 
@@ -154,6 +160,8 @@ class _Plan:
     files: list[send.TreeFile] | None             # sent in one call (None: rsync)
     #: files not sent, as last sent: the controller checks them (None: whole tree sent)
     expect: dict[str, sent_state.Stat] | None = None
+    #: the whole tree, when it was read (always, for rsync)
+    tree: Tree | None = None
 
 
 @dataclass
@@ -166,32 +174,36 @@ class _Declined:
 
 
 def _plan(remote: Remote, chosen: Inventory, target: Target, *, full: bool,
-          seen: Sequence[str] | None,
-          scanned: dict[str, sent_state.Stat] | None | bool = False) -> _Plan:
+          seen: Sequence[str] | None, scanned: Tree | None = None) -> _Plan:
     """Send what changed since this checkout's last deploy there, else the small tree whole.
 
-    ``scanned``: :func:`sent_state.scan` of ``chosen.source``, if done already
-    (False: not yet).
+    ``scanned``: the tree :func:`read_tree` read of ``chosen.source``, if it
+    did already.
+
+    Raises:
+        SourceTreeError: the tree cannot be read, or holds a link out of it.
     """
     record = sent_state.state_file(remote.controller.label, target.cinder_dir, chosen.source,
                                    chosen.excludes)
     last = None if full else sent_state.load(record)
+    tree = None
     if last is not None and seen is not None:
         local = sent_state.rescan(chosen.source, last, seen)
-    elif scanned is not False:
-        local = scanned if isinstance(scanned, dict) else None
     else:
-        local = sent_state.scan(chosen.source, chosen.excludes)
-    if local is None:                 # a symlink: rsync
-        return _Plan(record, None, None)
-    if last is not None:
-        delta = sent_state.delta(local, last)
-        if send.fits(local, delta.changed):
-            return _Plan(record, local, send.tree_files(chosen.source, local, delta.changed),
-                         delta.expect)
-    elif send.fits(local, list(local)):
-        return _Plan(record, local, send.tree_files(chosen.source, local, local))
-    return _Plan(record, local, None)
+        tree = scanned or read_tree(chosen.source, chosen.excludes)
+        local = None if tree.links else tree.files
+    if local is not None:
+        if last is not None:
+            delta = sent_state.delta(local, last)
+            if send.fits(local, delta.changed):
+                return _Plan(record, local, send.tree_files(chosen.source, local, delta.changed),
+                             delta.expect, tree)
+        elif send.fits(local, list(local)):
+            return _Plan(record, local, send.tree_files(chosen.source, local, local), None, tree)
+    # rsync: it is given the whole tree's list (a symlink in it, or too large)
+    tree = tree or read_tree(chosen.source, chosen.excludes)
+    tree.refuse_links_out()
+    return _Plan(record, None if tree.links else tree.files, None, None, tree)
 
 
 def _describe(paths: Sequence[str]) -> str:
@@ -213,14 +225,14 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
     plan = None
     try:
         # the tree is read while the controller locates Cinder (watch reads no tree)
-        early = (sent_state.scan(inventory.source, inventory.excludes)
-                 if seen is None and target is None else False)
+        early = (read_tree(inventory.source, inventory.excludes)
+                 if seen is None and target is None else None)
         if target is None:
             target = send.located(remote, dialogue)
         chosen = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
         plan = _plan(remote, chosen, target, full=dry_run or diff or checksum,
                      seen=seen if chosen.source == inventory.source else None,
-                     scanned=early if chosen.source == inventory.source else False)
+                     scanned=early if chosen.source == inventory.source else None)
     finally:
         if plan is None or plan.files is None:
             send.cancel(dialogue)
@@ -233,7 +245,8 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
                       f"{len(plan.expect)} more checked unchanged on the controller, in one call")
     else:
         output.detail(f"{len(files)} file(s) compared on the controller, in one call")
-    report = DeployReport(remote.name, target=target)
+    report = DeployReport(remote.name, target=target,
+                          left_out=plan.tree.left_out if plan.tree is not None else [])
     if diff or dry_run:
         planned = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
                               dry_run=True, checksum=checksum)
@@ -273,12 +286,21 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
 
 
 def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: bool,
-                checksum: bool, diff: bool, force: bool = False) -> DeployReport:
-    """The deploy through rsync: a dry run lists the changes, the record comes first."""
-    report = DeployReport(remote.name)
+                checksum: bool, diff: bool, force: bool = False,
+                tree: Tree | None = None) -> DeployReport:
+    """The deploy through rsync: a dry run lists the changes, the record comes first.
+
+    A local tree (``tree``: read whole, its links checked) is sent as the
+    tree's rules keep it, from a private copy of what the dry run listed:
+    what is compiled is what is sent. A tree on a devbox is listed by rsync
+    there, with the rules as its filters; its files are not compiled first.
+    """
+    report = DeployReport(remote.name, left_out=tree.left_out if tree is not None else [])
     controller = remote.controller
+    entries = tree.entries() if tree is not None else None
     planned = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
-                        dry_run=True, checksum=checksum, connection=remote.conn)
+                        dry_run=True, checksum=checksum, connection=remote.conn,
+                        entries=entries)
     if diff:
         show_diffs(inventory, remote, target.cinder_dir, planned)
     if dry_run:
@@ -287,20 +309,26 @@ def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run
         if not force:
             guard_checkout(remote, target.cinder_dir,
                            [c.path for c in planned if c.kind == "changed"])
-        # nothing is sent if a changed .py file does not compile on the controller
-        if inventory.source_host is not None:
-            output.detail(f"compile check skipped: the source is on {inventory.source_host.name}")
-        else:
-            report.log_since = check_changes(remote, inventory.source, planned).log_size
-        report.deploy_id = new_deploy_id()
-        deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
-        # the record first: a deploy killed from here on can be rolled back
-        _record(remote, inventory, report.deploy_id, planned, target.cinder_dir, deploy_dir,
-                "applying")
-        # rsync creates the whole backup path when it first needs it
-        report.changes = sync_tree(inventory, controller, target.cinder_dir,
-                                   owner=target.owner, backup_dir=f"{deploy_dir}/backup",
-                                   checksum=checksum, connection=remote.conn)
+        with staging() as private:
+            staged = None
+            # nothing is sent if a changed .py file does not compile on the controller
+            if tree is None:
+                output.detail(f"compile check skipped: the source is on "
+                              f"{inventory.source_host.name if inventory.source_host else '?'}")
+            else:
+                staged = private
+                stage(tree, [c.path for c in planned], staged)
+                report.log_since = check_changes(remote, tree, staged, planned).log_size
+            report.deploy_id = new_deploy_id()
+            deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
+            # the record first: a deploy killed from here on can be rolled back
+            _record(remote, inventory, report.deploy_id, planned, target.cinder_dir, deploy_dir,
+                    "applying")
+            # rsync creates the whole backup path when it first needs it
+            report.changes = sync_tree(inventory, controller, target.cinder_dir,
+                                       owner=target.owner, backup_dir=f"{deploy_dir}/backup",
+                                       checksum=checksum, connection=remote.conn,
+                                       entries=entries, source=staged)
         # a compiled file left beside a rewritten source could win over it
         remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("drop_bytecode"),
                     f"{deploy_dir}/record.json"])
@@ -412,7 +440,25 @@ def _show_changes(name: str, changes: list[Change], dry_run: bool) -> None:
     would = "would be " if dry_run else ""
     output.detail(f"{len(changes)} file(s) {would}sent:")
     for change in changes:
-        output.result(f"{name}: {change.kind:<7} cinder/{change.path}")
+        output.result(f"{name}: {change.kind:<7} cinder/{shown(change.path)}")
+
+
+def _show_left_out(name: str, left_out: Sequence[LeftOut], dry_run: bool) -> None:
+    """What the tree held that was not sent: each path and why with ``dry_run``
+    (the inventory's excludes counted), else a count of what is not code."""
+    not_code = [entry for entry in left_out if entry.reason.kind != EXCLUDES]
+    if not dry_run:
+        if not_code:
+            output.detail(f"{len(not_code)} path(s) of the tree left out as not code "
+                          f"(dot names, editors' files, ignored by git); --dry-run lists them")
+        return
+    for entry in not_code:
+        output.result(f"{name}: left out cinder/{shown(entry.rel)} ({entry.reason})")
+    excluded = [entry for entry in left_out if entry.reason.kind == EXCLUDES]
+    if excluded:
+        patterns = sorted({entry.reason.pattern for entry in excluded})
+        output.result(f"{name}: left out {len(excluded)} path(s) by the inventory's excludes "
+                      f"({', '.join(patterns)})")
 
 
 def summary_table(outcomes: list[Outcome[DeployReport]]) -> None:

@@ -9,44 +9,47 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from deploy.base import output
 from deploy.base.errors import DevloopError, UsageError
 from deploy.base.inventory import Controller, Inventory
 from deploy.controller.facts import Target
-from deploy.controller.send import excluded
 from deploy.transport.commands import Remote
 from deploy.transport.layout import laid_out
+from deploy.transport.tree import Rules, shown
 from deploy.workflows.deployment import fitting, locate_for
 from deploy.workflows.loop import run_loop
 from deploy.controller.lock import DEFAULT_WAIT, controller_lock
 
 
 def changed_paths(changes: Iterable[tuple[object, str]], source: Path,
-                  excludes: Iterable[str]) -> list[str]:
-    """The changed files relative to the source, without excluded ones.
+                  excludes: Sequence[str]) -> list[str]:
+    """The changed files relative to the source, without those a deploy leaves out.
 
-    A new directory stands for the files in it: inotify can only watch a new
-    directory once it is reported, so files created in it right away may
-    have no event of their own.
+    The tree's rules decide, as for a deploy (:mod:`deploy.transport.tree`,
+    git asked once per burst): a save the way vim makes it (its swap file,
+    its probe ``4913``, the backup it renames the old file to) names only
+    the file saved. A new directory stands for the files in it: inotify can
+    only watch a new directory once it is reported, so files created in it
+    right away may have no event of their own.
     """
     root = source.resolve()
-    patterns = list(excludes)
+    rules = Rules.of(source, excludes)
     paths = set()
     for _, path in changes:
         full = Path(path).absolute()
         files = [p for p in full.rglob("*") if p.is_file()] if full.is_dir() else [full]
         for file in files:
             rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else file.name
-            if not excluded(rel, patterns):
+            if rules.left_out(rel) is None:
                 paths.add(rel)
     return sorted(paths)
 
 
 def _describe(paths: list[str]) -> str:
-    shown = ", ".join(paths[:3])
-    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    named = ", ".join(shown(path) for path in paths[:3])
+    return named + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: int = 400,

@@ -124,15 +124,37 @@ class TestItemizedChanges:
 
     def test_a_new_or_repointed_symlink_is_a_change_so_a_rollback_can_undo_it(self):
         stdout = "\n".join([
-            "devloop:cL+++++++++ api/alias.py -> cluster_manage.py",
-            "devloop:cLc.t...... db/alias.py -> api.py",
-            "devloop:.L..t...... same_link.py -> api.py",
+            "devloop:cL+++++++++ api/alias.py",
+            "devloop:cLc.t...... db/alias.py",
+            "devloop:.L..t...... same_link.py",
         ])
         assert parse_changes(stdout) == [Change("new", "api/alias.py"),
                                          Change("changed", "db/alias.py")]
 
     def test_file_names_with_spaces_survive(self):
         assert parse_changes("devloop:>f+++++++++ a dir/b c.py") == [Change("new", "a dir/b c.py")]
+
+    def test_the_out_format_names_no_link_target_so_a_name_with_an_arrow_is_whole(self):
+        argv = TestRsyncArgv().build()
+        assert "--out-format=devloop:%i %n" in argv
+        assert parse_changes(b"devloop:cL+++++++++ a -> b.py") == [Change("new", "a -> b.py")]
+
+    @pytest.mark.parametrize("printed, name", [
+        (rb"new\#012line.py", "new\nline.py"),                   # a control character
+        (rb"latin\#351.py", "latin\udce9.py"),                   # a byte that is not UTF-8
+        ("caf\u00e9.py".encode(), "caf\u00e9.py"),                 # UTF-8, printed as is
+        (rb"back\#134#012slash.py", "back\\#012slash.py"),        # rsync's escape, escaped
+        (rb"-dash.py", "-dash.py"),
+    ])
+    def test_rsyncs_escapes_are_undone_so_odd_names_are_local_paths_to_the_byte(
+            self, printed, name):
+        assert parse_changes(b"devloop:>f+++++++++ " + printed + b"\n") == [Change("new", name)]
+
+    def test_the_local_tree_is_listed_on_stdin_one_entry_after_another(self):
+        argv = TestRsyncArgv().build(files_from=True)
+        assert "--files-from=-" in argv and "--from0" in argv
+        assert "--recursive" not in argv
+        assert "--recursive" in TestRsyncArgv().build()
 
 
 class TestRemoteCommands:
