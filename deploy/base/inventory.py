@@ -328,6 +328,10 @@ class _Problems:
     def add(self, place: str, message: str) -> None:
         self.items.append(f"{place}: {message}" if place else message)
 
+    def about(self, place: str) -> bool:
+        """Whether a problem at ``place`` was reported already."""
+        return any(item.startswith(f"{place}: ") for item in self.items)
+
 
 def _check_mapping(raw: Any, place: str, problems: _Problems) -> dict[str, Any]:
     if raw is None:
@@ -366,7 +370,7 @@ def _ssh_fields(values: dict[str, Any], place: str, base: Path,
                 problems: _Problems) -> dict[str, Any]:
     """Resolve the workstation-side SSH paths and check they exist."""
     kwargs: dict[str, Any] = dict(values)
-    if "address" not in values:
+    if "address" not in values and not problems.about(f"{place}.address"):
         problems.add(f"{place}.address", "missing (every host needs an address)")
     for key in ("identity_file", "known_hosts"):
         if key in kwargs:
