@@ -20,6 +20,7 @@ an unreachable Keystone, no endpoint.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -32,6 +33,10 @@ import yaml
 
 from deploy.base.errors import AuthError
 from deploy.base.inventory import Controller
+
+# keystoneauth logs its own warnings (with the auth_url as written, password and
+# all) through logging's last resort, onto stderr; the AuthError says what failed.
+logging.getLogger("keystoneauth").setLevel(logging.CRITICAL)
 
 NOAUTH_PROJECT = "5e1f7e57"
 SERVICE_TYPES = ("block-storage", "volumev3")
