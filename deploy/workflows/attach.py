@@ -141,7 +141,14 @@ def mapping_roots(remote: Remote, inventory: Inventory) -> tuple[str, str]:
 
 
 def print_config(inventory: Inventory, controllers: Sequence[Controller], port: int) -> None:
-    """Print the launch.json for ``controllers`` (ports ``port``, ``port + 1`` ...)."""
+    """Print the launch.json for ``controllers`` (ports ``port``, ``port + 1`` ...).
+
+    Raises:
+        UsageError: the last of those ports would be past 65535.
+    """
+    if port + len(controllers) - 1 > 65535:
+        raise UsageError(f"--port {port}: {len(controllers)} controllers need ports {port} to "
+                         f"{port + len(controllers) - 1}, past 65535; pick a lower --port")
     entries = []
     for offset, controller in enumerate(controllers):
         remote = Remote.open(laid_out(controller))

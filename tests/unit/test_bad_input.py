@@ -344,6 +344,15 @@ def test_a_bad_flag_is_one_error_line_and_exit_2_before_anything_runs(args, mess
     assert result.stderr.strip().splitlines() == [message]
 
 
+def test_print_config_refuses_ports_past_65535_before_any_connection():
+    result = invoke("debug", "--print-config", "--port", "65535", "--inventory",
+                    str(PROJECT_ROOT / "tests/fixtures/hosts/defaults.yaml"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --port 65535: 2 controllers need ports 65535 to 65536, past 65535; pick a "
+        "lower --port"]
+
+
 @pytest.mark.parametrize("where, message", [
     ("a-directory", "is a directory; name the file (e.g. {path}/launch.json)"),
     ("a-file/launch.json", "{parent} is not a directory"),
