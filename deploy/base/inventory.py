@@ -172,6 +172,24 @@ class Inventory:
 
 # --- validation ----------------------------------------------------------------
 
+# Values that become arguments of commands on the controller (or of ssh here)
+# are checked for their kind, so none can be read as an option or break a line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: a user name as useradd allows it (shadow-utils, RHEL's wider set): no leading
+#: dash, at most 32 characters, not all digits
+_USER_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,30}[A-Za-z0-9_.$-]?")
+#: an SSH login: a user name, or a directory's user@realm
+_LOGIN_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}")
+#: a host name, an IPv4 or an IPv6 address (with a %zone)
+_ADDRESS = re.compile(r"[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]-]*")
+#: a systemd unit name (systemd's unit_name_is_valid characters; the suffix may be
+#: left out, systemctl adds .service), without a leading dash
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]{0,254}")
+#: a supervisord program (or group:program) name: none of supervisord's forbidden
+#: characters (space, colon, slash), no glob, no leading dash
+_PROGRAM_NAME = re.compile(r"[A-Za-z0-9_.@+][A-Za-z0-9_.@+-]*(:[A-Za-z0-9_.@+][A-Za-z0-9_.@+-]*)?")
+
+
 def _expect_str(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "expected a non-empty string"
 
@@ -214,28 +232,20 @@ def _expect_url(value: Any) -> str | None:
     return "expected an http:// or https:// URL"
 
 
-# Values that become arguments of commands on the controller (or of ssh here)
-# are checked for their kind, so none can be read as an option or break a line.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-#: a user name as useradd allows it (shadow-utils, RHEL's wider set): no leading
-#: dash, at most 32 characters, not all digits
-_USER_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,30}[A-Za-z0-9_.$-]?")
-#: a host name, an IPv4 or an IPv6 address (with a %zone)
-_ADDRESS = re.compile(r"[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]-]*")
-#: a systemd unit name (systemd's unit_name_is_valid characters; the suffix may be
-#: left out, systemctl adds .service), without a leading dash
-_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]{0,254}")
-#: a supervisord program (or group:program) name: none of supervisord's forbidden
-#: characters (space, colon, slash), no glob, no leading dash
-_PROGRAM_NAME = re.compile(r"[A-Za-z0-9_.@+][A-Za-z0-9_.@+-]*(:[A-Za-z0-9_.@+][A-Za-z0-9_.@+-]*)?")
-
-
 def _expect_user_name(value: Any) -> str | None:
     if isinstance(value, str) and _USER_NAME.fullmatch(value) and not value.isdigit() \
             and value not in (".", ".."):
         return None
     return ("expected a user name (letters, digits, '_', '.', '-', not starting with '-', "
             "at most 32 characters)")
+
+
+def _expect_login_name(value: Any) -> str | None:
+    if isinstance(value, str) and (_expect_user_name(value) is None
+                                   or _LOGIN_NAME.fullmatch(value)):
+        return None
+    return ("expected a user name (letters, digits, '_', '.', '-', '@', not starting with "
+            "'-')")
 
 
 def _expect_address(value: Any) -> str | None:
@@ -281,7 +291,7 @@ def _expect_local_path(value: Any) -> str | None:
 _HOST_KEYS: dict[str, Callable[[Any], str | None]] = {
     "address": _expect_address,
     "port": _expect_port,
-    "user": _expect_user_name,
+    "user": _expect_login_name,
     "identity_file": _expect_local_path,
     "known_hosts": _expect_local_path,
     "connect_timeout": _expect_positive,

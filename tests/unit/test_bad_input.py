@@ -73,7 +73,9 @@ CONTROLLER_PATH = "expected an absolute path on the controller (no control chara
     ({"service_user": '"cinder x"'}, f"controllers.c1.service_user: {USER}, got 'cinder x'"),
     ({"service_user": '"1000"'}, f"controllers.c1.service_user: {USER}, got '1000'"),
     ({"service_user": "a" * 33}, f"controllers.c1.service_user: {USER}, got '{'a' * 33}'"),
-    ({"user": '"-oProxyCommand=id"'}, f"controllers.c1.user: {USER}, got '-oProxyCommand=id'"),
+    ({"user": '"-oProxyCommand=id"'},
+     "controllers.c1.user: expected a user name (letters, digits, '_', '.', '-', '@', not "
+     "starting with '-'), got '-oProxyCommand=id'"),
     # ssh (rsync's) would read this as an option
     ({"address": '"-oProxyCommand=touch /tmp/x"'},
      "controllers.c1.address: expected a host name or an IP address, "
@@ -122,6 +124,7 @@ def test_a_value_of_the_wrong_kind_is_one_line_naming_its_place(tmp_path, values
 @pytest.mark.parametrize("values", [
     {"service_user": "cinder"}, {"service_user": "stack"}, {"service_user": "svc.api-1"},
     {"service_user": "_cinder"}, {"service_user": "Admin"}, {"user": "root"},
+    {"user": "jdoe@corp.example.com"},
     {"address": "ctl-1.example.com"}, {"address": "192.0.2.10"}, {"address": '"fe80::1%eth0"'},
     {"service": "openstack-cinder-api.service"}, {"service": '"devstack@c-api.service"'},
     {"service": "openstack-cinder-api"},
