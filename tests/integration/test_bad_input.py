@@ -88,6 +88,7 @@ def test_a_lock_json_whose_pid_is_no_number_breaks_neither_status_nor_locking(
     hosts = inventory(tmp_path, source, entry)
     lock_json = Path(str(entry["state_dir"])) / "lock.json"
     lock_json.parent.mkdir(parents=True, exist_ok=True)
+    (lock_json.parent / "lock").touch()       # a lock taken once, and left by a killed run
     lock_json.write_text('{"user": "mallory", "host": "h", "task": "deploy", "pid": "abc", '
                          '"since": "2026-01-01T00:00:00Z"}')
     try:
