@@ -49,9 +49,10 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0,
 
 def invoke(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI, ``python -m invoke <args>``, on the project's tasks."""
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT),
-                           *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+    """Run the real CLI on the project's tasks: the venv's ``invoke`` (``deploy.base.program``)."""
+    return subprocess.run([sys.executable, "-m", "deploy.base.program", "--search-root",
+                           str(PROJECT_ROOT), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
 
 

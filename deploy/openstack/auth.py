@@ -21,6 +21,7 @@ secret, a refused credential, an unreachable Keystone, no endpoint.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -31,6 +32,10 @@ from typing import Any, Callable, TypeVar, cast
 from deploy.base.errors import AuthError
 from deploy.base.inventory import Controller
 from deploy.openstack.clouds import Cloud, first_line, load
+
+# keystoneauth logs its own warnings (with the auth_url as written, password and
+# all) through logging's last resort, onto stderr; the AuthError says what failed.
+logging.getLogger("keystoneauth").setLevel(logging.CRITICAL)
 
 NOAUTH_PROJECT = "5e1f7e57"
 SERVICE_TYPES = ("block-storage", "volumev3")

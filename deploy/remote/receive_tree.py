@@ -100,7 +100,8 @@ def start_db_state(request, facts):
     words = {"{cinder_dir}": facts["cinder_dir"], "{python}": facts["python"]}
     user, argv = request[0], [words.get(word, word) for word in request[1:]]
     command = " ".join(shell_quote(word) for word in argv)
-    return subprocess.Popen(["su", "-s", "/bin/sh", "-c", command, user],
+    # "--": the user name is never read as one of su's options
+    return subprocess.Popen(["su", "-s", "/bin/sh", "-c", command, "--", user],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

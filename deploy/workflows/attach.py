@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -26,7 +27,7 @@ from typing import Any, Iterator, Sequence
 from deploy.base import output
 from deploy.transport.commands import STDLIB_ONLY, Remote, tail
 from deploy.controller.debugpy_wheels import debugpy_version, wheel_for
-from deploy.base.errors import DebugError
+from deploy.base.errors import DebugError, UsageError
 from deploy.base.inventory import Controller, Inventory
 from deploy.transport.port_forward import forwarded
 from deploy.transport.layout import laid_out
@@ -61,21 +62,62 @@ def launch_document(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"version": "0.2.0", "configurations": list(entries)}
 
 
-def merge_launch_json(path: Path, entries: Sequence[dict[str, Any]]) -> None:
-    """Put ``entries`` into the launch.json at ``path``, replacing those of the same name.
+def _read_launch_json(path: Path) -> dict[str, Any]:
+    """The launch.json at ``path`` (an empty one if there is none).
 
     Raises:
         DebugError: the file is not plain JSON (VS Code allows comments: then
             paste the entry from ``--print-config`` by hand).
     """
-    document: dict[str, Any] = launch_document([])
-    if path.exists():
-        try:
-            document = json.loads(path.read_text())
-            assert isinstance(document.get("configurations", []), list)
-        except (ValueError, AssertionError, AttributeError):
-            raise DebugError(f"{path} is not plain JSON with a configurations list (comments?); "
-                             f"paste the entry from invoke debug --print-config instead") from None
+    if not path.exists():
+        return launch_document([])
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(document.get("configurations", []), list)
+    except (ValueError, AssertionError, AttributeError):
+        raise DebugError(f"{path} is not plain JSON with a configurations list (comments?); "
+                         f"paste the entry from invoke debug --print-config instead") from None
+    return dict(document)
+
+
+def writable_launch_json(path: Path) -> Path:
+    """``path`` if a launch.json can be merged there; checked before any controller changes.
+
+    It must be a plain-JSON launch.json this process can rewrite, or not
+    exist yet in a directory that is, or can be made, writable here.
+
+    Raises:
+        UsageError: a directory, or a place where nothing can be written.
+        DebugError: an existing file that is not plain JSON.
+    """
+    refused = f"--launch-json {path}"
+    if path.is_dir():
+        raise UsageError(f"{refused}: is a directory; name the file (e.g. {path / 'launch.json'})")
+    try:
+        if path.exists():
+            _read_launch_json(path)
+            with path.open("r+b"):
+                pass
+            return path
+        nearest = path.parent
+        while not nearest.exists() and nearest != nearest.parent:
+            nearest = nearest.parent
+        if not nearest.is_dir():
+            raise UsageError(f"{refused}: {nearest} is not a directory")
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{refused}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+def merge_launch_json(path: Path, entries: Sequence[dict[str, Any]]) -> None:
+    """Put ``entries`` into the launch.json at ``path``, replacing those of the same name.
+
+    Raises:
+        DebugError: the file is not plain JSON (see :func:`_read_launch_json`).
+    """
+    document = _read_launch_json(path)
     names = {entry["name"] for entry in entries}
     kept = [c for c in document.get("configurations", []) if c.get("name") not in names]
     document["configurations"] = kept + list(entries)
@@ -99,7 +141,14 @@ def mapping_roots(remote: Remote, inventory: Inventory) -> tuple[str, str]:
 
 
 def print_config(inventory: Inventory, controllers: Sequence[Controller], port: int) -> None:
-    """Print the launch.json for ``controllers`` (ports ``port``, ``port + 1`` ...)."""
+    """Print the launch.json for ``controllers`` (ports ``port``, ``port + 1`` ...).
+
+    Raises:
+        UsageError: the last of those ports would be past 65535.
+    """
+    if port + len(controllers) - 1 > 65535:
+        raise UsageError(f"--port {port}: {len(controllers)} controllers need ports {port} to "
+                         f"{port + len(controllers) - 1}, past 65535; pick a lower --port")
     entries = []
     for offset, controller in enumerate(controllers):
         remote = Remote.open(laid_out(controller))

@@ -192,7 +192,7 @@ def service_argvs(manager: ServiceManager) -> tuple[list[str], list[str]]:
                 manager.ctl_argv("status", manager.program))
     if isinstance(manager, Systemd):
         return (manager.control_argv("start"),
-                ["systemctl", "--no-pager", "status", manager.unit])
+                ["systemctl", "--no-pager", "status", "--", manager.unit])
     raise DebugError(f"no start command known for {type(manager).__name__}")
 
 

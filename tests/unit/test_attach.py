@@ -71,7 +71,8 @@ def test_a_cached_wheel_is_used_only_when_it_fits_the_controller(name, python, m
     (["--attach", "--break", "api/contrib/cluster_manage.py:12"],
      "error: --break is for pdb in this terminal; with --attach, set the breakpoints in the IDE"),
     (["--launch-json", "x.json"], "error: --launch-json goes with --attach"),
-    (["--attach", "--port", "70000"], "error: --port 70000: expected a port number"),
+    (["--attach", "--port", "70000"],
+     "error: --port 70000: expected a port number from 1 to 65535"),
 ])
 def test_attach_flags_that_do_not_fit_are_one_error_line_before_any_connection(flags, message):
     from tests.support import PROJECT_ROOT, invoke

@@ -162,12 +162,12 @@ class TestRemoteCommands:
         inner = ["cinder-manage", "--config-file", AWKWARD, "db", "sync"]
         outer = shlex.split(shlex.join(as_user("cinder", inner)))
         assert outer[:4] == ["su", "-s", "/bin/sh", "-c"]
-        assert outer[5] == "cinder"
+        assert outer[5:] == ["--", "cinder"]
         assert shlex.split(outer[4]) == inner
 
     def test_tail_follows_by_name_so_rotation_is_survived(self):
         assert tail_argv("/var/log/cinder/api.log", 20, True) == [
-            "tail", "-n", "20", "-F", "/var/log/cinder/api.log"]
+            "tail", "-n", "20", "-F", "--", "/var/log/cinder/api.log"]
         assert "-F" not in tail_argv("/x", 5, False)
 
 

@@ -264,8 +264,8 @@ def test_guard_runs_cinder_api_with_the_inventory_configs_log_and_user():
      ["supervisorctl", "-c", "/etc/supervisord.conf", "start", "cinder-api"],
      ["supervisorctl", "-c", "/etc/supervisord.conf", "status", "cinder-api"]),
     (Systemd("openstack-cinder-api.service"),
-     ["systemctl", "start", "openstack-cinder-api.service"],
-     ["systemctl", "--no-pager", "status", "openstack-cinder-api.service"]),
+     ["systemctl", "start", "--", "openstack-cinder-api.service"],
+     ["systemctl", "--no-pager", "status", "--", "openstack-cinder-api.service"]),
 ])
 def test_guard_restores_the_service_with_its_managers_own_commands(manager, start, status):
     assert service_argvs(manager) == (start, status)
