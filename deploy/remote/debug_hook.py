@@ -31,7 +31,9 @@ adapter (a process it starts, with this hook loaded through
 ``DEVLOOP_GATE``) accepts on that port only connections whose other end
 root owns, as the kernel says in /proc/net/tcp; the tool's SSH forward is
 root's (sshd, for the tool's root login), the service user and every
-other user are turned away (see :func:`_arm_gate`).
+other user are turned away (see :func:`_arm_gate`). While ``listen()``
+waits for that adapter to connect back with its endpoints, the worker
+takes that connection only from its own user (the adapter's) or root.
 
 On Python 3 the hook is a ``find_spec`` finder with a SourceFileLoader;
 on Python 2 (no importlib.machinery) a PEP 302 ``find_module`` finder over
@@ -316,6 +318,11 @@ def _listen_in_child():
     saved = dict((key, os.environ.get(key)) for key in ("PYTHONPATH", "DEVLOOP_GATE"))
     os.environ["PYTHONPATH"] = os.path.dirname(os.path.abspath(__file__))
     os.environ["DEVLOOP_GATE"] = str(int(_ATTACH["port"]))
+    # meanwhile, listen() waits here for its adapter to connect back and say where
+    # it listens: only this user's connection (the adapter's) or root's is that
+    import socket
+    accept = socket.socket.accept
+    socket.socket.accept = _gated(accept, None, (0, os.getuid()))
     try:
         import debugpy
         debugpy.listen(("127.0.0.1", int(_ATTACH["port"])))
@@ -324,6 +331,7 @@ def _listen_in_child():
         sys.stderr.write("%sdevloop: debugpy could not listen: %s\n" % (said, exc))
         return
     finally:
+        socket.socket.accept = accept
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -389,6 +397,25 @@ def peer_uid(conn):
     return None
 
 
+def _gated(accept, port, allowed):
+    """``accept`` that keeps a connection only if a uid in ``allowed`` owns its other end.
+
+    With ``port``, only connections to that port are looked at. Any other
+    connection is closed before a byte of it is read, and accept waits on.
+    """
+    def gated_accept(self):
+        while True:
+            conn, address = accept(self)
+            try:
+                looked_at = port is None or self.getsockname()[1] == port
+            except (EnvironmentError, IndexError, TypeError):
+                looked_at = True
+            if not looked_at or peer_uid(conn) in allowed:
+                return conn, address
+            conn.close()
+    return gated_accept
+
+
 def _arm_gate():
     """In debugpy's adapter: on the session's port, accept root's connections only.
 
@@ -399,21 +426,7 @@ def _arm_gate():
     if not raw:
         return
     import socket
-    port = int(raw)
-    accept = socket.socket.accept
-
-    def gated_accept(self):
-        while True:
-            conn, address = accept(self)
-            try:
-                gated = self.getsockname()[1] == port
-            except (EnvironmentError, IndexError, TypeError):
-                gated = True
-            if not gated or peer_uid(conn) == 0:
-                return conn, address
-            conn.close()
-
-    socket.socket.accept = gated_accept
+    socket.socket.accept = _gated(socket.socket.accept, int(raw), (0,))
 
 
 def install():
