@@ -33,7 +33,9 @@ root owns, as the kernel says in /proc/net/tcp; the tool's SSH forward is
 root's (sshd, for the tool's root login), the service user and every
 other user are turned away (see :func:`_arm_gate`). While ``listen()``
 waits for that adapter to connect back with its endpoints, the worker
-takes that connection only from its own user (the adapter's) or root.
+takes that connection only from its own user (the adapter's) or root
+(on a kernel before 4.10, a connection already closed by its owner is
+listed as root's, so there this one-shot wait is open to a fast local user).
 
 On Python 3 the hook is a ``find_spec`` finder with a SourceFileLoader;
 on Python 2 (no importlib.machinery) a PEP 302 ``find_module`` finder over
@@ -319,10 +321,13 @@ def _listen_in_child():
     os.environ["PYTHONPATH"] = os.path.dirname(os.path.abspath(__file__))
     os.environ["DEVLOOP_GATE"] = str(int(_ATTACH["port"]))
     # meanwhile, listen() waits here for its adapter to connect back and say where
-    # it listens: only this user's connection (the adapter's) or root's is that
+    # it listens: only this user's connection (the adapter's) or root's is that.
+    # The adapter may have written and closed its end before we look: any state
+    # but TIME_WAIT counts.
     import socket
     accept = socket.socket.accept
-    socket.socket.accept = _gated(accept, None, (0, os.getuid()))
+    states = tuple("%02X" % state for state in range(1, 12) if state != int(TIME_WAIT, 16))
+    socket.socket.accept = _gated(accept, None, (0, os.getuid()), states)
     try:
         import debugpy
         debugpy.listen(("127.0.0.1", int(_ATTACH["port"])))
@@ -378,12 +383,17 @@ def _tcp_row(address):
     return "%08X:%04X" % (host, address[1])
 
 
-def peer_uid(conn):
+ESTABLISHED, TIME_WAIT = "01", "06"     # TCP states as /proc/net/tcp names them
+
+
+def peer_uid(conn, states=(ESTABLISHED,)):
     """The uid that owns the other end of ``conn``, a loopback TCP connection, or None.
 
     Both ends are on this host, so the kernel lists the other end's socket
     in /proc/net/tcp (local address: our peer's; remote: ours), with the uid
-    that owns it; only an established one counts.
+    that owns it. Only a socket in one of ``states`` counts: one its owner
+    has closed may be listed as root's on older kernels (before 4.10), and
+    TIME_WAIT always is.
     """
     try:
         wanted = (_tcp_row(conn.getpeername()), _tcp_row(conn.getsockname()))
@@ -392,12 +402,12 @@ def peer_uid(conn):
     except (EnvironmentError, ValueError, TypeError, IndexError):
         return None
     for row in rows:
-        if len(row) > 7 and (row[1], row[2]) == wanted and row[3] == "01":
+        if len(row) > 7 and (row[1], row[2]) == wanted and row[3] in states:
             return int(row[7])
     return None
 
 
-def _gated(accept, port, allowed):
+def _gated(accept, port, allowed, states=(ESTABLISHED,)):
     """``accept`` that keeps a connection only if a uid in ``allowed`` owns its other end.
 
     With ``port``, only connections to that port are looked at. Any other
@@ -410,7 +420,7 @@ def _gated(accept, port, allowed):
                 looked_at = port is None or self.getsockname()[1] == port
             except (EnvironmentError, IndexError, TypeError):
                 looked_at = True
-            if not looked_at or peer_uid(conn) in allowed:
+            if not looked_at or peer_uid(conn, states) in allowed:
                 return conn, address
             conn.close()
     return gated_accept
