@@ -252,6 +252,17 @@ sys.stdout.write(" ".join(done) + "\n")
 """
 
 
+def in_pid_namespace(ctl, argv: list[str]) -> list[str]:
+    """Run ``argv`` (this machine's programs) in the controller's PID namespace; its words.
+
+    A container's /proc/sys is read-only inside it: the process joins only its PID
+    namespace, and sets the next PID through this machine's /proc.
+    """
+    if ctl.kind != "supervisord":
+        argv = ["nsenter", "-t", str(ctl.instance.leader()), "-p", "--", *argv]
+    return subprocess.run(argv, capture_output=True, text=True).stdout.split()
+
+
 def test_status_never_shows_processes_that_took_a_dead_warm_parents_pids_as_it(ctl, tmp_path):
     hosts = inventory(tmp_path, ctl)
     succeeds("fast-restart", "on", "--inventory", str(hosts))
@@ -267,12 +278,12 @@ def test_status_never_shows_processes_that_took_a_dead_warm_parents_pids_as_it(c
         wait_until(lambda: not any(exists(ctl, f"/proc/{pid}") for pid in pids), timeout=30)
         ids = ctl.run(["id", "-u", ctl.service_user]).stdout.strip(), \
             ctl.run(["id", "-g", ctl.service_user]).stdout.strip()
-        sleeper = [ctl.python, "-c", "import time; time.sleep(300)",
+        sleeper = ["/usr/bin/python3", "-c", "import time; time.sleep(300)",
                    f"{ctl.state_dir}/fast/warm_api.py"]
         spec: list[str] = []
         for pid in pids:
             spec += [str(pid), json.dumps(sleeper)]
-        placed = ctl.run([ctl.python, "-c", IMPOSTORS, *ids, *spec]).stdout.split()
+        placed = in_pid_namespace(ctl, ["/usr/bin/python3", "-c", IMPOSTORS, *ids, *spec])
         assert placed == [str(pid) for pid in pids], "could not place the impostors"
         status = invoke("status", "--inventory", str(hosts))
     finally:
