@@ -52,7 +52,7 @@ def fast_hosts(sandbox, deployed_feature, tree, tmp_path_factory) -> Path:
 
 
 def warm_state(sandbox) -> dict:
-    fast = Path(sandbox.controller_entry()["state_dir"]) / "fast" / "warm.json"
+    fast = Path(sandbox.controller_entry()["state_dir"]) / "fast" / "run" / "warm.json"
     return json.loads(fast.read_text())
 
 
@@ -139,7 +139,7 @@ def test_the_warm_parent_holds_no_cinder_module_and_its_child_is_supervised(sand
     parent, child = state["pid"], state["child"]
     assert state["warm"]["imported"] > 100
     # the files of the parent's modules: libraries only
-    modules = json.loads((Path(sandbox.controller_entry()["state_dir"]) / "fast" /
+    modules = json.loads((Path(sandbox.controller_entry()["state_dir"]) / "fast" / "run" /
                           "modules.json").read_text())
     assert [path for path in modules if "/site-packages/oslo_config/" in path]
     assert not [path for path in modules if "/site-packages/cinder/" in path]
@@ -151,7 +151,7 @@ def test_the_warm_parent_holds_no_cinder_module_and_its_child_is_supervised(sand
 
 def test_a_changed_library_falls_back_to_a_full_restart(sandbox, fast_hosts, tree):
     parent = supervised_pid(sandbox)
-    modules = json.loads((Path(sandbox.controller_entry()["state_dir"]) / "fast" /
+    modules = json.loads((Path(sandbox.controller_entry()["state_dir"]) / "fast" / "run" /
                           "modules.json").read_text())
     library = next(Path(path) for path in sorted(modules)
                    if "/site-packages/routes/" in path and path.endswith(".py"))
