@@ -53,6 +53,7 @@ class DeployReport:
     target: Target | None = None      # the controller's Cinder, as located
     db: Mapping[str, Any] | None = None   # the database's state, if asked with the sync
     fast_mode: bool | None = None     # fast restart on? (None: not asked)
+    source: Path | None = None        # the local tree sent (a manifest's pick), if any
 
 
 class RolledBack(DevloopError):
@@ -85,10 +86,10 @@ def fitting(remote: Remote, inventory: Inventory, target: Target, *,
     """
     if inventory.source_host is not None:
         return inventory   # the manifest lives on the devbox: not checked (yet)
-    source = manifest.fitting_source(inventory.source, remote.name, target,
-                                     ignore=ignore_manifest)
-    return inventory if source == inventory.source else \
-        dataclasses.replace(inventory, source=source)
+    fitted = manifest.fitting(inventory.source, remote.name, target,
+                              ignore=ignore_manifest, excludes=inventory.excludes)
+    return inventory if fitted.path == inventory.source else \
+        dataclasses.replace(inventory, source=fitted.path, layers=fitted.layers)
 
 
 def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None, *,
@@ -133,7 +134,7 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
     _announce(remote, inventory, target, dry_run)
     report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
                          diff=diff, force=force)
-    report.target = target
+    report.target, report.source = target, inventory.source
     if declined is not None and declined.plan.scanned is not None and not (dry_run or checksum):
         sent_state.save(declined.plan.record, declined.plan.scanned)
     _show_changes(remote.name, report.changes, dry_run)
@@ -142,7 +143,14 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
 
 def _announce(remote: Remote, inventory: Inventory, target: Target, dry_run: bool) -> None:
     verb = "preview sync (dry run)" if dry_run else "sync"
-    output.step(remote.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
+    output.step(remote.name, f"{verb} {layered_name(inventory)} -> {target.cinder_dir}")
+    if inventory.layers:
+        output.detail(f"laid one over the other in {inventory.source}")
+
+
+def layered_name(inventory: Inventory) -> str:
+    """The source as the developer knows it: its layers, if it lays one over another."""
+    return " + ".join(map(str, inventory.layers)) if inventory.layers else str(inventory.source)
 
 
 @dataclass
@@ -233,7 +241,7 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
                       f"{len(plan.expect)} more checked unchanged on the controller, in one call")
     else:
         output.detail(f"{len(files)} file(s) compared on the controller, in one call")
-    report = DeployReport(remote.name, target=target)
+    report = DeployReport(remote.name, target=target, source=chosen.source)
     if diff or dry_run:
         planned = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
                               dry_run=True, checksum=checksum)
@@ -348,8 +356,8 @@ def served_by(inventory: Inventory, report: DeployReport) -> Served | None:
     """What ``restart_and_check`` must find served after this deploy."""
     if inventory.source_host is not None:    # the sent files are on the devbox
         return None
-    return Served([c.path for c in report.changes], inventory.source, report.log_since,
-                  report.fast_mode)
+    return Served([c.path for c in report.changes], report.source or inventory.source,
+                  report.log_since, report.fast_mode)
 
 
 def undo_failed_deploy(controller: Controller, deploy_id: str, failure: DevloopError,
@@ -375,9 +383,20 @@ def _record_base(remote: Remote, inventory: Inventory, deploy_id: str) -> dict[s
         "id": deploy_id,
         "controller": remote.name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": str(inventory.source),
-        **source_revision(inventory),
+        "source": layered_name(inventory),
+        **_revision(inventory),
     }
+
+
+def _revision(inventory: Inventory) -> dict[str, object]:
+    """:func:`source_revision` of the source, or of every layer it is made of."""
+    if not inventory.layers:
+        return source_revision(inventory)
+    found = [source_revision(dataclasses.replace(inventory, source=layer, layers=()))
+             for layer in inventory.layers]
+    dirty = [one["dirty"] for one in found]
+    return {"commit": found[0]["commit"],
+            "dirty": None if None in dirty else any(dirty)}
 
 
 def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[Change],

@@ -12,8 +12,8 @@ from deploy.base.errors import DebugError
 
 
 def test_the_attach_entry_is_what_vscode_needs_to_reach_site_packages():
-    entry = launch_entry("ctl1", 5678, "/home/dev/cinder/cinder",
-                         "/usr/lib/python3/dist-packages/cinder")
+    entry = launch_entry("ctl1", 5678, [("/home/dev/cinder/cinder",
+                                          "/usr/lib/python3/dist-packages/cinder")])
     assert entry["request"] == "attach" and entry["type"] == "debugpy"
     assert entry["connect"] == {"host": "127.0.0.1", "port": 5678}
     assert entry["justMyCode"] is False
@@ -26,8 +26,8 @@ def test_writing_the_launch_json_keeps_other_configurations_and_replaces_its_own
     path.parent.mkdir()
     path.write_text(json.dumps({"version": "0.2.0", "configurations": [
         {"name": "mine", "request": "launch"},
-        launch_entry("ctl1", 1, "/old", "/old")]}))
-    merge_launch_json(path, [launch_entry("ctl1", 5678, "/src", "/dst")])
+        launch_entry("ctl1", 1, [("/old", "/old")])]}))
+    merge_launch_json(path, [launch_entry("ctl1", 5678, [("/src", "/dst")])])
     configurations = json.loads(path.read_text())["configurations"]
     assert [c["name"] for c in configurations] == ["mine", "cinder-api on ctl1 (devloop)"]
     assert configurations[1]["connect"]["port"] == 5678
@@ -37,7 +37,7 @@ def test_a_launch_json_with_comments_is_refused_with_the_print_config_hint(tmp_p
     path = tmp_path / "launch.json"
     path.write_text('{\n // mine\n "configurations": []}')
     with pytest.raises(DebugError, match="--print-config"):
-        merge_launch_json(path, [launch_entry("ctl1", 5678, "/src", "/dst")])
+        merge_launch_json(path, [launch_entry("ctl1", 5678, [("/src", "/dst")])])
     assert "// mine" in path.read_text()
 
 
