@@ -26,6 +26,10 @@ Soft-deleted rows are never returned, whatever the context's
 ``read_deleted`` says.
 """
 
+# NOTE(cluster_manage): Python 2.7 (Cinder Train) would import Train's
+# cinder/db/sqlalchemy package for "sqlalchemy" in a module of cinder.db.
+from __future__ import absolute_import
+
 from oslo_db import api as oslo_db_api
 from oslo_log import log as logging
 from oslo_utils import timeutils

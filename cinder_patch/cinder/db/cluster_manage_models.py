@@ -28,6 +28,10 @@ models-versus-migrations test read that metadata, see the release tree's
 read the models, :mod:`cinder.db.cluster_manage_api`.
 """
 
+# NOTE(cluster_manage): Python 2.7 (Cinder Train) would import Train's
+# cinder/db/sqlalchemy package for "sqlalchemy" in a module of cinder.db.
+from __future__ import absolute_import
+
 import sqlalchemy as sa
 from sqlalchemy import orm
 
