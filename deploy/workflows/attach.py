@@ -99,7 +99,6 @@ def path_mappings(remote: Remote, inventory: Inventory) -> list[PathMapping]:
     A layered tree maps file by file, each onto its layer's file (the one
     the controller runs).
     """
-    from deploy.controller.layers import winning_files
     from deploy.workflows.deployment import fitting, locate_for
     from deploy.controller.manifest import ManifestRefused
 
@@ -108,13 +107,21 @@ def path_mappings(remote: Remote, inventory: Inventory) -> list[PathMapping]:
         chosen = fitting(remote, inventory, located)
     except ManifestRefused:
         chosen = inventory
-    installed = located.cinder_dir.rstrip("/")
+    return mappings_for(chosen, located.cinder_dir)
+
+
+def mappings_for(chosen: Inventory, installed: str) -> list[PathMapping]:
+    """``chosen``'s source (as :func:`deploy.workflows.deployment.fitting` returns it) onto
+    the package at ``installed``: its root, or each file of each layer."""
+    from deploy.controller.layers import winning_files
+
     if chosen.layers:
-        files = winning_files([layer.resolve() for layer in chosen.layers], inventory.excludes)
-        return [(str(local), f"{installed}/{rel}") for rel, local in sorted(files.items())]
+        files = winning_files([layer.resolve() for layer in chosen.layers], chosen.excludes)
+        return [(str(local), f"{installed.rstrip('/')}/{rel}")
+                for rel, local in sorted(files.items())]
     source = chosen.source
-    local = str(source) if inventory.source_host is not None else str(Path(source).resolve())
-    return [(local, located.cinder_dir)]
+    local = str(source) if chosen.source_host is not None else str(Path(source).resolve())
+    return [(local, installed)]
 
 
 def describe_mappings(mappings: Sequence[PathMapping]) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.workflows.attach import launch_entry, merge_launch_json
+from deploy.base.inventory import Inventory
+from deploy.workflows.attach import launch_entry, mappings_for, merge_launch_json
 from deploy.controller.debugpy_wheels import _fits, debugpy_version, download_argv
 from deploy.base.errors import DebugError
 
@@ -19,6 +20,29 @@ def test_the_attach_entry_is_what_vscode_needs_to_reach_site_packages():
     assert entry["justMyCode"] is False
     assert entry["pathMappings"] == [{"localRoot": "/home/dev/cinder/cinder",
                                       "remoteRoot": "/usr/lib/python3/dist-packages/cinder"}]
+
+
+def test_a_layered_tree_maps_each_file_from_the_layer_the_controller_runs_it_from(tmp_path):
+    common, release = tmp_path / "cinder_patch" / "cinder", tmp_path / "release" / "cinder"
+    for rel in ("api/x.py", "x/compat.py", "x/__pycache__/compat.cpython-311.pyc"):
+        (common / rel).parent.mkdir(parents=True, exist_ok=True)
+        (common / rel).write_text("common\n")
+    (release / "x").mkdir(parents=True)
+    (release / "x" / "compat.py").write_text("release\n")
+    (release / "x" / "migration.py").write_text("release\n")
+    chosen = Inventory(tmp_path / "hosts.yaml", tmp_path / "composed" / "cinder",
+                       ("__pycache__/",), layers=(common, release))
+    # debugpy tries every directory mapping before any file mapping: file by file
+    assert mappings_for(chosen, "/usr/lib/python3/dist-packages/cinder/") == [
+        (str(common / "api/x.py"), "/usr/lib/python3/dist-packages/cinder/api/x.py"),
+        (str(release / "x/compat.py"), "/usr/lib/python3/dist-packages/cinder/x/compat.py"),
+        (str(release / "x/migration.py"),
+         "/usr/lib/python3/dist-packages/cinder/x/migration.py")]
+
+
+def test_a_plain_tree_maps_its_root_onto_the_package(tmp_path):
+    chosen = Inventory(tmp_path / "hosts.yaml", tmp_path / "cinder", ())
+    assert mappings_for(chosen, "/opt/cinder") == [(str(tmp_path / "cinder"), "/opt/cinder")]
 
 
 def test_writing_the_launch_json_keeps_other_configurations_and_replaces_its_own(tmp_path):

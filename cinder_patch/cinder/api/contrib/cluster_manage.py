@@ -15,9 +15,8 @@
 
 """The cluster management extension (os-cluster-manage).
 
-Routes, under ``/v3/{project_id}/os-cluster-manage`` (and
-``/v3/os-cluster-manage`` where the release's router also routes URLs
-without a project id: 29.0.0 does, Train does not), and their success codes:
+Routes, under ``/v3/{project_id}/os-cluster-manage`` (29.0.0 also routes
+``/v3/os-cluster-manage``, Train does not), and their success codes:
 
 =======  ==============================  ====  ===============================
 Method   Path                            Code  Body
