@@ -51,7 +51,9 @@ def winning_files(layers: Sequence[Path], excludes: Sequence[str] = ()) -> dict[
         stack = [("", Path(layer))]
         while stack:
             prefix, directory = stack.pop()
-            for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+            for entry in entries:
                 rel = prefix + entry.name
                 if entry.is_dir(follow_symlinks=False):
                     if not _directory_excluded(entry.name, excludes):

@@ -125,6 +125,7 @@ def mappings_for(chosen: Inventory, installed: str) -> list[PathMapping]:
 
 
 def describe_mappings(mappings: Sequence[PathMapping]) -> str:
+    """The mappings in a line: the root's, or how many files."""
     if len(mappings) == 1:
         return f"{mappings[0][0]} -> {mappings[0][1]}"
     return f"{len(mappings)} files of the layered tree -> their places under the package"
