@@ -2,7 +2,8 @@
 
 A copy of the repo's cinder_patch gets a file in both its common tree and
 the release tree of the controller's Cinder, with other bytes in each:
-deploy sends the release tree's; a save in either layer is what the next
+deploy sends the release tree's (and ``--dry-run --diff`` shows it, sending
+nothing); a save in either layer is what the next
 deploy sends (and only that, as this checkout last sent the rest);
 ``status`` sees a layer's unsent change as drift; ``rollback`` takes it all
 back. On the supervisord sandbox, ``watch`` deploys a save in either layer.
@@ -54,6 +55,12 @@ def test_a_release_trees_file_wins_and_a_save_in_either_layer_is_sent(
     deployed = controller.host_path(f"{controller.cinder_path}/{PROBE}")
     before = newest_applied_deploy(controller)
     try:
+        preview = invoke("deploy", "--inventory", str(hosts), "--dry-run", "--diff")
+        assert preview.returncode == 0, preview.stderr
+        assert f"+++ b/cinder/{PROBE}" in preview.stdout and "+LAYER = 'release'" in preview.stdout
+        assert "LAYER = 'common'" not in preview.stdout
+        assert not deployed.exists()
+
         first = invoke("deploy", "--inventory", str(hosts), "--no-restart")
 
         assert first.returncode == 0, first.stderr
