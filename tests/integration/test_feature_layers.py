@@ -115,3 +115,34 @@ def test_watch_deploys_a_save_in_either_layer(sandbox, deployed_feature, layers,
     finally:
         roll_back_to(before, hosts)
     assert not deployed.exists()
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("release", "{copy}/MANIFEST.txt: 'release 16.0.0' in a common tree: a release needs a tree "
+                "of its own ('variant <dir>' with <dir>/MANIFEST.txt and <dir>/cinder/, see "
+                "cinder_patch/README.md)"),
+    ("no tree", "{copy}/releases/train/MANIFEST.txt: Cinder 15.6.0 has no tree of its own: "
+                "{copy}/releases/train/cinder is not a directory"),
+])
+def test_a_release_without_a_tree_of_its_own_is_one_error_line_and_nothing_is_sent(
+        sandbox, deployed_feature, layers, tmp_path, breakage, message):
+    from tests.integration.controllers import SupervisordController
+
+    controller = SupervisordController(sandbox)
+    common, copy = layers
+    if breakage == "release":
+        append(copy / "MANIFEST.txt", "release 16.0.0\n")
+    else:
+        shutil.rmtree(copy / "releases" / "train" / "cinder")
+    (common / PROBE).write_text("LAYER = 'common'\n")
+    hosts = write_inventory(tmp_path / "hosts.yaml", common, {"ctl": controller.entry()})
+    before = newest_applied_deploy(controller)
+
+    result = invoke("deploy", "--inventory", str(hosts))
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {message.format(copy=copy)}"], result.stderr
+    assert not controller.host_path(f"{controller.cinder_path}/{PROBE}").exists()
+    assert newest_applied_deploy(controller) == before
