@@ -6,10 +6,13 @@ deploy sends the release tree's (and ``--dry-run --diff`` shows it, sending
 nothing); a save in either layer is what the next
 deploy sends (and only that, as this checkout last sent the rest);
 ``status`` sees a layer's unsent change as drift; ``rollback`` takes it all
-back. On the supervisord sandbox, ``watch`` deploys a save in either layer.
+back. On the supervisord sandbox: ``watch`` deploys a save in either layer;
+a layered tree too large for one call goes through rsync the same way; a
+release without a tree of its own is one error line and nothing is sent.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -146,3 +149,31 @@ def test_a_release_without_a_tree_of_its_own_is_one_error_line_and_nothing_is_se
     assert errors == [f"error: {message.format(copy=copy)}"], result.stderr
     assert not controller.host_path(f"{controller.cinder_path}/{PROBE}").exists()
     assert newest_applied_deploy(controller) == before
+
+
+def test_a_layered_tree_too_large_for_one_call_goes_through_rsync(
+        sandbox, deployed_feature, layers, tmp_path):
+    from tests.integration.controllers import SupervisordController
+
+    controller = SupervisordController(sandbox)
+    common, copy = layers
+    release = release_layer(copy, controller)
+    (common / PROBE).write_text("LAYER = 'common'\n")
+    (release / PROBE).write_text("LAYER = 'release'\n")
+    large = os.urandom(5 * 1024 * 1024)           # over the one call's 4 MiB
+    (release / "devloop_large.bin").write_bytes(large)
+    hosts = write_inventory(tmp_path / "hosts.yaml", common, {"ctl": controller.entry()})
+    before = newest_applied_deploy(controller)
+    try:
+        result = invoke("deploy", "--inventory", str(hosts), "--no-restart", "-v")
+
+        assert result.returncode == 0, result.stderr
+        assert f"sync {common} + {release} -> {controller.cinder_path}" in result.stderr
+        assert "in one call" not in result.stderr and "rsync " in result.stderr, result.stderr
+        assert controller.host_path(f"{controller.cinder_path}/{PROBE}").read_text() == \
+            "LAYER = 'release'\n"
+        assert controller.host_path(f"{controller.cinder_path}/devloop_large.bin") \
+            .read_bytes() == large
+    finally:
+        roll_back_to(before, hosts)
+    assert not controller.host_path(f"{controller.cinder_path}/devloop_large.bin").exists()
