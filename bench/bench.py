@@ -115,8 +115,9 @@ class Kind:
     fleet_size = 0
     #: does our side run in fast-restart mode? (DevStack's uWSGI refuses it)
     fast_restart = True
-    #: the repo's feature tree for this kind's Cinder (laid over the whole tree)
-    feature_tree = "cinder_patch/cinder"
+    #: the repo's feature for this kind's Cinder (laid over the whole tree): the
+    #: common tree with this release tree laid over it (:func:`feature_tree`)
+    release_tree = "cinder_patch/releases/29/cinder"
     #: the manual restart and status, as the developer types them over ssh
     manual_commands = ""
 
@@ -263,7 +264,7 @@ class LegacyKind(RdoKind):
 
     name = "legacy"
     fleet_size = 0      # no fleet rows: one container each side
-    feature_tree = "cinder_patch/train/cinder"
+    release_tree = "cinder_patch/releases/train/cinder"
 
     def __init__(self, base: Path = BENCH_BASE) -> None:
         from deploy.sandbox.legacy import LegacyLayout
@@ -343,8 +344,15 @@ def whole_tree(kind: Kind, layout: Layout, dest: Path) -> Path:
     (no ``__pycache__``, mtimes kept) with the repo's feature tree laid over it."""
     shutil.copytree(kind.cinder_dir(layout), dest,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "devloop_*"))
-    shutil.copytree(ROOT / kind.feature_tree, dest, dirs_exist_ok=True)
+    shutil.copytree(feature_tree(kind), dest, dirs_exist_ok=True)
     return dest
+
+
+def feature_tree(kind: Kind) -> Path:
+    """The repo's feature for ``kind``'s Cinder, its two layers composed as deploy does."""
+    from deploy.controller.layers import compose
+
+    return compose((ROOT / "cinder_patch" / "cinder", ROOT / kind.release_tree))
 
 
 def count_files(tree: Path) -> int:
@@ -589,7 +597,7 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
         if tree == "whole":
             whole_tree(kind, first, source)
         else:
-            shutil.copytree(ROOT / kind.feature_tree, source)
+            shutil.copytree(feature_tree(kind), source)
         (source / "devloop_bench").mkdir()
         probe.write_text("EDIT = None\n")
         print(f"--> bench {kind.name}: source tree {source}: {count_files(source)} files",
@@ -646,7 +654,7 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
         if "growth" in wanted:
             # one changed file in trees of ~20, ~1,500 and ~6,000 files: how each cost grows
             small = work / "growth-small" / "cinder"
-            shutil.copytree(ROOT / kind.feature_tree, small)
+            shutil.copytree(feature_tree(kind), small)
             medium = work / "growth-whole" / "cinder"
             if tree == "whole":
                 shutil.copytree(source, medium)
@@ -885,8 +893,9 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
          "(its installed `cinder/` package without `__pycache__`, the repo's feature tree "
          "laid over it), except the growth rows, which edit one file of trees of about 20, "
          "1,500 and 6,000 files." if args.tree == "whole" else
-         "Every row edits one file of the 19-file overlay `cinder_patch/cinder` (`--tree "
-         "patch`)."),
+         "Every row edits one file of the feature's overlay (`--tree patch`): "
+         "`cinder_patch/cinder` with the release tree of the controller's Cinder laid "
+         "over it."),
         "",
         "Ours runs on controllers in fast-restart mode (`invoke fast-restart on`); the manual "
         "commands (`rsync -avz -e ssh <tree>/ root@ctl:<site-packages>/cinder/`, a restart "

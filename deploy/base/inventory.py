@@ -135,6 +135,9 @@ class Inventory:
     controllers: Mapping[str, Controller] = field(default_factory=dict)
     source_host: Host | None = None
     hosts: Mapping[str, Host] = field(default_factory=dict)
+    #: the local trees ``source`` lays one over the other (a common tree, then
+    #: a release tree); empty for a tree sent as it is
+    layers: tuple[Path, ...] = ()
 
     @property
     def display_path(self) -> str:

@@ -13,7 +13,11 @@ of the tool), with three more things:
    ``127.0.0.1:<--port>`` here;
 3. the VS Code ``launch.json`` entry that attaches is written (or printed
    with ``--print-config``): ``pathMappings`` map the source tree deploy
-   sends that controller onto its installed ``cinder/`` package.
+   sends that controller onto its installed ``cinder/`` package (for a
+   common tree with a release tree laid over it, each file of the two onto
+   its place there: debugpy tries every directory mapping before any file
+   mapping, so two roots onto one package would show one layer's files
+   under the other's name).
 """
 from __future__ import annotations
 
@@ -46,7 +50,11 @@ class AttachOptions:
     launch_json: Path | None = None
 
 
-def launch_entry(name: str, port: int, local_root: str, remote_root: str) -> dict[str, Any]:
+#: (local path, its place on the controller): a tree's root or one file
+PathMapping = tuple[str, str]
+
+
+def launch_entry(name: str, port: int, mappings: Sequence[PathMapping]) -> dict[str, Any]:
     """One VS Code attach configuration (the Python Debugger extension's ``debugpy``)."""
     return {
         "name": f"cinder-api on {name} (devloop)",
@@ -54,7 +62,8 @@ def launch_entry(name: str, port: int, local_root: str, remote_root: str) -> dic
         "request": "attach",
         "connect": {"host": "127.0.0.1", "port": port},
         "justMyCode": False,
-        "pathMappings": [{"localRoot": local_root, "remoteRoot": remote_root}],
+        "pathMappings": [{"localRoot": local, "remoteRoot": remote}
+                         for local, remote in mappings],
     }
 
 
@@ -126,18 +135,42 @@ def merge_launch_json(path: Path, entries: Sequence[dict[str, Any]]) -> None:
     path.write_text(json.dumps(document, indent=4) + "\n")
 
 
-def mapping_roots(remote: Remote, inventory: Inventory) -> tuple[str, str]:
-    """(local source tree deploy sends this controller, its installed cinder package)."""
+def path_mappings(remote: Remote, inventory: Inventory) -> list[PathMapping]:
+    """The local tree deploy sends this controller onto its installed cinder package.
+
+    A layered tree maps file by file, each onto its layer's file (the one
+    the controller runs).
+    """
     from deploy.workflows.deployment import fitting, locate_for
     from deploy.controller.manifest import ManifestRefused
 
     located = locate_for(remote, inventory)
     try:
-        source = fitting(remote, inventory, located).source
+        chosen = fitting(remote, inventory, located)
     except ManifestRefused:
-        source = inventory.source
-    local = str(source) if inventory.source_host is not None else str(Path(source).resolve())
-    return local, located.cinder_dir
+        chosen = inventory
+    return mappings_for(chosen, located.cinder_dir)
+
+
+def mappings_for(chosen: Inventory, installed: str) -> list[PathMapping]:
+    """``chosen``'s source (as :func:`deploy.workflows.deployment.fitting` returns it) onto
+    the package at ``installed``: its root, or each file of each layer."""
+    from deploy.controller.layers import winning_files
+
+    if chosen.layers:
+        files = winning_files([layer.resolve() for layer in chosen.layers], chosen.excludes)
+        return [(str(local), f"{installed.rstrip('/')}/{rel}")
+                for rel, local in sorted(files.items())]
+    source = chosen.source
+    local = str(source) if chosen.source_host is not None else str(Path(source).resolve())
+    return [(local, installed)]
+
+
+def describe_mappings(mappings: Sequence[PathMapping]) -> str:
+    """The mappings in a line: the root's, or how many files."""
+    if len(mappings) == 1:
+        return f"{mappings[0][0]} -> {mappings[0][1]}"
+    return f"{len(mappings)} files of the layered tree -> their places under the package"
 
 
 def print_config(inventory: Inventory, controllers: Sequence[Controller], port: int) -> None:
@@ -153,10 +186,10 @@ def print_config(inventory: Inventory, controllers: Sequence[Controller], port: 
     for offset, controller in enumerate(controllers):
         remote = Remote.open(laid_out(controller))
         try:
-            local, installed = mapping_roots(remote, inventory)
+            mappings = path_mappings(remote, inventory)
         finally:
             remote.close()
-        entries.append(launch_entry(controller.name, port + offset, local, installed))
+        entries.append(launch_entry(controller.name, port + offset, mappings))
     output.result(json.dumps(launch_document(entries), indent=4))
 
 
@@ -221,16 +254,17 @@ def attach_session(remote: Remote, options: AttachOptions,
     Raises:
         DebugError: see :func:`unpack_debugpy`; the local port is taken.
     """
-    local, installed = mapping_roots(remote, options.inventory)
+    mappings = path_mappings(remote, options.inventory)
     unpacked = unpack_debugpy(remote, wheel)
     transport = remote.conn.client.get_transport()
     if transport is None:
         raise DebugError(f"{remote.name}: the SSH connection is closed")
     with forwarded(transport, int(unpacked["port"]), options.port) as port:
-        entry = launch_entry(remote.name, port, local, installed)
+        entry = launch_entry(remote.name, port, mappings)
         if options.launch_json is not None:
             merge_launch_json(options.launch_json, [entry])
             output.detail(f"launch.json: {options.launch_json} ({entry['name']!r})")
         output.detail(f"attach the IDE to 127.0.0.1:{port} (forwarded to the controller's "
-                      f"127.0.0.1:{unpacked['port']}); pathMappings {local} -> {installed}")
+                      f"127.0.0.1:{unpacked['port']}); pathMappings "
+                      f"{describe_mappings(mappings)}")
         yield {"dir": unpacked["dir"], "port": int(unpacked["port"])}

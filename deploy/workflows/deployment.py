@@ -56,6 +56,7 @@ class DeployReport:
     fast_mode: bool | None = None     # fast restart on? (None: not asked)
     #: what the source tree held that was not sent, and why (a local tree read whole)
     left_out: list[LeftOut] = field(default_factory=list)
+    source: Path | None = None        # the local tree sent (a manifest's pick), if any
 
 
 class RolledBack(DevloopError):
@@ -88,10 +89,10 @@ def fitting(remote: Remote, inventory: Inventory, target: Target, *,
     """
     if inventory.source_host is not None:
         return inventory   # the manifest lives on the devbox: not checked (yet)
-    source = manifest.fitting_source(inventory.source, remote.name, target,
-                                     ignore=ignore_manifest)
-    return inventory if source == inventory.source else \
-        dataclasses.replace(inventory, source=source)
+    fitted = manifest.fitting(inventory.source, remote.name, target,
+                              ignore=ignore_manifest, excludes=inventory.excludes)
+    return inventory if fitted.path == inventory.source else \
+        dataclasses.replace(inventory, source=fitted.path, layers=fitted.layers)
 
 
 def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None, *,
@@ -138,7 +139,7 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
     report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
                          diff=diff, force=force,
                          tree=declined.plan.tree if declined is not None else None)
-    report.target = target
+    report.target, report.source = target, inventory.source
     if declined is not None and declined.plan.scanned is not None and not (dry_run or checksum):
         sent_state.save(declined.plan.record, declined.plan.scanned)
     _show_changes(remote.name, report.changes, dry_run)
@@ -148,7 +149,14 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
 
 def _announce(remote: Remote, inventory: Inventory, target: Target, dry_run: bool) -> None:
     verb = "preview sync (dry run)" if dry_run else "sync"
-    output.step(remote.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
+    output.step(remote.name, f"{verb} {layered_name(inventory)} -> {target.cinder_dir}")
+    if inventory.layers:
+        output.detail(f"laid one over the other in {inventory.source}")
+
+
+def layered_name(inventory: Inventory) -> str:
+    """The source as the developer knows it: its layers, if it lays one over another."""
+    return " + ".join(map(str, inventory.layers)) if inventory.layers else str(inventory.source)
 
 
 @dataclass
@@ -245,7 +253,7 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
                       f"{len(plan.expect)} more checked unchanged on the controller, in one call")
     else:
         output.detail(f"{len(files)} file(s) compared on the controller, in one call")
-    report = DeployReport(remote.name, target=target,
+    report = DeployReport(remote.name, target=target, source=chosen.source,
                           left_out=plan.tree.left_out if plan.tree is not None else [])
     if diff or dry_run:
         planned = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
@@ -379,8 +387,8 @@ def served_by(inventory: Inventory, report: DeployReport) -> Served | None:
     """What ``restart_and_check`` must find served after this deploy."""
     if inventory.source_host is not None:    # the sent files are on the devbox
         return None
-    return Served([c.path for c in report.changes], inventory.source, report.log_since,
-                  report.fast_mode)
+    return Served([c.path for c in report.changes], report.source or inventory.source,
+                  report.log_since, report.fast_mode)
 
 
 def undo_failed_deploy(controller: Controller, deploy_id: str, failure: DevloopError,
@@ -406,9 +414,20 @@ def _record_base(remote: Remote, inventory: Inventory, deploy_id: str) -> dict[s
         "id": deploy_id,
         "controller": remote.name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": str(inventory.source),
-        **source_revision(inventory),
+        "source": layered_name(inventory),
+        **_revision(inventory),
     }
+
+
+def _revision(inventory: Inventory) -> dict[str, object]:
+    """:func:`source_revision` of the source, or of every layer it is made of."""
+    if not inventory.layers:
+        return source_revision(inventory)
+    found = [source_revision(dataclasses.replace(inventory, source=layer, layers=()))
+             for layer in inventory.layers]
+    dirty = [one["dirty"] for one in found]
+    return {"commit": found[0]["commit"],
+            "dirty": None if None in dirty else any(dirty)}
 
 
 def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[Change],

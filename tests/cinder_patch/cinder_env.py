@@ -9,8 +9,10 @@ in the machine's cache (``$DEVLOOP_CACHE_DIR/test-envs``, beside the
 container trees) keyed by a hash of the requirement files, so a fresh clone
 does not build it again. It is never modified:
 each test session copies its pristine ``cinder`` package to a temporary
-directory, rsyncs ``cinder_patch/cinder`` over the copy and puts that
-directory first on PYTHONPATH, so the copy shadows the installed package.
+directory, rsyncs the feature over the copy (the common tree
+``cinder_patch/cinder`` with the release's tree laid over it, composed as
+``invoke deploy`` composes it) and puts that directory first on PYTHONPATH,
+so the copy shadows the installed package.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from deploy.base.inventory import DEFAULT_EXCLUDES
 from deploy.sandbox.common import CACHE_DIR as MACHINE_CACHE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,15 +150,32 @@ def make_world_traversable_dir(prefix: str) -> Path:
     return path
 
 
-def make_overlay(venv: Path, dest: Path, patch: Path = PATCH_DIR / "cinder",
-                 release: str = "29.0.0") -> Path:
-    """Copy the venv's cinder into ``dest`` and lay ``patch`` over it.
+def feature_layers(release: str) -> tuple[Path, ...]:
+    """The common tree and ``release``'s tree, as cinder_patch/MANIFEST.txt names them."""
+    from deploy.controller import manifest
 
-    ``patch`` is the tree of the variant made for the venv's release.
+    found = manifest.load(PATCH_DIR / "cinder")
+    assert found is not None and found.common, "cinder_patch/MANIFEST.txt: not a common tree"
+    trees = [tree for tree in found.variants if tree.targets(release)]
+    if len(trees) != 1:
+        raise EnvError(f"cinder_patch/MANIFEST.txt: {len(trees)} release trees for {release}")
+    return (found.source, trees[0].source)
+
+
+def feature_tree(release: str) -> Path:
+    """The feature for ``release``: its layers composed as ``invoke deploy`` composes them."""
+    from deploy.controller import layers
+
+    return layers.compose(feature_layers(release), DEFAULT_EXCLUDES)
+
+
+def make_overlay(venv: Path, dest: Path, release: str = "29.0.0") -> Path:
+    """Copy the venv's cinder into ``dest`` and lay the feature for ``release`` over it.
 
     Raises:
         EnvError: rsync failed or the patched copy does not import first.
     """
+    patch = feature_tree(release)
     shutil.copytree(site_packages(venv) / "cinder", dest / "cinder",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     argv = ["rsync", "--archive", "--exclude", "__pycache__/",

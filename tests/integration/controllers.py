@@ -39,6 +39,13 @@ from tests.support import wait_until
 class _LogFileAndSqlite:
     """What the kinds with an API log file and an SQLite database share."""
 
+    #: the cluster feature's common tree, which deploy sends every kind
+    feature_tree = "cinder_patch/cinder"
+    #: the release tree deploy lays over it for this kind's Cinder (29.0.0 here) ...
+    release_tree = "cinder_patch/releases/29/cinder"
+    #: ... and its migration, relative to the package
+    feature_migration = "db/migrations/versions/48d74fa840ed_add_managed_clusters.py"
+
     @property
     def log_source(self) -> str:
         return self.log_file
@@ -54,8 +61,6 @@ class SupervisordController(_LogFileAndSqlite):
     kind = "supervisord"
     release = "29.0.0"          # the Cinder it runs
     migrations = "alembic"
-    # the variant of the cluster feature deploy sends this kind (its Cinder is 29.0.0)
-    feature_tree = "cinder_patch/cinder"
     service_manager = "supervisord"
     # what db-sync reports for a database no migration has touched
     empty_revision = "empty"
@@ -156,8 +161,6 @@ class RdoController(_LogFileAndSqlite):
     kind = "rdo"
     release = "29.0.0"          # the Cinder it runs
     migrations = "alembic"
-    # the variant of the cluster feature deploy sends this kind (its Cinder is 29.0.0)
-    feature_tree = "cinder_patch/cinder"
     service_manager = "systemd"
     empty_revision = "empty"
     service = UNIT
@@ -231,7 +234,8 @@ class LegacyController(RdoController):
     kind = "legacy"
     release = CINDER_RELEASE   # Train
     migrations = "sqlalchemy-migrate"
-    feature_tree = "cinder_patch/train/cinder"   # Cinder 15.6.0
+    release_tree = "cinder_patch/releases/train/cinder"   # Cinder 15.6.0
+    feature_migration = "db/sqlalchemy/migrate_repo/versions/133_add_managed_clusters.py"
     # Train's cinder-manage puts an empty database under version control at
     # its INIT_VERSION (the scripts start at 123) and reports that.
     empty_revision = "122"

@@ -1,7 +1,8 @@
 """Fast restart on the sandbox: cinder-api forked from a warm parent, proven over HTTP.
 
 The sandbox runs the cluster feature (``deployed_feature``); these specs
-deploy a copy of ``cinder_patch/cinder`` with edits and ask the API for
+deploy a copy of the feature (the common tree ``cinder_patch/cinder`` with the
+29.0.0 release tree laid over it) with edits and ask the API for
 what the edit changes. At the end fast mode is turned off and the
 pristine feature deployed again.
 """
@@ -19,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.cinder_patch.cinder_api import Client
+from tests.cinder_patch.cinder_env import feature_tree
 from tests.integration.conftest import supervised_pid
-from tests.support import PROJECT_ROOT, invoke, wait_until, write_inventory
+from tests.support import invoke, wait_until, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +33,9 @@ SORT_MESSAGE = '"Invalid sort key %(key)s, must be one of %(keys)s."'
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
-    """A copy of the feature's overlay that the specs edit."""
+    """A copy of the feature the sandbox runs (its layers composed) that the specs edit."""
     copy = tmp_path_factory.mktemp("fast") / "cinder"
-    shutil.copytree(PROJECT_ROOT / "cinder_patch" / "cinder", copy)
+    shutil.copytree(feature_tree("29.0.0"), copy)
     return copy
 
 

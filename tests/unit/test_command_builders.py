@@ -197,6 +197,17 @@ class TestWatchedChanges:
         assert changed_paths([(1, str(tmp_path / "api"))], tmp_path, ["*.pyc"]) == [
             "api/contrib/x.py"]
 
+    def test_a_save_in_either_layer_is_named_by_its_path_in_that_layer(self, tmp_path):
+        from deploy.workflows.watch import changed_paths
+
+        common, release = tmp_path / "cinder", tmp_path / "releases" / "train" / "cinder"
+        for saved in (common / "api" / "x.py", release / "db" / "133_x.py"):
+            saved.parent.mkdir(parents=True)
+            saved.write_text("")
+        assert changed_paths([(1, str(common / "api" / "x.py")),
+                              (1, str(release / "db" / "133_x.py"))],
+                             [common, release], []) == ["api/x.py", "db/133_x.py"]
+
     @pytest.mark.parametrize("rel, excluded_", [
         ("api/__pycache__/x.cpython-311.pyc", True),
         ("api/x.pyc", True),

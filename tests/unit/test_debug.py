@@ -47,9 +47,15 @@ SHOW = "cinder.api.contrib.cluster_manage.ClusterManageController.show"
     ("cinder_patch/cinder/api/contrib/cluster_manage.py:5",
      BreakLocation("cinder_patch/cinder/api/contrib/cluster_manage.py:5",
                    path="api/contrib/cluster_manage.py", line=5)),
-    ("cinder_patch/train/cinder/api/contrib/cluster_manage.py:132",   # a variant's tree
-     BreakLocation("cinder_patch/train/cinder/api/contrib/cluster_manage.py:132",
-                   path="api/contrib/cluster_manage.py", line=132)),
+    ("cinder_patch/releases/train/cinder/cluster_manage/compat.py:40",   # a release tree
+     BreakLocation("cinder_patch/releases/train/cinder/cluster_manage/compat.py:40",
+                   path="cluster_manage/compat.py", line=40)),
+    ("cinder_patch/releases/29/cinder/db/migrations/versions/48d74fa840ed_add_managed_"
+     "clusters.py:31",
+     BreakLocation("cinder_patch/releases/29/cinder/db/migrations/versions/48d74fa840ed_add_"
+                   "managed_clusters.py:31",
+                   path="db/migrations/versions/48d74fa840ed_add_managed_clusters.py",
+                   line=31)),
     ("./cinder/db/sqlalchemy/api.py:7",
      BreakLocation("./cinder/db/sqlalchemy/api.py:7", path="db/sqlalchemy/api.py", line=7)),
     ("/opt/venv/lib/python3.11/site-packages/cinder/api/v3/router.py:40",

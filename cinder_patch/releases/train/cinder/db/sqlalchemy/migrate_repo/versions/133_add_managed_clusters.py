@@ -15,9 +15,10 @@
 
 """Add the managed_clusters and managed_cluster_metadata tables.
 
-The cluster-management feature (os-cluster-manage), Cinder Train variant:
-the first migration after Train's last, 132.  The 29.0.0 variant creates the
-same tables in alembic revision 48d74fa840ed.
+The cluster-management feature (os-cluster-manage) on Cinder Train: the
+first migration after Train's last, 132.  On 29.0.0 alembic revision
+48d74fa840ed creates the same tables; the models that describe them are
+``cinder.db.cluster_manage_models``, common to both.
 """
 
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index

@@ -13,10 +13,11 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-# NOTE: this file replaces the upstream cinder/tests/unit/db/__init__.py of
-# cinder 29.0.0, which is empty (its sha256 is in cinder_patch/MANIFEST.txt).
-# Importing the managed clusters migration tests here hands the check of
-# their revision to Cinder's own migration walk before any test of this
-# package runs, whichever runner (stestr, unittest, pytest) and whichever
-# selection of test modules is used.
-from cinder.tests.unit.db import test_cluster_manage_migrations  # noqa: F401
+"""Cinder Train's models module, for the cluster-management models.
+
+:mod:`cinder.db.cluster_manage_models` declares its models on the
+declarative base of this module (Train keeps its DB layer in
+``cinder/db/sqlalchemy``); every release tree has its own copy.
+"""
+
+from cinder.db.sqlalchemy import models  # noqa: F401

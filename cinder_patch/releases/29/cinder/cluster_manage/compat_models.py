@@ -13,21 +13,12 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Exceptions of the cluster-management feature.
+"""Cinder 29.0.0's models module, for the cluster-management models.
 
-They live here rather than in :mod:`cinder.exception`, which this overlay
-does not replace; they derive from Cinder's own exception families, so the
-API's fault handling maps them to the usual HTTP codes (NotFound -> 404).
+:mod:`cinder.db.cluster_manage_models` declares its models on the
+declarative base of this module.  It is imported by the ``cinder.db``
+package itself (see ``cinder/db/__init__.py``), so it imports nothing but
+the models; every release tree has its own copy.
 """
 
-from cinder import exception
-from cinder.i18n import _
-
-
-class ManagedClusterNotFound(exception.NotFound):
-    message = _("Managed cluster %(cluster_id)s could not be found.")
-
-
-class ManagedClusterMetadataNotFound(exception.NotFound):
-    message = _("Managed cluster %(cluster_id)s has no metadata with "
-                "key %(metadata_key)s.")
+from cinder.db import models  # noqa: F401

@@ -18,7 +18,7 @@ DB abstraction for Cinder
 
 This file replaces the upstream ``cinder/db/__init__.py`` of cinder 29.0.0,
 which holds nothing but a license header and a docstring (its sha256 is
-recorded in ``cinder_patch/MANIFEST.txt``).
+recorded in ``cinder_patch/releases/29/MANIFEST.txt``).
 
 The cluster-management models (:mod:`cinder.db.cluster_manage_models`) are
 declared on Cinder's own declarative base, ``cinder.db.models.BASE``, so that
@@ -34,7 +34,9 @@ and the other services, ``cinder-manage``, and a test run of
 ``test_migrations.py`` on its own.
 
 There is no import cycle: ``cinder.db.cluster_manage_models`` only imports
-``cinder.db.models``, which imports no other part of Cinder.
+``cinder.cluster_manage.compat_models`` and through it ``cinder.db.models``,
+which imports no other part of Cinder (not ``cinder.db.api``: that one
+imports ``cinder.objects``, whose modules need a complete ``cinder.db``).
 """
 
 from cinder.db import cluster_manage_models  # noqa: F401
