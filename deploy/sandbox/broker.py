@@ -81,6 +81,11 @@ def new_password() -> str:
     return secrets.token_urlsafe(18)
 
 
+def new_cookie() -> str:
+    """An Erlang cookie (the secret of the node's distribution port), as Erlang makes one."""
+    return "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(20))
+
+
 # --- who answers ---------------------------------------------------------------------
 
 _AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
