@@ -18,10 +18,10 @@ supervisord sandbox); what they share is written once here:
 """
 from __future__ import annotations
 
+import http.client
 import json
 import sys
 import time
-import urllib.error
 import urllib.request
 
 from deploy.base.errors import SandboxError
@@ -65,7 +65,9 @@ def service_list(api_root: str, project: str, token: str,
     try:
         with urllib.request.urlopen(request, timeout=timeout) as reply:
             body = json.loads(reply.read())
-    except (OSError, ValueError):     # urllib's errors are OSErrors
+    # urllib's errors are OSErrors; a connection to a port nothing listens on
+    # can meet itself (TCP's self-connect) and read its own request back
+    except (OSError, ValueError, http.client.HTTPException):
         return None
     services = body.get("services") if isinstance(body, dict) else None
     if not isinstance(services, list):

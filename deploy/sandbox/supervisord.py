@@ -438,13 +438,17 @@ stdout_logfile = {layout.log_file.parent}/{log}-console.log
     return found
 
 
-def _add_missing_programs(layout: SandboxLayout) -> None:
-    """Append the programs a sandbox built before them lacks (the file is otherwise kept)."""
+def _add_missing_programs(layout: SandboxLayout) -> bool:
+    """Append the programs a sandbox built before them lacks (the file is otherwise kept).
+
+    Returns whether any was added.
+    """
     text = layout.supervisor_conf.read_text()
     missing = "".join(section for name, section in _more_programs(layout)
                       if f"[program:{name}]" not in text)
     if missing:
         layout.supervisor_conf.write_text(text + missing)
+    return bool(missing)
 
 
 def _ensure_database(layout: SandboxLayout) -> None:
@@ -521,6 +525,16 @@ def _in_sandbox_net(layout: SandboxLayout, module: str, *args: str) -> subproces
                           capture_output=True, text=True, cwd=project, stdin=subprocess.DEVNULL)
 
 
+def _broker_answers(layout: SandboxLayout) -> str:
+    """The broker's AMQP greeting (``RabbitMQ 3.10.8``), asked where its 127.0.0.1 is; ""."""
+    port = layout.broker.amqp_port
+    if port is None:
+        return ""
+    if layout.netns:
+        return _in_sandbox_net(layout, "broker", "127.0.0.1", str(port)).stdout.strip()
+    return broker.amqp_server("127.0.0.1", port) or ""
+
+
 def _wait_for_services(layout: SandboxLayout, timeout: float = 180.0) -> None:
     """Wait until the API's service list shows the scheduler, volume and backup up.
 
@@ -569,17 +583,22 @@ def up(layout: SandboxLayout = SandboxLayout()) -> None:
     if not layout.supervisor_conf.exists():
         # written once: fast restart (on by default) edits its command in place
         _write_supervisor_config(layout)
-    _add_missing_programs(layout)
+    added = _add_missing_programs(layout)
     _ensure_database(layout)
     _start_sshd(layout)
+    running = _supervisord_pid(layout) is not None
     _start_supervisord(layout)
+    if added and running:
+        # a cinder-api started before the broker existed still has fake:// in mind
+        _supervisorctl(layout, "restart", PROGRAM)
     if not _ready(layout, "http", "127.0.0.1", layout.api_port, 60):
         raise SandboxError(f"sandbox: timed out after 60 s waiting for cinder-api at "
                            f"{layout.api_url}")
-    port = layout.broker.amqp_port or 0
-    if not _ready(layout, "tcp", "127.0.0.1", port, 180):
-        raise SandboxError(f"sandbox: timed out after 180 s waiting for RabbitMQ at "
-                           f"127.0.0.1:{port} (its log: {layout.broker.log_dir})")
+    try:
+        _wait(lambda: bool(_broker_answers(layout)), 180,
+              f"RabbitMQ at 127.0.0.1:{layout.broker.amqp_port}")
+    except SandboxError as exc:
+        raise SandboxError(f"{exc} (its log: {layout.broker.log_dir})") from None
     _wait_for_services(layout)
     output.detail(f"ssh root@{layout.listen_address} -p {layout.ssh_port}; API {layout.api_url}"
                   + (f" in {layout.netns}" if layout.netns else "")
@@ -629,12 +648,8 @@ def status_lines(layout: SandboxLayout = SandboxLayout()) -> list[str]:
     if port is None:
         lines.append("broker       none (run sandbox.up)")
     else:
-        if layout.netns:
-            who = _in_sandbox_net(layout, "broker", "127.0.0.1", str(port)).stdout.strip()
-        else:
-            who = broker.amqp_server("127.0.0.1", port) or ""
-        lines.append(f"broker       {who or 'not answering'} at amqp://127.0.0.1:{port} "
-                     f"(node {layout.broker.node})")
+        lines.append(f"broker       {_broker_answers(layout) or 'not answering'} at "
+                     f"amqp://127.0.0.1:{port} (node {layout.broker.node})")
     if answering:
         api, token = f"http://127.0.0.1:{layout.api_port}", f"admin:{NOAUTH_PROJECT}"
         if layout.netns:

@@ -37,6 +37,12 @@ def cinder_conf(controller) -> configparser.ConfigParser:
     return parser
 
 
+def part_of(status_line: str) -> str:
+    """The part a ``sandbox.status`` line is about: ``UNIT  active`` or ``program  NAME  …``."""
+    words = status_line.split() or [""]
+    return words[1] if words[0] == "program" and len(words) > 1 else words[0]
+
+
 def test_the_service_list_shows_scheduler_volume_and_backup_up(controller):
     listed = {service["binary"]: service for service in service_list(controller)}
     for binary in BINARIES:
@@ -111,8 +117,7 @@ def test_sandbox_status_shows_the_services_the_broker_and_the_stand_in(controlle
     lines = result.stdout.splitlines()
     for unit in (*controller.services.values(), broker.UNIT):
         names = {unit, unit.removesuffix(".service")}     # a unit, or a program
-        # "UNIT   active" or "program   NAME   RUNNING pid …"
-        (line,) = [line for line in lines if names & set(line.split()[:2])]
+        (line,) = [line for line in lines if part_of(line) in names]
         assert line.split()[-1] == "active" or " RUNNING pid " in line, line
     (line,) = [line for line in lines if line.startswith("broker ")]
     assert " RabbitMQ 3." in line, line
