@@ -517,7 +517,8 @@ def _prepare_broker(layout: SandboxLayout) -> None:
     own.prepare(free_port, reuse_ports=reuse)
 
 
-def _in_sandbox_net(layout: SandboxLayout, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _in_sandbox_net(layout: SandboxLayout, module: str,
+                    *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m deploy.sandbox.MODULE ARGS`` where the sandbox's 127.0.0.1 is (its netns)."""
     project = Path(__file__).resolve().parents[2]
     return subprocess.run(layout.in_netns([sys.executable, "-m", f"deploy.sandbox.{module}",
