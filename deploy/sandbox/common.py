@@ -8,6 +8,7 @@ readiness is polled, never slept for.
 from __future__ import annotations
 
 import fcntl
+import http.client
 import os
 import shutil
 import signal
@@ -123,7 +124,9 @@ def api_answers(url: str) -> bool:
             return True
     except urllib.error.HTTPError as exc:
         return exc.code < 500
-    except OSError:
+    # BadStatusLine & co: a connection to a free port in the kernel's ephemeral
+    # range can meet itself (TCP's self-connect) and read its own request back
+    except (OSError, http.client.HTTPException):
         return False
 
 

@@ -499,6 +499,11 @@ def boot(kind: ContainerKind, instance: Instance, timeout: float = 60.0) -> None
     _write_ssh_access(instance, instance.merged)
     # the tree was built on this machine and carries its host name otherwise
     (instance.merged / "etc/hostname").write_text(f"{instance.name}\n")
+    # minbase has no /etc/hosts and the container no DNS: without it, "localhost"
+    # does not resolve (RabbitMQ's node rabbit@localhost waits on it for ever)
+    (instance.merged / "etc/hosts").write_text(
+        f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        f"{instance.address}\t{instance.name}\n")
     kind.configure(instance, instance.merged)
     pid = _launch(instance)
     output.detail(f"systemd-nspawn pid {pid}, {instance.address} in netns {instance.netns}")
