@@ -507,7 +507,7 @@ def main() -> None:
     names = KIND_NAMES if args.kind == "all" else (args.kind,)
     if wanted <= set(EXTRA_ROWS) and "supervisord" not in names:
         parser.error(f"{', '.join(sorted(wanted))} run on the supervisord kind only")
-    # a kill ends the run the way Ctrl-C does: through the exit of Bench, which stops the controllers
+    # a kill ends the run the way Ctrl-C does: through Bench's exit, which stops the controllers
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     # Started in the background by a non-interactive shell (nohup … &, a job
     # scheduler), the bench has SIGINT ignored, and every child inherits that:
@@ -538,7 +538,7 @@ class Bench:
     switches fast restart off and stops the controllers.
     """
 
-    #: inventories of one of ours and of all of ours (the fleet), written once the controllers are up
+    #: inventories of one of ours and of all of ours (the fleet), written once they are up
     one: Path
     fleet_hosts: Path
 
