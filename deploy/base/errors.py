@@ -79,6 +79,21 @@ class SyncError(DevloopError):
     """rsync could not lay the source tree over the controller's cinder."""
 
 
+class UnsafePath(DevloopError):
+    """A symlink (or another non-directory) on a path the tool would write under;
+    nothing was changed."""
+
+
+class NoSpace(DevloopError):
+    """The controller's disk had no room for a deploy's backups, record or files;
+    nothing was changed."""
+
+
+class DeployCut(DevloopError):
+    """A deploy failed while replacing files: undone at once, or the message names
+    the ``invoke rollback`` that undoes it."""
+
+
 class CompileError(DevloopError):
     """Changed files do not compile with the controller's python; nothing was sent."""
 

@@ -9,14 +9,16 @@ for this one rsync, holding the workstation's pinned line(s) for it. The
 devbox logs in to the controller with the workstation's forwarded ssh-agent.
 
 The tree is an overlay on an installed package, so the sync never deletes
-(a delete would remove Cinder itself). Every file it replaces is moved
-into a per-deploy backup directory on the controller first, so nothing is
-lost. rsync writes each file to a temporary name and renames it into
-place, so an interrupted transfer leaves every file wholly old or new.
+(a delete would remove Cinder itself). A deploy sends exactly the files its
+record lists (``files``: ``--files-from``), each of which the controller has
+already kept in the deploy's backup, proven (deploy/remote/begin_deploy.py),
+so nothing is lost. rsync writes each file to a temporary name and renames
+it into place, so an interrupted transfer leaves every file wholly old or new.
 """
 from __future__ import annotations
 
 import base64
+import io
 import os
 import secrets
 import shlex
@@ -50,7 +52,7 @@ class Change:
 
 def build_rsync_argv(source: Path, controller: Controller, dest_dir: str, *,
                      excludes: Sequence[str], owner: str | None = None,
-                     backup_dir: str | None = None, dry_run: bool = False,
+                     files_from: bool = False, dry_run: bool = False,
                      checksum: bool = False, ssh: Sequence[str] | None = None) -> list[str]:
     """Build the rsync command line for one controller.
 
@@ -58,12 +60,14 @@ def build_rsync_argv(source: Path, controller: Controller, dest_dir: str, *,
 
         rsync --recursive --links --times --perms --chmod=D755,F644
               --chown=root:root --itemize-changes --out-format='devloop:%i %n%L'
-              --exclude=.git/ ... [--backup --backup-dir=DIR] [--dry-run] [--checksum]
+              --exclude=.git/ ... [--files-from=- --from0] [--dry-run] [--checksum]
               -e 'ssh -F /dev/null -o BatchMode=yes ...' SOURCE/ user@host:DEST/
 
     The modes are normalised to a package's (755 directories, 644 files)
     and ``owner`` (``user:group`` of the installed cinder) replaces the
-    workstation's uid. No ``--delete``, ever.
+    workstation's uid. No ``--delete``, ever. With ``files_from``, rsync
+    sends only the paths (relative to SOURCE) it reads, NUL-separated, on
+    its stdin.
     """
     # --modify-window=-1: compare times to the nanosecond, so an edit of the
     # same size saved within the second of the last deploy is still sent
@@ -72,8 +76,8 @@ def build_rsync_argv(source: Path, controller: Controller, dest_dir: str, *,
     if owner:
         argv.append(f"--chown={owner}")
     argv += [f"--exclude={pattern}" for pattern in excludes]
-    if backup_dir:
-        argv += ["--backup", f"--backup-dir={backup_dir}"]
+    if files_from:
+        argv += ["--files-from=-", "--from0"]
     if dry_run:
         argv.append("--dry-run")
     if checksum:
@@ -105,14 +109,15 @@ def parse_changes(stdout: str) -> list[Change]:
 
 
 def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
-              owner: str | None = None, backup_dir: str | None = None,
+              owner: str | None = None, files: Sequence[str] | None = None,
               dry_run: bool = False, checksum: bool = False,
               connection: Connection | None = None) -> list[Change]:
     """Run rsync from the inventory's source to ``dest_dir`` on ``controller``.
 
     With ``source_host`` set, rsync runs on that host (the devbox) and
     pushes from there; otherwise it runs here. Returns the files it
-    created or replaced (or would, with ``dry_run``).
+    created or replaced (or would, with ``dry_run``). With ``files``
+    (paths relative to the source), only those are sent.
 
     Raises:
         SyncError: rsync failed; the message has its exit code and output.
@@ -124,14 +129,13 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
     """
     if inventory.source_host is not None:
         return _sync_on(inventory.source_host, inventory, controller, dest_dir, owner=owner,
-                        backup_dir=backup_dir, dry_run=dry_run, checksum=checksum)
+                        files=files, dry_run=dry_run, checksum=checksum)
     transport = connection.client.get_transport() if connection is not None else None
     changes: list[Change] = []
     if transport is not None and transport.is_active():
         with relay(transport) as rsh:
             proc = _run_rsync(inventory, controller, dest_dir, owner=owner,
-                              backup_dir=backup_dir, dry_run=dry_run, checksum=checksum,
-                              ssh=rsh)
+                              files=files, dry_run=dry_run, checksum=checksum, ssh=rsh)
         if proc.returncode != 0:
             assert connection is not None
             lost = connection_lost(controller, connection, "running rsync")
@@ -141,11 +145,11 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
             return _changes_or_raise(proc, controller, dest_dir)
         # NOTE: rarely (seen once in ~100 parallel deploys) the relayed stream
         # breaks; rsync is safe to run again, and what the first run already
-        # sent is kept in the result (its files are backed up already).
+        # sent is kept in the result (its files were backed up before it ran).
         output.warn(f"{controller.name}: rsync over the open connection broke; "
                     f"running it again over its own ssh")
         changes = parse_changes(proc.stdout)
-    proc = _run_rsync(inventory, controller, dest_dir, owner=owner, backup_dir=backup_dir,
+    proc = _run_rsync(inventory, controller, dest_dir, owner=owner, files=files,
                       dry_run=dry_run, checksum=checksum, ssh=None)
     return changes + [c for c in _changes_or_raise(proc, controller, dest_dir)
                       if c not in changes]
@@ -156,13 +160,16 @@ _STREAM_BROKEN = 12
 
 
 def _run_rsync(inventory: Inventory, controller: Controller, dest_dir: str, *,
-               owner: str | None, backup_dir: str | None, dry_run: bool, checksum: bool,
+               owner: str | None, files: Sequence[str] | None, dry_run: bool, checksum: bool,
                ssh: Sequence[str] | None) -> subprocess.CompletedProcess[str]:
     argv = build_rsync_argv(inventory.source, controller, dest_dir, excludes=inventory.excludes,
-                            owner=owner, backup_dir=backup_dir, dry_run=dry_run,
+                            owner=owner, files_from=files is not None, dry_run=dry_run,
                             checksum=checksum, ssh=ssh)
     output.command("local", shlex.join(argv))
     try:
+        if files is not None:
+            return subprocess.run(argv, capture_output=True, text=True,
+                                  input="".join(f"{rel}\0" for rel in files))
         return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise SyncError("rsync is not installed on this machine "
@@ -321,7 +328,7 @@ def check_agent_holds(devbox: Host, hops: Sequence[SshHost],
 
 def build_devbox_sync(inventory: Inventory, controller: Controller, dest_dir: str, *,
                       workdir: str | None = None, owner: str | None = None,
-                      backup_dir: str | None = None, dry_run: bool = False,
+                      files_from: bool = False, dry_run: bool = False,
                       checksum: bool = False,
                       public_keys: Mapping[str, str] | None = None) -> DevboxSync:
     """Build the command that runs rsync on ``inventory.source_host``.
@@ -360,7 +367,7 @@ def build_devbox_sync(inventory: Inventory, controller: Controller, dest_dir: st
     ssh = ssh_argv(controller, known_hosts=f"{workdir}/known_hosts", identities=identities,
                    start_after=devbox.name)
     rsync = build_rsync_argv(inventory.source, controller, dest_dir, excludes=inventory.excludes,
-                             owner=owner, backup_dir=backup_dir, dry_run=dry_run,
+                             owner=owner, files_from=files_from, dry_run=dry_run,
                              checksum=checksum, ssh=ssh)
     return DevboxSync(workdir, files, rsync)
 
@@ -391,26 +398,32 @@ def source_connection(host: Host) -> Connection:
     return shared_connection(host, forward_agent=bool(os.environ.get("SSH_AUTH_SOCK")))
 
 
-def run_on_source(host: Host, command: str) -> Result:
+def run_on_source(host: Host, command: str, stdin: str | None = None) -> Result:
     """Run ``command`` on the source host, alone on its connection (see above).
+
+    ``stdin``: what the command reads on its stdin (else nothing).
 
     Raises:
         ConnectError / HostKeyUnknown / HostKeyMismatch: see ``open_connection``.
     """
+    stream = io.StringIO(stdin) if stdin is not None else False
     with translate_ssh_errors(host), _agent_lock(host):
-        return source_connection(host).run(command, hide=True, warn=True, in_stream=False)
+        return source_connection(host).run(command, hide=True, warn=True, in_stream=stream)
 
 
 def _sync_on(devbox: Host, inventory: Inventory, controller: Controller, dest_dir: str, *,
-             owner: str | None, backup_dir: str | None, dry_run: bool,
+             owner: str | None, files: Sequence[str] | None, dry_run: bool,
              checksum: bool) -> list[Change]:
     hops = devbox_hops(devbox, controller)
     keys = {hop.name: pub for hop in hops if (pub := public_key_of(hop)) is not None}
-    plan = build_devbox_sync(inventory, controller, dest_dir, owner=owner, backup_dir=backup_dir,
-                             dry_run=dry_run, checksum=checksum, public_keys=keys)
+    plan = build_devbox_sync(inventory, controller, dest_dir, owner=owner,
+                             files_from=files is not None, dry_run=dry_run, checksum=checksum,
+                             public_keys=keys)
     check_agent_holds(devbox, hops, keys)
     output.command(devbox.name, shlex.join(plan.rsync_argv))
-    result = run_on_source(devbox, shlex.join(plan.command()))
+    # the list of files reaches rsync on the devbox through the script's stdin
+    result = run_on_source(devbox, shlex.join(plan.command()),
+                           None if files is None else "".join(f"{rel}\0" for rel in files))
     where = (f"{controller.name}: rsync on {devbox.name} ({devbox.label}) to "
              f"{controller.name} ({controller.label}):{dest_dir}")
     if result.exited == DEVBOX_WORKDIR_FAILED:
