@@ -128,7 +128,7 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
         SyncError: rsync failed (the deploy undone; the record lists what it meant to send).
     """
     declined = None
-    undo = applying.rollback_command(inventory.display_path, remote.name)
+    undo = applying.rollback_command(str(inventory.path), remote.name)
     if inventory.source_host is None:
         sent = _send_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
                           diff=diff, ignore_manifest=ignore_manifest, db=db, seen=seen,
