@@ -33,25 +33,37 @@ rollback or a hand edit changed it, and nothing is done: the answer's
 A file is sent when rsync (``--times --modify-window=-1``) would send it: it
 is new, or its size or modification time differ (``checksum``: its bytes
 differ). Unless it is a dry run, every such ``.py`` file is compiled first with this interpreter;
-if one does not compile nothing is written. Otherwise the deploy record is
-written (state "applying", listing what will be added and replaced), each
-replaced file is kept in ``DEPLOY_DIR/backup`` (a hard link, else a copy),
-each new version is written beside its target and renamed over it (mode
-644, directories 755, owned by ``owner``, the source's mtime), its
-compiled files are removed (``drop_compiled``: a stale one could win),
-and the record becomes "applied". So a call killed at any point leaves every file
-wholly old or wholly new, and a record to roll back from; the copy it was
-writing (``.NAME.devloop-PID``) is removed by the next call that writes
-that file, or by the rollback. With ``guard``,
-nothing is written either when deploy/remote/checkout_guard.py finds that a file to
-replace holds the checkout's own uncommitted work: the answer then carries its
-``checkout`` and ``uncommitted`` paths.
+if one does not compile nothing is written. Nor is anything when the way
+to a file holds a symlink (or anything else that is not a real directory)
+below the package, or its ``__pycache__`` is one: root never writes through
+one (every directory is entered by name from the one before, with
+O_NOFOLLOW; the answer's "refused" says where). Otherwise each replaced
+file is kept in ``DEPLOY_DIR/backup``, proven (a hard link, else a copy
+written, fsynced and read back; its size and sha256), the deploy record is
+written with those hashes (state "applying", listing what will be added
+and replaced), every new version is written beside its target
+(``.NAME.devloop-PID``, fsynced; mode 644, directories 755, owned by
+``owner``, the source's mtime), then each is renamed over its target and
+its compiled files removed (``drop_compiled``: a stale one could win), and
+the record becomes "applied". So a call killed at any point leaves every
+file wholly old or wholly new, and a record to roll back from; the copy it
+was writing is removed by the next call that writes that file, or by the
+rollback. A full disk at the backups, the record or the new files undoes
+what was written, the deploy's directory too (the answer's "no_space":
+what had no room, how much was needed); one at the renames or the final
+record undoes the deploy at once from its backups, or, if even that fails,
+leaves its record "applying" for ``invoke rollback`` (the answer's "cut").
+With ``guard``, nothing is written either when
+deploy/remote/checkout_guard.py finds that a file to replace holds the
+checkout's own uncommitted work: the answer then carries its ``checkout``
+and ``uncommitted`` paths.
 
 Prints one JSON line: {"log_size", "changes": [[kind, rel]], "compiled",
-"problems": [{"path", "line", "message"}], "fast_mode"}. ``log_size`` is the
-API log's size before anything changed, for the health check after the
-restart; ``fast_mode`` whether fast restart is on (given the job's
-"fast_dir"), so a restart need not ask.
+"problems": [{"path", "line", "message"}], "fast_mode"}, and "refused",
+"no_space" or "cut" as above (deploy/controller/applying.py reads them).
+``log_size`` is the API log's size before anything changed, for the health
+check after the restart; ``fast_mode`` whether fast restart is on (given
+the job's "fast_dir"), so a restart need not ask.
 
 Python 2.7 and 3.6+, standard library only.
 """

@@ -32,8 +32,11 @@ def tag() -> str:
 
 @pytest.fixture
 def elsewhere(controller, tag):
-    """A directory outside the package, on the controller, holding one file; removed after."""
-    path = f"/tmp/devloop-elsewhere-{tag}"
+    """A directory outside the package, on the controller, holding one file; removed after.
+
+    (Beside the state directory: a container's /tmp is its own, out of this machine's sight.)
+    """
+    path = f"{controller.state_dir}-elsewhere-{tag}"
     assert controller.run(["mkdir", "-m", "755", path]).returncode == 0
     assert controller.run(["sh", "-c", 'echo precious > "$1"/keep.py', "sh", path]).returncode == 0
     yield path
