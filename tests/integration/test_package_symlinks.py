@@ -156,3 +156,26 @@ def test_a_rollback_refuses_to_remove_or_restore_through_a_directory_symlink(
     assert invoke("rollback", "--inventory", str(controller_hosts),
                   "--no-restart").returncode == 0
     assert not deployed.exists()
+
+
+@pytest.mark.parametrize("controller", ["devstack"], indirect=True)
+def test_a_checkout_its_owner_swapped_for_a_symlink_is_refused(controller, controller_hosts,
+                                                               source, tag):
+    """``stack`` owns /opt/stack: it could point /opt/stack/cinder anywhere a ``cinder``
+    directory is (``/etc``): root follows no symlink there."""
+    checkout, rel = controller.checkout, f"devloop_swap_{tag}.py"
+    real = f"{checkout}.real-{tag}"
+    (source / rel).write_text("SWAPPED = True\n")
+    swap = controller.run(["sh", "-c", 'mv -- "$1" "$2" && ln -s -- "$2" "$1"', "sh",
+                           checkout, real], user=controller.service_user)
+    assert swap.returncode == 0, swap.stderr
+    try:
+        result = invoke("deploy", "--inventory", str(controller_hosts), "--no-restart")
+
+        assert result.returncode == 1
+        assert one_error_line(result.stderr) == (
+            f"error: sbx: refusing to write through {checkout}: a symlink (to {real}), in a "
+            f"directory another user can write; nothing was changed")
+        assert not controller.host_path(f"{real}/cinder/{rel}").exists()
+    finally:
+        controller.run(["sh", "-c", 'rm -- "$1" && mv -- "$2" "$1"', "sh", checkout, real])

@@ -232,6 +232,30 @@ def test_begin_deploy_says_when_the_new_files_do_not_fit_and_changes_nothing(pyt
     assert not (tmp_path / "d1").exists()
 
 
+@pytest.mark.parametrize("mode, follows", [(0o755, True), (0o777, False)],
+                         ids=["root's own directory", "anyone's directory"])
+def test_a_symlink_above_the_package_is_followed_only_where_no_one_but_root_put_it(
+        python, tmp_path, mode, follows):
+    real, parent = tmp_path / "real", tmp_path / "parent"
+    (real / "cinder" / "api").mkdir(parents=True)
+    (real / "cinder" / "api" / "a.py").write_text("old\n")
+    parent.mkdir()
+    (parent / "checkout").symlink_to(real)      # DevStack: /opt/stack/cinder, owned by stack
+    parent.chmod(mode)
+    target = parent / "checkout" / "cinder"
+    record = {"id": "d1", "target": str(target), "backup": str(tmp_path / "d1" / "backup"),
+              "replaced": ["api/a.py"], "added": []}
+
+    answer = last_json(run(python, "begin_deploy", stdin={"record": record, "sizes": None}))
+
+    if follows:
+        assert answer["record"]["replaced"] == ["api/a.py"]
+    else:
+        assert answer == {"refused": f"refusing to write through {parent}/checkout: a symlink "
+                                     f"(to {real}), in a directory another user can write"}
+        assert not (tmp_path / "d1").exists()
+
+
 def proven_record(tmp_path: Path, new: bytes, old: bytes) -> dict[str, object]:
     """A deploy that replaced cinder/api/a.py (``old``, kept proven) with ``new``."""
     target, backup = tmp_path / "cinder", tmp_path / "deploys" / "d1" / "backup"

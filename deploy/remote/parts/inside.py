@@ -11,21 +11,81 @@ class Refused(Exception):
     """A path the tool will not write through; the message says which and why."""
 
 
-def refusal(path, name=None):
+def refusal(path, name=None, what="not a directory of the package"):
     """Why ``path`` (``name`` in the current directory, if given) is not a way in."""
     try:
-        return ("refusing to write through %s: a symlink (to %s), not a directory of the "
-                "package" % (path, os.readlink(name or path)))
+        return ("refusing to write through %s: a symlink (to %s), %s"
+                % (path, os.readlink(name or path), what))
     except OSError:
         return "refusing to write through %s: not a directory" % path
+
+
+def root_put(directory, link):
+    """Whether no one but root could have put the symlink ``link`` (lstat) in ``directory`` (fstat).
+
+    A directory only root may write, or a sticky one (/tmp) where the link is root's own.
+    """
+    if directory.st_uid != 0:
+        return False
+    if not directory.st_mode & 0o022:
+        return True
+    return bool(directory.st_mode & stat.S_ISVTX) and link.st_uid == 0
+
+
+def open_top(top):
+    """An fd on the directory ``top``, reached from / one name at a time.
+
+    A symlink on the way is followed only where no one but root could have
+    put it (``lib64 -> lib``); one in a directory another user can write
+    (DevStack's ``/opt/stack`` belongs to ``stack``) is refused, as is
+    anything else that is not a directory. Raises Refused.
+    """
+    pending = [part for part in top.split("/") if part]
+    fd, path, hops = os.open("/", DIR_FLAGS), "", 0
+    try:
+        while pending:
+            part = pending.pop(0)
+            if part == ".":
+                continue
+            os.fchdir(fd)
+            try:
+                sub = os.open(part, DIR_FLAGS)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                link = lstat_here(part)
+                if link is None or not stat.S_ISLNK(link.st_mode):
+                    raise Refused(refusal(path + "/" + part, part))
+                if not root_put(os.fstat(fd), link):
+                    raise Refused(refusal(path + "/" + part, part,
+                                          "in a directory another user can write"))
+                hops += 1
+                if hops > 40:
+                    raise Refused("refusing to write through %s: too many symlinks" % top)
+                target = os.readlink(part)
+                pending = [piece for piece in target.split("/") if piece] + pending
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd, path = os.open("/", DIR_FLAGS), ""
+                continue
+            os.close(fd)
+            fd = sub
+            path = os.path.dirname(path) if part == ".." else path + "/" + part
+        return fd
+    except BaseException:
+        os.close(fd)
+        os.chdir("/")
+        raise
 
 
 def enter(top, rel_dir, make=False, ids=None, created=None):
     """Change into ``top/rel_dir``, one real directory at a time; its fd, or None if missing.
 
-    ``top`` and every directory below it are opened with O_NOFOLLOW|O_DIRECTORY,
-    each by its name in the one before (the current directory), so no symlink
-    below ``top`` is ever followed, whatever changes meanwhile. With
+    Every directory below ``top`` is opened with O_NOFOLLOW|O_DIRECTORY, each
+    by its name in the one before (the current directory), so no symlink
+    below ``top`` is ever followed, whatever changes meanwhile; ``top`` is
+    reached so too, but for a symlink only root could have put there
+    (``open_top``). With
     ``make``, missing directories are created (755, owned by ``ids``), and
     their paths (relative to ``top``) appended to ``created`` (``top`` too,
     if missing, as ``os.makedirs`` makes it). Close the fd
@@ -33,16 +93,14 @@ def enter(top, rel_dir, make=False, ids=None, created=None):
     a directory.
     """
     try:
-        fd = os.open(top, DIR_FLAGS)
+        fd = open_top(top)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise Refused(refusal(top))
         if exc.errno != errno.ENOENT:
             raise
         if not make:
             return None
         os.makedirs(top)               # a deploy's own directory (the package is always there)
-        fd = os.open(top, DIR_FLAGS)
+        fd = open_top(top)
     path, done = top, []
     try:
         for part in rel_dir.split("/"):
