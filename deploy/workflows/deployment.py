@@ -123,9 +123,8 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
         UnsafePath: a symlink below the controller's package on the way (nothing sent).
         NoSpace: no room on the controller for the backups, the record or the
             files (nothing changed).
-        DeployCut: replacing the files failed part-way; undone, or the message
-            names the ``invoke rollback`` to run.
-        SyncError: rsync failed (the deploy undone; the record lists what it meant to send).
+        DeployCut: replacing the files failed part-way (rsync failed, a full
+            disk); undone, or the message names the ``invoke rollback`` to run.
     """
     declined = None
     undo = applying.rollback_command(str(inventory.path), remote.name)
