@@ -114,12 +114,6 @@ def parse_db_state(remote: Remote, data: Mapping[str, Any]) -> DbState:
                    tuple(data.get("unknown", ())), data.get("kind", "alembic"))
 
 
-def write_record(remote: Remote, deploy_dir: str, record: Mapping[str, Any]) -> None:
-    """Write ``<deploy_dir>/record.json`` atomically, creating the directory."""
-    remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("write_file"),
-                f"{deploy_dir}/record.json", json.dumps(record, indent=2) + "\n"])
-
-
 def begin_record(remote: Remote, record: Mapping[str, Any],
                  sizes: Mapping[str, int] | None, undo: str) -> dict[str, Any]:
     """Back up what a deploy through rsync will replace, proven, and write its ``applying`` record.

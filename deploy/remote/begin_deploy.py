@@ -13,8 +13,8 @@ writer killed mid-file left beside those files is removed (rsync's
 temporary copies ``.NAME.XXXXXX``; deploy/remote/receive_tree.py's or
 deploy/remote/restore.py's whose process is gone), every file to replace
 is kept in the record's ``backup`` directory, proven (its size and sha256,
-read back: deploy/remote/parts/backups.py), and the record is written with
-those hashes, fsynced, before rsync replaces anything. The record's
+read back, flushed to disk: deploy/remote/parts/backups.py), and the
+record is written with those hashes, fsynced, before rsync replaces anything. The record's
 ``added``/``replaced`` are as the controller has them now.
 
 Prints one JSON line: ``{"record": RECORD}``, or ``refused``/``no_space``
@@ -61,6 +61,7 @@ def begin(job):
             else:
                 record["replaced"].append(rel)
                 record["backups"][rel] = entry
+        sync_all([record["backup"]])
     except Refused as exc:
         forget(deploy_dir)
         return {"refused": str(exc)}

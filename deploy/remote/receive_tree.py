@@ -39,10 +39,10 @@ below the package, or its ``__pycache__`` is one: root never writes through
 one (every directory is entered by name from the one before, with
 O_NOFOLLOW; the answer's "refused" says where). Otherwise each replaced
 file is kept in ``DEPLOY_DIR/backup``, proven (a hard link, else a copy
-written, fsynced and read back; its size and sha256), the deploy record is
+written, read back and flushed to disk; its size and sha256), the deploy record is
 written with those hashes (state "applying", listing what will be added
 and replaced), every new version is written beside its target
-(``.NAME.devloop-PID``, fsynced; mode 644, directories 755, owned by
+(``.NAME.devloop-PID``, flushed to disk; mode 644, directories 755, owned by
 ``owner``, the source's mtime), then each is renamed over its target and
 its compiled files removed (``drop_compiled``: a stale one could win), and
 the record becomes "applied". So a call killed at any point leaves every
@@ -192,11 +192,11 @@ def stale_files(target, expect):
 
 
 def stage(target, rel, data, wanted_ns, ids, created):
-    """Write ``data`` beside ``target/rel`` (``.NAME.devloop-PID``), fsynced; its name.
+    """Write ``data`` beside ``target/rel`` (``.NAME.devloop-PID``); its name.
 
     Mode 644, owned by ``ids``, the source's mtime; missing directories are
     created (their paths added to ``created``). A copy cut short (a full
-    disk) is removed.
+    disk) is removed. (The caller flushes them all to disk: ``sync_all``.)
     """
     directory, name = os.path.split(rel)
     fd = enter(target, directory, make=True, ids=ids, created=created)
@@ -211,7 +211,6 @@ def stage(target, rel, data, wanted_ns, ids, created):
                 os.fchown(out, ids[0], ids[1])
             if sys.version_info >= (3, 3):
                 os.utime(out, ns=(wanted_ns, wanted_ns))
-            os.fsync(out)
         except BaseException:
             os.close(out)
             unlink_here(tmp)
@@ -395,7 +394,7 @@ def write(job, target, plan, result):
     1. each file to replace is kept in the deploy's ``backup/``, proven
        (size and sha256, read back); 2. the record ("applying", with those
        hashes) is written; 3. every new file is written beside its target
-       and fsynced; 4. each is renamed over its target; 5. the record
+       and flushed to disk; 4. each is renamed over its target; 5. the record
        becomes "applied". A full disk at 1-3 undoes what was written (the
        deploy's directory too): nothing was changed. A failure at 4-5 undoes
        the deploy from its backups at once, or, if even that fails, leaves
@@ -421,6 +420,7 @@ def write(job, target, plan, result):
                 continue
             record["replaced"].append(rel)
             record["backups"][rel] = entry
+        sync_all([backup])
     except (IOError, OSError, Refused, Unproven) as exc:
         forget(deploy_dir)
         if not no_space(exc):
@@ -446,6 +446,7 @@ def write(job, target, plan, result):
     try:
         for rel, _, data, wanted_ns in plan:
             staged.append((rel, stage(target, rel, data, wanted_ns, ids, created)))
+        sync_all(sorted(set(os.path.join(target, os.path.dirname(rel)) for rel, _ in staged)))
     except (IOError, OSError) as exc:
         unstage(target, staged, created)
         forget(deploy_dir)

@@ -46,7 +46,8 @@ def copy_here(source, dest, info):
     """Copy the regular file open as ``source`` to a new file ``dest`` in the current
     directory, with the mode, owner and times of ``info``; (size, sha256) of what it read.
 
-    The copy is fsynced. On any failure (a full disk) it is removed: never half a file.
+    On any failure (a full disk) it is removed: never half a file. (The
+    caller flushes it to disk, with the others: ``sync_all``.)
     """
     out = os.open(dest, NEW_FILE, 0o600)
     try:
@@ -61,7 +62,6 @@ def copy_here(source, dest, info):
         os.fchmod(out, stat.S_IMODE(info.st_mode))
         os.fchown(out, info.st_uid, info.st_gid)
         set_times(out, dest, info)
-        os.fsync(out)
     except BaseException:
         os.close(out)
         unlink_here(dest)
@@ -76,8 +76,9 @@ def keep(top, rel, backup):
     None when the file is not there. A symlink is kept as the symlink it is
     (``{"link": TARGET}``); a regular file as a hard link when the backup is
     on its filesystem (the same inode: it takes no room), else as a copy,
-    written, fsynced and read back; either way its ``{"size", "sha256"}``,
-    which a rollback checks before it restores the file. The file is
+    written and read back; either way its ``{"size", "sha256"}``, which a
+    rollback checks before it restores the file. The caller flushes the
+    backups to disk (``sync_all``) before it records them. The file is
     reached without following a symlink (Refused); a disk that fills
     raises OSError(ENOSPC), leaving no part of this backup behind.
     """
@@ -115,7 +116,6 @@ def keep(top, rel, backup):
                     raise Refused("refusing to replace %s/%s: it changed while it was backed "
                                   "up" % (top, rel))
                 size, sha = digest_fd(check)
-                os.fsync(check)
             finally:
                 if check is not None:
                     os.close(check)
@@ -205,4 +205,5 @@ def write_json(path, data):
 
 def forget(deploy_dir):
     """Remove a deploy's directory (its backups and record): the deploy changed nothing."""
+    forget_tops(deploy_dir)
     shutil.rmtree(deploy_dir, ignore_errors=True)

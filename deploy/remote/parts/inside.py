@@ -32,14 +32,35 @@ def root_put(directory, link):
     return bool(directory.st_mode & stat.S_ISVTX) and link.st_uid == 0
 
 
+#: the directories ``open_top`` reached, by path: each is walked to once per call
+TOPS = {}
+
+
 def open_top(top):
     """An fd on the directory ``top``, reached from / one name at a time.
 
     A symlink on the way is followed only where no one but root could have
     put it (``lib64 -> lib``); one in a directory another user can write
     (DevStack's ``/opt/stack`` belongs to ``stack``) is refused, as is
-    anything else that is not a directory. Raises Refused.
+    anything else that is not a directory. Raises Refused. The walk is made
+    once: later calls get a new fd on the directory it reached (``TOPS``),
+    whatever was renamed on the way since.
     """
+    if top in TOPS:
+        return os.dup(TOPS[top])
+    fd = walk_top(top)
+    TOPS[top] = os.dup(fd)
+    return fd
+
+
+def forget_tops(under):
+    """Drop what ``open_top`` kept of ``under`` and the directories below it (removed)."""
+    for path in [path for path in TOPS if path == under or path.startswith(under + "/")]:
+        os.close(TOPS.pop(path))
+
+
+def walk_top(top):
+    """``open_top``'s walk from /."""
     pending = [part for part in top.split("/") if part]
     fd, path, hops = os.open("/", DIR_FLAGS), "", 0
     try:
@@ -216,6 +237,39 @@ def fsync_dir(path):
         pass
     finally:
         os.close(fd)
+
+
+def sync_all(paths):
+    """Flush every filesystem holding one of the directories ``paths`` to disk.
+
+    One syncfs(2) per filesystem (else sync(2)): a deploy of 2,000 files
+    fsynced one by one would wait for 2,000 journal commits.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+    except (ImportError, OSError):
+        libc = None
+    seen = set()
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            continue
+        try:
+            device = os.fstat(fd).st_dev
+            if device in seen:
+                continue
+            seen.add(device)
+            if libc is not None and getattr(libc, "syncfs", None) is not None:
+                if libc.syncfs(fd) == 0:
+                    continue
+            if hasattr(os, "sync"):
+                os.sync()
+            elif libc is not None:
+                libc.sync()
+        finally:
+            os.close(fd)
 
 
 def free_bytes(fd_or_path):

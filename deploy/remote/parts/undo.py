@@ -7,7 +7,7 @@ def put_back(top, rel, source):
     """Put the backup ``source`` back at ``top/rel``: beside it first, then renamed over it.
 
     A hard link where the backup shares the package's filesystem (no room
-    needed, even on a full disk), else a copy (fsynced); a symlink comes
+    needed, even on a full disk), else a copy; a symlink comes
     back as the symlink it was. Never half a file: a copy cut short is
     removed. Returns the compiled files removed beside it.
     """
@@ -134,6 +134,7 @@ def undo_record(record, summary, forget_it=False):
     for rel, source, _ in to_restore(record):
         summary["compiled"].extend(put_back(target, rel, source))
         summary["restored"].append(rel)
+    sync_all([target])
     deploy_dir = os.path.dirname(record["backup"])
     if forget_it:
         forget(deploy_dir)
