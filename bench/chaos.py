@@ -643,13 +643,15 @@ class Chaos:
                          + "".join(run.lines[-8:]))
         if run.cut == "fill-disk":
             self.summary.filled[where] += 1
-            errors = [line for line in run.lines if line.startswith("error:")]
-            if run.rc != 0 and (len(errors) != 1 or any("Traceback" in line
-                                                        for line in run.lines)):
+            errors = [index for index, line in enumerate(run.lines)
+                      if line.startswith("error:")]
+            # one line: nothing follows it (no detail, no traceback)
+            if run.rc != 0 and (len(errors) != 1 or errors[0] != len(run.lines) - 1
+                                or any("Traceback" in line for line in run.lines)):
                 self.problem(f"{label}: a full disk ({where}) did not end in one error line "
                              f"(exit {run.rc}):\n" + "".join(run.lines[-8:]))
             if run.rc != 0 and len(errors) == 1:
-                self.summary.disk_errors[disk_error(errors[0])] += 1
+                self.summary.disk_errors[disk_error(run.lines[errors[0]])] += 1
         point = kill_point(run)
         self.summary.cuts[run.cut or ("none (timing run)" if calibrating
                                       else "none (ended first)")] += 1

@@ -78,6 +78,9 @@ class CommandFailed(DevloopError):
 class SyncError(DevloopError):
     """rsync could not lay the source tree over the controller's cinder."""
 
+    #: rsync said the controller's disk (or quota) was full
+    no_space: bool = False
+
 
 class UnsafePath(DevloopError):
     """A symlink (or another non-directory) on a path the tool would write under;

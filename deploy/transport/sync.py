@@ -179,10 +179,17 @@ def _run_rsync(inventory: Inventory, controller: Controller, dest_dir: str, *,
 def _changes_or_raise(proc: subprocess.CompletedProcess[str], controller: Controller,
                       dest_dir: str) -> list[Change]:
     if proc.returncode != 0:
-        raise SyncError(f"{controller.name}: rsync to {controller.label}:{dest_dir} failed "
-                        f"with exit code {proc.returncode}:\n  {_detail(proc.stderr)}"
-                        + _hint(controller, proc.returncode, proc.stderr))
+        error = SyncError(f"{controller.name}: rsync to {controller.label}:{dest_dir} failed "
+                          f"with exit code {proc.returncode}:\n  {_detail(proc.stderr)}"
+                          + _hint(controller, proc.returncode, proc.stderr))
+        error.no_space = _no_space(proc.stderr)
+        raise error
     return parse_changes(proc.stdout)
+
+
+def _no_space(stderr: str) -> bool:
+    """Whether rsync's output says the disk (or the quota) was full, on any of its lines."""
+    return "No space left on device" in stderr or "Disk quota exceeded" in stderr
 
 
 def _detail(stderr: str) -> str:
@@ -433,7 +440,9 @@ def _sync_on(devbox: Host, inventory: Inventory, controller: Controller, dest_di
         raise SyncError(f"{where} could not start: rsync is not installed on {devbox.name} "
                         f"(apt-get install rsync there)")
     if result.exited != 0:
-        raise SyncError(f"{where} failed with exit code {result.exited}:\n  "
-                        f"{_detail(result.stderr)}"
-                        + _hint(controller, result.exited, result.stderr, on=devbox))
+        error = SyncError(f"{where} failed with exit code {result.exited}:\n  "
+                          f"{_detail(result.stderr)}"
+                          + _hint(controller, result.exited, result.stderr, on=devbox))
+        error.no_space = _no_space(result.stderr)
+        raise error
     return parse_changes(result.stdout)

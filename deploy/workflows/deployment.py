@@ -351,9 +351,9 @@ def _undo_now(remote: Remote, record: Mapping[str, Any], failure: SyncError,
               undo: str) -> DevloopError:
     """Undo a deploy whose rsync failed part-way, from its proven backups; the error to raise."""
     text = str(failure)
-    if "No space left on device" in text or "Disk quota exceeded" in text:
-        head = (f"{remote.name}: the disk filled up while rsync wrote the files "
-                f"({'No space left on device' if 'No space' in text else 'Disk quota exceeded'})")
+    if failure.no_space or "No space left on device" in text or "Disk quota exceeded" in text:
+        head = f"{remote.name}: the disk filled up while rsync wrote the files (No space left " \
+               f"on device)"
     else:
         head = text
     try:
