@@ -36,21 +36,22 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
            diff=False, rollback_on_failure=False, timeout=60, verbose=False,
            ignore_manifest=False, force=False, lock_wait=30):
     """Sync the source tree into each controller's cinder, restart, check the API."""
-    from deploy.base.cli import selected
+    from deploy.base.cli import seconds, selected
     from deploy.workflows.deployment import deploy_to, summary_table
     from deploy.transport.fleet import on_each
     from deploy.controller.lock import locked
 
+    timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
     inv, controllers = selected(inventory, host)
 
     def work(ctl):
         return deploy_to(inv, ctl, dry_run=dry_run, restart=not no_restart,
-                         timeout=float(timeout), checksum=checksum, diff=diff,
+                         timeout=timeout, checksum=checksum, diff=diff,
                          rollback_on_failure=rollback_on_failure,
                          ignore_manifest=ignore_manifest, force=force)
 
     # a dry run changes nothing: it takes no lock
-    on_each(controllers, work if dry_run else locked("deploy", float(lock_wait), work),
+    on_each(controllers, work if dry_run else locked("deploy", lock_wait, work),
             summary=summary_table)
 
 
@@ -65,14 +66,15 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
 def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_failure=False,
          timeout=60, verbose=False, ignore_manifest=False, lock_wait=30):
     """Deploy; db-sync only if a migration changed or the DB is behind; restart only if needed."""
-    from deploy.base.cli import selected
+    from deploy.base.cli import seconds, selected
     from deploy.transport.fleet import on_each
     from deploy.workflows.loop import loop_on
     from deploy.controller.lock import locked
 
+    timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
     inv, controllers = selected(inventory, host)
-    on_each(controllers, locked("loop", float(lock_wait), lambda ctl: loop_on(
-        inv, ctl, timeout=float(timeout), smoke=smoke, checksum=checksum,
+    on_each(controllers, locked("loop", lock_wait, lambda ctl: loop_on(
+        inv, ctl, timeout=timeout, smoke=smoke, checksum=checksum,
         rollback_on_failure=rollback_on_failure, ignore_manifest=ignore_manifest)))
 
 
@@ -87,12 +89,14 @@ def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_
 def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, verbose=False,
           ignore_manifest=False, lock_wait=30):
     """Watch the source tree; run the loop for each burst of saves until Ctrl-C."""
-    from deploy.base.cli import selected
+    from deploy.base.cli import count, seconds, selected
     from deploy.workflows.watch import watch as watch_tree
 
+    debounce, timeout = count("--debounce", debounce), seconds("--timeout", timeout)
+    lock_wait = seconds("--lock-wait", lock_wait)
     inv, controllers = selected(inventory, host)
-    watch_tree(inv, controllers, debounce_ms=int(debounce), timeout=float(timeout), smoke=smoke,
-               ignore_manifest=ignore_manifest, lock_wait=float(lock_wait))
+    watch_tree(inv, controllers, debounce_ms=debounce, timeout=timeout, smoke=smoke,
+               ignore_manifest=ignore_manifest, lock_wait=lock_wait)
 
 
 @task(iterable=["host"], help={
@@ -105,14 +109,15 @@ def watch(c, host=None, inventory=None, smoke=False, debounce=400, timeout=60, v
 def rollback(c, host=None, inventory=None, to=None, no_restart=False, timeout=60,
              verbose=False, lock_wait=30):
     """Undo the newest deploy: restore replaced files, remove added ones, restart, check."""
-    from deploy.base.cli import selected
+    from deploy.base.cli import seconds, selected
     from deploy.transport.fleet import on_each
     from deploy.workflows.rollback import rollback as undo
     from deploy.controller.lock import locked
 
+    timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
     _, controllers = selected(inventory, host)
-    on_each(controllers, locked("rollback", float(lock_wait), lambda ctl: undo(
-        ctl, to=to, restart=not no_restart, timeout=float(timeout))))
+    on_each(controllers, locked("rollback", lock_wait, lambda ctl: undo(
+        ctl, to=to, restart=not no_restart, timeout=timeout)))
 
 
 @task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
@@ -120,7 +125,7 @@ def rollback(c, host=None, inventory=None, to=None, no_restart=False, timeout=60
 @reports_errors
 def restart(c, host=None, inventory=None, timeout=60, verbose=False, lock_wait=30):
     """Restart the API service and wait until it answers."""
-    from deploy.base.cli import selected
+    from deploy.base.cli import seconds, selected
     from deploy.controller.restart import restart_and_check
     from deploy.transport.commands import Remote
     from deploy.transport.fleet import on_each
@@ -128,14 +133,15 @@ def restart(c, host=None, inventory=None, timeout=60, verbose=False, lock_wait=3
     def work(ctl):
         remote = Remote.open(ctl)
         try:
-            return restart_and_check(remote, float(timeout))
+            return restart_and_check(remote, timeout)
         finally:
             remote.close()
 
     from deploy.controller.lock import locked
 
+    timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
     _, controllers = selected(inventory, host)
-    on_each(controllers, locked("restart", float(lock_wait), work))
+    on_each(controllers, locked("restart", lock_wait, work))
 
 
 @task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE})
@@ -162,15 +168,16 @@ def status(c, host=None, inventory=None, verbose=False):
 @reports_errors
 def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbose=False):
     """Show the tail of the cinder-api log (or of its systemd journal)."""
-    from deploy.base.cli import selected
+    from deploy.base.cli import count, selected
     from deploy.base.errors import UsageError
     from deploy.workflows.logs import show_logs
 
+    n = count("-n", n)
     _, controllers = selected(inventory, host)
     if follow and len(controllers) > 1:
         raise UsageError("--follow follows one controller: pass --host NAME")
     for ctl in controllers:
-        show_logs(ctl, int(n), follow, journal)
+        show_logs(ctl, n, follow, journal)
 
 
 @task(name="db-sync", iterable=["host"],
@@ -179,7 +186,7 @@ def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbos
 def db_sync(c, host=None, inventory=None, verbose=False, lock_wait=30):
     """Run cinder-manage db sync as the service user; show the revision before and after."""
     from deploy.base import output
-    from deploy.base.cli import selected
+    from deploy.base.cli import seconds, selected
     from deploy.controller.db import db_sync as sync
     from deploy.transport.commands import Remote
     from deploy.transport.fleet import on_each
@@ -198,8 +205,9 @@ def db_sync(c, host=None, inventory=None, verbose=False, lock_wait=30):
 
     from deploy.controller.lock import locked
 
+    lock_wait = seconds("--lock-wait", lock_wait)
     _, controllers = selected(inventory, host)
-    on_each(controllers, locked("db-sync", float(lock_wait), work))
+    on_each(controllers, locked("db-sync", lock_wait, work))
 
 
 @task(iterable=["host"], help={
@@ -245,37 +253,39 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, p
     """Stop the service, run cinder-api under pdb here (or debugpy for the IDE), restart it."""
     from pathlib import Path
 
-    from deploy.base.cli import selected
+    from deploy.base.cli import port as port_number, seconds, selected
     from deploy.base.errors import UsageError
     from deploy.controller.lock import locked
     from deploy.workflows.debug import debug as run_session
 
+    port, timeout = port_number("--port", port), seconds("--timeout", timeout)
+    lock_wait = seconds("--lock-wait", lock_wait)
     loaded, controllers = selected(inventory, [host] if host else None)
-    if not 0 <= int(port) <= 65535:
-        raise UsageError(f"--port {port}: expected a port number")
     if print_config:
         from deploy.workflows.attach import print_config as show
 
-        show(loaded, controllers, int(port))
+        show(loaded, controllers, port)
         return
     if len(controllers) != 1:
         raise UsageError("debug runs on one controller: pass --host NAME (one of "
                          f"{', '.join(ctl.name for ctl in controllers)})")
     options = None
     if attach:
-        from deploy.workflows.attach import AttachOptions
+        from deploy.workflows.attach import AttachOptions, writable_launch_json
 
         if break_:
             raise UsageError("--break is for pdb in this terminal; with --attach, set the "
                              "breakpoints in the IDE")
 
-        options = AttachOptions(loaded, int(port), Path(launch_json) if launch_json else None)
+        # refused here, before any controller is touched (the session stops the service)
+        options = AttachOptions(loaded, port,
+                                writable_launch_json(Path(launch_json)) if launch_json else None)
     elif launch_json:
         raise UsageError("--launch-json goes with --attach")
     from deploy.transport.fleet import on_each
 
-    on_each(controllers, locked("debug", float(lock_wait),
-                                lambda ctl: run_session(ctl, break_ or [], float(timeout),
+    on_each(controllers, locked("debug", lock_wait,
+                                lambda ctl: run_session(ctl, break_ or [], timeout,
                                                         attach=options)))
 
 
@@ -288,7 +298,7 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, p
 @reports_errors
 def fast_restart(c, mode, host=None, inventory=None, timeout=60, verbose=False, lock_wait=30):
     """Turn fast restart (cinder-api forked from a warm parent) on or off."""
-    from deploy.base.cli import selected
+    from deploy.base.cli import seconds, selected
     from deploy.base.errors import UsageError
     from deploy.controller.fastrestart import switch
     from deploy.transport.fleet import on_each
@@ -296,9 +306,10 @@ def fast_restart(c, mode, host=None, inventory=None, timeout=60, verbose=False, 
 
     if mode not in ("on", "off"):
         raise UsageError(f"fast-restart takes on or off, not {mode!r}")
+    timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
     _, controllers = selected(inventory, host)
-    on_each(controllers, locked("fast-restart", float(lock_wait),
-                                lambda ctl: switch(ctl, mode == "on", float(timeout))))
+    on_each(controllers, locked("fast-restart", lock_wait,
+                                lambda ctl: switch(ctl, mode == "on", timeout)))
 
 
 # --- the sandbox controller ----------------------------------------------------
@@ -319,9 +330,11 @@ def _sandbox(kind, root, ssh_port, api_port):
     """The module of ``kind`` and its layout."""
     from pathlib import Path
 
+    from deploy.base.cli import port
     from deploy.base.errors import UsageError
     from deploy.sandbox import KINDS
 
+    ssh_port, api_port = port("--ssh-port", ssh_port), port("--api-port", api_port)
     if kind not in KINDS:
         raise UsageError(f"--kind: unknown sandbox kind {kind!r} (known: {', '.join(KINDS)})")
     if kind == "rdo":

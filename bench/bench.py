@@ -72,6 +72,7 @@ import yaml  # noqa: E402
 from deploy import sandbox  # noqa: E402
 from deploy.openstack.auth import NOAUTH_PROJECT, ApiAccess, cloud_access  # noqa: E402
 from deploy.sandbox import SandboxLayout, rdo  # noqa: E402
+from deploy.sandbox.common import free_port  # noqa: E402
 from deploy.sandbox import devstack  # noqa: E402
 from deploy.sandbox.devstack import DevstackLayout  # noqa: E402
 from deploy.sandbox.rdo import RdoLayout  # noqa: E402
@@ -114,8 +115,9 @@ class Kind:
     fleet_size = 0
     #: does our side run in fast-restart mode? (DevStack's uWSGI refuses it)
     fast_restart = True
-    #: the repo's feature tree for this kind's Cinder (laid over the whole tree)
-    feature_tree = "cinder_patch/cinder"
+    #: the repo's feature for this kind's Cinder (laid over the whole tree): the
+    #: common tree with this release tree laid over it (:func:`feature_tree`)
+    release_tree = "cinder_patch/releases/29/cinder"
     #: the manual restart and status, as the developer types them over ssh
     manual_commands = ""
 
@@ -166,8 +168,9 @@ class SupervisordKind(Kind):
 
     def __init__(self, base: Path = BENCH_BASE) -> None:
         root = base / "bench"
-        first = SandboxLayout(root / "ctl1", 22101, 18801, name="bench1")
-        rest = [SandboxLayout(root / f"ctl{i}", 22100 + i, 18800 + i, name=f"bench{i}",
+        # ports the kernel picks for this run: two benches on one machine never meet
+        first = SandboxLayout(root / "ctl1", free_port(), free_port(), name="bench1")
+        rest = [SandboxLayout(root / f"ctl{i}", free_port(), free_port(), name=f"bench{i}",
                               base_venv=first.venv) for i in range(2, 9)]
         every = [first, *rest]
         super().__init__(every[:4], every[4:])
@@ -249,7 +252,7 @@ class RdoKind(Kind):
         path.write_text(yaml.safe_dump({"clouds": clouds}))
         path.chmod(0o600)
         self.env = {"OS_CLIENT_CONFIG_FILE": str(path)}
-        self.tokens = {layout.name: cloud_access(self.cloud(layout), self.env)
+        self.tokens = {layout.name: cloud_access(self.cloud(layout), path)
                        for layout in chosen}
 
     def access(self, layout: Layout) -> ApiAccess:
@@ -261,7 +264,7 @@ class LegacyKind(RdoKind):
 
     name = "legacy"
     fleet_size = 0      # no fleet rows: one container each side
-    feature_tree = "cinder_patch/train/cinder"
+    release_tree = "cinder_patch/releases/train/cinder"
 
     def __init__(self, base: Path = BENCH_BASE) -> None:
         from deploy.sandbox.legacy import LegacyLayout
@@ -341,8 +344,15 @@ def whole_tree(kind: Kind, layout: Layout, dest: Path) -> Path:
     (no ``__pycache__``, mtimes kept) with the repo's feature tree laid over it."""
     shutil.copytree(kind.cinder_dir(layout), dest,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "devloop_*"))
-    shutil.copytree(ROOT / kind.feature_tree, dest, dirs_exist_ok=True)
+    shutil.copytree(feature_tree(kind), dest, dirs_exist_ok=True)
     return dest
+
+
+def feature_tree(kind: Kind) -> Path:
+    """The repo's feature for ``kind``'s Cinder, its two layers composed as deploy does."""
+    from deploy.controller.layers import compose
+
+    return compose((ROOT / "cinder_patch" / "cinder", ROOT / kind.release_tree))
 
 
 def count_files(tree: Path) -> int:
@@ -537,6 +547,12 @@ def main() -> None:
         parser.error(f"{', '.join(sorted(wanted))} run on the supervisord kind only")
     # a kill ends the run the way Ctrl-C does: through the finally that stops the controllers
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # Started in the background by a non-interactive shell (nohup … &, a job
+    # scheduler), the bench has SIGINT ignored, and every child inherits that:
+    # the SIGINT that stops `invoke watch` would reach nothing. Its children
+    # get the default back (exec resets a handled signal, not an ignored one).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     load_before = os.getloadavg()
     results: list[Row] = []
     steps: dict[str, Steps] = {}
@@ -581,7 +597,7 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
         if tree == "whole":
             whole_tree(kind, first, source)
         else:
-            shutil.copytree(ROOT / kind.feature_tree, source)
+            shutil.copytree(feature_tree(kind), source)
         (source / "devloop_bench").mkdir()
         probe.write_text("EDIT = None\n")
         print(f"--> bench {kind.name}: source tree {source}: {count_files(source)} files",
@@ -638,7 +654,7 @@ def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
         if "growth" in wanted:
             # one changed file in trees of ~20, ~1,500 and ~6,000 files: how each cost grows
             small = work / "growth-small" / "cinder"
-            shutil.copytree(ROOT / kind.feature_tree, small)
+            shutil.copytree(feature_tree(kind), small)
             medium = work / "growth-whole" / "cinder"
             if tree == "whole":
                 shutil.copytree(source, medium)
@@ -877,8 +893,9 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
          "(its installed `cinder/` package without `__pycache__`, the repo's feature tree "
          "laid over it), except the growth rows, which edit one file of trees of about 20, "
          "1,500 and 6,000 files." if args.tree == "whole" else
-         "Every row edits one file of the 19-file overlay `cinder_patch/cinder` (`--tree "
-         "patch`)."),
+         "Every row edits one file of the feature's overlay (`--tree patch`): "
+         "`cinder_patch/cinder` with the release tree of the controller's Cinder laid "
+         "over it."),
         "",
         "Ours runs on controllers in fast-restart mode (`invoke fast-restart on`); the manual "
         "commands (`rsync -avz -e ssh <tree>/ root@ctl:<site-packages>/cinder/`, a restart "

@@ -1,18 +1,22 @@
 """Several hosts on one machine: network namespaces, veth links, a private sshd.
 
-A :class:`Topology` creates ``dlp-`` namespaces joined by veth pairs, with
-addresses from 172.31.0.0/24 used only inside them; the root namespace (the
-workstation) gets an ``unreachable`` route for the whole range, so a wrong
-address fails at once instead of leaving the machine. :meth:`Topology.down`
-removes everything in the order that works (SANDBOX_NOTES.md): end the
-processes inside each namespace by PID, delete the namespace, delete the
-root-side veth, then the route.
+A :class:`Topology` creates namespaces joined by veth pairs. Every name it
+makes carries a tag of its own (``dlp-<tag>-devbox``, links ``dlp<tag>ws0``)
+and its addresses come from a /24 of 172.31.0.0/16 that no other run holds,
+so two test runs on one machine never meet. The range is claimed under a
+lock by adding an ``unreachable`` route for it in the root namespace (the
+workstation), which also makes a wrong address fail at once instead of
+leaving the machine. :meth:`Topology.down` removes everything in the order
+that works (SANDBOX_NOTES.md): end the processes inside each namespace by
+PID, delete the namespace, delete the root-side veth, then the route.
 
 :func:`start_sshd` runs a plain sshd (a devbox or a gateway) in a namespace,
 optionally with directories bind-mounted so only that "host" sees them.
 """
 from __future__ import annotations
 
+import fcntl
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -23,8 +27,10 @@ from typing import Sequence
 
 from deploy.sandbox import end_process
 
-PREFIX = "dlp-"
-RANGE = "172.31.0.0/24"
+PREFIX = "dlp"
+#: every topology takes one /24 of this for its addresses
+SPACE = ipaddress.IPv4Network("172.31.0.0/16")
+CLAIM_LOCK = Path("/run/lock/cinder-devloop-netns.lock")
 
 
 def run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -58,37 +64,70 @@ def can_create_namespaces() -> str | None:
 
 @dataclass
 class Topology:
-    """Network namespaces and veth links, all removed by :meth:`down`."""
+    """Network namespaces and veth links of one run, all removed by :meth:`down`."""
 
+    tag: str = ""               # from the claimed range: unique among the runs alive
     namespaces: list[str] = field(default_factory=list)
     root_links: list[str] = field(default_factory=list)
-    unreachable: str | None = None
+    range: ipaddress.IPv4Network | None = None
 
-    def add(self, name: str) -> str:
-        """Create namespace ``name`` (``dlp-`` prefixed), loopback up; a stale one is removed first."""
-        assert name.startswith(PREFIX), f"namespace names start with {PREFIX!r}"
+    def name(self, short: str) -> str:
+        """A namespace name of this run: ``dlp-<tag>-<short>``."""
+        assert self.tag, "claim_range() first"
+        return f"{PREFIX}-{self.tag}-{short}"
+
+    def dev(self, short: str) -> str:
+        """A link name of this run: ``dlp<tag><short>`` (at most 15 characters)."""
+        name = f"{PREFIX}{self.tag}{short}"
+        assert len(name) <= 15, name
+        return name
+
+    def addr(self, host: int, prefix: int | None = None) -> str:
+        """The ``host``-th address of this run's range, with ``/prefix`` if given."""
+        assert self.range is not None, "claim_range() first"
+        address = str(self.range.network_address + host)
+        return f"{address}/{prefix}" if prefix is not None else address
+
+    def claim_range(self) -> ipaddress.IPv4Network:
+        """Take a /24 of :data:`SPACE` that no other run holds (its ``unreachable`` route here).
+
+        The route is what marks a range as taken, so the look and the claim
+        happen under one lock.
+        """
+        CLAIM_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        with open(CLAIM_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            taken = {line.split()[1] for line in run(["ip", "route", "show"]).stdout.splitlines()
+                     if line.startswith("unreachable ")}
+            for block in SPACE.subnets(new_prefix=24):
+                if str(block) not in taken:
+                    run(["ip", "route", "add", "unreachable", str(block)])
+                    self.range = block
+                    self.tag = f"{block.network_address.packed[2]:02x}"
+                    return block
+        raise RuntimeError(f"no free /24 left in {SPACE}")
+
+    def add(self, short: str) -> str:
+        """Create this run's namespace for ``short``, loopback up; return its name."""
+        name = self.name(short)
         if Path("/run/netns", name).exists():
+            # the range was free, so this is what a crashed run of the same tag left
             _remove_namespace(name)
         run(["ip", "netns", "add", name])
         self.namespaces.append(name)
         run(["ip", "-n", name, "link", "set", "lo", "up"])
         return name
 
-    def guard_range(self, cidr: str = RANGE) -> None:
-        """``ip route add unreachable CIDR`` here: nothing of the range leaves the machine."""
-        run(["ip", "route", "replace", "unreachable", cidr])
-        self.unreachable = cidr
-
     def link(self, a: str | None, b: str, dev_a: str, dev_b: str,
              addr_a: str, addr_b: str) -> None:
         """Join ``a`` (None: the root namespace) and ``b`` with a veth pair.
 
-        ``addr_a``/``addr_b`` carry their prefix length (``172.31.0.1/28``).
+        ``dev_a``/``dev_b`` are short names made this run's by :meth:`dev`;
+        ``addr_a``/``addr_b`` carry their prefix length (``172.31.7.1/28``).
         """
-        for dev in (dev_a, dev_b):
-            assert dev.startswith(PREFIX) and len(dev) <= 15, dev
+        dev_a, dev_b = self.dev(dev_a), self.dev(dev_b)
         if a is None:
-            run(["ip", "link", "del", dev_a], check=False)  # a stale one from a crash
+            run(["ip", "link", "del", dev_a], check=False)  # a crashed run's, as above
         run(["ip", "link", "add", dev_a, *(["netns", a] if a else []),
              "type", "veth", "peer", "name", dev_b, "netns", b])
         if a is None:
@@ -99,7 +138,7 @@ class Topology:
             run([*prefix, "link", "set", dev, "up"])
 
     def address(self, ns: str, addr: str, dev: str = "lo") -> None:
-        """Give ``ns`` one more address (``172.31.0.100/32`` on its loopback, say)."""
+        """Give ``ns`` one more address (one on its loopback, say)."""
         run(["ip", "-n", ns, "addr", "add", addr, "dev", dev])
 
     def route(self, ns: str | None, dest: str, via: str) -> None:
@@ -117,10 +156,27 @@ class Topology:
             # veth teardown is asynchronous: delete the root side explicitly
             run(["ip", "link", "del", dev], check=False)
         self.root_links.clear()
-        if self.unreachable:
-            run(["ip", "route", "del", "unreachable", self.unreachable], check=False)
-            self.unreachable = None
-        return problems + leftovers()
+        leftover = self.leftovers()
+        if self.range is not None:
+            run(["ip", "route", "del", "unreachable", str(self.range)], check=False)
+            self.range = None
+        return problems + leftover
+
+    def leftovers(self) -> list[str]:
+        """This run's namespaces, links or routes into its range still on the machine."""
+        found = [f"namespace {n}" for n in run(["ip", "netns", "list"]).stdout.split()
+                 if n.startswith(f"{PREFIX}-{self.tag}-")]
+        for line in run(["ip", "-o", "link", "show"]).stdout.splitlines():
+            name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+            if name.startswith(f"{PREFIX}{self.tag}"):
+                found.append(f"link {name}")
+        if self.range is not None:
+            for line in run(["ip", "route", "show"]).stdout.splitlines():
+                dest = line.split()[0]
+                if dest[0].isdigit() and \
+                        ipaddress.ip_network(dest, strict=False).overlaps(self.range):
+                    found.append(f"a route to {dest}")
+        return found
 
 
 def namespace_pids(ns: str) -> list[int]:
@@ -136,19 +192,6 @@ def _remove_namespace(ns: str) -> list[str]:
     run(["ip", "netns", "del", ns], check=False)
     still = namespace_pids(ns) if Path("/run/netns", ns).exists() else []
     return [f"namespace {ns} still has processes {still}"] if still else []
-
-
-def leftovers() -> list[str]:
-    """Any ``dlp-`` namespace, link or the range's route still on the machine."""
-    found = [f"namespace {n}" for n in run(["ip", "netns", "list"]).stdout.split()
-             if n.startswith(PREFIX)]
-    for line in run(["ip", "-o", "link", "show"]).stdout.splitlines():
-        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-        if name.startswith(PREFIX):
-            found.append(f"link {name}")
-    if RANGE.split("/")[0][:-1] in run(["ip", "route", "show"]).stdout:
-        found.append(f"a route into {RANGE}")
-    return found
 
 
 # --- a plain sshd: a devbox or a gateway ------------------------------------------

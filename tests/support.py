@@ -4,7 +4,6 @@ from __future__ import annotations
 import http.server
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ from queue import Empty, Queue
 from typing import Callable, Iterator
 
 import yaml
+
+from deploy.sandbox.common import free_port  # noqa: F401  (the specs' one source of ports)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,13 +34,6 @@ def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[s
         thread.join()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_until(condition: Callable[[], object], timeout: float = 30.0,
                interval: float = 0.05) -> object:
     """Poll ``condition`` until it returns something true; fail on the deadline."""
@@ -55,9 +49,10 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0,
 
 def invoke(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI, ``python -m invoke <args>``, on the project's tasks."""
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT),
-                           *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+    """Run the real CLI on the project's tasks: the venv's ``invoke`` (``deploy.base.program``)."""
+    return subprocess.run([sys.executable, "-m", "deploy.base.program", "--search-root",
+                           str(PROJECT_ROOT), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
 
 

@@ -97,6 +97,11 @@ class DeployCut(DevloopError):
     the ``invoke rollback`` that undoes it."""
 
 
+class SourceTreeError(DevloopError):
+    """The local source tree cannot be sent as it is (a link out of it, an unreadable
+    directory); nothing was sent."""
+
+
 class CompileError(DevloopError):
     """Changed files do not compile with the controller's python; nothing was sent."""
 

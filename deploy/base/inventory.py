@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -50,6 +52,13 @@ DEVSTACK_DEFAULTS: Mapping[str, Any] = {
 #: the unit file DevStack writes for Cinder's API: a controller whose entry
 #: names neither ``layout`` nor ``service`` is DevStack's when it has this
 DEVSTACK_UNIT_FILE = "/etc/systemd/system/devstack@c-api.service"
+#: the largest inventory file read (a real one is a few KiB)
+MAX_INVENTORY_BYTES = 256 * 1024
+#: the most values an inventory's YAML may expand to, aliases followed
+#: (a real one has a few hundred; an alias bomb has billions)
+MAX_YAML_VALUES = 100_000
+#: connect_timeout's ceiling, in seconds
+MAX_CONNECT_TIMEOUT = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +135,9 @@ class Inventory:
     controllers: Mapping[str, Controller] = field(default_factory=dict)
     source_host: Host | None = None
     hosts: Mapping[str, Host] = field(default_factory=dict)
+    #: the local trees ``source`` lays one over the other (a common tree, then
+    #: a release tree); empty for a tree sent as it is
+    layers: tuple[Path, ...] = ()
 
     @property
     def display_path(self) -> str:
@@ -163,6 +175,24 @@ class Inventory:
 
 # --- validation ----------------------------------------------------------------
 
+# Values that become arguments of commands on the controller (or of ssh here)
+# are checked for their kind, so none can be read as an option or break a line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: a user name as useradd allows it (shadow-utils, RHEL's wider set): no leading
+#: dash, at most 32 characters, not all digits
+_USER_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,30}[A-Za-z0-9_.$-]?")
+#: an SSH login: a user name, or a directory's user@realm
+_LOGIN_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}")
+#: a host name, an IPv4 or an IPv6 address (with a %zone)
+_ADDRESS = re.compile(r"[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]-]*")
+#: a systemd unit name (systemd's unit_name_is_valid characters; the suffix may be
+#: left out, systemctl adds .service), without a leading dash
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]{0,254}")
+#: a supervisord program (or group:program) name: none of supervisord's forbidden
+#: characters (space, colon, slash), no glob, no leading dash
+_PROGRAM_NAME = re.compile(r"[A-Za-z0-9_.@+][A-Za-z0-9_.@+-]*(:[A-Za-z0-9_.@+][A-Za-z0-9_.@+-]*)?")
+
+
 def _expect_str(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "expected a non-empty string"
 
@@ -174,8 +204,9 @@ def _expect_port(value: Any) -> str | None:
 
 
 def _expect_positive(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        return "expected a positive number of seconds"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or not math.isfinite(value) or value > MAX_CONNECT_TIMEOUT:
+        return f"expected a positive number of seconds (at most {MAX_CONNECT_TIMEOUT})"
     return None
 
 
@@ -198,31 +229,74 @@ def _expect_layout(value: Any) -> str | None:
 
 
 def _expect_url(value: Any) -> str | None:
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
+    if isinstance(value, str) and value.startswith(("http://", "https://")) \
+            and not _CONTROL.search(value) and " " not in value:
         return None
     return "expected an http:// or https:// URL"
 
 
-def _expect_abs_path(value: Any) -> str | None:
-    if isinstance(value, str) and value.startswith("/"):
+def _expect_user_name(value: Any) -> str | None:
+    if isinstance(value, str) and _USER_NAME.fullmatch(value) and not value.isdigit() \
+            and value not in (".", ".."):
         return None
-    return "expected an absolute path on the controller"
+    return ("expected a user name (letters, digits, '_', '.', '-', not starting with '-', "
+            "at most 32 characters)")
+
+
+def _expect_login_name(value: Any) -> str | None:
+    if isinstance(value, str) and (_expect_user_name(value) is None
+                                   or _LOGIN_NAME.fullmatch(value)):
+        return None
+    return ("expected a user name (letters, digits, '_', '.', '-', '@', not starting with "
+            "'-')")
+
+
+def _expect_address(value: Any) -> str | None:
+    if isinstance(value, str) and _ADDRESS.fullmatch(value):
+        return None
+    return "expected a host name or an IP address"
+
+
+def _expect_unit_name(value: Any) -> str | None:
+    if isinstance(value, str) and _UNIT_NAME.fullmatch(value) and not value.startswith("@"):
+        return None
+    return ("expected a systemd unit name (letters, digits, ':', '_', '.', '@', '-', "
+            "not starting with '-')")
+
+
+def _expect_program_name(value: Any) -> str | None:
+    if isinstance(value, str) and _PROGRAM_NAME.fullmatch(value) and value != "all":
+        return None
+    return ("expected a supervisord program name, or group:program (letters, digits, '_', '.', "
+            "'@', '+', '-', not starting with '-'; not 'all')")
+
+
+def _expect_abs_path(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith("/") and not _CONTROL.search(value):
+        return None
+    return "expected an absolute path on the controller (no control characters)"
 
 
 def _expect_abs_list(value: Any) -> str | None:
     problem = _expect_str_list(value)
-    if problem is None and not all(v.startswith("/") for v in value):
-        problem = "expected absolute paths on the controller"
+    if problem is None and any(_expect_abs_path(v) for v in value):
+        problem = "expected absolute paths on the controller (no control characters)"
     return problem
+
+
+def _expect_local_path(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip() and "\x00" not in value:
+        return None
+    return "expected a path (no NUL character)"
 
 
 # key -> check; every key a host may carry (controllers take them all).
 _HOST_KEYS: dict[str, Callable[[Any], str | None]] = {
-    "address": _expect_str,
+    "address": _expect_address,
     "port": _expect_port,
-    "user": _expect_str,
-    "identity_file": _expect_str,
-    "known_hosts": _expect_str,
+    "user": _expect_login_name,
+    "identity_file": _expect_local_path,
+    "known_hosts": _expect_local_path,
     "connect_timeout": _expect_positive,
     "gateway": _expect_str,
 }
@@ -230,14 +304,14 @@ _CONTROLLER_KEYS: dict[str, Callable[[Any], str | None]] = {
     **_HOST_KEYS,
     "service_manager": _expect_manager,
     "layout": _expect_layout,
-    "service": _expect_str,
+    "service": _expect_str,             # a unit or a program: checked once the manager is known
     "supervisor_config": _expect_abs_path,
     "python": _expect_abs_path,
     "cinder_api": _expect_abs_path,
     "cinder_manage": _expect_abs_path,
     "config_files": _expect_abs_list,
     "log_file": _expect_abs_path,
-    "service_user": _expect_str,
+    "service_user": _expect_user_name,
     "cinder_dir": _expect_abs_path,
     "api_url": _expect_url,
     "state_dir": _expect_abs_path,
@@ -266,6 +340,10 @@ class _Problems:
 
     def add(self, place: str, message: str) -> None:
         self.items.append(f"{place}: {message}" if place else message)
+
+    def about(self, place: str) -> bool:
+        """Whether a problem at ``place`` was reported already."""
+        return any(item.startswith(f"{place}: ") for item in self.items)
 
 
 def _check_mapping(raw: Any, place: str, problems: _Problems) -> dict[str, Any]:
@@ -305,17 +383,37 @@ def _ssh_fields(values: dict[str, Any], place: str, base: Path,
                 problems: _Problems) -> dict[str, Any]:
     """Resolve the workstation-side SSH paths and check they exist."""
     kwargs: dict[str, Any] = dict(values)
-    if "address" not in values:
+    if "address" not in values and not problems.about(f"{place}.address"):
         problems.add(f"{place}.address", "missing (every host needs an address)")
     for key in ("identity_file", "known_hosts"):
         if key in kwargs:
             kwargs[key] = _local_path(kwargs[key], base)
     kwargs.setdefault("known_hosts", _local_path("~/.ssh/known_hosts", base))
-    if kwargs.get("identity_file") is not None and not kwargs["identity_file"].is_file():
-        problems.add(f"{place}.identity_file", f"no such file: {kwargs['identity_file']}")
+    if kwargs.get("identity_file") is not None:
+        problem = _key_file_problem(kwargs["identity_file"])
+        if problem:
+            problems.add(f"{place}.identity_file", problem)
     if "known_hosts" in values and not kwargs["known_hosts"].is_file():
         problems.add(f"{place}.known_hosts", f"no such file: {kwargs['known_hosts']}")
     return kwargs
+
+
+def _key_file_problem(path: Path) -> str | None:
+    """Why ssh would not use the private key at ``path``, if it would not.
+
+    OpenSSH ignores a key of one's own that others may read ("UNPROTECTED
+    PRIVATE KEY FILE"); so does the tool, and says how to fix it.
+    """
+    try:
+        info = path.stat()
+    except OSError:
+        info = None
+    if info is None or not path.is_file():
+        return f"no such file: {path}"
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        return (f"{path} is open to others (mode {info.st_mode & 0o777:04o}); ssh refuses "
+                f"such a private key: chmod 600 {path}")
+    return None
 
 
 def _resolve_gateway(kwargs: dict[str, Any], place: str, hosts: Mapping[str, Host],
@@ -366,6 +464,13 @@ def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
         # RDO or DevStack: the first connection looks (deploy.transport.layout)
         values = {**values, "layout": None}
     kwargs = _ssh_fields(values, place, base, problems)
+    if "service" in values:
+        check = (_expect_program_name if values.get("service_manager") == "supervisord"
+                 else _expect_unit_name)
+        problem = check(values["service"])
+        if problem:
+            problems.add(f"{place}.service", f"{problem}, got {_describe(values['service'])}")
+            kwargs.pop("service")
     if values.get("service_manager") == "supervisord" and "supervisor_config" not in values:
         problems.add(f"{place}.supervisor_config",
                      "missing (service_manager supervisord needs the supervisord.conf path)")
@@ -409,11 +514,73 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _TooLarge(Exception):
+    """The document's aliases expand it beyond MAX_YAML_VALUES, or refer to themselves."""
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """How many values ``root`` holds with every alias followed, counted without following them.
+
+    PyYAML composes an alias as the very node it names, so a document of a
+    few lines can stand for billions of values (an "alias bomb"), and a node
+    may even hold itself. Each distinct node is sized once (iteratively, so
+    depth costs no recursion), and the count stops once it passes ``limit``.
+
+    Raises:
+        _TooLarge: the expansion passes ``limit``, or a node holds itself.
+    """
+    sizes: dict[int, int] = {}
+    in_progress: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if children_done:
+            in_progress.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in children)
+            if size > limit:
+                raise _TooLarge(f"its aliases expand it to more than {limit} values "
+                                f"(an alias bomb?); write it out without such aliases")
+            sizes[key] = size
+            continue
+        if key in in_progress:
+            raise _TooLarge(f"line {node.start_mark.line + 1}: an alias refers to a value "
+                            f"that holds it; an inventory cannot be recursive")
+        in_progress.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in in_progress:
+                raise _TooLarge(f"line {child.start_mark.line + 1}: an alias refers to a "
+                                f"value that holds it; an inventory cannot be recursive")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
 def _load_yaml(text: str) -> tuple[Any, list[str]]:
-    """Parse YAML safely; return the data and the duplicate-key problems."""
+    """Parse YAML safely; return the data and the duplicate-key problems.
+
+    The document is composed first and its expansion bounded before any
+    value is built from it (see :func:`_expanded_size`).
+
+    Raises:
+        yaml.YAMLError: not YAML.
+        _TooLarge: too many values once aliases are followed, or recursive.
+    """
     loader = _StrictLoader(text)
     try:
-        return loader.get_single_data(), loader.duplicates
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        _expanded_size(node, MAX_YAML_VALUES)
+        return loader.construct_document(node), loader.duplicates
     finally:
         loader.dispose()
 
@@ -432,6 +599,10 @@ def parse_inventory(text: str, path: Path) -> Inventory:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InventoryError(display, [f"{where}invalid YAML: {problem}"]) from None
+    except _TooLarge as exc:
+        raise InventoryError(display, [f"refused: {exc}"]) from None
+    except RecursionError:
+        raise InventoryError(display, ["refused: its values are nested too deeply"]) from None
     if duplicates:
         raise InventoryError(display, duplicates)
 
@@ -453,7 +624,7 @@ def parse_inventory(text: str, path: Path) -> Inventory:
                                         f"(known: {', '.join(hosts) or 'none'})")
 
     source = top.get("source", "cinder_patch/cinder")
-    if _expect_str(source):
+    if _expect_str(source) or _expect_local_path(source):
         problems.add("source", f"expected a path, got {_describe(source)}")
         source = "cinder_patch/cinder"
     if source_host is not None:
@@ -502,10 +673,22 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as handle:
+            data = handle.read(MAX_INVENTORY_BYTES + 1)
     except FileNotFoundError:
         raise InventoryError(_display(file), [
             "no such file (pass --inventory PATH or create hosts.yaml)"]) from None
     except OSError as exc:
         raise InventoryError(_display(file), [f"cannot read: {exc.strerror}"]) from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        raise InventoryError(_display(file), [
+            f"refused: larger than {MAX_INVENTORY_BYTES // 1024} KiB; an inventory is a "
+            f"few lines of YAML"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InventoryError(_display(file), [
+            f"line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as "
+            f"UTF-8"]) from None
     return parse_inventory(text, file.resolve())

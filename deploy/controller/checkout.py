@@ -15,6 +15,7 @@ from deploy.transport.commands import STDLIB_ONLY, Remote
 from deploy.base.errors import UncommittedChanges
 from deploy.controller.facts import cinder_python
 from deploy.remote import script
+from deploy.transport.tree import shown
 
 
 def guard_job(remote: Remote) -> list[str]:
@@ -31,10 +32,11 @@ def refuse_uncommitted(remote: Remote, answer: Mapping[str, Any]) -> None:
     files = list(answer.get("uncommitted") or [])
     if not files:
         return
-    shown = ", ".join(f"cinder/{rel}" for rel in files[:5]) + (" ..." if len(files) > 5 else "")
+    named = ", ".join(f"cinder/{shown(rel)}" for rel in files[:5]) + \
+        (" ..." if len(files) > 5 else "")
     raise UncommittedChanges(
         f"{remote.name}: the checkout {answer.get('checkout')} has uncommitted changes to "
-        f"{len(files)} file(s) this deploy would replace ({shown}); nothing was changed: "
+        f"{len(files)} file(s) this deploy would replace ({named}); nothing was changed: "
         f"commit or stash them there, or deploy with --force")
 
 
@@ -46,9 +48,10 @@ def guard_checkout(remote: Remote, target: str, replaced: Sequence[str]) -> None
     """
     if not replaced:
         return
+    # the names as JSON: a name's every byte travels escaped in the command line
     result = remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("checkout_guard"),
-                         cinder_python(remote), target, remote.controller.state_dir, *replaced],
-                        check=False)
+                         cinder_python(remote), target, remote.controller.state_dir,
+                         json.dumps(list(replaced))], check=False)
     lines = result.stdout.strip().splitlines()
     if result.exited == 0 and lines:
         refuse_uncommitted(remote, json.loads(lines[-1]))

@@ -30,9 +30,11 @@ def current_revision(remote: Remote) -> str:
     result = remote.run(argv, check=False)
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
     if result.exited != 0 or not lines:
-        raise DbSyncError(f"{remote.name}: cinder-manage db version failed "
-                          f"(exit {result.exited}):\n  "
-                          + tail(result.stderr + "\n" + result.stdout, 8).replace("\n", "\n  "))
+        what = (f"failed (exit {result.exited})" if result.exited != 0 else
+                "printed no revision (exit 0)")
+        raise DbSyncError(f"{remote.name}: cinder-manage db version {what}:\n  "
+                          + (tail(result.stderr + "\n" + result.stdout, 8).replace("\n", "\n  ")
+                             or "(no output)"))
     # An empty database has no alembic_version row: cinder-manage says "None".
     return "empty" if lines[-1] == "None" else lines[-1]
 

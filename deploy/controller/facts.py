@@ -55,7 +55,7 @@ shebang() {
     case $found in /*) ;; *) found=$(command -v "$found") || return 1 ;; esac
     case ${found##*/} in python*) printf '%s\n' "$found" ;; *) return 1 ;; esac
 }
-start=$(systemctl show --property=ExecStart --value "$unit" 2>/dev/null)
+start=$(systemctl show --property=ExecStart --value -- "$unit" 2>/dev/null)
 prog=$(printf '%s\n' "$start" | sed -n 's/.*argv\[\]=\([^ ;]*\).*/\1/p' | head -n 1)
 ini=$(printf '%s\n' "$start" | sed -n 's/.*--ini \([^ ;]*\).*/\1/p' | head -n 1)
 ini_value() {

@@ -14,6 +14,12 @@ A deploy restarts fast only in the pure ``cinder/`` case; anything else
 (a migration, a config file or a loaded library changed since the warm
 parent started, a dead or unready warm parent) is a normal restart, and
 the deploy says why. The controller-side check and the fork are one call.
+
+On the controller, ``<state_dir>/fast`` is root's: the warm parent, the kept
+definition and its sha256. The warm parent (the service user) writes its
+state only into ``fast/run``, which root reads as that user's word and
+never trusts for anything it writes, runs or signals as root (the
+module docstring of ``deploy/remote/fast_control.py`` says how).
 """
 from __future__ import annotations
 
@@ -88,9 +94,14 @@ def _control(remote: Remote, *args: str) -> dict[str, Any]:
 
 def _state(data: dict[str, Any]) -> FastState:
     warm = data.get("warm") or {}
-    return FastState(data.get("mode", "off"), data.get("reason"), warm.get("pid"),
-                     warm.get("child"), int(warm.get("generation") or 0),
-                     int((warm.get("warm") or {}).get("imported") or 0))
+    return FastState(data.get("mode", "off"), data.get("reason"), _count(warm.get("pid")),
+                     _count(warm.get("child")), _count(warm.get("generation")) or 0,
+                     _count((warm.get("warm") or {}).get("imported")) or 0)
+
+
+def _count(value: object) -> int | None:
+    """``value`` if it is a whole number (the warm parent's state, checked there too)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def read_state(remote: Remote) -> FastState:

@@ -43,7 +43,7 @@ def log_mark(remote: Remote) -> int:
     """The size of the API log now: what a later check reads from (0: journald only)."""
     if not remote.controller.log_file:
         return 0
-    result = remote.run(["stat", "-c", "%s", remote.controller.log_file], check=False)
+    result = remote.run(["stat", "-c", "%s", "--", remote.controller.log_file], check=False)
     text = result.stdout.strip()
     return int(text) if result.exited == 0 and text.isdigit() else 0
 
@@ -109,7 +109,7 @@ def journal_since_start(remote: Remote, containing: str | None = None) -> str:
     With ``containing``, only its lines holding that text (grep on the controller).
     """
     script_text = ('journalctl --no-pager --output cat _SYSTEMD_INVOCATION_ID="$(systemctl '
-                   'show --property InvocationID --value "$1")"')
+                   'show --property InvocationID --value -- "$1")"')
     if containing is not None:
         script_text += ' | grep -F "$2"'
     return remote.run(["sh", "-c", script_text, "devloop-journal", remote.controller.service,
@@ -137,7 +137,7 @@ def _last_lines(remote: Remote) -> str:
     """The API log's last lines (the unit's journal's, for DevStack, which has no log file)."""
     ctl = remote.controller
     if ctl.log_file:
-        return remote.run(["tail", "-n", "15", ctl.log_file], check=False).stdout
+        return remote.run(["tail", "-n", "15", "--", ctl.log_file], check=False).stdout
     return remote.run(["journalctl", "--unit", ctl.service, "--lines", "15", "--no-pager",
                        "--output", "cat"], check=False).stdout
 

@@ -61,15 +61,32 @@ class Holder:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> "Holder | None":
+        """The holder ``lock.json`` names; what it holds is only shown, so any value is read.
+
+        A field of the wrong kind (a ``pid`` that is not a number) reads as
+        unknown; control characters are not passed on to the terminal.
+        """
         if not isinstance(data, Mapping):
             return None
-        return cls(str(data.get("user", "?")), str(data.get("host", "?")),
-                   str(data.get("task", "?")), int(data.get("pid") or 0),
-                   str(data.get("since", "?")), data.get("ended"))
+        pid = data.get("pid")
+        if isinstance(pid, str) and pid.isdigit():
+            pid = int(pid)
+        ended = data.get("ended")
+        return cls(_shown(data.get("user", "?")), _shown(data.get("host", "?")),
+                   _shown(data.get("task", "?")),
+                   pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else 0,
+                   _shown(data.get("since", "?")), None if ended is None else _shown(ended))
 
     def describe(self) -> str:
         """``alice@laptop (invoke deploy, pid 4242) since 2026-12-02T23:10:04Z``"""
-        return f"{self.user}@{self.host} (invoke {self.task}, pid {self.pid}) since {self.since}"
+        return (f"{self.user}@{self.host} (invoke {self.task}, pid {self.pid or '?'}) "
+                f"since {self.since}")
+
+
+def _shown(value: Any, width: int = 80) -> str:
+    """``value`` as text fit for one line of a terminal: no control characters, not too long."""
+    text = "".join(c if c.isprintable() else "?" for c in str(value))
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def me(task: str) -> dict[str, object]:
@@ -169,9 +186,8 @@ def _take(remote: Remote, task: str, wait: float) -> Any:
         answer = _answer(line)
         if answer is None:
             result = dialogue.finish()
-            raise DevloopError(f"{remote.name}: cannot take the controller's lock "
-                               f"(exit {result.exited}): "
-                               f"{tail(result.stderr + line + result.stdout, 3) or 'no output'}")
+            raise _unusable(remote, "take", result.exited,
+                            result.stderr + line + result.stdout)
         if "waiting" in answer:
             holder = Holder.from_json(answer["waiting"])
             output.step(remote.name, f"waiting up to {wait:g} s for the lock: held by "
@@ -242,9 +258,22 @@ def read_lock(remote: Remote) -> tuple[bool, Holder | None]:
         CommandFailed: the helper could not run.
     """
     _settle(remote)        # after a chained deploy, not our own lock on its way out
-    result = remote.run(show_argv(remote.controller))
+    result = remote.run(show_argv(remote.controller), check=False)
     answer = _answer(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
-    if answer is None:
-        raise DevloopError(f"{remote.name}: cannot read the controller's lock: "
-                           f"{tail(result.stderr + result.stdout, 3) or 'no output'}")
+    if result.exited != 0 or answer is None:
+        raise _unusable(remote, "read", result.exited, result.stderr + result.stdout)
     return bool(answer.get("held")), Holder.from_json(answer.get("holder"))
+
+
+def _unusable(remote: Remote, verb: str, code: int, text: str) -> DevloopError:
+    """One line for a lock helper that failed: what it said last, and where to look.
+
+    The helper is a script passed inline: its source is never shown, only
+    its last line (a Python traceback's last line names the error).
+    """
+    said = tail(text, 1) or "no output"
+    state_dir = remote.controller.state_dir
+    hint = ("; check state_dir in the inventory (a directory root can create and write)"
+            if state_dir in said else "")
+    return DevloopError(f"{remote.name}: cannot {verb} the controller's lock in state_dir "
+                        f"{state_dir} (exit {code}): {_shown(said, 300)}{hint}")

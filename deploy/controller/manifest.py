@@ -15,6 +15,14 @@ the controller's upstream copy (both read by :func:`deploy.controller.facts.loca
 one round trip). A mismatch is one :class:`ManifestRefused` naming the
 controller, the file, the release targeted and the release found; nothing
 is changed. A tree without a MANIFEST.txt is sent as it is.
+
+A manifest that says ``common`` (and no ``release``) describes a common
+tree: what a feature shares across releases. Its variants are then release
+trees, each laid over it at deploy time (:mod:`deploy.controller.layers`):
+the tree sent is the common tree with the chosen release tree's files over
+it. The common tree is never sent alone; a release tree must have a
+``cinder/`` of its own and replaces the upstream files (their hashes differ
+per release).
 """
 from __future__ import annotations
 
@@ -22,8 +30,10 @@ import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from deploy.base.errors import DevloopError
+from deploy.controller import layers as layering
 from deploy.controller.facts import Target
 
 NAME = "MANIFEST.txt"
@@ -50,6 +60,8 @@ class Manifest:
     replaces: tuple[tuple[str, str], ...] = ()
     new: tuple[str, ...] = ()
     variants: tuple["Manifest", ...] = ()
+    #: a common tree: never sent alone, its variants are laid over it
+    common: bool = False
 
     @property
     def source(self) -> Path:
@@ -70,6 +82,15 @@ class Manifest:
 
     def describe_releases(self) -> str:
         return " or ".join(self.releases) or "no release"
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """The tree to send a controller, and the local trees it is made of."""
+
+    path: Path
+    #: the common tree then the release tree, when ``path`` lays one over the other
+    layers: tuple[Path, ...] = ()
 
 
 def load(source: Path) -> Manifest | None:
@@ -98,12 +119,16 @@ def _parse(path: Path, seen: tuple[Path, ...]) -> Manifest:
     new: list[str] = []
     variant_names: list[str] = []
     problems: list[str] = []
+    common = False
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         words = line.split()
         where = f"{path}:{number}"
+        if words == ["common"]:
+            common = True
+            continue
         if words[0] in ("release", "variant"):
             if len(words) != 2:
                 problems.append(f"{where}: expected '{words[0]} <value>', got {raw.strip()!r}")
@@ -124,13 +149,50 @@ def _parse(path: Path, seen: tuple[Path, ...]) -> Manifest:
             problems.append(f"{where}: expected '<path> new' or "
                             f"'<path> replaces-upstream sha256:<64 hex digits>', "
                             f"got {raw.strip()!r}")
-    if not releases:
+    if common:
+        problems += _common_problems(path, releases, replaces, variant_names)
+    elif not releases:
         problems.append(f"{path}: no 'release <version>' line: which Cinder is this tree for?")
     if problems:
         raise ManifestError("\n".join(problems))
     variants = tuple(_parse(path.parent / name / NAME, seen + (path.resolve(),))
                      for name in variant_names)
-    return Manifest(path, tuple(releases), tuple(replaces), tuple(new), variants)
+    if common:
+        _check_release_trees(path, variants)
+    return Manifest(path, tuple(releases), tuple(replaces), tuple(new), variants, common)
+
+
+def _common_problems(path: Path, releases: list[str], replaces: list[tuple[str, str]],
+                     variants: list[str]) -> list[str]:
+    """What a common tree's manifest may not say."""
+    problems = []
+    if releases:
+        problems.append(f"{path}: 'release {releases[0]}' in a common tree: a release needs a "
+                        f"tree of its own ('variant <dir>' with <dir>/MANIFEST.txt and "
+                        f"<dir>/cinder/, see cinder_patch/README.md)")
+    if replaces:
+        problems.append(f"{path}: cinder/{replaces[0][0]} replaces an upstream file in a "
+                        f"common tree: the upstream file differs per release, so only a "
+                        f"release tree replaces one")
+    if not variants:
+        problems.append(f"{path}: a common tree without a 'variant <dir>' line: "
+                        f"which release tree goes over it?")
+    return problems
+
+
+def _check_release_trees(path: Path, trees: tuple[Manifest, ...]) -> None:
+    """Each variant of a common tree is a release tree with a tree of its own."""
+    problems = []
+    for tree in trees:
+        if tree.common or tree.variants:
+            problems.append(f"{tree.path}: a release tree of {path} can be neither a "
+                            f"common tree nor name variants (one layer over the common "
+                            f"tree only)")
+        if not tree.source.is_dir():
+            problems.append(f"{tree.path}: Cinder {tree.describe_releases()} has no tree of "
+                            f"its own: {tree.source} is not a directory")
+    if problems:
+        raise ManifestError("\n".join(problems))
 
 
 def choose(manifest: Manifest, controller: str, target: Target) -> Manifest:
@@ -143,9 +205,16 @@ def choose(manifest: Manifest, controller: str, target: Target) -> Manifest:
         if tree.targets(target.version):
             return tree
     offered = "; ".join(f"{tree.path}: Cinder {tree.describe_releases()}"
-                        for tree in manifest.trees())
+                        for tree in manifest.trees() if tree.releases)
     found = target.version or "unknown (no cinder dist-info/egg-info beside " \
                               f"{target.cinder_dir})"
+    if manifest.common:
+        raise ManifestRefused(
+            f"{controller}: refusing to deploy {manifest.source}: no release tree of "
+            f"{manifest.path} targets the controller's Cinder {found} ({offered}); the "
+            f"common tree is never sent alone: add a release tree for it (see "
+            f"cinder_patch/README.md). Nothing was changed; {OVERRIDE} sends the common "
+            f"tree anyway.")
     raise ManifestRefused(
         f"{controller}: refusing to deploy {manifest.source}: {manifest.path} targets Cinder "
         f"{manifest.describe_releases()}, the controller has Cinder {found} ({offered}). "
@@ -182,29 +251,60 @@ def hash_paths(source: Path) -> list[str]:
 
 
 def fitting_source(source: Path, controller: str, target: Target, *,
-                   ignore: bool = False) -> Path:
-    """The tree to send to a controller whose Cinder ``target`` describes.
-
-    ``target`` must hold the hashes of :func:`hash_paths`. With ``ignore``
-    a mismatch is a loud warning and ``source`` is sent as it is.
+                   ignore: bool = False, excludes: Sequence[str] = ()) -> Path:
+    """The tree to send to a controller whose Cinder ``target`` describes (see :func:`fitting`).
 
     Raises:
         ManifestRefused: no tree fits (and not ``ignore``).
         ManifestError: the manifest is malformed.
+        LayerError: the common and release trees cannot be laid one over the other.
     """
-    from deploy.base import output
+    return fitting(source, controller, target, ignore=ignore, excludes=excludes).path
 
+
+def fitting(source: Path, controller: str, target: Target, *,
+            ignore: bool = False, excludes: Sequence[str] = ()) -> Fitted:
+    """The tree to send to a controller whose Cinder ``target`` describes.
+
+    ``target`` must hold the hashes of :func:`hash_paths`. For a common
+    tree, the chosen release tree is laid over it (:func:`deploy.controller.layers.compose`,
+    leaving out ``excludes``) and the composed tree is returned with its
+    layers. With ``ignore`` a mismatch is a loud warning and ``source`` is
+    sent as it is (a common tree with the release tree that fits it, if one
+    does).
+
+    Raises:
+        ManifestRefused: no tree fits (and not ``ignore``).
+        ManifestError: the manifest is malformed.
+        LayerError: the common and release trees cannot be laid one over the other.
+    """
     found = load(source)
     if found is None:
-        return source
+        return Fitted(source)
     try:
         tree = choose(found, controller, target)
-        check(tree, controller, target)
-        return tree.source
     except ManifestRefused as refused:
         if not ignore:
             raise
-        output.warn(f"{str(refused).split('. Nothing was changed')[0]}.\n"
-                    f"{controller}: SENDING IT ANYWAY ({OVERRIDE}): this Cinder may break; "
-                    f"invoke rollback undoes it")
-        return source
+        _warn_sending_anyway(refused, controller)
+        return Fitted(source)
+    try:
+        check(tree, controller, target)
+    except ManifestRefused as refused:
+        if not ignore:
+            raise
+        _warn_sending_anyway(refused, controller)
+        if not found.common:
+            return Fitted(source)
+    if not found.common:
+        return Fitted(tree.source)
+    trees = (found.source, tree.source)
+    return Fitted(layering.compose(trees, excludes), trees)
+
+
+def _warn_sending_anyway(refused: ManifestRefused, controller: str) -> None:
+    from deploy.base import output
+
+    output.warn(f"{str(refused).split('. Nothing was changed')[0]}.\n"
+                f"{controller}: SENDING IT ANYWAY ({OVERRIDE}): this Cinder may break; "
+                f"invoke rollback undoes it")

@@ -3,35 +3,35 @@
 They are compiled by the interpreter that runs Cinder there (the inventory's
 ``python``), whatever its version, so code that is valid on the workstation's
 Python 3 but not on a controller's Python 2.7 is refused too. The files travel
-compressed as arguments of one remote call (``deploy/remote/compile_check.py``).
+compressed on the stdin of one remote call (``deploy/remote/compile_check.py``),
+never in its argv (which any user there can read, and which holds at most
+128 KiB an argument), so a file of any size is checked.
 
 An overlay tree is small (``cinder_patch/`` is 12 modules, 10 KB compressed),
-so all its modules travel and the controller compiles those that differ from
-its copies; the same call reads the API log's size for the health check after
-the restart. A tree too large for one call (a whole Cinder checkout) is
-checked as rsync's dry run lists its changes, in a few calls, each within what
-an SSH exec request and the remote argv can carry.
+so the one-call deploy sends all its modules and the controller compiles
+those that differ from its copies (``deploy/remote/receive_tree.py``), in
+the same call that writes them. A tree that goes through rsync is checked
+as rsync's dry run lists its changes, from the private copy that rsync then
+sends (:func:`deploy.transport.tree.stage`): the bytes checked are the bytes
+sent. A changed link ending in ``.py`` is checked as the file it leads to.
 """
 from __future__ import annotations
 
 import base64
 import json
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from deploy.base import output
-from deploy.base.errors import CompileError
+from deploy.base.errors import CommandFailed, CompileError
 from deploy.controller.facts import cinder_python
 from deploy.remote import script
-from deploy.transport.commands import STDLIB_ONLY, Remote
+from deploy.transport.commands import STDLIB_ONLY, Remote, describe, tail
 from deploy.transport.sync import Change
-
-# per remote call: well under OpenSSH's 256 KiB packet limit for the command
-# and Linux's 128 KiB limit for one argument
-_BATCH_BYTES = 96 * 1024
-
+from deploy.transport.tree import Tree, link_target_file, read_file, shown
 
 @dataclass(frozen=True, slots=True)
 class CompileProblem:
@@ -42,7 +42,7 @@ class CompileProblem:
     message: str
 
     def format(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
+        where = f"{shown(self.path)}:{self.line}" if self.line else shown(self.path)
         return f"{where}: {self.message}"
 
 
@@ -51,26 +51,12 @@ def python_files(changes: Iterable[Change]) -> list[str]:
     return [c.path for c in changes if c.path.endswith(".py")]
 
 
-def pack(source: Path, paths: Sequence[str]) -> list[list[str]]:
-    """The compile helper's file arguments for ``paths``, in batches.
-
-    Each file is two arguments: its path relative to the cinder package and
-    its bytes, zlib compressed and base64 encoded. A file larger than a batch
-    gets a batch of its own.
-    """
-    batches: list[list[str]] = []
-    current: list[str] = []
-    size = 0
-    for rel in paths:
-        packed = base64.b64encode(zlib.compress((source / rel).read_bytes(), 6)).decode()
-        if current and size + len(packed) + len(rel) > _BATCH_BYTES:
-            batches.append(current)
-            current, size = [], 0
-        current += [rel, packed]
-        size += len(packed) + len(rel)
-    if current:
-        batches.append(current)
-    return batches
+def compile_input(files: Sequence[tuple[str, bytes]], *, against: str = "",
+                  log_file: str = "") -> bytes:
+    """The compile helper's stdin: each (path relative to the package, bytes), compressed."""
+    job = {"against": against, "log_file": log_file,
+           "files": [[rel, base64.b64encode(data).decode()] for rel, data in files]}
+    return zlib.compress(json.dumps(job).encode(), 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +85,26 @@ def parse_output(stdout: str) -> CompileResult:
     return CompileResult(tuple(problems), compiled, log_size)
 
 
-def compile_check_argv(python: str, batch: Sequence[str], *, against: str = "",
-                       log_file: str = "") -> list[str]:
-    """``python -I -S -c <compile_check.py> CINDER_DIR LOG_FILE PATH DATA ...``."""
-    return [python, *STDLIB_ONLY, "-c", script("compile_check"), against, log_file, *batch]
+def compile_check_argv(python: str) -> list[str]:
+    """``python -E -s -S -c <compile_check.py>``: the files come on its stdin."""
+    return [python, *STDLIB_ONLY, "-c", script("compile_check")]
 
 
-def run_compile_check(remote: Remote, batch: Sequence[str], *, against: str = "",
-                      log_file: str = "") -> CompileResult:
-    """One call of the helper with the controller's python.
+def run_compile_check(remote: Remote, files: Sequence[tuple[str, bytes]], *,
+                      against: str = "", log_file: str = "") -> CompileResult:
+    """One call of the helper with the controller's python, the files on its stdin.
 
     Raises:
         CommandFailed: the helper itself could not run.
     """
-    result = remote.run(compile_check_argv(cinder_python(remote), batch, against=against,
-                                           log_file=log_file),
-                        hint=f"is {cinder_python(remote)} the python that runs Cinder?")
+    python = cinder_python(remote)
+    argv = compile_check_argv(python)
+    dialogue = remote.dialogue(argv)
+    result = dialogue.finish(compile_input(files, against=against, log_file=log_file))
+    if result.exited != 0:
+        raise CommandFailed(remote.name, describe(argv), result.exited,
+                            tail(result.stderr + "\n" + result.stdout),
+                            f"is {python} the python that runs Cinder?")
     return parse_output(result.stdout)
 
 
@@ -127,27 +117,48 @@ def refuse(remote: Remote, problems: Sequence[CompileProblem]) -> None:
             [problem.format() for problem in problems])
 
 
-def check_changes(remote: Remote, source: Path, changes: Sequence[Change]) -> CompileResult:
-    """Compile the changed ``.py`` files (from rsync's dry run), in as few calls as fit.
+def staged_sources(tree: Tree, staged: Path,
+                   changes: Sequence[Change]) -> list[tuple[str, bytes]]:
+    """The bytes the controller will import for each changed ``.py`` file, as sent.
 
-    The first call also reads the size of the API log, so the health check
-    after the restart reads only what the restart writes.
+    A file's are those of its copy in ``staged`` (what rsync sends). A link's
+    are those of the file of the tree it leads to (its copy, if it is sent
+    too); a link to a file the tree does not hold (the controller's own) or
+    to a directory has none to check.
+
+    Raises:
+        SourceTreeError: a file cannot be read.
+    """
+    sources = []
+    for rel in python_files(changes):
+        if rel in tree.links:
+            target = link_target_file(tree, rel)
+            if target is None:
+                continue
+            copy = staged / target
+            path = copy if os.path.lexists(copy) else tree.root / target
+        else:
+            path = staged / rel
+        sources.append((rel, read_file(path)[0]))
+    return sources
+
+
+def check_changes(remote: Remote, tree: Tree, staged: Path,
+                  changes: Sequence[Change]) -> CompileResult:
+    """Compile the changed ``.py`` files (from rsync's dry run), as staged, in one call.
+
+    The call also reads the size of the API log, so the health check after
+    the restart reads only what the restart writes.
 
     Raises:
         CompileError: one line per file that does not compile; nothing sent.
+        SourceTreeError: a file cannot be read.
     """
-    problems: list[CompileProblem] = []
-    compiled = 0
-    log_size = None
-    for index, batch in enumerate(pack(source, python_files(changes))):
-        result = run_compile_check(remote, batch,
-                                   log_file=remote.controller.log_file if index == 0 else "")
-        problems += result.problems
-        compiled += result.compiled
-        log_size = result.log_size if index == 0 else log_size
-    refuse(remote, problems)
-    tell_compiled(remote, compiled)
-    return CompileResult((), compiled, log_size)
+    result = run_compile_check(remote, staged_sources(tree, staged, changes),
+                               log_file=remote.controller.log_file)
+    refuse(remote, result.problems)
+    tell_compiled(remote, result.compiled)
+    return CompileResult((), result.compiled, result.log_size)
 
 
 def tell_compiled(remote: Remote, compiled: int) -> None:

@@ -19,14 +19,13 @@ one on a devbox goes through rsync (:mod:`deploy.transport.sync`).
 from __future__ import annotations
 
 import base64
-import fnmatch
 import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from deploy.base.errors import DevloopError
+from deploy.base.errors import DevloopError, SourceTreeError
 from deploy.controller import checkout, facts, sent_state
 from deploy.controller.applying import raise_for
 from deploy.controller.fastrestart import fast_dir
@@ -34,6 +33,7 @@ from deploy.controller.precheck import CompileProblem, refuse, tell_compiled
 from deploy.remote import script
 from deploy.transport.commands import STDLIB_ONLY, Dialogue, Remote, tail
 from deploy.transport.sync import Change
+from deploy.transport.tree import Rules, read_file
 
 #: a tree larger than this (bytes, before compression) goes through rsync
 ONE_CALL_BYTES = 4 * 1024 * 1024
@@ -41,23 +41,13 @@ ONE_CALL_BYTES = 4 * 1024 * 1024
 ONE_CALL_FILES = 2000
 
 
-def excluded(rel: str, patterns: Iterable[str]) -> bool:
-    """Whether rsync's ``--exclude`` patterns leave out the path ``rel``.
+def excluded(rel: str, patterns: Sequence[str]) -> bool:
+    """Whether the file ``rel`` is left out by ``patterns`` (the inventory's excludes,
+    rsync's syntax) or by what is never code (:data:`deploy.transport.tree.NOT_CODE`).
 
-    A pattern without a slash matches any path component (``*.pyc``,
-    ``__pycache__/``); a trailing slash matches directories only, so it
-    applies to the components above the file.
+    Git is not asked here: :meth:`deploy.transport.tree.Rules.of` does.
     """
-    parts = rel.split("/")
-    for pattern in patterns:
-        if pattern.endswith("/"):
-            if any(fnmatch.fnmatchcase(part, pattern[:-1]) for part in parts[:-1]):
-                return True
-        elif "/" not in pattern and any(fnmatch.fnmatchcase(part, pattern) for part in parts):
-            return True
-        elif fnmatch.fnmatchcase(rel, pattern.lstrip("/")):
-            return True
-    return False
+    return Rules(patterns).left_out(rel) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +99,19 @@ class Sent:
 
 
 def payload(files: Sequence[TreeFile], job: Mapping[str, Any]) -> bytes:
-    """The job on the helper's stdin: ``job`` plus every file, as compressed JSON."""
+    """The job on the helper's stdin: ``job`` plus every file, as compressed JSON.
+
+    Each file is read once, never through a symlink, with the mtime it had
+    as read: what the helper compiles is what it writes.
+
+    Raises:
+        SourceTreeError: a file cannot be read (see :func:`deploy.transport.tree.read_file`).
+    """
     document = dict(job)
-    document["files"] = [[f.rel, f.mtime_ns, base64.b64encode(f.path.read_bytes()).decode()]
-                         for f in files]
+    document["files"] = []
+    for f in files:
+        data, (_, mtime_ns) = read_file(f.path)
+        document["files"].append([f.rel, mtime_ns, base64.b64encode(data).decode()])
     return zlib.compress(json.dumps(document).encode(), 1)
 
 
@@ -190,6 +189,7 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target
         UncommittedChanges: ``guard`` found such files; nothing was written.
         UnsafePath / NoSpace / DeployCut: a symlink on the way, a full disk
             (:func:`deploy.controller.applying.raise_for`).
+        SourceTreeError: a file cannot be read; nothing was sent.
         DevloopError: the helper failed (its output's tail shown).
     """
     job = {"target": target, "owner": owner, "log_file": remote.controller.log_file,
@@ -199,7 +199,12 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target
         job["guard"] = checkout.guard_job(remote)
     if expect:
         job["expect"] = [[rel, size, mtime] for rel, (size, mtime) in expect.items()]
-    result = dialogue.finish(payload(files, job))
+    try:
+        document = payload(files, job)
+    except SourceTreeError:
+        cancel(dialogue)           # nothing was sent: the helper ends, changing nothing
+        raise
+    result = dialogue.finish(document)
     lines = result.stdout.strip().splitlines()
     try:
         answer = json.loads(lines[-1]) if result.exited == 0 and lines else None

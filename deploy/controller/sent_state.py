@@ -22,15 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass
-from fnmatch import translate
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-#: (size, mtime in nanoseconds) of one file
-Stat = tuple[int, int]
+from deploy.transport.tree import Stat, read_tree
 #: bump when the file's meaning changes: an old one is then ignored
 FORMAT = 1
 
@@ -82,61 +79,18 @@ def forget(path: Path) -> None:
         pass
 
 
-class _Excludes:
-    """rsync's ``--exclude`` patterns, compiled once (see :func:`deploy.controller.send.excluded`)."""
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        names, dirs, paths = [], [], []
-        for pattern in patterns:
-            if pattern.endswith("/"):
-                dirs.append(translate(pattern[:-1]))
-            elif "/" not in pattern:
-                names.append(translate(pattern))
-            else:
-                paths.append(translate(pattern.lstrip("/")))
-        never = r"(?!)"
-        self.name = re.compile("|".join(names) or never)
-        self.directory = re.compile("|".join(names + dirs) or never)
-        self.path = re.compile("|".join(paths) or never)
-
-    def file(self, name: str, rel: str) -> bool:
-        return bool(self.name.match(name) or self.path.match(rel))
-
-    def dir(self, name: str) -> bool:
-        return bool(self.directory.match(name))
-
-
 def scan(source: Path, excludes: Sequence[str]) -> dict[str, Stat] | None:
-    """(size, mtime) of every file of the tree after ``excludes``, by relative path.
+    """(size, mtime) of every file of the tree the deploy sends, by relative path.
 
-    None when the tree holds a symlink or anything else that is not a
-    plain file or directory (rsync sends those).
+    The tree's rules decide (:mod:`deploy.transport.tree`: the excludes, what
+    is never code, what git ignores). None when the tree holds a symlink
+    (rsync sends those).
+
+    Raises:
+        SourceTreeError: a directory cannot be read.
     """
-    rules = _Excludes(excludes)
-    found: dict[str, Stat] = {}
-    root = str(source)
-    stack = [("", root)]
-    while stack:
-        prefix, directory = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except FileNotFoundError:
-            continue
-        for entry in entries:
-            if entry.is_symlink():
-                return None
-            if entry.is_dir(follow_symlinks=False):
-                if not rules.dir(entry.name):
-                    stack.append((prefix + entry.name + "/", entry.path))
-                continue
-            rel = prefix + entry.name
-            if rules.file(entry.name, rel):
-                continue
-            info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(info.st_mode):
-                return None
-            found[rel] = (info.st_size, info.st_mtime_ns)
-    return found
+    tree = read_tree(source, excludes)
+    return None if tree.links else tree.files
 
 
 def rescan(source: Path, record: Mapping[str, Stat], seen: Iterable[str]) -> dict[str, Stat] | None:

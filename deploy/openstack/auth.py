@@ -4,34 +4,38 @@ One place answers "which URL, which project, which token" for everything
 that calls the API (``smoke``, the health checks that need a token):
 
 * the controller names a cloud (``cloud: NAME`` in hosts.yaml), or the
-  environment does (``OS_CLOUD``): that entry of ``clouds.yaml``, looked up
-  where OpenStack's own clients look (``OS_CLIENT_CONFIG_FILE``,
-  ``./clouds.yaml``, ``~/.config/openstack/clouds.yaml``,
-  ``/etc/openstack/clouds.yaml``);
-* or ``OS_AUTH_URL`` and the other ``OS_*`` variables are set;
+  environment does (``OS_CLOUD``): that cloud, read from clouds.yaml (and
+  secure.yaml, clouds-public.yaml) exactly as OpenStack's clients read it
+  (:mod:`deploy.openstack.clouds`);
+* or ``OS_AUTH_URL`` and the other ``OS_*`` variables are set: the cloud
+  they make;
 * otherwise the API is taken to run ``auth_strategy = noauth`` (the
   supervisord sandbox): the controller's ``api_url``, and the token
-  ``admin:<project>``.
+  ``admin:<project>``. Nothing of openstacksdk or keystoneauth is imported.
 
-With Keystone, keystoneauth1 authenticates and the endpoint comes from the
-catalog (service type ``block-storage``, also found as ``volumev3``).
-Every failure is one ``AuthError`` line: a missing cloud, a wrong password,
-an unreachable Keystone, no endpoint.
+With Keystone, keystoneauth1 authenticates (any ``auth_type`` it knows)
+and the endpoint comes from the catalog (service type ``block-storage``,
+also found as ``volumev3``). Every failure is one ``AuthError`` line that
+names the cloud and its file(s), and shows no secret: a missing cloud or
+secret, a refused credential, an unreachable Keystone, no endpoint.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Mapping
-
-import yaml
+from typing import Any, Callable, TypeVar, cast
 
 from deploy.base.errors import AuthError
 from deploy.base.inventory import Controller
+from deploy.openstack.clouds import Cloud, first_line, load
+
+# keystoneauth logs its own warnings (with the auth_url as written, password and
+# all) through logging's last resort, onto stderr; the AuthError says what failed.
+logging.getLogger("keystoneauth").setLevel(logging.CRITICAL)
 
 NOAUTH_PROJECT = "5e1f7e57"
 SERVICE_TYPES = ("block-storage", "volumev3")
@@ -61,188 +65,182 @@ class ApiAccess:
         return f"{self.base_url} as project {self.project_id} via {how}"
 
 
-def clouds_yaml_candidates(env: Mapping[str, str] | None = None) -> list[Path]:
-    """The clouds.yaml files OpenStack clients read, in their order."""
-    env = os.environ if env is None else env
-    paths = []
-    if env.get("OS_CLIENT_CONFIG_FILE"):
-        paths.append(Path(env["OS_CLIENT_CONFIG_FILE"]).expanduser())
-    paths += [Path.cwd() / "clouds.yaml", Path("~/.config/openstack/clouds.yaml").expanduser(),
-              Path("/etc/openstack/clouds.yaml")]
-    return paths
+def _who(cloud: Cloud) -> str:
+    """Whom Keystone refused: the user, the application credential, the token."""
+    auth = cloud.auth
+    if "applicationcredential" in cloud.auth_type.replace("_", ""):
+        ident = auth.get("application_credential_id") or auth.get("application_credential_name")
+        return (f"application credential {str(ident)!r} (401: wrong secret, or it expired "
+                f"or was deleted)")
+    if cloud.auth_type in ("token", "v3token", "v2token"):
+        return "the token (401: expired or revoked, or not valid for that project)"
+    user = auth.get("username") or auth.get("user_id")
+    if user:
+        return f"user {str(user)!r} (401: wrong user name, password or project)"
+    return f"the {cloud.auth_type} credentials (401)"
 
 
-def load_cloud(name: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The entry ``name`` of the first clouds.yaml that has it.
-
-    Raises:
-        AuthError: no clouds.yaml names it (or one cannot be read).
-    """
-    searched, seen = [], []
-    for path in clouds_yaml_candidates(env):
-        if not path.is_file():
-            continue
-        searched.append(str(path))
-        try:
-            clouds = (yaml.safe_load(path.read_text()) or {}).get("clouds") or {}
-        except (OSError, yaml.YAMLError, AttributeError) as exc:
-            raise AuthError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-        if isinstance(clouds, dict) and isinstance(clouds.get(name), dict):
-            return dict(clouds[name])
-        seen += [str(c) for c in clouds] if isinstance(clouds, dict) else []
-    if not searched:
-        where = ", ".join(str(p) for p in clouds_yaml_candidates(env))
-        raise AuthError(f"cloud {name!r}: no clouds.yaml found (looked for {where}; "
-                        f"set OS_CLIENT_CONFIG_FILE)")
-    known = ", ".join(dict.fromkeys(seen)) or "none"
-    raise AuthError(f"cloud {name!r} is not in {', '.join(searched)} (clouds there: {known})")
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
-def _cloud_from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """A clouds.yaml-shaped entry made of the ``OS_*`` variables."""
-    keys = ("auth_url", "username", "password", "project_name", "project_id",
-            "user_domain_name", "user_domain_id", "project_domain_name", "project_domain_id",
-            "user_id", "domain_name", "domain_id")
-    auth = {k: env[f"OS_{k.upper()}"] for k in keys if env.get(f"OS_{k.upper()}")}
-    if "project_name" not in auth and env.get("OS_TENANT_NAME"):
-        auth["project_name"] = env["OS_TENANT_NAME"]
-    entry: dict[str, Any] = {"auth": auth}
-    for key in ("region_name", "interface", "auth_type"):
-        if env.get(f"OS_{key.upper()}"):
-            entry[key] = env[f"OS_{key.upper()}"]
-    return entry
-
-
-def _session(cloud: Mapping[str, Any], label: str) -> Any:
-    from keystoneauth1 import exceptions as ks_exc
-    from keystoneauth1 import loading, session
-
-    auth_type = str(cloud.get("auth_type") or "password")
-    try:
-        loader: Any = loading.get_plugin_loader(auth_type)
-        options = {o.dest for o in loader.get_options()}
-        auth = loader.load_from_options(**{k.replace("-", "_"): v
-                                           for k, v in dict(cloud.get("auth") or {}).items()
-                                           if k.replace("-", "_") in options})
-    except ks_exc.NoMatchingPlugin:
-        raise AuthError(f"{label}: unknown auth_type {auth_type!r}") from None
-    except ks_exc.MissingRequiredOptions as exc:
-        missing = ", ".join(o.dest for o in exc.options)
-        raise AuthError(f"{label}: auth settings missing: {missing}") from None
-    verify = cloud.get("verify", True)
-    if cloud.get("cacert"):
-        verify = cloud["cacert"]
-    return session.Session(auth=auth, verify=verify, timeout=30)
-
-
-def keystone_access(cloud: Mapping[str, Any], label: str) -> ApiAccess:
-    """Authenticate with ``cloud`` (a clouds.yaml entry); find Block Storage in the catalog.
-
-    Raises:
-        AuthError: wrong credentials, Keystone unreachable, or no endpoint.
-    """
+def _unreachable(exc: Exception, timeout: object) -> str:
+    """Why Keystone could not be reached, in a few words (requests nests the reason deep)."""
     from keystoneauth1 import exceptions as ks_exc
 
-    sess = _session(cloud, label)
-    auth_url = (cloud.get("auth") or {}).get("auth_url", "?")
-    user = (cloud.get("auth") or {}).get("username", "?")
-    interface = str(cloud.get("interface") or "public")
-    region = cloud.get("region_name")
+    if isinstance(exc, ks_exc.ConnectTimeout):
+        return f"no answer within {timeout} s"
+    reason = _OS_ERROR.search(str(exc))
+    return reason.group(1).strip().lower() if reason else first_line(exc)[:200]
+
+
+def keystone_access(cloud: Cloud) -> ApiAccess:
+    """Authenticate as ``cloud``; find Block Storage in the catalog.
+
+    Raises:
+        AuthError: Keystone refused or cannot be reached, or no endpoint.
+    """
+    from keystoneauth1 import exceptions as ks_exc
+    from openstack import exceptions as sdk_exc   # (after load(): the config package alone)
+
+    label, region = cloud.label, cloud.region
+    auth_url = cloud.auth.get("auth_url", "?")
+    interface = region.get_interface("block-storage") or "public"
+    region_name = region.get_region_name("block-storage") or None
     try:
+        sess = region.get_session()
         token = sess.get_token()
         project_id = sess.get_project_id()
-        endpoint = None
-        for service_type in SERVICE_TYPES:
+        endpoint = region.get_endpoint("block-storage")    # block_storage_endpoint_override
+        for service_type in () if endpoint else SERVICE_TYPES:
             try:
                 endpoint = sess.get_endpoint(service_type=service_type, interface=interface,
-                                             region_name=region)
+                                             region_name=region_name)
             except ks_exc.EndpointNotFound:
                 endpoint = None
             if endpoint:
                 break
     except ks_exc.Unauthorized:
-        raise AuthError(f"{label}: Keystone at {auth_url} refused user {user!r} "
-                        f"(401: wrong user name, password or project)") from None
+        raise AuthError(f"{label}: Keystone at {auth_url} refused {_who(cloud)}") from None
     except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.DiscoveryFailure) as exc:
-        raise AuthError(f"{label}: cannot reach Keystone at {auth_url}: "
-                        f"{str(exc).splitlines()[0][:200]}") from None
-    except ks_exc.ClientException as exc:
-        raise AuthError(f"{label}: Keystone at {auth_url}: "
-                        f"{str(exc).splitlines()[0][:200]}") from None
+        raise AuthError(cloud.mask(f"{label}: cannot reach Keystone at {auth_url}: "
+                                   f"{_unreachable(exc, region.config.get('api_timeout'))}")
+                        ) from None
+    except (ks_exc.ClientException, sdk_exc.SDKException) as exc:
+        raise AuthError(cloud.mask(f"{label}: Keystone at {auth_url}: "
+                                   f"{first_line(exc)[:200]}")) from None
     if not endpoint:
-        where = f" in region {region}" if region else ""
+        where = f" in region {region_name}" if region_name else ""
         raise AuthError(f"{label}: no Block Storage endpoint ({'/'.join(SERVICE_TYPES)}, "
                         f"interface {interface}{where}) in the catalog of {auth_url}")
+    if not project_id:
+        raise AuthError(f"{label}: the token Keystone at {auth_url} gave is scoped to no "
+                        f"project (name one: project_name or project_id)")
     match = _VERSIONED.match(endpoint.rstrip("/"))
     base = match.group("root") if match else endpoint.rstrip("/")
-    return ApiAccess(base, str(project_id), str(token), label)
+    return ApiAccess(base, str(project_id), str(token), cloud.short)
 
 
-def api_access(controller: Controller, project: str | None = None,
-               env: Mapping[str, str] | None = None) -> ApiAccess:
+def _named(controller: Controller) -> str | None:
+    """The cloud ``controller`` authenticates as: its own, else OS_CLOUD (None: neither)."""
+    return controller.cloud or os.environ.get("OS_CLOUD") or None
+
+
+def keystone_wanted(controller: Controller) -> bool:
+    """Whether ``controller``'s API is called with a Keystone token (else noauth)."""
+    return bool(_named(controller) or os.environ.get("OS_AUTH_URL"))
+
+
+def api_access(controller: Controller, project: str | None = None) -> ApiAccess:
     """How to call ``controller``'s API: Keystone when a cloud is named, else noauth.
 
     ``project`` applies to noauth only (Keystone gives the token's project).
 
     Raises:
-        AuthError: see :func:`load_cloud` and :func:`keystone_access`.
+        AuthError: see :func:`deploy.openstack.clouds.load` and :func:`keystone_access`.
     """
-    env = os.environ if env is None else env
-    name = controller.cloud or env.get("OS_CLOUD")
-    if name:
-        return _remembered(("cloud", name, env.get("OS_CLIENT_CONFIG_FILE")),
-                           lambda: keystone_access(load_cloud(name, env), f"cloud {name}"))
-    if env.get("OS_AUTH_URL"):
-        return _remembered(("env", *sorted((k, v) for k, v in env.items() if k.startswith("OS_"))),
-                           lambda: keystone_access(_cloud_from_env(env), "OS_AUTH_URL"))
-    project = project or NOAUTH_PROJECT
-    return ApiAccess(controller.api_url.rstrip("/"), project, f"admin:{project}")
+    if not keystone_wanted(controller):
+        project = project or NOAUTH_PROJECT
+        return ApiAccess(controller.api_url.rstrip("/"), project, f"admin:{project}")
+    key = _key(controller)
+    return _remembered(("access", *key),
+                       lambda: keystone_access(_remembered(("cloud", *key),
+                                                           lambda: load(key[0]))))
+
+
+def _key(controller: Controller) -> tuple[str | None, ...]:
+    """The cloud's name and all the loader reads: the same key, the same cloud."""
+    return (_named(controller), os.getcwd(),
+            *(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("OS_")))
 
 
 # A Keystone token costs a password check (bcrypt: about 0.3 s); one run, and
-# a watch session's bursts, reuse it for a while (tokens live an hour).
+# a watch session's bursts, reuse it (and the cloud read) for a while
+# (tokens live an hour).
 _REUSE_SECONDS = 600.0
-_remembered_access: dict[tuple[object, ...], tuple[float, ApiAccess]] = {}
+_remembered_values: dict[tuple[object, ...], tuple[float, Any]] = {}
 _fetching: dict[tuple[object, ...], threading.Lock] = {}
 _fetching_lock = threading.Lock()
+T = TypeVar("T")
 
 
-def _remembered(key: tuple[object, ...], fetch: Callable[[], ApiAccess]) -> ApiAccess:
-    """``fetch()``'s access, or the same one fetched less than a while ago.
+def _remembered(key: tuple[object, ...], fetch: Callable[[], T]) -> T:
+    """``fetch()``'s value, or the same one fetched less than a while ago.
 
     Two threads asking at once (a prefetch and the caller) fetch it once.
     """
     with _fetching_lock:
         lock = _fetching.setdefault(key, threading.Lock())
     with lock:
-        kept = _remembered_access.get(key)
+        kept = _remembered_values.get(key)
         if kept is not None and time.monotonic() - kept[0] < _REUSE_SECONDS:
-            return kept[1]
-        access = fetch()
-        _remembered_access[key] = (time.monotonic(), access)
-        return access
+            return cast(T, kept[1])
+        value = fetch()
+        _remembered_values[key] = (time.monotonic(), value)
+        return value
+
+
+def _in_background(controller: Controller, purpose: str, work: Callable[[], object]) -> None:
+    """Run ``work`` in a thread, if ``controller`` needs Keystone; its AuthError is left
+    for the caller who needs the result to meet and report."""
+    if not keystone_wanted(controller):
+        return
+
+    def run() -> None:
+        try:
+            work()
+        except AuthError:
+            pass
+
+    threading.Thread(target=run, name=f"{purpose}-{controller.name}", daemon=True).start()
+
+
+def read_cloud_early(controller: Controller) -> None:
+    """Read ``controller``'s cloud in the background (openstacksdk's import, the files).
+
+    Called as a deploy starts: what costs CPU here (about 0.25 s) overlaps
+    the sync's waits on the network instead of the token's way after the
+    restart. No request is made (no token for a deploy that changes nothing).
+    """
+    _in_background(controller, "cloud",
+                   lambda: _remembered(("cloud", *_key(controller)),
+                                       lambda: load(_key(controller)[0])))
 
 
 def prefetch(controller: Controller) -> None:
     """Authenticate for ``controller`` in the background, if it needs Keystone.
 
     The restart after a deploy runs meanwhile; the health check that follows
-    then finds the token ready. A failure here is left for that check to
-    meet and report.
+    then finds the token ready.
     """
-    env = os.environ
-    if not (controller.cloud or env.get("OS_CLOUD") or env.get("OS_AUTH_URL")):
-        return
-
-    def fetch() -> None:
-        try:
-            api_access(controller, env=env)
-        except AuthError:
-            pass
-
-    threading.Thread(target=fetch, name=f"token-{controller.name}", daemon=True).start()
+    _in_background(controller, "token", lambda: api_access(controller))
 
 
-def cloud_access(name: str, env: Mapping[str, str] | None = None) -> ApiAccess:
-    """Authenticate as the clouds.yaml entry ``name`` (e.g. a member user, for the specs)."""
-    return keystone_access(load_cloud(name, env), f"cloud {name}")
+def cloud_access(name: str, clouds_file: str | os.PathLike[str] | None = None) -> ApiAccess:
+    """Authenticate as the cloud ``name`` (e.g. a member user, for the specs).
+
+    ``clouds_file`` reads that clouds.yaml alone, whatever the environment says.
+
+    Raises:
+        AuthError: see :func:`api_access`.
+    """
+    return keystone_access(load(name, os.fspath(clouds_file) if clouds_file else None))

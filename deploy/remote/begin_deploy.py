@@ -34,49 +34,56 @@ import sys
 # devloop-include: backups
 
 
+# devloop-include: fsnames
+
+
 def begin(job):
+    """The answer to ``job``; names travel as text (JSON), the files are reached by
+    ``fs_name``, to the byte."""
     record, sizes = job["record"], job.get("sizes")
-    target = record["target"].rstrip("/")
-    deploy_dir = os.path.dirname(record["backup"])
+    shown_target = record["target"].rstrip("/")
+    target, backup = fs_name(shown_target), fs_name(record["backup"])
+    deploy_dir = os.path.dirname(backup)
     planned = record.get("replaced", []) + record.get("added", [])
     try:
         for rel in planned:
-            check_way(target, rel)
+            check_way(target, fs_name(rel))
     except Refused as exc:
-        return {"refused": str(exc)}
+        return {"refused": said(exc)}
     if sizes:
-        short = lacking(target, sizes)
+        short = lacking(target, dict((fs_name(rel), size) for rel, size in sizes.items()))
         if short:
             where, needed, room = short[0]
-            return {"no_space": {"what": "files", "where": where, "needed": needed,
+            return {"no_space": {"what": "files", "where": text_name(where), "needed": needed,
                                  "free": room}}
-    sweep(target, planned)
-    record.update({"state": "applying", "target": target, "added": [], "replaced": [],
+    sweep(target, [fs_name(rel) for rel in planned])
+    record.update({"state": "applying", "target": shown_target, "added": [], "replaced": [],
                    "backups": {}})
     try:
         for rel in sorted(planned):
-            entry = keep(target, rel, record["backup"])
+            entry = keep(target, fs_name(rel), backup)
             if entry is None:
                 record["added"].append(rel)
             else:
                 record["replaced"].append(rel)
                 record["backups"][rel] = entry
-        sync_all([record["backup"]])
+        sync_all([backup])
     except Refused as exc:
         forget(deploy_dir)
-        return {"refused": str(exc)}
+        return {"refused": said(exc)}
     except Unproven as exc:
         forget(deploy_dir)
-        return {"unproven": str(exc)}
+        return {"unproven": said(exc)}
     except (IOError, OSError) as exc:
         forget(deploy_dir)
         if not no_space(exc):
             raise
-        infos = [lstat_in(target, rel) for rel in planned]
+        infos = [lstat_in(target, fs_name(rel)) for rel in planned]
         replaced = [info.st_size for info in infos if info is not None]
         where = os.path.dirname(deploy_dir)
         block = os.statvfs(where).f_frsize or 4096
-        return {"no_space": {"what": "backups", "count": len(replaced), "where": where,
+        return {"no_space": {"what": "backups", "count": len(replaced),
+                             "where": text_name(where),
                              "needed": sum(-(-size // block) * block for size in replaced),
                              "free": free_bytes(where)}}
     try:
@@ -85,8 +92,8 @@ def begin(job):
         forget(deploy_dir)
         if not no_space(exc):
             raise
-        return {"no_space": {"what": "record", "id": record.get("id"), "where": deploy_dir,
-                             "error": exc.strerror}}
+        return {"no_space": {"what": "record", "id": record.get("id"),
+                             "where": text_name(deploy_dir), "error": exc.strerror}}
     return {"record": record}
 
 

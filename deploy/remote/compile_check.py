@@ -1,10 +1,16 @@
 """Compile Python sources with this interpreter; print one JSON line per file that fails.
 
-argv: CINDER_DIR LOG_FILE, then pairs of (path relative to the cinder package,
-base64 of the zlib-compressed file bytes). With CINDER_DIR, a file whose bytes
-equal the installed copy's is skipped (the deploy will not send it); "" compiles
-every file given. With LOG_FILE, its size is printed first ({"log_size": N}), so
-a later health check reads only what the restart writes; "" skips it.
+stdin (never argv: /proc/*/cmdline is world-readable, and one argument
+holds at most 128 KiB): zlib-compressed JSON::
+
+    {"against": CINDER_DIR or "", "log_file": PATH or "",
+     "files": [[REL, BASE64_BYTES], ...]}
+
+REL is a path relative to the cinder package. With ``against``, a file
+whose bytes equal the installed copy's is skipped (the deploy will not send
+it); "" compiles every file given. With ``log_file``, its size is printed
+first ({"log_size": N}), so a later health check reads only what the
+restart writes; "" skips it.
 
 Each file is compiled as Cinder's interpreter would import it (bytes in, so a
 coding cookie is honoured; no __future__ flags of this script leak in), and
@@ -23,27 +29,36 @@ warnings.simplefilter("ignore")      # SyntaxWarnings are not errors
 # devloop-include: compile_source
 
 
-cinder_dir, log_file, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-if log_file:
-    try:
-        size = os.path.getsize(log_file)
-    except OSError:
-        size = 0
-    print(json.dumps({"log_size": size}))
+# devloop-include: fsnames
 
-compiled = 0
-for index in range(0, len(args) - 1, 2):
-    path, packed = args[index], args[index + 1]
-    source = zlib.decompress(base64.b64decode(packed.encode("ascii")))
-    if cinder_dir:
+
+def main():
+    stdin = getattr(sys.stdin, "buffer", sys.stdin)
+    job = json.loads(zlib.decompress(stdin.read()).decode("utf-8"))
+    cinder_dir, log_file = job.get("against") or "", job.get("log_file") or ""
+    if log_file:
         try:
-            with open(os.path.join(cinder_dir, path), "rb") as installed:
-                if installed.read() == source:
-                    continue
-        except (IOError, OSError):
-            pass                      # a new file
-    compiled += 1
-    problem = compile_problem(path, source)
-    if problem:
-        print(json.dumps(problem))
-print(json.dumps({"compiled": compiled}))
+            size = os.path.getsize(fs_name(log_file))
+        except OSError:
+            size = 0
+        print(json.dumps({"log_size": size}))
+    compiled = 0
+    for path, packed in job["files"]:
+        source = base64.b64decode(packed.encode("ascii"))
+        if cinder_dir:
+            try:
+                with open(os.path.join(fs_name(cinder_dir), fs_name(path)), "rb") as installed:
+                    if installed.read() == source:
+                        continue
+            except (IOError, OSError):
+                pass                      # a new file
+        compiled += 1
+        problem = compile_problem(path, source)
+        if problem:
+            print(json.dumps(problem))
+    print(json.dumps({"compiled": compiled}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,6 +28,9 @@ only place debugpy's files were put) is removed.
 
 While a session runs, ``<state dir>/debug/session.json`` names the guard's
 PID, so that ``invoke status`` can say a debug session holds the controller.
+``<state dir>/debug`` is root's (0755: the service user reads debugpy's
+files below it); the guard's log there, ``guard.log``, is root's alone
+(0600), opened without following a link.
 
 Exit codes: 0 the session ended (the developer quit or cinder-api stopped
 after it was ready); 3 cinder-api exited before it was ready; 4 the guard
@@ -36,7 +39,6 @@ could not set up; 5 the API port was taken; 6 the service would not start.
 Python 2.7 and 3.6+, standard library only: this runs with the
 controller's python.
 """
-import errno
 import json
 import os
 import pwd
@@ -64,6 +66,8 @@ SITECUSTOMIZE = (
     "devloop_debug.install()\n"
     "devloop_debug.chain_sitecustomize(__file__)\n"
 )
+
+# devloop-include: state_dir
 
 # Python 2 spells these differently (or lacks them): one name for both.
 _TIMEOUT = getattr(subprocess, "TimeoutExpired", None)
@@ -298,10 +302,10 @@ def _mark_session(on):
     """Name this guard in ``session.json`` while the session lasts (for invoke status)."""
     try:
         if on:
-            with open(_marker(), "w") as handle:
-                json.dump({"guard": os.getpid(), "since": time.time(),
-                           "mode": "attach" if session.get("attach") else "pdb",
-                           "port": (session.get("attach") or {}).get("port")}, handle)
+            write_new(_marker(), json.dumps({
+                "guard": os.getpid(), "since": time.time(),
+                "mode": "attach" if session.get("attach") else "pdb",
+                "port": (session.get("attach") or {}).get("port")}).encode("utf-8"), 0o644)
         else:
             os.remove(_marker())
     except EnvironmentError:
@@ -393,17 +397,26 @@ def main():
     global _log
     for signo in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signo, _on_signal)
+    code = SETUP_FAILED
+    debug_dir = os.path.dirname(session["log"])
     try:
-        try:
-            os.makedirs(os.path.dirname(session["log"]))
-        except EnvironmentError as exc:
-            if exc.errno != errno.EEXIST:
-                raise
-        _log = open(session["log"], "a")
+        ensure_dir(os.path.dirname(debug_dir), 0o755)
+        ensure_dir(debug_dir, 0o755)
+    except Untrusted as exc:
+        say("state_dir is not root's alone: %s; cinder-devloop runs as root and keeps its "
+            "files only where no other user can write" % exc)
+        say("starting the service again")
+        return _restore() or code
+    except EnvironmentError:
+        pass                # no log then: the session goes on without one
+    try:
+        fd = os.open(session["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                     0o600)
+        os.fchmod(fd, 0o600)
+        _log = os.fdopen(fd, "a")
     except EnvironmentError:
         _log = None
     _mark_session(True)
-    code = SETUP_FAILED
     try:
         try:
             user = pwd.getpwnam(session["user"])

@@ -25,7 +25,17 @@ oslo.service ignores Ctrl-C in a worker blocked at a prompt.
 ``invoke debug --attach`` sets ``DEVLOOP_ATTACH`` (``{"dir", "port"}``): the
 hook then starts debugpy (brought by the tool into ``dir``) in the API
 worker only, right after cinder-api forks it, listening on the
-controller's loopback (see :func:`_arm_attach`).
+controller's loopback (see :func:`_arm_attach`). debugpy asks a client for
+no credentials, and any local user can reach the loopback: so debugpy's
+adapter (a process it starts, with this hook loaded through
+``DEVLOOP_GATE``) accepts on that port only connections whose other end
+root owns, as the kernel says in /proc/net/tcp; the tool's SSH forward is
+root's (sshd, for the tool's root login), the service user and every
+other user are turned away (see :func:`_arm_gate`). While ``listen()``
+waits for that adapter to connect back with its endpoints, the worker
+takes that connection only from its own user (the adapter's) or root
+(on a kernel before 4.10, a connection already closed by its owner is
+listed as root's, so there this one-shot wait is open to a fast local user).
 
 On Python 3 the hook is a ``find_spec`` finder with a SourceFileLoader;
 on Python 2 (no importlib.machinery) a PEP 302 ``find_module`` finder over
@@ -305,6 +315,19 @@ def _listen_in_child():
     # pydevd prints a traceback when GEVENT_SUPPORT is set without gevent,
     # which is the point here (it only needs real threads): keep that quiet.
     stderr, sys.stderr = sys.stderr, _Captured()
+    # debugpy's adapter (started by listen(), with this environment) loads this
+    # hook, which there lets only root's connections through (_arm_gate)
+    saved = dict((key, os.environ.get(key)) for key in ("PYTHONPATH", "DEVLOOP_GATE"))
+    os.environ["PYTHONPATH"] = os.path.dirname(os.path.abspath(__file__))
+    os.environ["DEVLOOP_GATE"] = str(int(_ATTACH["port"]))
+    # meanwhile, listen() waits here for its adapter to connect back and say where
+    # it listens: only this user's connection (the adapter's) or root's is that.
+    # The adapter may have written and closed its end before we look: any state
+    # but TIME_WAIT counts.
+    import socket
+    accept = socket.socket.accept
+    states = tuple("%02X" % state for state in range(1, 12) if state != int(TIME_WAIT, 16))
+    socket.socket.accept = _gated(accept, None, (0, os.getuid()), states)
     try:
         import debugpy
         debugpy.listen(("127.0.0.1", int(_ATTACH["port"])))
@@ -312,6 +335,13 @@ def _listen_in_child():
         sys.stderr, said = stderr, "".join(sys.stderr.parts)
         sys.stderr.write("%sdevloop: debugpy could not listen: %s\n" % (said, exc))
         return
+    finally:
+        socket.socket.accept = accept
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     sys.stderr, said = stderr, "".join(sys.stderr.parts)
     if "gevent" not in said:
         sys.stderr.write(said)
@@ -345,8 +375,73 @@ def _arm_attach():
     os.fork = fork
 
 
+def _tcp_row(address):
+    """/proc/net/tcp's name of an IPv4 ``(host, port)``: ``0100007F:1F90``."""
+    import socket
+    import struct
+    host = struct.unpack("=I", socket.inet_aton(address[0]))[0]
+    return "%08X:%04X" % (host, address[1])
+
+
+ESTABLISHED, TIME_WAIT = "01", "06"     # TCP states as /proc/net/tcp names them
+
+
+def peer_uid(conn, states=(ESTABLISHED,)):
+    """The uid that owns the other end of ``conn``, a loopback TCP connection, or None.
+
+    Both ends are on this host, so the kernel lists the other end's socket
+    in /proc/net/tcp (local address: our peer's; remote: ours), with the uid
+    that owns it. Only a socket in one of ``states`` counts: one its owner
+    has closed may be listed as root's on older kernels (before 4.10), and
+    TIME_WAIT always is.
+    """
+    try:
+        wanted = (_tcp_row(conn.getpeername()), _tcp_row(conn.getsockname()))
+        with open("/proc/net/tcp") as handle:
+            rows = [line.split() for line in handle.readlines()[1:]]
+    except (EnvironmentError, ValueError, TypeError, IndexError):
+        return None
+    for row in rows:
+        if len(row) > 7 and (row[1], row[2]) == wanted and row[3] in states:
+            return int(row[7])
+    return None
+
+
+def _gated(accept, port, allowed, states=(ESTABLISHED,)):
+    """``accept`` that keeps a connection only if a uid in ``allowed`` owns its other end.
+
+    With ``port``, only connections to that port are looked at. Any other
+    connection is closed before a byte of it is read, and accept waits on.
+    """
+    def gated_accept(self):
+        while True:
+            conn, address = accept(self)
+            try:
+                looked_at = port is None or self.getsockname()[1] == port
+            except (EnvironmentError, IndexError, TypeError):
+                looked_at = True
+            if not looked_at or peer_uid(conn, states) in allowed:
+                return conn, address
+            conn.close()
+    return gated_accept
+
+
+def _arm_gate():
+    """In debugpy's adapter: on the session's port, accept root's connections only.
+
+    ``DEVLOOP_GATE`` names the port. Every other connection there is closed
+    at once, before debugpy reads a byte of it.
+    """
+    raw = os.environ.pop("DEVLOOP_GATE", "")
+    if not raw:
+        return
+    import socket
+    socket.socket.accept = _gated(socket.socket.accept, int(raw), (0,))
+
+
 def install():
     """Register the import hook for every breakpoint (at interpreter start)."""
+    _arm_gate()
     _arm_attach()
     by_module = {}
     for index, where in enumerate(BREAKS):

@@ -8,7 +8,9 @@ python: ``[<cinder-api>, ...]`` or ``[<python>, <options>..., <cinder-api>,
 command line that only mentions cinder-api (``grep cinder-api``,
 ``python -c ... cinder-api``, a log viewer) is not one.
 
-Each is sent TERM, then KILL if still there after the grace period.
+Each is sent TERM, then KILL if still there after the grace period, with
+the service user's rights only: a PID that another process took meanwhile
+(PIDs are reused) is never signalled as root.
 Prints one JSON object: ``{"found": [{"pid", "argv"}], "killed": [pids],
 "left": [pids]}``.
 
@@ -24,6 +26,8 @@ import sys
 import time
 
 _PYTHON = re.compile(r"^python[0-9.]*$")
+
+# devloop-include: state_dir
 _OPTIONS_WITH_VALUE = ("-W", "-X", "--check-hash-based-pycs")
 
 
@@ -102,22 +106,16 @@ def find(entry_point, uid):
     return found
 
 
-def end(pids, grace):
-    """TERM, wait up to ``grace`` s, KILL; return (killed with KILL, still alive)."""
+def end(pids, grace, user):
+    """TERM, wait up to ``grace`` s, KILL (as ``user``); return (killed with KILL, still alive)."""
     for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
+        signal_as(user.pw_uid, user.pw_gid, pid, signal.SIGTERM)
     deadline = time.time() + grace
     while time.time() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
     killed = [p for p in pids if alive(p)]
     for pid in killed:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+        signal_as(user.pw_uid, user.pw_gid, pid, signal.SIGKILL)
     deadline = time.time() + 5
     while time.time() < deadline and any(alive(p) for p in killed):
         time.sleep(0.05)
@@ -127,12 +125,12 @@ def end(pids, grace):
 def main():
     entry_point, user, grace = sys.argv[1], sys.argv[2], float(sys.argv[3])
     try:
-        uid = pwd.getpwnam(user).pw_uid
+        entry = pwd.getpwnam(user)
     except KeyError:
         sys.stdout.write(json.dumps({"error": "no user %r on this controller" % user}) + "\n")
         return 2
-    found = find(entry_point, uid)
-    killed, left = end([p["pid"] for p in found], grace)
+    found = find(entry_point, entry.pw_uid)
+    killed, left = end([p["pid"] for p in found], grace, entry)
     sys.stdout.write(json.dumps({"found": found, "killed": killed, "left": left}) + "\n")
     return 0
 

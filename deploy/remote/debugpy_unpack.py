@@ -13,6 +13,10 @@ no guard holds any more (a killed session) are removed first.
 Prints a last JSON line ``{"dir", "files", "port"}`` (``port``: a free port
 on the loopback for debugpy) or ``{"error"}``.
 
+``<state dir>/debug`` and the session's directory are root's (0755), its
+files root's (0644): the service user reads debugpy, and changes nothing.
+A state dir or debug directory another user owns or can write is refused.
+
 Python 2.7 and 3.6+, standard library only: this runs with the
 controller's python.
 """
@@ -26,6 +30,8 @@ import sys
 import zipfile
 
 parent = sys.argv[1]
+
+# devloop-include: state_dir
 
 
 def say(data):
@@ -71,8 +77,13 @@ def main():
     if not wheel:
         say({"error": "no debugpy wheel came"})
         return 1
-    if not os.path.isdir(parent):
-        os.makedirs(parent, 0o755)
+    try:
+        ensure_dir(os.path.dirname(parent), 0o755)
+        ensure_dir(parent, 0o755)           # the service user goes through, to debugpy
+    except (Untrusted, EnvironmentError) as exc:
+        say({"error": "cannot use %s: %s; cinder-devloop runs as root and keeps its files "
+                      "only where no other user can write" % (parent, exc)})
+        return 1
     for name in os.listdir(parent):
         if name.startswith("attach-"):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
@@ -92,9 +103,7 @@ def main():
         os.chmod(root, 0o755)
         for name in files:
             os.chmod(os.path.join(root, name), 0o644)
-    os.chmod(parent, os.stat(parent).st_mode | 0o055)   # the service user goes through
-    with open(os.path.join(target, "files.txt"), "w") as handle:
-        handle.write("\n".join(names) + "\n")
+    write_new(os.path.join(target, "files.txt"), ("\n".join(names) + "\n").encode("utf-8"))
     say({"dir": target, "files": len(names), "port": _free_port()})
     return 0
 

@@ -35,25 +35,30 @@ import sys
 # devloop-include: undo
 
 
+# devloop-include: fsnames
+
+
 def end(record):
-    target = record["target"].rstrip("/")
+    """The answer for ``record``; names travel as text (JSON), the files are reached
+    by ``fs_name``, to the byte."""
+    target = fs_name(record["target"].rstrip("/"))
     removed = []
     try:
         for rel in record.get("added", []) + record.get("replaced", []):
-            removed.extend(drop_compiled(target, rel))
+            removed.extend(text_name(path) for path in drop_compiled(target, fs_name(rel)))
     except Refused as exc:
-        return {"refused": str(exc)}
-    deploy_dir = os.path.dirname(record["backup"])
+        return {"refused": said(exc)}
+    deploy_dir = os.path.dirname(fs_name(record["backup"]))
     try:
         write_json(os.path.join(deploy_dir, "record.json"), record)
     except (IOError, OSError) as exc:
-        cut = {"step": "record", "id": record.get("id"), "where": deploy_dir,
+        cut = {"step": "record", "id": record.get("id"), "where": text_name(deploy_dir),
                "error": exc.strerror, "space": no_space(exc), "not_undone": None}
         try:
             undo_record(dict(record, state="applying"),
                         {"restored": [], "removed": [], "compiled": []}, forget_it=True)
         except (IOError, OSError, Refused) as again:
-            cut["not_undone"] = getattr(again, "strerror", None) or str(again)
+            cut["not_undone"] = getattr(again, "strerror", None) or said(again)
         return {"cut": cut}
     return {"removed": removed}
 

@@ -20,6 +20,11 @@ session) leaves lock.json marked "ended" for the next holder to report.
 MODE "show": prints ``{"held": bool, "holder": INFO_OR_NULL}`` and changes
 nothing.
 
+STATE_DIR is made root's (0755) if it is missing; one that another user
+owns or can write, or that lies below such a directory, is refused (exit
+2, the reason on stderr): root writes lock.json there. lock.json is
+written as a new file of an unguessable name, renamed in.
+
 Python 2.7 and 3.6+, standard library only.
 """
 import errno
@@ -31,7 +36,10 @@ import sys
 import time
 
 BUSY = 3
+UNUSABLE = 2
 POLL = 0.1
+
+# devloop-include: state_dir
 
 
 def utc_now():
@@ -52,9 +60,7 @@ def read_info(path):
 
 
 def write_info(path, info):
-    with open(path + ".tmp", "w") as handle:
-        json.dump(info, handle)
-    os.rename(path + ".tmp", path)   # atomic: a reader sees old or new, never half
+    write_new(path, json.dumps(info).encode("utf-8"), 0o644)   # a reader sees old or new
 
 
 def try_lock(fd, kind):
@@ -96,7 +102,7 @@ def show(lock_path, info_path):
     if not os.path.exists(lock_path):
         say({"held": False, "holder": None})
         return 0
-    fd = os.open(lock_path, os.O_RDONLY)
+    fd = os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     # a shared lock conflicts only with a holder's exclusive one
     free = try_lock(fd, fcntl.LOCK_SH)
     os.close(fd)
@@ -105,7 +111,7 @@ def show(lock_path, info_path):
 
 
 def hold(lock_path, info_path, wait, holder):
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     deadline = time.time() + wait
     waiting = False
     while not try_lock(fd, fcntl.LOCK_EX):
@@ -135,15 +141,21 @@ def hold(lock_path, info_path, wait, holder):
 
 def main(argv):
     state_dir, mode = argv[2], argv[3]
-    try:
-        os.makedirs(state_dir)
-    except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            raise
     lock_path = os.path.join(state_dir, "lock")
     info_path = os.path.join(state_dir, "lock.json")
     if mode == "show":
         return show(lock_path, info_path)
+    try:
+        ensure_dir(state_dir, 0o755)
+    except Untrusted as exc:
+        sys.stderr.write("state_dir %s is not root's alone: %s; cinder-devloop runs as root "
+                         "and keeps its files only where no other user can write (chown root "
+                         "and chmod go-w it, or name another state_dir in the inventory)\n"
+                         % (state_dir, exc))
+        return UNUSABLE
+    except OSError as exc:
+        sys.stderr.write("cannot make state_dir %s: %s\n" % (state_dir, exc))
+        return UNUSABLE
     return hold(lock_path, info_path, float(argv[4]), json.loads(argv[5]))
 
 

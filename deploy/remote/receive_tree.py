@@ -111,7 +111,8 @@ def start_db_state(request, facts):
     words = {"{cinder_dir}": facts["cinder_dir"], "{python}": facts["python"]}
     user, argv = request[0], [words.get(word, word) for word in request[1:]]
     command = " ".join(shell_quote(word) for word in argv)
-    return subprocess.Popen(["su", "-s", "/bin/sh", "-c", command, user],
+    # "--": the user name is never read as one of su's options
+    return subprocess.Popen(["su", "-s", "/bin/sh", "-c", command, "--", user],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -181,11 +182,14 @@ def differs(target, rel, data, wanted_ns, checksum):
 # devloop-include: compile_source
 
 
+# devloop-include: fsnames
+
+
 def stale_files(target, expect):
     """The expected files that are not, on the controller, as the caller last sent them."""
     stale = []
     for rel, size, wanted_ns in expect:
-        info = lstat_in(target, rel)
+        info = lstat_in(target, fs_name(rel))
         if info is None or info.st_size != size or not same_time(info, wanted_ns):
             stale.append(rel)
     return stale
@@ -238,7 +242,7 @@ def commit(target, rel, tmp):
 def unstage(target, staged, created):
     """Remove the staged copies not renamed into place, then the directories made for them."""
     for rel, tmp in staged:
-        fd = enter(target, os.path.dirname(rel))
+        fd = enter(target, os.path.dirname(fs_name(rel)))
         if fd is None:
             continue
         try:
@@ -266,21 +270,22 @@ def undo_now(record, done, staged, created):
     as if it never was. Returns None, or why it could not be undone (its
     record then stays "applying", for ``invoke rollback``).
     """
-    unstage(record["target"], [item for item in staged if item[0] not in done], created)
+    unstage(fs_name(record["target"]), [item for item in staged if item[0] not in done],
+            created)
     partial = dict(record)
     partial["added"] = [rel for rel in record["added"] if rel in done]
     partial["replaced"] = [rel for rel in record["replaced"] if rel in done]
     try:
         undo_record(partial, {"restored": [], "removed": [], "compiled": []}, forget_it=True)
     except (IOError, OSError, Refused) as exc:
-        return getattr(exc, "strerror", None) or str(exc)
+        return getattr(exc, "strerror", None) or said(exc)
     return None
 
 
 def why(exc):
-    """An OSError told in a few words: its strerror, and the path it names."""
-    text = getattr(exc, "strerror", None) or str(exc)
-    return text + (": %s" % exc.filename if getattr(exc, "filename", None) else "")
+    """An OSError told in a few words: its strerror, and the path it names (as text)."""
+    text = getattr(exc, "strerror", None) or said(exc)
+    return text + (": %s" % text_name(exc.filename) if getattr(exc, "filename", None) else "")
 
 
 def owner_ids(owner):
@@ -331,15 +336,18 @@ def in_git_tree(path):
 def uncommitted(guard, target, replaced):
     """checkout_guard.py's answer: which of ``replaced`` hold the checkout's own work."""
     source, state_dir = guard
-    proc = subprocess.Popen([sys.executable, "-c", source, sys.executable, target, state_dir]
-                            + replaced, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", source, sys.executable, target, state_dir,
+                             json.dumps(replaced)], stdout=subprocess.PIPE)
     out = proc.communicate()[0].decode("utf-8", "replace").strip().splitlines()
     return json.loads(out[-1]) if proc.returncode == 0 and out else {}
 
 
 def apply(job):
-    """Compare, compile, check, back up, record and write; the answer for the caller."""
-    target = job["target"].rstrip("/")
+    """Compare, compile, check, back up, record and write; the answer for the caller.
+
+    Names travel as text (JSON); the files are reached by ``fs_name``, to the byte.
+    """
+    target = fs_name(job["target"].rstrip("/"))
     result = {"log_size": None, "changes": [], "compiled": 0, "problems": []}
     if job.get("fast_dir"):          # fast restart is on while its original is kept
         result["fast_mode"] = os.path.exists(os.path.join(job["fast_dir"], "original"))
@@ -356,7 +364,7 @@ def apply(job):
         plan = []
         for rel, wanted_ns, packed in job["files"]:
             data = base64.b64decode(packed.encode("ascii"))
-            state = differs(target, rel, data, wanted_ns, job.get("checksum"))
+            state = differs(target, fs_name(rel), data, wanted_ns, job.get("checksum"))
             if state is False:
                 continue
             plan.append((rel, "new" if state is None else "changed", data, wanted_ns))
@@ -369,9 +377,9 @@ def apply(job):
         if result["problems"] or job.get("dry_run") or not plan:
             return result
         for rel, _, _, _ in plan:
-            check_way(target, rel)
+            check_way(target, fs_name(rel))
     except Refused as exc:
-        result["refused"] = str(exc)
+        result["refused"] = said(exc)
         return result
     replaced = [rel for rel, kind, _, _ in plan if kind == "changed"]
     if job.get("guard") and replaced and in_git_tree(target):
@@ -382,9 +390,9 @@ def apply(job):
     try:
         write(job, target, plan, result)
     except Refused as exc:
-        result["refused"] = str(exc)
+        result["refused"] = said(exc)
     except Unproven as exc:
-        result["unproven"] = str(exc)
+        result["unproven"] = said(exc)
     return result
 
 
@@ -399,22 +407,24 @@ def write(job, target, plan, result):
        deploy's directory too): nothing was changed. A failure at 4-5 undoes
        the deploy from its backups at once, or, if even that fails, leaves
        the record "applying" for ``invoke rollback``. The answer says which
-       (``no_space``, ``cut``).
+       (``no_space``, ``cut``). ``target`` is as ``fs_name`` gives it; the
+       record's names are text, as the job's.
     """
     ids = owner_ids(job.get("owner"))
-    deploy_dir = job["deploy_dir"]
-    backup = os.path.join(deploy_dir, "backup")
-    record_file = os.path.join(deploy_dir, "record.json")
     record = dict(job["record"])
-    record.update({"state": "applying", "target": target, "backup": backup,
+    record.update({"state": "applying", "target": job["target"].rstrip("/"),
+                   "backup": os.path.join(job["deploy_dir"], "backup"),
                    "added": [rel for rel, kind, _, _ in plan if kind == "new"],
                    "replaced": [], "backups": {}})
-    sweep(target, [rel for rel, _, _, _ in plan])
+    deploy_dir = fs_name(job["deploy_dir"])
+    backup = os.path.join(deploy_dir, "backup")
+    record_file = os.path.join(deploy_dir, "record.json")
+    sweep(target, [fs_name(rel) for rel, _, _, _ in plan])
     try:
         for rel, kind, _, _ in plan:
             if kind != "changed":
                 continue
-            entry = keep(target, rel, backup)
+            entry = keep(target, fs_name(rel), backup)
             if entry is None:                # gone since: it is added, not replaced
                 record["added"].append(rel)
                 continue
@@ -425,11 +435,13 @@ def write(job, target, plan, result):
         forget(deploy_dir)
         if not no_space(exc):
             raise
-        sizes = [info.st_size for info in (lstat_in(target, rel) for rel, kind, _, _ in plan
-                                           if kind == "changed") if info is not None]
+        sizes = [info.st_size for info in (lstat_in(target, fs_name(rel))
+                                           for rel, kind, _, _ in plan if kind == "changed")
+                 if info is not None]
         where = os.path.dirname(deploy_dir)
         block = os.statvfs(where).f_frsize or 4096
-        result["no_space"] = {"what": "backups", "count": len(sizes), "where": where,
+        result["no_space"] = {"what": "backups", "count": len(sizes),
+                              "where": text_name(where),
                               "needed": sum(-(-size // block) * block for size in sizes),
                               "free": free_bytes(where)}
         return
@@ -439,32 +451,35 @@ def write(job, target, plan, result):
         forget(deploy_dir)
         if not no_space(exc):
             raise
-        result["no_space"] = {"what": "record", "id": record.get("id"), "where": deploy_dir,
-                              "error": exc.strerror}
+        result["no_space"] = {"what": "record", "id": record.get("id"),
+                              "where": text_name(deploy_dir), "error": exc.strerror}
         return
     staged, created = [], []
     try:
         for rel, _, data, wanted_ns in plan:
-            staged.append((rel, stage(target, rel, data, wanted_ns, ids, created)))
-        sync_all(sorted(set(os.path.join(target, os.path.dirname(rel)) for rel, _ in staged)))
+            staged.append((rel, stage(target, fs_name(rel), data, wanted_ns, ids, created)))
+        sync_all(sorted(set(os.path.join(target, os.path.dirname(fs_name(rel)))
+                            for rel, _ in staged)))
     except (IOError, OSError) as exc:
         unstage(target, staged, created)
         forget(deploy_dir)
         if not no_space(exc):
             raise
-        short = lacking(target, dict((rel, len(data)) for rel, _, data, _ in plan))
+        short = lacking(target, dict((fs_name(rel), len(data)) for rel, _, data, _ in plan))
         where, needed, room = short[0] if short else (
-            os.path.join(target, os.path.dirname(plan[len(staged)][0])).rstrip("/"),
+            os.path.join(target, os.path.dirname(fs_name(plan[len(staged)][0]))).rstrip("/"),
             sum(len(data) for _, _, data, _ in plan), 0)
-        result["no_space"] = {"what": "files", "where": where, "needed": needed, "free": room}
+        result["no_space"] = {"what": "files", "where": text_name(where), "needed": needed,
+                              "free": room}
         return
     done = []
     try:
         for rel, tmp in staged:
-            commit(target, rel, tmp)
+            commit(target, fs_name(rel), tmp)
             done.append(rel)
     except (IOError, OSError, Refused) as exc:
-        result["cut"] = {"step": "files", "id": record.get("id"), "where": deploy_dir,
+        result["cut"] = {"step": "files", "id": record.get("id"),
+                         "where": text_name(deploy_dir),
                          "error": why(exc), "space": no_space(exc),
                          "not_undone": undo_now(record, done, staged, created)}
         return
@@ -473,8 +488,8 @@ def write(job, target, plan, result):
     try:
         write_json(record_file, record)
     except (IOError, OSError) as exc:
-        result["cut"] = {"step": "record", "id": record.get("id"), "where": deploy_dir,
-                         "error": exc.strerror, "space": no_space(exc),
+        result["cut"] = {"step": "record", "id": record.get("id"),
+                         "where": text_name(deploy_dir), "error": exc.strerror, "space": no_space(exc),
                          "not_undone": undo_now(record, done, staged, created)}
 
 

@@ -50,6 +50,9 @@ import sys
 # devloop-include: undo
 
 
+# devloop-include: fsnames
+
+
 def main():
     job = json.loads(getattr(sys.stdin, "buffer", sys.stdin).read().decode("utf-8"))
     records = job["records"]
@@ -61,11 +64,11 @@ def main():
         try:
             undo_record(record, summary, forget_it=job.get("forget"))
         except Refused as exc:           # a symlink planted since the check
-            summary["refused"] = str(exc)
+            summary["refused"] = said(exc)
             return summary
         except (IOError, OSError) as exc:
-            summary["failed"] = {"id": record.get("id", "?"), "error": "%s%s" % (
-                exc.strerror or exc, ": %s" % exc.filename if exc.filename else "")}
+            summary["failed"] = {"id": record.get("id", "?"), "error": text_name("%s%s" % (
+                exc.strerror or exc, ": %s" % exc.filename if exc.filename else ""))}
             return summary
     return summary
 

@@ -22,9 +22,17 @@ supervisord ``command`` or the systemd ``ExecStart`` while fast mode is on).
    On SIGTERM/SIGINT, kills the child and exits 0. If the child exits on
    its own, exits with its status, so the service manager sees the failure.
 
-``STATE_DIR/warm.json`` says where it is (pid, child, generation, state);
+``STATE_DIR/warm.json`` says where it is (pid, child, generation, state,
+and each process's start time, so that a PID taken over by another
+process after one of them died is not taken for it);
 ``STATE_DIR/modules.json`` lists the files of the modules it holds, with
 their mtimes, so a restart can tell that a library changed on disk.
+
+STATE_DIR is ``<state_dir>/fast/run``, the one directory of the tool's that
+belongs to the service user. Root (``fast_control.py``) reads these files
+as the service user's word: for what ``status`` shows and whether a restart
+can be a fork, never to pick a file to write, a program to run or a
+process to signal with root's rights.
 """
 import errno
 import json
@@ -39,11 +47,22 @@ MARKER = "warm_api.py"
 
 
 def _write_json(name, data):
+    """Write STATE_DIR/NAME whole: a new file of a name no one can guess, renamed in."""
     path = os.path.join(STATE_DIR, name)
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "w") as handle:
+    tmp = "%s.%s.tmp" % (path, "".join("%02x" % c for c in bytearray(os.urandom(8))))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
         json.dump(data, handle)
     os.rename(tmp, path)
+
+
+def _start_time(pid):
+    """When process ``pid`` started (clock ticks since boot), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[19])
+    except (EnvironmentError, IndexError, ValueError):
+        return None
 
 
 def _config_files(argv):
@@ -288,6 +307,7 @@ class Parent(object):
     def __init__(self, warm):
         self.warm = warm
         self.child = None
+        self.child_start = None
         self.generation = 0
         self.started = _time.time()
         self.config = _config_stats(SCRIPT_ARGV)
@@ -305,7 +325,9 @@ class Parent(object):
         self.pending.append(signo)
 
     def save(self, state, **extra):
-        data = {"pid": os.getpid(), "child": self.child, "generation": self.generation,
+        data = {"pid": os.getpid(), "pid_start": _start_time(os.getpid()),
+                "child": self.child, "child_start": self.child_start,
+                "generation": self.generation,
                 "state": state, "started": self.started, "python": sys.executable,
                 "argv": SCRIPT_ARGV, "config": self.config, "warm": self.warm,
                 "eventlet": PATCHED, "time": _time.time()}
@@ -318,6 +340,7 @@ class Parent(object):
         if pid == 0:
             _run_child(os.getppid(), (self.read_fd, self.write_fd))
         self.child = pid
+        self.child_start = _start_time(pid)
         self.save("ready")
 
     def kill_child(self):

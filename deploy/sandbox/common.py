@@ -8,6 +8,7 @@ readiness is polled, never slept for.
 from __future__ import annotations
 
 import fcntl
+import http.client
 import os
 import shutil
 import signal
@@ -102,6 +103,13 @@ def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def port_open(port: int, address: str = "127.0.0.1") -> bool:
     """Does something accept TCP connections at ``address:port``?"""
     with socket.socket() as sock:
@@ -116,7 +124,9 @@ def api_answers(url: str) -> bool:
             return True
     except urllib.error.HTTPError as exc:
         return exc.code < 500
-    except OSError:
+    # BadStatusLine & co: a connection to a free port in the kernel's ephemeral
+    # range can meet itself (TCP's self-connect) and read its own request back
+    except (OSError, http.client.HTTPException):
         return False
 
 
@@ -135,6 +145,10 @@ def write_file(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(mode)
+
+
+#: what is built once per machine (container trees, the sandbox venv), keyed by what built it
+CACHE_DIR = Path(os.environ.get("DEVLOOP_CACHE_DIR", "/var/cache/cinder-devloop"))
 
 
 def ensure_service_user(user: str = SERVICE_USER) -> None:

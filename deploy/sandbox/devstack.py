@@ -15,6 +15,14 @@ The controller most people who change Cinder run. A Debian 12 tree
   cinder.wsgi.api:application``), serving on the container's address:8776
   with ``http-socket`` (DevStack puts Apache in front: skipped here);
 * ``/etc/cinder/cinder.conf`` (owned by ``stack``), logs to journald;
+* ``devstack@c-sch``, ``devstack@c-vol`` and ``devstack@c-bak``: the venv's
+  ``cinder-scheduler``, ``cinder-volume`` and ``cinder-backup`` as plain
+  processes, in units as ``lib/cinder``'s ``run_process`` writes them
+  (``functions-common``'s ``write_user_unit_file``), on the stand-in
+  backend (DevStack's ``fake`` backend's driver) with POSIX backups
+  (:mod:`deploy.sandbox.services`);
+* RabbitMQ (Debian's ``rabbitmq-server.service``) with DevStack's user
+  ``stackrabbit``, ``transport_url = rabbit://stackrabbit:…@ADDRESS:5672/``;
 * MariaDB (Debian's ``mariadb-server``): database ``cinder``, PyMySQL;
 * Keystone 30.0.0 in the same venv as ``devstack@keystone.service``
   (gunicorn, SQLite: the rdo kind's recipe), bootstrapped on each boot.
@@ -41,7 +49,7 @@ from typing import Callable, ClassVar, Iterator
 from deploy.base import output
 from deploy.transport.commands import run_local
 from deploy.base.errors import SandboxError
-from deploy.sandbox import nspawn, rdo
+from deploy.sandbox import broker, nspawn, rdo, services
 from deploy.sandbox.common import end_process, port_open, wait, write_file
 from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
 
@@ -60,6 +68,12 @@ API_PORT = nspawn.API_PORT
 KEYSTONE_PORT = rdo.KEYSTONE_PORT
 CLOUD_ADMIN, CLOUD_MEMBER = "devstack-admin", "devstack"   # DevStack's clouds.yaml names
 MYSQL_SOCKET = "/run/mysqld/mysqld.sock"
+BACKUP_DIR = "/opt/stack/data/cinder/backup"
+RABBIT_USERID = "stackrabbit"      # DevStack's lib/rpc_backend default
+# stack.sh's PATH (the global venv first), as write_user_unit_file records it
+STACK_PATH = f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# lib/cinder's start_cinder, for c-bak and c-vol
+MALLOC_TUNING = "MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=262144"
 
 # As DevStack's functions-common (write_uwsgi_user_unit_file) writes it.
 CINDER_API_UNIT = f"""\
@@ -103,6 +117,49 @@ processes = 1
 module = cinder.wsgi.api:application
 """
 
+
+
+def user_unit(name: str, command: str, env_vars: str = "") -> str:
+    """A unit as DevStack's ``write_user_unit_file`` leaves it.
+
+    That function writes each option with ``iniset``, which inserts a new
+    option right under its section's header: the options come out in the
+    reverse order of the calls, and a second ``Environment`` (the
+    service's own variables) replaces stack.sh's ``PATH``. One line is
+    the sandbox's own: ``After`` (stack.sh starts the services after the
+    database and the broker; at boot, systemd is told so).
+    """
+    environment = env_vars or f'"PATH={STACK_PATH}"'
+    return f"""
+[Unit]
+Description = Devstack {name}
+After = mariadb.service {broker.UNIT}
+
+[Service]
+ExecReload = /usr/bin/kill -HUP $MAINPID
+TimeoutStopSec = 300
+KillMode = process
+ExecStart = {command}
+User = stack
+Environment = {environment}
+
+[Install]
+WantedBy = multi-user.target
+"""
+
+
+#: lib/cinder's start_cinder: run_process c-sch, c-bak and c-vol (plain processes)
+SERVICE_UNITS = {
+    "devstack@c-sch.service": user_unit(
+        "devstack@c-sch.service", f"{VENV}/bin/cinder-scheduler --config-file {CINDER_CONF}"),
+    "devstack@c-vol.service": user_unit(
+        "devstack@c-vol.service", f"{VENV}/bin/cinder-volume --config-file {CINDER_CONF}",
+        MALLOC_TUNING),
+    "devstack@c-bak.service": user_unit(
+        "devstack@c-bak.service", f"{VENV}/bin/cinder-backup --config-file {CINDER_CONF}",
+        MALLOC_TUNING),
+}
+
 KEYSTONE_SERVICE_UNIT = f"""\
 [Unit]
 Description = Devstack {KEYSTONE_UNIT} (Keystone under gunicorn)
@@ -139,7 +196,7 @@ key_repository = /etc/keystone/credential-keys
 # What a clone has and a git status should not show.
 GITIGNORE = "*.egg*\n*.py[co]\n__pycache__/\n.tox/\nbuild/\n"
 
-BUILD_VERSION = "devstack-tree-2"   # bump when the build steps below change
+BUILD_VERSION = "devstack-tree-3"   # bump when the build steps below change
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,15 +303,14 @@ def _mariadb(tree: Path) -> Iterator[None]:
 
 
 def _cinder_conf(db_password: str, address: str | None = None,
-                 cinder_password: str = "") -> str:
-    """/etc/cinder/cinder.conf as stack.sh writes it (Keystone in front once ``address``
-    is known)."""
+                 cinder_password: str = "", rabbit_password: str = "") -> str:
+    """/etc/cinder/cinder.conf as stack.sh writes it (the broker and Keystone once
+    ``address`` is known)."""
+    url = broker.transport_url(RABBIT_USERID, rabbit_password or "unset", address or "localhost")
     text = f"""\
 [DEFAULT]
 auth_strategy = keystone
-transport_url = fake://
-enabled_backends =
-state_path = /opt/stack/data/cinder
+{services.default_options(url, BACKUP_DIR)}state_path = /opt/stack/data/cinder
 rootwrap_config = /etc/cinder/rootwrap.conf
 api_paste_config = /etc/cinder/api-paste.ini
 resource_query_filters_file = /etc/cinder/resource_filters.json
@@ -264,7 +320,7 @@ lock_path = /opt/stack/data/cinder
 
 [database]
 connection = mysql+pymysql://cinder:{db_password}@127.0.0.1/cinder?charset=utf8
-"""
+{services.BACKEND_SECTION}"""
     if address:
         text += f"""
 [keystone_authtoken]
@@ -299,19 +355,16 @@ def build_tree(tree: Path) -> None:
     write_file(etc / "cinder.conf", _cinder_conf(db_password), 0o640)
     write_file(etc / "cinder-api-uwsgi.ini", UWSGI_INI_TEXT)
     run_local(["chown", "-R", "--reference", str(tree / STACK.lstrip("/")), str(etc)])
-    for path in ("opt/stack/data/cinder", "opt/stack/data/keystone", "etc/keystone"):
+    write_file(tree / rdo.RABBITMQ_ENV_CONF.lstrip("/"), broker.CONTAINER_ENV_CONF)
+    for path in ("opt/stack/data/cinder", BACKUP_DIR.lstrip("/"), "opt/stack/data/keystone",
+                 "etc/keystone"):
         (tree / path).mkdir(parents=True, exist_ok=True)
         chown_in_tree(tree / path, tree, "stack")
     write_file(tree / "etc/keystone/keystone.conf", KEYSTONE_CONF_TEXT, 0o640)
     chown_in_tree(tree / "etc/keystone/keystone.conf", tree, "stack")
     write_file(tree / "opt/stack/data/keystone/keystone_wsgi.py", rdo.KEYSTONE_WSGI)
-    units = tree / "etc/systemd/system"
-    write_file(units / UNIT, CINDER_API_UNIT)
-    write_file(units / KEYSTONE_UNIT, KEYSTONE_SERVICE_UNIT)
-    wants = units / "multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    for unit in (UNIT, KEYSTONE_UNIT):
-        (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+    rdo.enable_units(tree, {UNIT: CINDER_API_UNIT, KEYSTONE_UNIT: KEYSTONE_SERVICE_UNIT,
+                            **SERVICE_UNITS})
     output.detail("compile; MariaDB database cinder; both databases synced (inside the tree)")
     with system_mounts(tree):
         # as root (-j2 needs /dev/shm, which only root may use here), then given to stack
@@ -348,10 +401,10 @@ def build_tree(tree: Path) -> None:
 
 RECIPE = nspawn.TreeRecipe(
     name="devstack", build=build_tree,
-    packages=("python3", "python3-venv", "git", "mariadb-server"),
+    packages=("python3", "python3-venv", "git", "mariadb-server", "rabbitmq-server"),
     inputs=(BUILD_VERSION, CINDER_RELEASE, REQUIREMENTS.read_text(), CINDER_API_UNIT,
-            UWSGI_INI_TEXT, KEYSTONE_SERVICE_UNIT, rdo.KEYSTONE_WSGI, KEYSTONE_CONF_TEXT,
-            GITIGNORE, _cinder_conf("x")))
+            *SERVICE_UNITS.values(), UWSGI_INI_TEXT, KEYSTONE_SERVICE_UNIT, rdo.KEYSTONE_WSGI,
+            KEYSTONE_CONF_TEXT, GITIGNORE, _cinder_conf("x"), broker.CONTAINER_ENV_CONF))
 
 
 # --- one controller -------------------------------------------------------------------
@@ -359,15 +412,17 @@ RECIPE = nspawn.TreeRecipe(
 def _configure(layout: DevstackLayout) -> Callable[[nspawn.Instance, Path], None]:
     def configure(instance: nspawn.Instance, tree: Path) -> None:
         passwords = {user: secrets.token_urlsafe(12) for user in ("admin", "demo", "cinder")}
+        passwords["rabbitmq"] = broker.new_password()
         layout.secrets_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_file(layout.secrets_file, json.dumps(passwords), 0o600)
         conf = tree / CINDER_CONF.lstrip("/")
         parser = configparser.ConfigParser(interpolation=None)
         parser.read(conf)
         db_password = parser["database"]["connection"].split(":", 2)[2].split("@", 1)[0]
-        write_file(conf, _cinder_conf(db_password, instance.address, passwords["cinder"]),
-                   0o640)
+        write_file(conf, _cinder_conf(db_password, instance.address, passwords["cinder"],
+                                      passwords["rabbitmq"]), 0o640)
         chown_in_tree(conf, tree, "stack")
+        rdo.write_broker_files(tree, RABBIT_USERID, passwords["rabbitmq"])
     return configure
 
 
@@ -397,7 +452,12 @@ def down(layout: DevstackLayout = DevstackLayout(), purge: bool = False) -> None
 
 
 def status_lines(layout: DevstackLayout = DevstackLayout()) -> list[str]:
-    """One line per part: container, units (uWSGI, Keystone, MariaDB), API, Keystone."""
+    """One line per part: container, units (uWSGI, c-sch, c-vol, c-bak, Keystone, MariaDB,
+    RabbitMQ), API, Keystone, the broker, Cinder's service list."""
     keystone: nspawn.Probe = ("keystone", lambda: port_open(KEYSTONE_PORT, layout.address),
                               lambda: layout.auth_url)
-    return nspawn.status_lines(layout, (UNIT, KEYSTONE_UNIT, "mariadb.service"), (keystone,))
+    lines = nspawn.status_lines(layout, (UNIT, *SERVICE_UNITS, KEYSTONE_UNIT, "mariadb.service",
+                                         broker.UNIT), (keystone,))
+    if layout.instance.pid():
+        lines += rdo.service_lines(layout.address, lambda: rdo._admin_token(layout))
+    return lines

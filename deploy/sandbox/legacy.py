@@ -5,7 +5,12 @@ The controller the project's original notes describe: Cinder 15.6.0 in
 ``openstack-cinder-api.service`` as ``/usr/bin/python2 /usr/bin/cinder-api
 --config-file /usr/share/cinder/cinder-dist.conf --config-file
 /etc/cinder/cinder.conf --logfile /var/log/cinder/api.log``, an SQLite
-database managed by sqlalchemy-migrate, ``auth_strategy = noauth``.
+database managed by sqlalchemy-migrate, ``auth_strategy = noauth``; beside it
+``openstack-cinder-scheduler``, ``-volume`` and ``-backup.service`` as RDO
+shipped them for Train, on Debian's ``rabbitmq-server`` (Train's
+oslo.messaging 10.2.4 / kombu 4.6.6 / amqp 2.5.2 speak AMQP 0-9-1 to
+RabbitMQ 3.10), the stand-in volume backend and POSIX backups
+(:mod:`deploy.sandbox.services`).
 
 The tree (built once, cached by :mod:`deploy.sandbox.nspawn`) gets this
 machine's Python 2.7 (:func:`deploy.sandbox.train.find_python27`) at
@@ -20,6 +25,7 @@ known_hosts.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -31,34 +37,98 @@ import yaml
 
 from deploy.base import output
 from deploy.base.errors import SandboxError
-from deploy.sandbox import nspawn, train
+from deploy.sandbox import broker, nspawn, services, train
 from deploy.sandbox.common import api_answers, wait, write_file
 from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
-from deploy.sandbox.rdo import CINDER_API_UNIT, CINDER_CONF, DIST_CONF, UNIT, dist_conf_text
+from deploy.sandbox.rdo import (BACKUP_DIR, CINDER_API_UNIT, CINDER_CONF, DIST_CONF,
+                                RABBITMQ_ENV_CONF, UNIT, dist_conf_text, enable_units,
+                                service_lines, wait_for_services, write_broker_files)
 from deploy.transport.commands import run_local
 
 DEFAULT_ROOT = Path("/opt/cinder-devloop/legacy")
 SITE = "usr/lib/python2.7/site-packages"
 API_PORT = nspawn.API_PORT
-BUILD_VERSION = "legacy-tree-1"   # bump when the build steps below change
+BUILD_VERSION = "legacy-tree-2"   # bump when the build steps below change
 # what the standard library's extension modules link against (no python3 at all)
 LIBRARIES = ("libsqlite3-0", "libssl3", "libbz2-1.0", "libexpat1", "zlib1g", "libreadline8",
              "libncursesw6", "libnsl2", "libtirpc3", "libffi8", "liblzma5")
 
+#: rabbitmq-server's dependencies but python3 (only its rabbitmqadmin script needs that):
+#: the package itself is installed without it (:func:`_install_rabbitmq`)
+RABBITMQ_DEPENDS = ("adduser", "erlang-base", "erlang-crypto", "erlang-eldap", "erlang-inets",
+                    "erlang-mnesia", "erlang-os-mon", "erlang-parsetools", "erlang-public-key",
+                    "erlang-runtime-tools", "erlang-ssl", "erlang-syntax-tools", "erlang-tools",
+                    "erlang-xmerl", "logrotate", "lsb-base", "openssl", "socat")
+NOAUTH_PROJECT = "5e1f7e57"   # any hex string names a project under noauth
+
 DIST_CONF_TEXT = dist_conf_text("noauth")
 
-CINDER_CONF_TEXT = f"""\
+
+def cinder_conf_text(transport_url: str) -> str:
+    """/etc/cinder/cinder.conf: noauth, SQLite, the broker at ``transport_url``."""
+    return f"""\
 [DEFAULT]
 auth_strategy = noauth
 osapi_volume_listen = 0.0.0.0
 osapi_volume_listen_port = {API_PORT}
 osapi_volume_workers = 1
-transport_url = fake://
-enabled_backends =
-
+{services.default_options(transport_url, BACKUP_DIR)}
 [database]
 connection = sqlite:////var/lib/cinder/cinder.sqlite
-"""
+{services.BACKEND_SECTION}"""
+
+
+# As RDO's openstack-cinder package shipped them for Train (its train-rdo branch).
+SERVICE_UNITS = {
+    "openstack-cinder-scheduler.service": """\
+[Unit]
+Description=OpenStack Cinder Scheduler Server
+After=syslog.target network.target
+
+[Service]
+Type=simple
+User=cinder
+ExecStart=/usr/bin/cinder-scheduler --config-file /usr/share/cinder/cinder-dist.conf \
+--config-file /etc/cinder/cinder.conf --logfile /var/log/cinder/scheduler.log
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+""",
+    "openstack-cinder-volume.service": """\
+[Unit]
+Description=OpenStack Cinder Volume Server
+After=syslog.target network.target
+
+[Service]
+LimitNOFILE=131072
+LimitNPROC=131072
+Type=simple
+User=cinder
+ExecStart=/usr/bin/cinder-volume --config-file /usr/share/cinder/cinder-dist.conf \
+--config-file /etc/cinder/cinder.conf --logfile /var/log/cinder/volume.log
+Restart=on-failure
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target
+""",
+    "openstack-cinder-backup.service": """\
+[Unit]
+Description=OpenStack Cinder Backup Server
+After=syslog.target network.target
+
+[Service]
+Type=simple
+User=cinder
+ExecStart=/usr/bin/cinder-backup --config-file /usr/share/cinder/cinder-dist.conf \
+--config-file /etc/cinder/cinder.conf --logfile /var/log/cinder/backup.log
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+""",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +138,27 @@ class LegacyLayout(nspawn.ContainerLayout):
     root: Path = DEFAULT_ROOT
     name: str = "legacy"
 
+    @property
+    def secrets_file(self) -> Path:
+        return self.root / "client" / "passwords.json"
+
     def controller_entry(self) -> dict[str, object]:
         """This controller as a ``controllers:`` entry: only what a user writes for one."""
         instance = self.instance
         return {"address": self.address, "port": 22, "identity_file": str(instance.identity_file),
                 "known_hosts": str(instance.known_hosts)}
+
+    def passwords(self) -> dict[str, str]:
+        """The instance's broker password (``rabbitmq``).
+
+        Raises:
+            SandboxError: the controller was never brought up.
+        """
+        try:
+            return dict(json.loads(self.secrets_file.read_text()))
+        except (OSError, ValueError):
+            raise SandboxError(f"sandbox: {self.root} has no legacy controller "
+                               f"(run sandbox.up --kind legacy)") from None
 
 
 # --- building the tree ---------------------------------------------------------------
@@ -101,10 +187,29 @@ def _copy_train(tree: Path, python: str) -> None:
         shutil.copytree(site, tree / SITE, symlinks=True,
                         ignore=lambda d, names: [n for n in names if n.startswith("_virtualenv")
                                                  or n.endswith((".pyc", ".pyo"))])
-        for script in ("cinder-api", "cinder-manage"):
+        for script in ("cinder-api", "cinder-manage", "cinder-scheduler", "cinder-volume",
+                       "cinder-backup"):
             body = (venv / "bin" / script).read_text().split("\n", 1)[1]
             write_file(tree / "usr/bin" / script, "#!/usr/bin/python2\n" + body, 0o755)
         shutil.copytree(venv / "etc/cinder", tree / "etc/cinder", dirs_exist_ok=True)
+
+
+def _install_rabbitmq(tree: Path) -> None:
+    """Debian's rabbitmq-server, its python3 dependency ignored: the tree keeps no python3.
+
+    The package comes from this machine's apt (the same Debian release as
+    the tree); its other dependencies are in the tree already (mmdebstrap).
+    """
+    output.detail("rabbitmq-server (without python3: only its rabbitmqadmin needs it)")
+    with tempfile.TemporaryDirectory(prefix="devloop-rabbitmq-", dir=tree / "tmp") as work:
+        run_local(["env", f"--chdir={work}", "apt-get", "download", "--quiet",
+                   "rabbitmq-server"],
+                  hint="apt-get download rabbitmq-server failed (apt-get update first?)")
+        (deb,) = Path(work).glob("rabbitmq-server_*.deb")
+        with system_mounts(tree):
+            run_in_tree(tree, ["dpkg", "--install", "--force-depends",
+                               f"/tmp/{Path(work).name}/{deb.name}"],
+                        hint="dpkg could not install rabbitmq-server in the legacy tree")
 
 
 def build_tree(tree: Path) -> None:
@@ -120,17 +225,20 @@ def build_tree(tree: Path) -> None:
                        "--no-create-home", "--shell", "/usr/sbin/nologin", "cinder"])
     (tree / "etc/cinder").chmod(0o750)
     chown_in_tree(tree / "etc/cinder", tree, "root", "cinder")
-    for path, text in ((DIST_CONF, DIST_CONF_TEXT), (CINDER_CONF, CINDER_CONF_TEXT)):
+    # the broker's password is the instance's own: configure() writes the real one
+    for path, text in ((DIST_CONF, DIST_CONF_TEXT),
+                       (CINDER_CONF, cinder_conf_text(broker.transport_url("cinder", "unset",
+                                                                           "localhost")))):
         write_file(tree / path.lstrip("/"), text, 0o640)
         chown_in_tree(tree / path.lstrip("/"), tree, "root", "cinder")
-    for path in ("var/lib/cinder", "var/lib/cinder/tmp", "var/log/cinder"):
+    for path in ("var/lib/cinder", "var/lib/cinder/tmp", BACKUP_DIR.lstrip("/"),
+                 "var/log/cinder"):
         (tree / path).mkdir(parents=True, exist_ok=True)
         (tree / path).chmod(0o750)
         chown_in_tree(tree / path, tree, "cinder")
-    units = tree / "etc/systemd/system"
-    write_file(units / UNIT, CINDER_API_UNIT)
-    (units / "multi-user.target.wants").mkdir(parents=True, exist_ok=True)
-    (units / "multi-user.target.wants" / UNIT).symlink_to(f"/etc/systemd/system/{UNIT}")
+    _install_rabbitmq(tree)
+    write_file(tree / RABBITMQ_ENV_CONF.lstrip("/"), broker.CONTAINER_ENV_CONF)
+    enable_units(tree, {UNIT: CINDER_API_UNIT, **SERVICE_UNITS})
     output.detail("compile, db sync (sqlalchemy-migrate), inside the tree")
     with system_mounts(tree):
         # a few Python-3-only files in Train's dependencies do not compile: expected
@@ -142,9 +250,10 @@ def build_tree(tree: Path) -> None:
 
 
 RECIPE = nspawn.TreeRecipe(
-    name="legacy", build=build_tree, packages=LIBRARIES,
+    name="legacy", build=build_tree, packages=(*LIBRARIES, *RABBITMQ_DEPENDS),
     inputs=(BUILD_VERSION, train.CINDER_RELEASE, train.CONSTRAINTS.read_text(), CINDER_API_UNIT,
-            DIST_CONF_TEXT, CINDER_CONF_TEXT))
+            *SERVICE_UNITS.values(), DIST_CONF_TEXT, cinder_conf_text(""),
+            broker.CONTAINER_ENV_CONF))
 
 
 # --- one controller -------------------------------------------------------------------
@@ -158,13 +267,30 @@ def _after_boot(layout: LegacyLayout) -> Callable[[nspawn.Instance], None]:
                         "controllers": {layout.name: layout.controller_entry()}},
                        sort_keys=False))
         wait(lambda: api_answers(layout.api_url), 90, f"cinder-api at {layout.api_url}")
+        wait_for_services(layout.name, layout.address, _noauth)
     return after_boot
+
+
+def _noauth() -> tuple[str, str]:
+    return f"admin:{NOAUTH_PROJECT}", NOAUTH_PROJECT
+
+
+def _configure(layout: LegacyLayout) -> Callable[[nspawn.Instance, Path], None]:
+    def configure(instance: nspawn.Instance, tree: Path) -> None:
+        passwords = {"rabbitmq": broker.new_password()}
+        layout.secrets_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_file(layout.secrets_file, json.dumps(passwords), 0o600)
+        url = broker.transport_url("cinder", passwords["rabbitmq"], instance.address)
+        conf = tree / CINDER_CONF.lstrip("/")
+        write_file(conf, cinder_conf_text(url), 0o640)
+        chown_in_tree(conf, tree, "root", "cinder")
+        write_broker_files(tree, "cinder", passwords["rabbitmq"])
+    return configure
 
 
 def kind(layout: LegacyLayout) -> nspawn.ContainerKind:
     """The legacy kind of container, bound to ``layout``."""
-    return nspawn.ContainerKind("legacy", RECIPE, lambda instance, tree: None,
-                                _after_boot(layout))
+    return nspawn.ContainerKind("legacy", RECIPE, _configure(layout), _after_boot(layout))
 
 
 def up(layout: LegacyLayout = LegacyLayout()) -> None:
@@ -189,8 +315,11 @@ def down(layout: LegacyLayout = LegacyLayout(), purge: bool = False) -> None:
 
 
 def status_lines(layout: LegacyLayout = LegacyLayout()) -> list[str]:
-    """One line per part: container, unit, API."""
-    return nspawn.status_lines(layout, (UNIT,))
+    """One line per part: container, units, API, the broker, Cinder's service list."""
+    lines = nspawn.status_lines(layout, (UNIT, *SERVICE_UNITS, broker.UNIT))
+    if layout.instance.pid():
+        lines += service_lines(layout.address, _noauth)
+    return lines
 
 
 __all__ = ["DEFAULT_ROOT", "LegacyLayout", "down", "run_local", "status_lines", "up"]

@@ -37,10 +37,9 @@ from typing import Callable, Iterator
 from deploy.base import output
 from deploy.base.errors import SandboxError
 from deploy.transport.commands import as_user, run_local
-from deploy.sandbox.common import ClientFiles, alive, api_answers, end_process, ensure_key, \
+from deploy.sandbox.common import CACHE_DIR, ClientFiles, alive, api_answers, end_process, ensure_key, \
     known_hosts_name, locked, pid_from, port_open, wait, write_known_hosts
 
-CACHE_DIR = Path(os.environ.get("DEVLOOP_CACHE_DIR", "/var/cache/cinder-devloop"))
 SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: packages every container tree has: systemd, sshd, and what the tool runs there
@@ -500,6 +499,11 @@ def boot(kind: ContainerKind, instance: Instance, timeout: float = 60.0) -> None
     _write_ssh_access(instance, instance.merged)
     # the tree was built on this machine and carries its host name otherwise
     (instance.merged / "etc/hostname").write_text(f"{instance.name}\n")
+    # minbase has no /etc/hosts and the container no DNS: without it, "localhost"
+    # does not resolve (RabbitMQ's node rabbit@localhost waits on it for ever)
+    (instance.merged / "etc/hosts").write_text(
+        f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        f"{instance.address}\t{instance.name}\n")
     kind.configure(instance, instance.merged)
     pid = _launch(instance)
     output.detail(f"systemd-nspawn pid {pid}, {instance.address} in netns {instance.netns}")

@@ -10,7 +10,14 @@ and RDO's layout:
   (SQLite), the ``cinder`` service user;
 * the unit ``openstack-cinder-api.service`` as RDO ships it, and Keystone
   (fernet tokens, SQLite) under gunicorn as ``openstack-keystone.service``;
-  cinder-api uses ``auth_strategy = keystone``.
+  cinder-api uses ``auth_strategy = keystone``;
+* ``openstack-cinder-scheduler``, ``-volume`` and ``-backup.service`` as RDO
+  ships them (user ``cinder``, logs ``/var/log/cinder/<service>.log``), the
+  volume service on the stand-in backend and backups to
+  ``/var/lib/cinder/backup`` (:mod:`deploy.sandbox.services`);
+* Debian's ``rabbitmq-server.service`` as the broker
+  (:mod:`deploy.sandbox.broker`), with a user ``cinder`` and a password of
+  the instance's own.
 
 Each ``up`` boots a fresh overlay in its own network namespace, bootstraps
 Keystone (admin; project and user ``demo`` with role ``member``; the
@@ -34,7 +41,7 @@ import yaml
 
 from deploy.base import output
 from deploy.base.errors import SandboxError
-from deploy.sandbox import nspawn
+from deploy.sandbox import broker, nspawn, services
 from deploy.sandbox.common import api_answers, port_open, wait, write_file
 from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
 from deploy.transport.commands import as_user, run_local
@@ -49,6 +56,9 @@ KEYSTONE_PORT = 5000
 CLOUD_ADMIN, CLOUD_MEMBER = "rdo-admin", "rdo-member"
 DIST_CONF = "/usr/share/cinder/cinder-dist.conf"
 CINDER_CONF = "/etc/cinder/cinder.conf"
+BACKUP_DIR = "/var/lib/cinder/backup"
+RABBITMQ_CONF = "/etc/rabbitmq/rabbitmq.conf"
+RABBITMQ_ENV_CONF = "/etc/rabbitmq/rabbitmq-env.conf"
 
 # As RDO's openstack-cinder package ships it.
 CINDER_API_UNIT = """\
@@ -66,6 +76,69 @@ Restart=on-failure
 [Install]
 WantedBy=multi-user.target
 """
+
+# As RDO's openstack-cinder package ships them (rdo-packages/cinder-distgit).
+SCHEDULER_UNIT_TEXT = """\
+[Unit]
+Description=OpenStack Cinder Scheduler Server
+After=syslog.target network.target
+
+[Service]
+Type=simple
+User=cinder
+ExecStart=/usr/bin/cinder-scheduler --config-file /usr/share/cinder/cinder-dist.conf \
+--config-file /etc/cinder/cinder.conf --logfile /var/log/cinder/scheduler.log
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+VOLUME_UNIT_TEXT = """\
+[Unit]
+Description=OpenStack Cinder Volume Server
+After=syslog.target network.target
+
+[Service]
+LimitNOFILE=131072
+LimitNPROC=131072
+Type=simple
+User=cinder
+Environment="MALLOC_ARENA_MAX=1"
+Environment="MALLOC_MMAP_THRESHOLD_=131072"
+Environment="MALLOC_TRIM_THRESHOLD_=262144"
+ExecStart=/usr/bin/cinder-volume --config-file /usr/share/cinder/cinder-dist.conf \
+--config-file /etc/cinder/cinder.conf --logfile /var/log/cinder/volume.log
+Restart=on-failure
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+BACKUP_UNIT_TEXT = """\
+[Unit]
+Description=OpenStack Cinder Backup Server
+After=syslog.target network.target
+
+[Service]
+Type=simple
+User=cinder
+Environment="MALLOC_ARENA_MAX=1"
+Environment="MALLOC_MMAP_THRESHOLD_=131072"
+Environment="MALLOC_TRIM_THRESHOLD_=262144"
+ExecStart=/usr/bin/cinder-backup --config-file /usr/share/cinder/cinder-dist.conf \
+--config-file /etc/cinder/cinder.conf --logfile /var/log/cinder/backup.log
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+#: the units beside the API's: name -> text
+SERVICE_UNITS = {"openstack-cinder-scheduler.service": SCHEDULER_UNIT_TEXT,
+                 "openstack-cinder-volume.service": VOLUME_UNIT_TEXT,
+                 "openstack-cinder-backup.service": BACKUP_UNIT_TEXT}
 
 # RDO serves Keystone from httpd; here gunicorn does, one worker.
 KEYSTONE_SERVICE_UNIT = """\
@@ -133,7 +206,7 @@ key_repository = /etc/keystone/fernet-keys
 key_repository = /etc/keystone/credential-keys
 """
 
-BUILD_VERSION = "rdo-tree-1"   # bump when the build steps below change
+BUILD_VERSION = "rdo-tree-2"   # bump when the build steps below change
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +271,8 @@ def build_tree(tree: Path) -> None:
                "--disable-pip-version-check", "--root", str(tree), "--ignore-installed",
                "--no-warn-script-location", "--no-compile", "-r", str(REQUIREMENTS)],
               hint="pip needs PyPI (and Debian's python3-pip or ensurepip on this machine)")
-    for script in ("cinder-api", "cinder-manage", "keystone-manage"):
+    for script in ("cinder-api", "cinder-manage", "cinder-scheduler", "cinder-volume",
+                   "cinder-backup", "keystone-manage"):
         shutil.copy2(tree / "usr/local/bin" / script, tree / "usr/bin" / script)
     for user, home in (("cinder", "/var/lib/cinder"), ("keystone", "/var/lib/keystone")):
         run_in_tree(tree, ["useradd", "--system", "--user-group", "--home-dir", home,
@@ -210,10 +284,12 @@ def build_tree(tree: Path) -> None:
     chown_in_tree(tree / "etc/cinder", tree, "root", "cinder")
     write_file(tree / DIST_CONF.lstrip("/"), DIST_CONF_TEXT, 0o640)
     chown_in_tree(tree / DIST_CONF.lstrip("/"), tree, "root", "cinder")
-    write_file(tree / CINDER_CONF.lstrip("/"), _cinder_conf(None, ""), 0o640)
+    write_file(tree / CINDER_CONF.lstrip("/"), _cinder_conf(None, "", ""), 0o640)
     chown_in_tree(tree / CINDER_CONF.lstrip("/"), tree, "root", "cinder")
+    write_file(tree / RABBITMQ_ENV_CONF.lstrip("/"), broker.CONTAINER_ENV_CONF)
     for path, user, mode in (("var/lib/cinder", "cinder", 0o750),
                              ("var/lib/cinder/tmp", "cinder", 0o750),
+                             (BACKUP_DIR.lstrip("/"), "cinder", 0o750),
                              ("var/log/cinder", "cinder", 0o750),
                              ("var/lib/keystone", "keystone", 0o750),
                              ("var/log/keystone", "keystone", 0o750),
@@ -224,13 +300,8 @@ def build_tree(tree: Path) -> None:
     write_file(tree / "etc/keystone/keystone.conf", KEYSTONE_CONF_TEXT, 0o640)
     chown_in_tree(tree / "etc/keystone/keystone.conf", tree, "root", "keystone")
     write_file(tree / "usr/share/keystone/keystone_wsgi.py", KEYSTONE_WSGI)
-    units = tree / "etc/systemd/system"
-    write_file(units / UNIT, CINDER_API_UNIT)
-    write_file(units / KEYSTONE_UNIT, KEYSTONE_SERVICE_UNIT)
-    wants = units / "multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    for unit in (UNIT, KEYSTONE_UNIT):
-        (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+    enable_units(tree, {UNIT: CINDER_API_UNIT, KEYSTONE_UNIT: KEYSTONE_SERVICE_UNIT,
+                        **SERVICE_UNITS})
     output.detail("compile, sync both databases, make keystone's keys (inside the tree)")
     with system_mounts(tree):
         run_in_tree(tree, ["python3", "-m", "compileall", "-q", "-j2", "/" + PYTHON_SITE,
@@ -247,29 +318,44 @@ def build_tree(tree: Path) -> None:
         (tree / "etc/keystone" / repo).chmod(0o700)
 
 
+def enable_units(tree: Path, units: dict[str, str]) -> None:
+    """Write ``units`` (name: text) into the tree's /etc/systemd/system and enable them,
+    with Debian's rabbitmq-server.service (the package enables it; this makes sure)."""
+    directory = tree / "etc/systemd/system"
+    wants = directory / "multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    for unit, text in units.items():
+        write_file(directory / unit, text)
+        (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+    rabbitmq = wants / broker.UNIT
+    if not rabbitmq.is_symlink():
+        rabbitmq.symlink_to(f"/lib/systemd/system/{broker.UNIT}")
+
+
 RECIPE = nspawn.TreeRecipe(
-    name="rdo", build=build_tree, packages=("python3", "python3-venv"),
+    name="rdo", build=build_tree, packages=("python3", "python3-venv", "rabbitmq-server"),
     inputs=(BUILD_VERSION, REQUIREMENTS.read_text(), CINDER_API_UNIT, KEYSTONE_SERVICE_UNIT,
-            KEYSTONE_WSGI, DIST_CONF_TEXT, KEYSTONE_CONF_TEXT))
+            *SERVICE_UNITS.values(), KEYSTONE_WSGI, DIST_CONF_TEXT, KEYSTONE_CONF_TEXT,
+            broker.CONTAINER_ENV_CONF, services.default_options("", ""),
+            services.BACKEND_SECTION))
 
 
 # --- one controller -------------------------------------------------------------------
 
-def _cinder_conf(address: str | None, cinder_password: str) -> str:
-    """The site's /etc/cinder/cinder.conf (Keystone in front once ``address`` is known)."""
+def _cinder_conf(address: str | None, cinder_password: str, rabbitmq_password: str) -> str:
+    """The site's /etc/cinder/cinder.conf (the broker and Keystone once ``address`` is known)."""
+    url = broker.transport_url("cinder", rabbitmq_password, address or "localhost")
     text = f"""\
 [DEFAULT]
 auth_strategy = keystone
 osapi_volume_listen = 0.0.0.0
 osapi_volume_listen_port = {API_PORT}
 osapi_volume_workers = 1
-transport_url = fake://
-enabled_backends =
 resource_query_filters_file = /etc/cinder/resource_filters.json
-
+{services.default_options(url, BACKUP_DIR)}
 [database]
 connection = sqlite:////var/lib/cinder/cinder.sqlite
-"""
+{services.BACKEND_SECTION}"""
     if address:
         text += f"""
 [keystone_authtoken]
@@ -288,12 +374,28 @@ password = {cinder_password}
 def _configure(layout: RdoLayout) -> Callable[[nspawn.Instance, Path], None]:
     def configure(instance: nspawn.Instance, tree: Path) -> None:
         passwords = {user: secrets.token_urlsafe(12) for user in ("admin", "demo", "cinder")}
+        passwords["rabbitmq"] = broker.new_password()
         layout.secrets_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_file(layout.secrets_file, json.dumps(passwords), 0o600)
         conf = tree / CINDER_CONF.lstrip("/")
-        write_file(conf, _cinder_conf(instance.address, passwords["cinder"]), 0o640)
+        write_file(conf, _cinder_conf(instance.address, passwords["cinder"],
+                                      passwords["rabbitmq"]), 0o640)
         chown_in_tree(conf, tree, "root", "cinder")
+        write_broker_files(tree, "cinder", passwords["rabbitmq"])
     return configure
+
+
+def write_broker_files(tree: Path, user: str, password: str) -> None:
+    """The instance's broker user (/etc/rabbitmq/rabbitmq.conf, root:rabbitmq, 640) and
+    Erlang cookie: Debian's package made one when the tree was built, which every
+    instance booted from that tree would share."""
+    conf = tree / RABBITMQ_CONF.lstrip("/")
+    write_file(conf, broker.server_conf(user, password), 0o640)
+    chown_in_tree(conf, tree, "root", "rabbitmq")
+    cookie = tree / "var/lib/rabbitmq/.erlang.cookie"
+    cookie.unlink(missing_ok=True)
+    write_file(cookie, broker.new_cookie(), 0o400)
+    chown_in_tree(cookie, tree, "rabbitmq")
 
 
 def _after_boot(layout: RdoLayout) -> Callable[[nspawn.Instance], None]:
@@ -324,7 +426,58 @@ def _after_boot(layout: RdoLayout) -> Callable[[nspawn.Instance], None]:
                                f"{str(exc).splitlines()[0]}") from None
         _write_client_files(layout)
         wait(lambda: api_answers(layout.api_url), 60, f"cinder-api at {layout.api_url}")
+        wait_for_services(layout.name, layout.address, lambda: _admin_token(layout))
     return after_boot
+
+
+def wait_for_services(name: str, address: str, token: Callable[[], tuple[str, str]]) -> None:
+    """Wait for the broker, then for the scheduler, volume and backup ``up`` in the service list.
+
+    ``token()`` gives an admin's (token, project).
+
+    Raises:
+        SandboxError: one of them did not come in time.
+    """
+    output.detail("RabbitMQ; cinder-scheduler, cinder-volume, cinder-backup up")
+    wait(lambda: broker.amqp_server(address, broker.AMQP_PORT) is not None, 180,
+         f"RabbitMQ at {address}:{broker.AMQP_PORT} in {name}")
+    admin_token, project = token()
+    services.wait_until_up(f"http://{address}:{API_PORT}", project, admin_token)
+
+
+def _admin_token(layout: RdoLayout) -> tuple[str, str]:
+    """A Keystone token of the admin and its project's id.
+
+    Raises:
+        SandboxError: Keystone refused or did not answer.
+    """
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1.exceptions import ClientException
+    from keystoneauth1.identity import v3
+
+    auth = v3.Password(auth_url=layout.auth_url, username="admin",
+                       password=layout.passwords()["admin"], project_name="admin",
+                       user_domain_id="default", project_domain_id="default")
+    sess = ks_session.Session(auth=auth)
+    try:
+        return str(sess.get_token()), str(sess.get_project_id())
+    except ClientException as exc:
+        raise SandboxError(f"sandbox: {layout.name}'s Keystone gave no admin token: "
+                           f"{str(exc).splitlines()[0]}") from None
+
+
+def service_lines(address: str, token: Callable[[], tuple[str, str]]) -> list[str]:
+    """``sandbox.status``'s lines for the broker and Cinder's service list."""
+    who = broker.amqp_server(address, broker.AMQP_PORT)
+    lines = [f"broker       {who or 'not answering'} at amqp://{address}:{broker.AMQP_PORT}"]
+    api = f"http://{address}:{API_PORT}"
+    if not api_answers(api + "/"):
+        return lines
+    try:
+        admin_token, project = token()
+    except SandboxError as exc:
+        return [*lines, f"services     unknown ({exc})"]
+    return [*lines, services.status_line(api, project, admin_token)]
 
 
 def _create_identities(layout: RdoLayout, passwords: dict[str, str]) -> None:
@@ -413,7 +566,12 @@ def down(layout: RdoLayout = RdoLayout(), purge: bool = False) -> None:
 
 
 def status_lines(layout: RdoLayout = RdoLayout()) -> list[str]:
-    """One line per part: container, units, API, Keystone."""
+    """One line per part: container, units (Cinder's, Keystone, RabbitMQ), API, Keystone,
+    the broker, Cinder's service list."""
     keystone: nspawn.Probe = ("keystone", lambda: port_open(KEYSTONE_PORT, layout.address),
                               lambda: layout.auth_url)
-    return nspawn.status_lines(layout, (UNIT, KEYSTONE_UNIT), (keystone,))
+    lines = nspawn.status_lines(layout, (UNIT, *SERVICE_UNITS, broker.UNIT, KEYSTONE_UNIT),
+                                (keystone,))
+    if layout.instance.pid():
+        lines += service_lines(layout.address, lambda: _admin_token(layout))
+    return lines

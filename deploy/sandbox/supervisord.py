@@ -10,10 +10,15 @@
   role of the controller's system site-packages;
 * a ``cinder`` system user and an RDO-like pair of configs
   (``usr/share/cinder/cinder-dist.conf`` + ``etc/cinder/cinder.conf``:
-  SQLite, ``auth_strategy = noauth``, loopback port, ``fake://`` transport,
-  one worker), with ``cinder-manage db sync`` run as that user;
-* supervisord managing ``cinder-api`` as ``cinder`` (systemd cannot run on
-  these machines; it stays the production default).
+  SQLite, ``auth_strategy = noauth``, loopback port, one API worker, the
+  sandbox's own RabbitMQ as ``transport_url``, the stand-in volume backend
+  and the POSIX backup driver of :mod:`deploy.sandbox.services`), with
+  ``cinder-manage db sync`` run as that user;
+* supervisord managing ``cinder-api``, ``cinder-scheduler``,
+  ``cinder-volume`` and ``cinder-backup`` as ``cinder`` (systemd cannot run
+  on these machines; it stays the production default), and the sandbox's
+  own broker (:class:`deploy.sandbox.broker.OwnBroker`: ``epmd`` and
+  ``rabbitmq-server`` as ``rabbitmq``, on ports the kernel picked).
 
 Everything lives under one root directory and is ended by PID in ``down``.
 
@@ -31,20 +36,31 @@ import functools
 import hashlib
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.base import output
 from deploy.base.errors import DevloopError, SandboxError
 from deploy.transport.commands import as_user, run_local
-from deploy.sandbox.common import (SERVICE_USER, ClientFiles, api_answers as _api_answers,
-                                   end_process, ensure_key, ensure_service_user, make_dir as _mkdir,
+from deploy.sandbox import broker, services
+from deploy.sandbox.common import (CACHE_DIR, SERVICE_USER, ClientFiles,
+                                   api_answers as _api_answers, end_process, ensure_key,
+                                   ensure_service_user, free_port, locked, make_dir as _mkdir,
                                    pid_from as _pid_from, port_open as _port_open,
                                    wait as _wait, write_known_hosts)
 
 REQUIREMENTS = Path(__file__).with_name("controller-requirements.txt")
 DEFAULT_ROOT = Path("/opt/cinder-devloop/sandbox")
 PROGRAM = "cinder-api"
+#: the programs beside the API, as RDO names their log files: (program, log name)
+SERVICE_PROGRAMS = (("cinder-scheduler", "scheduler"), ("cinder-volume", "volume"),
+                    ("cinder-backup", "backup"))
+#: as RDO's units for the volume and backup services set them (and DevStack's lib/cinder)
+MALLOC_TUNING = 'MALLOC_ARENA_MAX="1",MALLOC_MMAP_THRESHOLD_="131072",' \
+    'MALLOC_TRIM_THRESHOLD_="262144"'
+#: the project noauth requests name (any hex string is a project under noauth)
+NOAUTH_PROJECT = "5e1f7e57"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +125,16 @@ class SandboxLayout(ClientFiles):
     @property
     def log_file(self) -> Path:
         return self.root / "var/log/cinder/api.log"
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where cinder-backup's POSIX driver writes backups."""
+        return self.state_dir / "backup"
+
+    @property
+    def broker(self) -> broker.OwnBroker:
+        """The sandbox's own RabbitMQ (files, node, ports, ``rabbitmqctl``)."""
+        return broker.OwnBroker(self.root)
 
     @property
     def supervisor_dir(self) -> Path:
@@ -269,15 +295,17 @@ def _venv_ready(venv: Path) -> bool:
     return stamp.exists() and stamp.read_text() == _requirements_digest()
 
 
-def clone_venv(base: Path, venv: Path) -> None:
-    """Make ``venv`` a copy of the built venv ``base``, by hard links.
+def clone_venv(base: Path, venv: Path, hard_links: bool = True) -> None:
+    """Make ``venv`` a copy of the built venv ``base``: by hard links, or a full copy.
 
-    Deploys stay private to the clone: rsync writes every file it changes
-    to a temporary name and renames it into place (and ``--backup`` moves
-    the old one away), which replaces the clone's link and leaves the base
-    untouched; so does Python writing bytecode. The scripts in ``bin/``
-    name their venv's python in their first line, so they are rewritten
-    as files of the clone's own.
+    With hard links, deploys stay private to the clone: rsync writes every
+    file it changes to a temporary name and renames it into place (the
+    deploy's backup is one more link to the old file), which replaces the clone's link
+    and leaves the base untouched; so does Python writing bytecode. Anything
+    that writes a file in place would write the base too, so a base that
+    other sandboxes share (the machine's cache) is copied in full. The
+    scripts in ``bin/`` name their venv's python in their first line, so
+    they are rewritten as files of the clone's own.
 
     Raises:
         SandboxError: ``base`` is not a built sandbox venv.
@@ -288,7 +316,7 @@ def clone_venv(base: Path, venv: Path) -> None:
     if venv.exists():
         shutil.rmtree(venv)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    run_local(["cp", "-al", str(base), str(venv)])
+    run_local(["cp", "-al" if hard_links else "-a", str(base), str(venv)])
     old, new = str(base).encode(), str(venv).encode()
     for script in (venv / "bin").iterdir():
         if script.is_symlink() or not script.is_file():
@@ -306,19 +334,35 @@ def clone_venv(base: Path, venv: Path) -> None:
 
 
 def _ensure_venv(layout: SandboxLayout) -> None:
+    """The sandbox's venv: a copy of the machine's built one, or of ``base_venv``."""
     if _venv_ready(layout.venv):
         return
-    if layout.base_venv is not None:
-        output.step(layout.name, f"clone {layout.base_venv} into {layout.venv}")
-        clone_venv(layout.base_venv, layout.venv)
-        return
-    stamp = layout.venv / ".devloop-requirements"
-    output.step(layout.name, f"install cinder into {layout.venv} (once, about 30 s)")
-    run_local([layout.base_python, "-m", "venv", "--clear", str(layout.venv)],
-              hint="Debian's python3-venv package is needed (bash .ci/bootstrap)")
-    run_local([str(layout.venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
-               "-r", str(REQUIREMENTS)], hint="pip could not install the controller's packages")
-    stamp.write_text(_requirements_digest())
+    base = layout.base_venv or _built_venv(layout)
+    output.step(layout.name, f"copy {base} into {layout.venv}")
+    clone_venv(base, layout.venv, hard_links=layout.base_venv is not None)
+
+
+def _built_venv(layout: SandboxLayout) -> Path:
+    """The venv with cinder (the pinned requirements) built once per machine, in the cache.
+
+    Keyed by the requirements and the interpreter that made it; built under
+    a lock, in a temporary place renamed into its own, so two runs never
+    build it twice nor use half of one.
+    """
+    version = _python_version(layout.base_python)
+    built = CACHE_DIR / f"sandbox-venv-{_requirements_digest()}-py{version}"
+    with locked(CACHE_DIR / "sandbox-venv.lock"):
+        if _venv_ready(built):
+            return built
+        shutil.rmtree(built, ignore_errors=True)
+        output.step(layout.name, f"install cinder into {built} (once per machine, about 30 s)")
+        run_local([layout.base_python, "-m", "venv", "--clear", str(built)],
+                  hint="Debian's python3-venv package is needed (bash .ci/bootstrap)")
+        run_local([str(built / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
+                   "-r", str(REQUIREMENTS)], hint="pip could not install the controller's packages")
+        (built / ".devloop-requirements").write_text(_requirements_digest())
+        built.chmod(0o755)
+        return built
 
 
 def _write_cinder_configs(layout: SandboxLayout) -> None:
@@ -339,12 +383,10 @@ auth_strategy = noauth
 osapi_volume_listen = 127.0.0.1
 osapi_volume_listen_port = {layout.api_port}
 osapi_volume_workers = 1
-transport_url = fake://
-enabled_backends =
-
+{services.default_options(layout.broker.transport_url(), str(layout.backup_dir))}
 [database]
 connection = sqlite:///{layout.database}
-""")
+{services.BACKEND_SECTION}""")
     shutil.copyfile(layout.venv / "etc/cinder/api-paste.ini",
                     layout.cinder_conf.with_name("api-paste.ini"))
     for conf in (layout.dist_conf, layout.cinder_conf):
@@ -387,7 +429,45 @@ killasgroup = true
 autorestart = unexpected
 redirect_stderr = true
 stdout_logfile = {layout.log_file.parent}/api-console.log
-""")
+""" + "".join(text for _, text in _more_programs(layout)))
+
+
+def _more_programs(layout: SandboxLayout) -> list[tuple[str, str]]:
+    """The programs beside cinder-api: the broker's, then the scheduler, volume and backup."""
+    found = layout.broker.programs()
+    for program, log in SERVICE_PROGRAMS:
+        command = [str(layout.venv / "bin" / program), "--config-file", str(layout.dist_conf),
+                   "--config-file", str(layout.cinder_conf), "--log-file",
+                   str(layout.log_file.with_name(f"{log}.log"))]
+        malloc = f",{MALLOC_TUNING}" if program != "cinder-scheduler" else ""
+        found.append((program, f"""
+[program:{program}]
+command = {' '.join(command)}
+user = {SERVICE_USER}
+directory = {layout.state_dir}
+environment = HOME="{layout.state_dir}"{malloc}
+startsecs = 1
+stopwaitsecs = 15
+stopasgroup = true
+killasgroup = true
+autorestart = unexpected
+redirect_stderr = true
+stdout_logfile = {layout.log_file.parent}/{log}-console.log
+"""))
+    return found
+
+
+def _add_missing_programs(layout: SandboxLayout) -> bool:
+    """Append the programs a sandbox built before them lacks (the file is otherwise kept).
+
+    Returns whether any was added.
+    """
+    text = layout.supervisor_conf.read_text()
+    missing = "".join(section for name, section in _more_programs(layout)
+                      if f"[program:{name}]" not in text)
+    if missing:
+        layout.supervisor_conf.write_text(text + missing)
+    return bool(missing)
 
 
 def _ensure_database(layout: SandboxLayout) -> None:
@@ -431,17 +511,70 @@ def _supervisorctl(layout: SandboxLayout, *args: str, check: bool = True
     return run_local(["supervisorctl", "-c", str(layout.supervisor_conf), *args], check=check)
 
 
+def _supervisord_pid(layout: SandboxLayout) -> int | None:
+    return _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf))
+
+
 def _start_supervisord(layout: SandboxLayout) -> None:
-    if _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)):
+    if _supervisord_pid(layout):
         _supervisorctl(layout, "update", check=False)
-        _supervisorctl(layout, "start", PROGRAM, check=False)
+        _supervisorctl(layout, "start", "all", check=False)
         return
     if _ready(layout, "tcp", "127.0.0.1", layout.api_port):
         raise SandboxError(f"sandbox: API port {layout.api_port} is taken by another process")
-    # cinder-api inherits supervisord's namespace
+    # the programs inherit supervisord's namespace
     run_local(layout.in_netns(["supervisord", "-c", str(layout.supervisor_conf)]))
-    _wait(lambda: _pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)) is not None,
-          10, "supervisord")
+    _wait(lambda: _supervisord_pid(layout) is not None, 10, "supervisord")
+
+
+def _prepare_broker(layout: SandboxLayout) -> None:
+    """The broker's files; its ports are kept unless another process took one meanwhile."""
+    own = layout.broker
+    saved = [port for key, port in own.settings().items() if key.endswith("_port")]
+    running = _supervisord_pid(layout) is not None
+    reuse = running or not any(_ready(layout, "tcp", "127.0.0.1", int(port)) for port in saved)
+    own.prepare(free_port, reuse_ports=reuse)
+
+
+def _in_sandbox_net(layout: SandboxLayout, module: str,
+                    *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m deploy.sandbox.MODULE ARGS`` where the sandbox's 127.0.0.1 is (its netns)."""
+    project = Path(__file__).resolve().parents[2]
+    return subprocess.run(layout.in_netns([sys.executable, "-m", f"deploy.sandbox.{module}",
+                                           *args]),
+                          capture_output=True, text=True, cwd=project, stdin=subprocess.DEVNULL)
+
+
+def _broker_answers(layout: SandboxLayout) -> str:
+    """The broker's AMQP greeting (``RabbitMQ 3.10.8``), asked where its 127.0.0.1 is; ""."""
+    port = layout.broker.amqp_port
+    if port is None:
+        return ""
+    if layout.netns:
+        return _in_sandbox_net(layout, "broker", "127.0.0.1", str(port)).stdout.strip()
+    return broker.amqp_server("127.0.0.1", port) or ""
+
+
+def _wait_for_services(layout: SandboxLayout, timeout: float = 180.0) -> None:
+    """Wait until the API's service list shows the scheduler, volume and backup up.
+
+    Raises:
+        SandboxError: they were not up in time (the message names which, and the logs).
+    """
+    api = f"http://127.0.0.1:{layout.api_port}"
+    token = f"admin:{NOAUTH_PROJECT}"
+    try:
+        if layout.netns:
+            proc = _in_sandbox_net(layout, "services", "wait", api, NOAUTH_PROJECT, token,
+                                   str(timeout))
+            if proc.returncode != 0:
+                raise SandboxError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip()
+                                   else "sandbox: the services did not come up")
+        else:
+            services.wait_until_up(api, NOAUTH_PROJECT, token, timeout)
+    except SandboxError as exc:
+        raise SandboxError(f"{exc} (logs: {layout.log_file.parent}/*.log, "
+                           f"{layout.broker.log_dir})") from None
 
 
 def up(layout: SandboxLayout = SandboxLayout()) -> None:
@@ -462,20 +595,34 @@ def up(layout: SandboxLayout = SandboxLayout()) -> None:
     for path in (layout.state_dir, layout.state_dir / "tmp", layout.log_file.parent):
         _mkdir(path, owner=SERVICE_USER)
     _ensure_keys(layout)
+    _mkdir(layout.backup_dir, owner=SERVICE_USER, mode=0o750)
     _write_sshd_config(layout)
     _ensure_venv(layout)
+    _prepare_broker(layout)
     _write_cinder_configs(layout)
     if not layout.supervisor_conf.exists():
         # written once: fast restart (on by default) edits its command in place
         _write_supervisor_config(layout)
+    added = _add_missing_programs(layout)
     _ensure_database(layout)
     _start_sshd(layout)
+    running = _supervisord_pid(layout) is not None
     _start_supervisord(layout)
+    if added and running:
+        # a cinder-api started before the broker existed still has fake:// in mind
+        _supervisorctl(layout, "restart", PROGRAM)
     if not _ready(layout, "http", "127.0.0.1", layout.api_port, 60):
         raise SandboxError(f"sandbox: timed out after 60 s waiting for cinder-api at "
                            f"{layout.api_url}")
+    try:
+        _wait(lambda: bool(_broker_answers(layout)), 180,
+              f"RabbitMQ at 127.0.0.1:{layout.broker.amqp_port}")
+    except SandboxError as exc:
+        raise SandboxError(f"{exc} (its log: {layout.broker.log_dir})") from None
+    _wait_for_services(layout)
     output.detail(f"ssh root@{layout.listen_address} -p {layout.ssh_port}; API {layout.api_url}"
-                  + (f" in {layout.netns}" if layout.netns else ""))
+                  + (f" in {layout.netns}" if layout.netns else "")
+                  + f"; RabbitMQ 127.0.0.1:{layout.broker.amqp_port}")
 
 
 def down(layout: SandboxLayout = SandboxLayout(), purge: bool = False) -> None:
@@ -501,16 +648,34 @@ def down(layout: SandboxLayout = SandboxLayout(), purge: bool = False) -> None:
 
 def status_lines(layout: SandboxLayout = SandboxLayout()) -> list[str]:
     """One line per part: is it running?"""
+    names = (PROGRAM, "rabbitmq-server", "epmd", *(name for name, _ in SERVICE_PROGRAMS))
     try:
-        program = _supervisorctl(layout, "status", PROGRAM, check=False).stdout.strip()
+        answer = _supervisorctl(layout, "status", *names, check=False).stdout
+        programs = {line.split()[0]: " ".join(line.split()[1:])
+                    for line in answer.splitlines() if line.split()}
     except DevloopError:
-        program = "supervisorctl unavailable"
-    return [
+        programs = {}
+    lines = [
         f"sshd         {_pid_from(layout.sshd_pidfile, str(layout.sshd_config)) or 'stopped'}",
-        f"supervisord  "
-        f"{_pid_from(layout.supervisor_pidfile, str(layout.supervisor_conf)) or 'stopped'}",
-        f"program      {program or 'unknown'}",
-        f"api          "
-        f"{'answering' if _ready(layout, 'http', '127.0.0.1', layout.api_port) else 'not answering'}"
-        f" at {layout.api_url}",
+        f"supervisord  {_supervisord_pid(layout) or 'stopped'}",
     ]
+    for name in names:
+        lines.append(f"{'program':<12} {name:<17} {programs.get(name) or 'unknown'}")
+    answering = _ready(layout, "http", "127.0.0.1", layout.api_port)
+    lines.append(f"api          {'answering' if answering else 'not answering'} "
+                 f"at {layout.api_url}")
+    port = layout.broker.amqp_port
+    if port is None:
+        lines.append("broker       none (run sandbox.up)")
+    else:
+        lines.append(f"broker       {_broker_answers(layout) or 'not answering'} at "
+                     f"amqp://127.0.0.1:{port} (node {layout.broker.node})")
+    if answering:
+        api, token = f"http://127.0.0.1:{layout.api_port}", f"admin:{NOAUTH_PROJECT}"
+        if layout.netns:
+            line = _in_sandbox_net(layout, "services", "status", api, NOAUTH_PROJECT,
+                                   token).stdout.strip()
+        else:
+            line = services.status_line(api, NOAUTH_PROJECT, token)
+        lines.append(line)
+    return lines

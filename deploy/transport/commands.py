@@ -34,10 +34,12 @@ STDLIB_ONLY = ("-E", "-s", "-S")
 def as_user(user: str, argv: Command) -> list[str]:
     """Wrap ``argv`` to run as a (nologin) service user.
 
-    ``su -s /bin/sh -c '<argv joined>' <user>``: plain ``su -c`` fails for
+    ``su -s /bin/sh -c '<argv joined>' -- <user>``: plain ``su -c`` fails for
     accounts whose shell is nologin, and su passes the exit code through.
+    The ``--`` ends su's options: a user name can never be read as one
+    (``-c...`` would replace the command, and it would run as root).
     """
-    return ["su", "-s", "/bin/sh", "-c", shlex.join(argv), user]
+    return ["su", "-s", "/bin/sh", "-c", shlex.join(argv), "--", user]
 
 
 def tail(text: str, lines: int = 12) -> str:
@@ -90,7 +92,8 @@ class Remote:
             if result.exited != 0 and not pty:    # (a pty session's caller judges a drop)
                 self.raise_if_lost(argv)
         if check and result.exited != 0:
-            raise CommandFailed(self.name, text, result.exited,
+            # (a helper passed inline is shown as <script>: its source says nothing)
+            raise CommandFailed(self.name, describe(argv, width=400), result.exited,
                                 tail((result.stderr or "") + "\n" + (result.stdout or "")), hint)
         return result
 

@@ -84,6 +84,15 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
     role = _role(host)
     try:
         yield
+    except _HostKeyRevoked as exc:
+        raise HostKeyMismatch(
+            f"{where}: host key {exc.key.get_name()} {exc.key.get_fingerprint().hex()} is "
+            f"marked @revoked in {host.known_hosts}; refusing to connect, nothing was "
+            f"sent") from None
+    except _HostKeyNotPinned as exc:
+        raise HostKeyUnknown(
+            f"{where}: host key is not pinned in {host.known_hosts}{exc.notes}; refusing to "
+            f"connect. Verify the {role}'s key, then add it: {keyscan_hint(host)}") from None
     except paramiko.BadHostKeyException as exc:
         raise HostKeyMismatch(
             f"{where}: host key does not match the one pinned in {host.known_hosts} "
@@ -91,6 +100,13 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
             f"nothing was sent. If the {role} was reinstalled, verify its new key, then "
             f"replace the line with: ssh-keygen -R '{known_hosts_name(host)}' "
             f"-f {host.known_hosts}") from None
+    except paramiko.PasswordRequiredException:
+        key = host.identity_file or "a key of yours"
+        raise ConnectError(
+            f"{where}: {key} is encrypted (passphrase-protected) and the tool never "
+            f"prompts; load it into ssh-agent (ssh-add {host.identity_file or 'KEY'}) and "
+            f"remove identity_file from the inventory: the agent's keys are then "
+            f"used") from None
     except paramiko.AuthenticationException:
         key = host.identity_file or "your default SSH keys"
         raise ConnectError(
@@ -145,6 +161,92 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
         raise ConnectError(f"{where}: cannot connect: {exc.strerror or exc}") from None
 
 
+class _HostKeyRevoked(paramiko.SSHException):
+    """The host presented a key its known_hosts marks ``@revoked``."""
+
+    def __init__(self, key: paramiko.PKey) -> None:
+        super().__init__("revoked host key")
+        self.key = key
+
+
+class _HostKeyNotPinned(paramiko.SSHException):
+    """The host's key is not pinned; ``notes`` says which lines could not be used."""
+
+    def __init__(self, notes: str) -> None:
+        super().__init__("not found in known_hosts")
+        self.notes = notes
+
+
+class _PinnedOnly(paramiko.RejectPolicy):
+    """paramiko's ``RejectPolicy``, saying why a key is refused: revoked, or not pinned."""
+
+    def __init__(self, revoked: list[paramiko.PKey], notes: str) -> None:
+        self.revoked = revoked
+        self.notes = notes
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        if key in self.revoked:
+            raise _HostKeyRevoked(key)
+        raise _HostKeyNotPinned(self.notes)
+
+
+def pin_host_keys(client: paramiko.SSHClient, known_hosts: Path) -> None:
+    """Load ``known_hosts`` into ``client`` and refuse every key it does not pin.
+
+    Read as OpenSSH reads it, line by line, and never stopped by one line:
+    a line that cannot be read (bad base64, an unknown key type, bytes that
+    are not text) is skipped, as are ``@cert-authority`` lines (host
+    certificates are not supported); a key on a ``@revoked`` line is never
+    accepted, whatever other line pins it. If the host turns out not to be
+    pinned, the error names the lines that were skipped.
+
+    Raises:
+        FileNotFoundError / OSError: the file cannot be read.
+    """
+    revoked: list[paramiko.PKey] = []
+    pinned: list[paramiko.hostkeys.HostKeyEntry] = []
+    skipped: list[str] = []
+    with open(known_hosts, "rb") as handle:
+        data = handle.read()
+    for number, raw in enumerate(data.splitlines(), 1):
+        line = raw.decode("utf-8", "replace").strip()
+        if not line or line.startswith("#"):
+            continue
+        marker = ""
+        if line.startswith("@"):
+            marker, _, line = line.partition(" ")
+            line = line.strip()
+            if marker != "@revoked":
+                skipped.append(f"line {number} ({_shown(marker)}: not supported)")
+                continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+        except Exception:    # paramiko's InvalidHostKey, UnknownKeyType, bad key data
+            entry = None
+        if entry is None or entry.key is None:
+            skipped.append(f"line {number} (not a readable host key)")
+        elif marker == "@revoked":
+            revoked.append(entry.key)
+        else:
+            pinned.append(entry)
+    keys = client.get_host_keys()
+    for entry in pinned:
+        if entry.key in revoked:
+            continue
+        for name in entry.hostnames:
+            keys.add(name, entry.key.get_name(), entry.key)
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    notes = f" (it skipped {', '.join(skipped[:3])}{more})" if skipped else ""
+    client.set_missing_host_key_policy(_PinnedOnly(revoked, notes))
+
+
+def _shown(text: str, width: int = 40) -> str:
+    """``text`` from a file, fit for one line of a message."""
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def _reset(where: str) -> ConnectError:
     return ConnectError(f"{where}: the connection was reset while connecting; is sshd running "
                         f"there, and does a firewall let SSH through?")
@@ -187,11 +289,15 @@ def _connection(host: SshHost, *, forward_agent: bool = False) -> StrictConnecti
     conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     with translate_ssh_errors(host):
         try:
-            conn.client.load_host_keys(str(host.known_hosts))
+            pin_host_keys(conn.client, host.known_hosts)
         except FileNotFoundError:
             raise HostKeyUnknown(
                 f"{host.name}: known_hosts file {host.known_hosts} does not exist; "
                 f"pin the {_role(host)}'s key first: {keyscan_hint(host)}") from None
+        except OSError as exc:
+            raise HostKeyUnknown(
+                f"{host.name}: cannot read known_hosts file {host.known_hosts}: "
+                f"{exc.strerror or exc}") from None
     return conn
 
 

@@ -10,7 +10,7 @@ devbox logs in to the controller with the workstation's forwarded ssh-agent.
 
 The tree is an overlay on an installed package, so the sync never deletes
 (a delete would remove Cinder itself). A deploy sends exactly the files its
-record lists (``files``: ``--files-from``), each of which the controller has
+record lists (``entries``: ``--files-from``), each of which the controller has
 already kept in the deploy's backup, proven (deploy/remote/begin_deploy.py),
 so nothing is lost. rsync writes each file to a temporary name and renames
 it into place, so an interrupted transfer leaves every file wholly old or new.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import secrets
 import shlex
 import subprocess
@@ -37,6 +38,7 @@ from deploy.transport.connection import (SshHost, connection_lost, gateway_chain
                                shared_connection, ssh_argv, translate_ssh_errors)
 from deploy.base.errors import ConnectError, HostKeyUnknown, SyncError
 from deploy.base.inventory import Controller, Host, Inventory
+from deploy.transport.tree import DEVBOX_FILTERS, read_tree, rsync_excludes
 
 # rsync --out-format: a marker keeps file lines apart from ssh/rsync chatter.
 _MARK = "devloop:"
@@ -52,32 +54,36 @@ class Change:
 
 def build_rsync_argv(source: Path, controller: Controller, dest_dir: str, *,
                      excludes: Sequence[str], owner: str | None = None,
-                     files_from: bool = False, dry_run: bool = False,
-                     checksum: bool = False, ssh: Sequence[str] | None = None) -> list[str]:
+                     dry_run: bool = False, checksum: bool = False,
+                     ssh: Sequence[str] | None = None, files_from: bool = False,
+                     filters: Sequence[str] = ()) -> list[str]:
     """Build the rsync command line for one controller.
 
     Roughly::
 
         rsync --recursive --links --times --perms --chmod=D755,F644
-              --chown=root:root --itemize-changes --out-format='devloop:%i %n%L'
-              --exclude=.git/ ... [--files-from=- --from0] [--dry-run] [--checksum]
+              --chown=root:root --itemize-changes --out-format='devloop:%i %n'
+              --exclude=.git/ ... [--dry-run] [--checksum]
               -e 'ssh -F /dev/null -o BatchMode=yes ...' SOURCE/ user@host:DEST/
 
     The modes are normalised to a package's (755 directories, 644 files)
     and ``owner`` (``user:group`` of the installed cinder) replaces the
     workstation's uid. No ``--delete``, ever. With ``files_from``, rsync
-    sends only the paths (relative to SOURCE) it reads, NUL-separated, on
-    its stdin.
+    sends exactly the entries named on its stdin, NUL-separated
+    (``--files-from=- --from0`` instead of ``--recursive``): the source
+    tree's rules chose them (:mod:`deploy.transport.tree`), or a deploy's
+    record lists them. No ``--backup``: the files a deploy replaces are
+    kept, proven, before rsync runs (deploy/remote/begin_deploy.py).
     """
     # --modify-window=-1: compare times to the nanosecond, so an edit of the
     # same size saved within the second of the last deploy is still sent
-    argv = ["rsync", "--recursive", "--links", "--times", "--modify-window=-1", "--perms",
-            "--chmod=D755,F644", "--itemize-changes", f"--out-format={_MARK}%i %n%L"]
+    walk = ["--files-from=-", "--from0"] if files_from else ["--recursive"]
+    argv = ["rsync", *walk, "--links", "--times", "--modify-window=-1", "--perms",
+            "--chmod=D755,F644", "--itemize-changes", f"--out-format={_MARK}%i %n"]
     if owner:
         argv.append(f"--chown={owner}")
     argv += [f"--exclude={pattern}" for pattern in excludes]
-    if files_from:
-        argv += ["--files-from=-", "--from0"]
+    argv += list(filters)
     if dry_run:
         argv.append("--dry-run")
     if checksum:
@@ -87,55 +93,74 @@ def build_rsync_argv(source: Path, controller: Controller, dest_dir: str, *,
     return argv
 
 
-def parse_changes(stdout: str) -> list[Change]:
+# rsync prints a name's control characters (and bytes not valid in its
+# locale) as a backslash, a hash and three octal digits; a backslash that
+# would read as such is itself escaped (\#134)
+_ESCAPED = re.compile(rb"\\#([0-7]{3})")
+
+
+def parse_changes(stdout: str | bytes) -> list[Change]:
     """Read rsync's itemized output into the files created or replaced.
 
     ``>f+++++++++ x.py`` is a new file, ``>f.st...... x.py`` a changed one;
-    a symlink (``cL+++++++++ y.py -> x.py`` new, ``cLc.t...... y.py -> z.py``
-    pointed elsewhere) is a change too, so its record lets a rollback remove
-    or restore it; directories and attribute-only lines (``.d..t......``)
-    are not changes.
+    a symlink (``cL+++++++++ y.py`` new, ``cLc.t...... y.py`` pointed
+    elsewhere) is a change too, so its record lets a rollback remove or
+    restore it; directories and attribute-only lines (``.d..t......``) are
+    not changes. A name comes back byte for byte from rsync's escapes (bytes
+    that are not UTF-8 as Python's surrogateescape holds them).
     """
+    if isinstance(stdout, str):
+        stdout = stdout.encode("utf-8", "surrogateescape")
     changes = []
-    for line in stdout.splitlines():
-        if not line.startswith(_MARK):
+    mark = _MARK.encode()
+    for line in stdout.split(b"\n"):
+        if not line.startswith(mark):
             continue
-        item, _, name = line[len(_MARK):].partition(" ")
-        if len(item) < 2 or item[1] not in "fL" or item[0] not in "<>ch":
+        item, _, name = line[len(mark):].partition(b" ")
+        if len(item) < 2 or item[1:2] not in (b"f", b"L") or item[0:1] not in (b"<", b">", b"c", b"h"):
             continue
-        kind = "new" if "+++++++" in item else "changed"
-        changes.append(Change(kind, name.split(" -> ")[0]))
+        kind = "new" if b"+++++++" in item else "changed"
+        raw = _ESCAPED.sub(lambda found: bytes([int(found.group(1), 8)]), name)
+        changes.append(Change(kind, os.fsdecode(raw)))
     return changes
 
 
 def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
-              owner: str | None = None, files: Sequence[str] | None = None,
-              dry_run: bool = False, checksum: bool = False,
-              connection: Connection | None = None) -> list[Change]:
+              owner: str | None = None, dry_run: bool = False, checksum: bool = False,
+              connection: Connection | None = None, entries: Sequence[str] | None = None,
+              source: Path | None = None) -> list[Change]:
     """Run rsync from the inventory's source to ``dest_dir`` on ``controller``.
 
     With ``source_host`` set, rsync runs on that host (the devbox) and
-    pushes from there; otherwise it runs here. Returns the files it
-    created or replaced (or would, with ``dry_run``). With ``files``
-    (paths relative to the source), only those are sent.
+    pushes from there, with the tree's rules as its own filters; otherwise
+    it runs here and sends exactly the entries (files and links, relative
+    to the source) the tree's rules keep (:mod:`deploy.transport.tree`),
+    or ``entries`` if given (on a devbox too: only those are sent). With
+    ``source`` (a private copy of what is sent, made by
+    :func:`deploy.transport.tree.stage`), it sends ``entries`` of that
+    directory instead, or the whole of it. Returns the files it created or
+    replaced (or would, with ``dry_run``).
 
     Raises:
         SyncError: rsync failed; the message has its exit code and output.
+        SourceTreeError: the source tree cannot be read.
         ConnectError / HostKeyUnknown / HostKeyMismatch: the devbox could not
             be reached, or a host key for the devbox hop is not pinned.
 
     With ``connection`` (the task's open, verified connection to the
     controller), rsync runs over a new channel of it instead of a new ssh.
     """
-    if inventory.source_host is not None:
+    if inventory.source_host is not None and source is None:
         return _sync_on(inventory.source_host, inventory, controller, dest_dir, owner=owner,
-                        files=files, dry_run=dry_run, checksum=checksum)
+                        files=entries, dry_run=dry_run, checksum=checksum)
+    if source is None and entries is None:
+        entries = read_tree(inventory.source, inventory.excludes).entries()
+    job = _Job(source or inventory.source, entries, owner, dry_run, checksum)
     transport = connection.client.get_transport() if connection is not None else None
     changes: list[Change] = []
     if transport is not None and transport.is_active():
         with relay(transport) as rsh:
-            proc = _run_rsync(inventory, controller, dest_dir, owner=owner,
-                              files=files, dry_run=dry_run, checksum=checksum, ssh=rsh)
+            proc = _run_rsync(job, controller, dest_dir, ssh=rsh)
         if proc.returncode != 0:
             assert connection is not None
             lost = connection_lost(controller, connection, "running rsync")
@@ -149,8 +174,7 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
         output.warn(f"{controller.name}: rsync over the open connection broke; "
                     f"running it again over its own ssh")
         changes = parse_changes(proc.stdout)
-    proc = _run_rsync(inventory, controller, dest_dir, owner=owner, files=files,
-                      dry_run=dry_run, checksum=checksum, ssh=None)
+    proc = _run_rsync(job, controller, dest_dir, ssh=None)
     return changes + [c for c in _changes_or_raise(proc, controller, dest_dir)
                       if c not in changes]
 
@@ -159,30 +183,39 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
 _STREAM_BROKEN = 12
 
 
-def _run_rsync(inventory: Inventory, controller: Controller, dest_dir: str, *,
-               owner: str | None, files: Sequence[str] | None, dry_run: bool, checksum: bool,
-               ssh: Sequence[str] | None) -> subprocess.CompletedProcess[str]:
-    argv = build_rsync_argv(inventory.source, controller, dest_dir, excludes=inventory.excludes,
-                            owner=owner, files_from=files is not None, dry_run=dry_run,
-                            checksum=checksum, ssh=ssh)
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One local rsync: from where, which entries (None: the whole directory), how."""
+
+    root: Path
+    entries: Sequence[str] | None
+    owner: str | None
+    dry_run: bool
+    checksum: bool
+
+
+def _run_rsync(job: _Job, controller: Controller, dest_dir: str, *,
+               ssh: Sequence[str] | None) -> subprocess.CompletedProcess[bytes]:
+    argv = build_rsync_argv(job.root, controller, dest_dir, excludes=(), owner=job.owner,
+                            dry_run=job.dry_run, checksum=job.checksum, ssh=ssh,
+                            files_from=job.entries is not None)
+    listing = b"".join(os.fsencode(rel) + b"\0" for rel in job.entries or ())
     output.command("local", shlex.join(argv))
     try:
-        if files is not None:
-            return subprocess.run(argv, capture_output=True, text=True,
-                                  input="".join(f"{rel}\0" for rel in files))
-        return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        return subprocess.run(argv, capture_output=True, input=listing)
     except FileNotFoundError:
         raise SyncError("rsync is not installed on this machine "
                         "(apt-get install rsync)") from None
 
 
-def _changes_or_raise(proc: subprocess.CompletedProcess[str], controller: Controller,
+def _changes_or_raise(proc: subprocess.CompletedProcess[bytes], controller: Controller,
                       dest_dir: str) -> list[Change]:
     if proc.returncode != 0:
+        stderr = proc.stderr.decode("utf-8", "replace")
         error = SyncError(f"{controller.name}: rsync to {controller.label}:{dest_dir} failed "
-                          f"with exit code {proc.returncode}:\n  {_detail(proc.stderr)}"
-                          + _hint(controller, proc.returncode, proc.stderr))
-        error.no_space = _no_space(proc.stderr)
+                          f"with exit code {proc.returncode}:\n  {_detail(stderr)}"
+                          + _hint(controller, proc.returncode, stderr))
+        error.no_space = _no_space(stderr)
         raise error
     return parse_changes(proc.stdout)
 
@@ -373,9 +406,11 @@ def build_devbox_sync(inventory: Inventory, controller: Controller, dest_dir: st
             identities[hop.name] = f"{workdir}/id-{index}.pub"
     ssh = ssh_argv(controller, known_hosts=f"{workdir}/known_hosts", identities=identities,
                    start_after=devbox.name)
-    rsync = build_rsync_argv(inventory.source, controller, dest_dir, excludes=inventory.excludes,
-                             owner=owner, files_from=files_from, dry_run=dry_run,
-                             checksum=checksum, ssh=ssh)
+    # rsync lists the tree there: the rules as its own filters
+    rsync = build_rsync_argv(inventory.source, controller, dest_dir,
+                             excludes=rsync_excludes(inventory.excludes), owner=owner,
+                             files_from=files_from, dry_run=dry_run, checksum=checksum, ssh=ssh,
+                             filters=DEVBOX_FILTERS)
     return DevboxSync(workdir, files, rsync)
 
 

@@ -90,7 +90,7 @@ def parse_break_location(text: str) -> BreakLocation:
     ``api/contrib/cluster_manage.py:127`` is a file relative to the
     controller's cinder package (everything up to the first ``cinder/``
     directory is dropped, so paths in a checkout or an overlay tree such as
-    ``cinder_patch/train/cinder/...`` work as they are; an absolute path is
+    ``cinder_patch/releases/train/cinder/...`` work as they are; an absolute path is
     a path on the controller); ``cinder.api.contrib.cluster_manage.
     ClusterManageController.show`` is a dotted function name.
 
@@ -105,8 +105,8 @@ def parse_break_location(text: str) -> BreakLocation:
                              f"from 1, e.g. api/contrib/cluster_manage.py:127")
         path = path.strip()
         if not path.startswith("/"):
-            # A path in a checkout or an overlay tree (cinder/..., cinder_patch/cinder/...,
-            # cinder_patch/train/cinder/...): what follows its cinder/ package directory.
+            # A path in a checkout or a feature layer (cinder/..., cinder_patch/cinder/...,
+            # cinder_patch/releases/train/cinder/...): what follows its cinder/ package dir.
             parts = [part for part in path.split("/") if part not in ("", ".")]
             if "cinder" in parts[:-1]:
                 parts = parts[parts.index("cinder") + 1:]
@@ -192,7 +192,7 @@ def service_argvs(manager: ServiceManager) -> tuple[list[str], list[str]]:
                 manager.ctl_argv("status", manager.program))
     if isinstance(manager, Systemd):
         return (manager.control_argv("start"),
-                ["systemctl", "--no-pager", "status", manager.unit])
+                ["systemctl", "--no-pager", "status", "--", manager.unit])
     raise DebugError(f"no start command known for {type(manager).__name__}")
 
 

@@ -41,6 +41,7 @@ from deploy.transport.commands import Remote
 from deploy.transport.fleet import Outcome
 from deploy.transport.source import source_revision
 from deploy.transport.sync import Change, sync_tree
+from deploy.transport.tree import EXCLUDES, LeftOut, Tree, read_tree, shown, stage, staging
 from deploy.workflows.preview import show_diffs
 
 
@@ -58,6 +59,9 @@ class DeployReport:
     target: Target | None = None      # the controller's Cinder, as located
     db: Mapping[str, Any] | None = None   # the database's state, if asked with the sync
     fast_mode: bool | None = None     # fast restart on? (None: not asked)
+    #: what the source tree held that was not sent, and why (a local tree read whole)
+    left_out: list[LeftOut] = field(default_factory=list)
+    source: Path | None = None        # the local tree sent (a manifest's pick), if any
 
 
 class RolledBack(DevloopError):
@@ -90,10 +94,10 @@ def fitting(remote: Remote, inventory: Inventory, target: Target, *,
     """
     if inventory.source_host is not None:
         return inventory   # the manifest lives on the devbox: not checked (yet)
-    source = manifest.fitting_source(inventory.source, remote.name, target,
-                                     ignore=ignore_manifest)
-    return inventory if source == inventory.source else \
-        dataclasses.replace(inventory, source=source)
+    fitted = manifest.fitting(inventory.source, remote.name, target,
+                              ignore=ignore_manifest, excludes=inventory.excludes)
+    return inventory if fitted.path == inventory.source else \
+        dataclasses.replace(inventory, source=fitted.path, layers=fitted.layers)
 
 
 def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None, *,
@@ -129,30 +133,40 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
     declined = None
     undo = applying.rollback_command(str(inventory.path), remote.name)
     if inventory.source_host is None:
-        sent = _send_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
-                          diff=diff, ignore_manifest=ignore_manifest, db=db, seen=seen,
-                          force=force, undo=undo)
-        if isinstance(sent, DeployReport):
-            _show_changes(remote.name, sent.changes, dry_run)
-            return sent
-        declined = sent
+        outcome = _send_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
+                             diff=diff, ignore_manifest=ignore_manifest, db=db, seen=seen,
+                             force=force, undo=undo)
+        if isinstance(outcome, DeployReport):
+            _show_changes(remote.name, outcome.changes, dry_run)
+            _show_left_out(remote.name, outcome.left_out, dry_run)
+            return outcome
+        declined = outcome
         inventory, target = declined.inventory, declined.target
     else:
         target = target or locate_for(remote, inventory)
         inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
     _announce(remote, inventory, target, dry_run)
     report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
-                         diff=diff, force=force, undo=undo)
-    report.target = target
+                         diff=diff, force=force, undo=undo,
+                         tree=declined.plan.tree if declined is not None else None)
+    report.target, report.source = target, inventory.source
     if declined is not None and declined.plan.scanned is not None and not (dry_run or checksum):
         sent_state.save(declined.plan.record, declined.plan.scanned)
     _show_changes(remote.name, report.changes, dry_run)
+    _show_left_out(remote.name, report.left_out, dry_run)
     return report
 
 
 def _announce(remote: Remote, inventory: Inventory, target: Target, dry_run: bool) -> None:
     verb = "preview sync (dry run)" if dry_run else "sync"
-    output.step(remote.name, f"{verb} {inventory.source} -> {target.cinder_dir}")
+    output.step(remote.name, f"{verb} {layered_name(inventory)} -> {target.cinder_dir}")
+    if inventory.layers:
+        output.detail(f"laid one over the other in {inventory.source}")
+
+
+def layered_name(inventory: Inventory) -> str:
+    """The source as the developer knows it: its layers, if it lays one over another."""
+    return " + ".join(map(str, inventory.layers)) if inventory.layers else str(inventory.source)
 
 
 @dataclass
@@ -164,6 +178,8 @@ class _Plan:
     files: list[send.TreeFile] | None             # sent in one call (None: rsync)
     #: files not sent, as last sent: the controller checks them (None: whole tree sent)
     expect: dict[str, sent_state.Stat] | None = None
+    #: the whole tree, when it was read (always, for rsync)
+    tree: Tree | None = None
 
 
 @dataclass
@@ -176,32 +192,36 @@ class _Declined:
 
 
 def _plan(remote: Remote, chosen: Inventory, target: Target, *, full: bool,
-          seen: Sequence[str] | None,
-          scanned: dict[str, sent_state.Stat] | None | bool = False) -> _Plan:
+          seen: Sequence[str] | None, scanned: Tree | None = None) -> _Plan:
     """Send what changed since this checkout's last deploy there, else the small tree whole.
 
-    ``scanned``: :func:`sent_state.scan` of ``chosen.source``, if done already
-    (False: not yet).
+    ``scanned``: the tree :func:`read_tree` read of ``chosen.source``, if it
+    did already.
+
+    Raises:
+        SourceTreeError: the tree cannot be read, or holds a link out of it.
     """
     record = sent_state.state_file(remote.controller.label, target.cinder_dir, chosen.source,
                                    chosen.excludes)
     last = None if full else sent_state.load(record)
+    tree = None
     if last is not None and seen is not None:
         local = sent_state.rescan(chosen.source, last, seen)
-    elif scanned is not False:
-        local = scanned if isinstance(scanned, dict) else None
     else:
-        local = sent_state.scan(chosen.source, chosen.excludes)
-    if local is None:                 # a symlink: rsync
-        return _Plan(record, None, None)
-    if last is not None:
-        delta = sent_state.delta(local, last)
-        if send.fits(local, delta.changed):
-            return _Plan(record, local, send.tree_files(chosen.source, local, delta.changed),
-                         delta.expect)
-    elif send.fits(local, list(local)):
-        return _Plan(record, local, send.tree_files(chosen.source, local, local))
-    return _Plan(record, local, None)
+        tree = scanned or read_tree(chosen.source, chosen.excludes)
+        local = None if tree.links else tree.files
+    if local is not None:
+        if last is not None:
+            delta = sent_state.delta(local, last)
+            if send.fits(local, delta.changed):
+                return _Plan(record, local, send.tree_files(chosen.source, local, delta.changed),
+                             delta.expect, tree)
+        elif send.fits(local, list(local)):
+            return _Plan(record, local, send.tree_files(chosen.source, local, local), None, tree)
+    # rsync: it is given the whole tree's list (a symlink in it, or too large)
+    tree = tree or read_tree(chosen.source, chosen.excludes)
+    tree.refuse_links_out()
+    return _Plan(record, None if tree.links else tree.files, None, None, tree)
 
 
 def _describe(paths: Sequence[str]) -> str:
@@ -224,14 +244,14 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
     plan = None
     try:
         # the tree is read while the controller locates Cinder (watch reads no tree)
-        early = (sent_state.scan(inventory.source, inventory.excludes)
-                 if seen is None and target is None else False)
+        early = (read_tree(inventory.source, inventory.excludes)
+                 if seen is None and target is None else None)
         if target is None:
             target = send.located(remote, dialogue)
         chosen = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
         plan = _plan(remote, chosen, target, full=dry_run or diff or checksum,
                      seen=seen if chosen.source == inventory.source else None,
-                     scanned=early if chosen.source == inventory.source else False)
+                     scanned=early if chosen.source == inventory.source else None)
     finally:
         if plan is None or plan.files is None:
             send.cancel(dialogue)
@@ -244,7 +264,8 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
                       f"{len(plan.expect)} more checked unchanged on the controller, in one call")
     else:
         output.detail(f"{len(files)} file(s) compared on the controller, in one call")
-    report = DeployReport(remote.name, target=target)
+    report = DeployReport(remote.name, target=target, source=chosen.source,
+                          left_out=plan.tree.left_out if plan.tree is not None else [])
     if diff or dry_run:
         planned = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
                               dry_run=True, checksum=checksum)
@@ -285,17 +306,25 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
 
 def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: bool,
                 checksum: bool, diff: bool, force: bool = False,
-                undo: str = "invoke rollback") -> DeployReport:
+                undo: str = "invoke rollback", tree: Tree | None = None) -> DeployReport:
     """The deploy through rsync: a dry run lists the changes, backups and record come first.
 
-    rsync then sends exactly the files the record lists; a failure (a full
-    disk) undoes the deploy at once from its proven backups, or names the
-    rollback to run.
+    A local tree (``tree``: read whole, its links checked) is sent as the
+    tree's rules keep it, from a private copy of what the dry run listed:
+    what is compiled is what is sent. A tree on a devbox is listed by rsync
+    there, with the rules as its filters; its files are not compiled first.
+    Either way the controller then checks the way to every file (no symlink
+    below the package), its room for them, keeps every file to replace,
+    proven, and writes the record; rsync then sends exactly the files the
+    record lists. A failure (a full disk) undoes the deploy at once from its
+    proven backups, or names the rollback to run.
     """
-    report = DeployReport(remote.name)
+    report = DeployReport(remote.name, left_out=tree.left_out if tree is not None else [])
     controller = remote.controller
+    entries = tree.entries() if tree is not None else None
     planned = sync_tree(inventory, controller, target.cinder_dir, owner=target.owner,
-                        dry_run=True, checksum=checksum, connection=remote.conn)
+                        dry_run=True, checksum=checksum, connection=remote.conn,
+                        entries=entries)
     if diff:
         show_diffs(inventory, remote, target.cinder_dir, planned)
     if dry_run:
@@ -304,27 +333,35 @@ def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run
         if not force:
             guard_checkout(remote, target.cinder_dir,
                            [c.path for c in planned if c.kind == "changed"])
-        # nothing is sent if a changed .py file does not compile on the controller
-        if inventory.source_host is not None:
-            output.detail(f"compile check skipped: the source is on {inventory.source_host.name}")
-        else:
-            report.log_since = check_changes(remote, inventory.source, planned).log_size
-        report.deploy_id = new_deploy_id()
-        deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
-        # the way checked, every file to replace backed up (proven) and the
-        # record written: a deploy killed from here on can be rolled back
-        record = begin_record(remote, {
-            **_record_base(remote, inventory, report.deploy_id),
-            "state": "applying", "target": target.cinder_dir,
-            "added": [c.path for c in planned if c.kind == "new"],
-            "replaced": [c.path for c in planned if c.kind == "changed"],
-            "backup": f"{deploy_dir}/backup"}, _sizes(inventory, planned), undo)
-        try:
-            report.changes = sync_tree(inventory, controller, target.cinder_dir,
-                                       owner=target.owner, files=[c.path for c in planned],
-                                       checksum=checksum, connection=remote.conn)
-        except SyncError as failure:
-            raise _undo_now(remote, record, failure, undo) from None
+        paths = [c.path for c in planned]
+        with staging() as private:
+            staged, sizes = None, None
+            # nothing is sent if a changed .py file does not compile on the controller
+            if tree is None:
+                output.detail(f"compile check skipped: the source is on "
+                              f"{inventory.source_host.name if inventory.source_host else '?'}")
+            else:
+                staged = private
+                copied = stage(tree, paths, staged)
+                sizes = {rel: copied[rel][0] if rel in copied else 0 for rel in paths}
+                report.log_since = check_changes(remote, tree, staged, planned).log_size
+            report.deploy_id = new_deploy_id()
+            deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
+            # the way checked, every file to replace backed up (proven) and the
+            # record written: a deploy killed from here on can be rolled back
+            record = begin_record(remote, {
+                **_record_base(remote, inventory, report.deploy_id),
+                "state": "applying", "target": target.cinder_dir,
+                "added": [c.path for c in planned if c.kind == "new"],
+                "replaced": [c.path for c in planned if c.kind == "changed"],
+                "backup": f"{deploy_dir}/backup"}, sizes, undo)
+            try:
+                report.changes = sync_tree(inventory, controller, target.cinder_dir,
+                                           owner=target.owner, checksum=checksum,
+                                           connection=remote.conn, entries=paths,
+                                           source=staged)
+            except SyncError as failure:
+                raise _undo_now(remote, record, failure, undo) from None
         # a compiled file left beside a rewritten source could win over it
         end_record(remote, {**record, "state": "applied" if report.changes else "empty",
                             "added": [c.path for c in report.changes if c.kind == "new"],
@@ -333,18 +370,6 @@ def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run
         if not report.changes:
             report.deploy_id = None
     return report
-
-
-def _sizes(inventory: Inventory, planned: Sequence[Change]) -> dict[str, int] | None:
-    """The bytes of each file to send, for the controller to check its room (None: on a devbox)."""
-    if inventory.source_host is not None:
-        return None
-    sizes = {}
-    for change in planned:
-        path = Path(inventory.source) / change.path
-        sizes[change.path] = path.stat().st_size if path.is_file() and not path.is_symlink() \
-            else 0
-    return sizes
 
 
 def _undo_now(remote: Remote, record: Mapping[str, Any], failure: SyncError,
@@ -378,6 +403,9 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
         DevloopError: any step failed (connection, rsync, restart, health).
         RolledBack: the API did not come back and the deploy was undone.
     """
+    if restart and not dry_run:
+        from deploy.openstack.auth import read_cloud_early
+        read_cloud_early(controller)     # the restart's check needs it: read while syncing
     remote = Remote.open(controller)
     try:
         report = sync_step(remote, inventory, dry_run=dry_run,
@@ -402,8 +430,8 @@ def served_by(inventory: Inventory, report: DeployReport) -> Served | None:
     """What ``restart_and_check`` must find served after this deploy."""
     if inventory.source_host is not None:    # the sent files are on the devbox
         return None
-    return Served([c.path for c in report.changes], inventory.source, report.log_since,
-                  report.fast_mode)
+    return Served([c.path for c in report.changes], report.source or inventory.source,
+                  report.log_since, report.fast_mode)
 
 
 def undo_failed_deploy(controller: Controller, deploy_id: str, failure: DevloopError,
@@ -429,9 +457,20 @@ def _record_base(remote: Remote, inventory: Inventory, deploy_id: str) -> dict[s
         "id": deploy_id,
         "controller": remote.name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": str(inventory.source),
-        **source_revision(inventory),
+        "source": layered_name(inventory),
+        **_revision(inventory),
     }
+
+
+def _revision(inventory: Inventory) -> dict[str, object]:
+    """:func:`source_revision` of the source, or of every layer it is made of."""
+    if not inventory.layers:
+        return source_revision(inventory)
+    found = [source_revision(dataclasses.replace(inventory, source=layer, layers=()))
+             for layer in inventory.layers]
+    dirty = [one["dirty"] for one in found]
+    return {"commit": found[0]["commit"],
+            "dirty": None if None in dirty else any(dirty)}
 
 
 def _show_changes(name: str, changes: list[Change], dry_run: bool) -> None:
@@ -441,7 +480,25 @@ def _show_changes(name: str, changes: list[Change], dry_run: bool) -> None:
     would = "would be " if dry_run else ""
     output.detail(f"{len(changes)} file(s) {would}sent:")
     for change in changes:
-        output.result(f"{name}: {change.kind:<7} cinder/{change.path}")
+        output.result(f"{name}: {change.kind:<7} cinder/{shown(change.path)}")
+
+
+def _show_left_out(name: str, left_out: Sequence[LeftOut], dry_run: bool) -> None:
+    """What the tree held that was not sent: each path and why with ``dry_run``
+    (the inventory's excludes counted), else a count of what is not code."""
+    not_code = [entry for entry in left_out if entry.reason.kind != EXCLUDES]
+    if not dry_run:
+        if not_code:
+            output.detail(f"{len(not_code)} path(s) of the tree left out as not code "
+                          f"(dot names, editors' files, ignored by git); --dry-run lists them")
+        return
+    for entry in not_code:
+        output.result(f"{name}: left out cinder/{shown(entry.rel)} ({entry.reason})")
+    excluded = [entry for entry in left_out if entry.reason.kind == EXCLUDES]
+    if excluded:
+        patterns = sorted({entry.reason.pattern for entry in excluded})
+        output.result(f"{name}: left out {len(excluded)} path(s) by the inventory's excludes "
+                      f"({', '.join(patterns)})")
 
 
 def summary_table(outcomes: list[Outcome[DeployReport]]) -> None:

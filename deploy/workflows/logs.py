@@ -9,12 +9,15 @@ from deploy.transport.layout import laid_out
 
 
 def tail_argv(log_file: str, lines: int, follow: bool) -> list[str]:
-    """``tail -n <lines> [-F] <log_file>``; -F survives log rotation."""
-    return ["tail", "-n", str(lines), *(["-F"] if follow else []), log_file]
+    """``tail -n <lines> [-F] -- <log_file>``; -F survives log rotation."""
+    return ["tail", "-n", str(lines), *(["-F"] if follow else []), "--", log_file]
 
 
 def journal_argv(unit: str, lines: int, follow: bool) -> list[str]:
-    """``journalctl -u <unit> -n <lines> --no-pager [-f]``: what systemd kept of the unit."""
+    """``journalctl --unit <unit> -n <lines> --no-pager [-f]``: what systemd kept of the unit.
+
+    (``--unit`` takes the next word as its value, whatever it starts with.)
+    """
     return ["journalctl", "--unit", unit, "--lines", str(lines), "--no-pager",
             *(["--follow"] if follow else [])]
 

@@ -86,7 +86,10 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         DevloopError: a step failed; the steps before it are done.
         RolledBack: the deploy was not healthy and was undone.
     """
+    from deploy.openstack.auth import read_cloud_early
+
     report = LoopReport(remote.name)
+    read_cloud_early(remote.controller)  # a restart's check needs it: read while syncing
     # A small tree's deploy call also locates Cinder (unless ``target``) and
     # reads the database's state; a migration the sync brings forces db-sync
     # anyway, and a sync never removes one, so the answer is the same before

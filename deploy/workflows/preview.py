@@ -6,6 +6,7 @@ files are only named.
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 
 from deploy.base import output
@@ -13,6 +14,7 @@ from deploy.base.errors import UsageError
 from deploy.base.inventory import Inventory
 from deploy.transport.commands import Remote
 from deploy.transport.connection import translate_ssh_errors
+from deploy.transport.tree import shown
 from deploy.transport.sync import Change
 
 
@@ -54,8 +56,9 @@ def show_diffs(inventory: Inventory, remote: Remote, target: str,
             new = (Path(inventory.source) / change.path).read_bytes()
             old = None
             if change.kind == "changed":
-                with sftp.open(f"{target}/{change.path}", "rb") as handle:
+                # (bytes: a name that is not UTF-8 reaches its file to the byte)
+                with sftp.open(os.fsencode(f"{target}/{change.path}"), "rb") as handle:
                     old = handle.read()
-            text = unified_diff(change.path, old, new)
+            text = unified_diff(shown(change.path), old, new)
             for line in text.splitlines():
                 output.result(line)

@@ -9,44 +9,50 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from deploy.base import output
 from deploy.base.errors import DevloopError, UsageError
 from deploy.base.inventory import Controller, Inventory
 from deploy.controller.facts import Target
-from deploy.controller.send import excluded
 from deploy.transport.commands import Remote
 from deploy.transport.layout import laid_out
+from deploy.transport.tree import Rules, shown
 from deploy.workflows.deployment import fitting, locate_for
 from deploy.workflows.loop import run_loop
 from deploy.controller.lock import DEFAULT_WAIT, controller_lock
 
 
-def changed_paths(changes: Iterable[tuple[object, str]], source: Path,
-                  excludes: Iterable[str]) -> list[str]:
-    """The changed files relative to the source, without excluded ones.
+def changed_paths(changes: Iterable[tuple[object, str]], source: Path | Iterable[Path],
+                  excludes: Sequence[str]) -> list[str]:
+    """The changed files relative to the source (or to the layer they are in), without
+    those a deploy leaves out.
 
-    A new directory stands for the files in it: inotify can only watch a new
-    directory once it is reported, so files created in it right away may
-    have no event of their own.
+    The tree's rules decide, as for a deploy (:mod:`deploy.transport.tree`,
+    git asked once per burst): a save the way vim makes it (its swap file,
+    its probe ``4913``, the backup it renames the old file to) names only
+    the file saved. A new directory stands for the files in it: inotify can
+    only watch a new directory once it is reported, so files created in it
+    right away may have no event of their own.
     """
-    root = source.resolve()
-    patterns = list(excludes)
+    roots = [root.resolve() for root in ([source] if isinstance(source, Path) else source)]
+    rules = {root: Rules.of(root, excludes) for root in roots}
     paths = set()
     for _, path in changes:
         full = Path(path).absolute()
         files = [p for p in full.rglob("*") if p.is_file()] if full.is_dir() else [full]
         for file in files:
-            rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else file.name
-            if not excluded(rel, patterns):
+            root = max((root for root in roots if file.is_relative_to(root)),
+                       key=lambda root: len(root.parts), default=None)
+            rel = file.relative_to(root).as_posix() if root else file.name
+            if rules[root or roots[0]].left_out(rel) is None:
                 paths.add(rel)
     return sorted(paths)
 
 
 def _describe(paths: list[str]) -> str:
-    shown = ", ".join(paths[:3])
-    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    named = ", ".join(shown(path) for path in paths[:3])
+    return named + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: int = 400,
@@ -58,7 +64,8 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
     reported as failed. The database is checked (behind the newest migration
     on disk?) on each controller's first run and after a failed one. With a
     MANIFEST.txt, each controller's tree (the source or a variant of it) is
-    chosen and checked at start, and every chosen tree is watched. Each
+    chosen and checked at start, and every chosen tree is watched (both
+    layers of a common tree with a release tree laid over it). Each
     controller's lock is held only while a burst runs the loop there
     (waiting up to ``lock_wait`` for another run's); an idle watch holds none.
 
@@ -89,8 +96,11 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
         for controller in controllers:
             remote = remotes[controller.name] = Remote.open(controller)
             targets[controller.name] = locate_for(remote, inventory)
-            trees.add(fitting(remote, inventory, targets[controller.name],
-                              ignore_manifest=ignore_manifest).source)
+            chosen = fitting(remote, inventory, targets[controller.name],
+                             ignore_manifest=ignore_manifest)
+            # a layered tree: a save in any of its layers deploys (the
+            # composed copy is written by the deploy itself, never watched)
+            trees.update(chosen.layers or (chosen.source,))
         ready = False
         # raise_interrupt=False: Ctrl-C while waiting ends the generator quietly.
         # yield_on_timeout: the first (empty) yield proves inotify is set up, so
@@ -102,7 +112,7 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                 ready = True
                 output.step("watch", f"watching {', '.join(map(str, sorted(trees)))} "
                                      f"(Ctrl-C stops)")
-            paths = changed_paths(changes, inventory.source, inventory.excludes)
+            paths = changed_paths(changes, sorted(trees), inventory.excludes)
             if not paths:
                 continue
             deploying = True

@@ -17,7 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.cinder_patch.cinder_env import CinderEnv, EnvError, free_port
+from deploy.sandbox.common import free_port
+from tests.cinder_patch.cinder_env import CinderEnv, EnvError
 
 PROJECT_ID = "c1a55e7"
 TOKEN = f"tester:{PROJECT_ID}"

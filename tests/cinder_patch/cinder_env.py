@@ -5,10 +5,14 @@ the same way and both give a :class:`CinderEnv`.)
 
 The venv is built once from Debian's /usr/bin/python3 (what a controller
 has) with the pinned controller packages plus the test packages, and cached
-under .cache/ keyed by a hash of the requirement files. It is never modified:
+in the machine's cache (``$DEVLOOP_CACHE_DIR/test-envs``, beside the
+container trees) keyed by a hash of the requirement files, so a fresh clone
+does not build it again. It is never modified:
 each test session copies its pristine ``cinder`` package to a temporary
-directory, rsyncs ``cinder_patch/cinder`` over the copy and puts that
-directory first on PYTHONPATH, so the copy shadows the installed package.
+directory, rsyncs the feature over the copy (the common tree
+``cinder_patch/cinder`` with the release's tree laid over it, composed as
+``invoke deploy`` composes it) and puts that directory first on PYTHONPATH,
+so the copy shadows the installed package.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from deploy.base.inventory import DEFAULT_EXCLUDES
+from deploy.sandbox.common import CACHE_DIR as MACHINE_CACHE
+
 ROOT = Path(__file__).resolve().parents[2]
 PATCH_DIR = ROOT / "cinder_patch"
-CACHE_DIR = ROOT / ".cache"
+CACHE_DIR = MACHINE_CACHE / "test-envs"
 SYSTEM_PYTHON = "/usr/bin/python3"
 REQUIREMENT_FILES = (
     ROOT / "deploy" / "sandbox" / "controller-requirements.txt",
@@ -143,15 +150,32 @@ def make_world_traversable_dir(prefix: str) -> Path:
     return path
 
 
-def make_overlay(venv: Path, dest: Path, patch: Path = PATCH_DIR / "cinder",
-                 release: str = "29.0.0") -> Path:
-    """Copy the venv's cinder into ``dest`` and lay ``patch`` over it.
+def feature_layers(release: str) -> tuple[Path, ...]:
+    """The common tree and ``release``'s tree, as cinder_patch/MANIFEST.txt names them."""
+    from deploy.controller import manifest
 
-    ``patch`` is the tree of the variant made for the venv's release.
+    found = manifest.load(PATCH_DIR / "cinder")
+    assert found is not None and found.common, "cinder_patch/MANIFEST.txt: not a common tree"
+    trees = [tree for tree in found.variants if tree.targets(release)]
+    if len(trees) != 1:
+        raise EnvError(f"cinder_patch/MANIFEST.txt: {len(trees)} release trees for {release}")
+    return (found.source, trees[0].source)
+
+
+def feature_tree(release: str) -> Path:
+    """The feature for ``release``: its layers composed as ``invoke deploy`` composes them."""
+    from deploy.controller import layers
+
+    return layers.compose(feature_layers(release), DEFAULT_EXCLUDES)
+
+
+def make_overlay(venv: Path, dest: Path, release: str = "29.0.0") -> Path:
+    """Copy the venv's cinder into ``dest`` and lay the feature for ``release`` over it.
 
     Raises:
         EnvError: rsync failed or the patched copy does not import first.
     """
+    patch = feature_tree(release)
     shutil.copytree(site_packages(venv) / "cinder", dest / "cinder",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     argv = ["rsync", "--archive", "--exclude", "__pycache__/",
@@ -167,15 +191,6 @@ def make_overlay(venv: Path, dest: Path, patch: Path = PATCH_DIR / "cinder",
                        f" cinder.__file__ = {probe.stdout.strip()!r}, "
                        f"expected {expected!r}\n{_tail(probe.stderr)}")
     return dest
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 if __name__ == "__main__":  # pragma: no cover - manual helper

@@ -6,8 +6,9 @@ cinder_patch/ over a copy of its cinder package; code that needs cinder runs
 in that env as a subprocess (the in_cinder/ modules, cinder-manage,
 cinder-api).
 
-``train_env`` does the same for Cinder Train (Python 2.7) with the Train
-variant, cinder_patch/train/. The REST specs run against both: ``api_env``
+``train_env`` does the same for Cinder Train (Python 2.7), with the Train
+release tree cinder_patch/releases/train laid over the common tree. The
+REST specs run against both: ``api_env``
 is parametrized over the two releases, and ``cinder_api``, ``client`` and
 ``start_api`` follow it.
 """
@@ -52,7 +53,7 @@ def cinder_env() -> Iterator[envlib.CinderEnv]:
 
 @pytest.fixture(scope="session")
 def train_env() -> Iterator[envlib.CinderEnv]:
-    """The cached Cinder Train venv plus a copy of its cinder with cinder_patch/train."""
+    """The cached Cinder Train venv plus a copy of its cinder with the feature for Train."""
     try:
         venv = trainlib.build_venv()
     except envlib.EnvError as error:

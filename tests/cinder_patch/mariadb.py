@@ -16,22 +16,17 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from deploy.sandbox.common import free_port
 
 MARIADBD = "/usr/sbin/mariadbd"
 
 
 class MariaDBError(RuntimeError):
     """MariaDB could not be prepared, started or queried."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _which(*names: str) -> str:
@@ -55,7 +50,7 @@ class MariaDB:
         self.run_dir = base / "run"
         self.socket = self.run_dir / "mysqld.sock"
         self.error_log = base / "error.log"
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.user = user
         self.process: subprocess.Popen[bytes] | None = None
 

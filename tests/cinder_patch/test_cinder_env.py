@@ -63,14 +63,15 @@ def test_train_venv_key_changes_with_its_test_requirements(
     assert train_env.venv_key(python) != before
 
 
-def test_train_variant_shadows_the_installed_train_cinder(train_env) -> None:
+def test_the_feature_for_train_shadows_the_installed_train_cinder(train_env) -> None:
     result = train_env.run([train_env.python, "-c",
-                            "import sys, cinder.db.sqlalchemy.cluster_manage_models as m;"
-                            "print(m.__file__); print('%d.%d' % sys.version_info[:2])"])
+                            "import sys, cinder.db.cluster_manage_models as m;"
+                            "print(m.__file__); print(m.models.__name__);"
+                            "print('%d.%d' % sys.version_info[:2])"])
     assert result.returncode == 0, result.stderr
-    module, version = result.stdout.split()
+    module, base, version = result.stdout.split()
     assert module.startswith(str(train_env.overlay)), result
+    assert base == "cinder.db.sqlalchemy.models"     # Train's models, from its release tree
     assert version == "2.7"
     assert train_env.release == "15.6.0"
-    assert not (train_env.pristine_cinder / "db" / "sqlalchemy" /
-                "cluster_manage_models.py").exists()
+    assert not (train_env.pristine_cinder / "db" / "cluster_manage_models.py").exists()

@@ -5,8 +5,9 @@ noauth`` (every request is admin); the 403 tests start a second one whose
 policy file refuses the cluster_manage rules.
 
 Every spec runs against both releases the feature targets (the ``api_env``
-fixture): cinder 29.0.0 with cinder_patch/cinder, and Cinder Train 15.6.0
-(Python 2.7) with cinder_patch/train/cinder. The contract is the same: same
+fixture): cinder 29.0.0 and Cinder Train 15.6.0 (Python 2.7), each with the
+common tree cinder_patch/cinder and its own release tree laid over it
+(cinder_patch/releases/29, releases/train). The contract is the same: same
 bodies, status codes, pagination, sorting and errors. Where Train's framework
 cannot give the same answer the spec says so, with ``Wording`` or
 ``client.train``:

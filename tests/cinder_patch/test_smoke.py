@@ -6,7 +6,7 @@ import pytest
 
 from deploy.openstack.smoke import SmokeReport, run_smoke
 from tests.cinder_patch.cinder_api import PROJECT_ID, TOKEN, CinderApi, Client
-from tests.cinder_patch.cinder_env import free_port
+from deploy.sandbox.common import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,10 @@
-"""The Train variant on Cinder Train's own terms: Python 2.7, migrate, tests.
+"""The feature on Cinder Train's own terms: Python 2.7, migrate, tests.
 
-* every file of cinder_patch/train/cinder compiles with Python 2.7 and is
-  ASCII (Python 2 refuses non-ASCII source without a coding line), and
-  passes Train's pep8 job: flake8 with hacking and Cinder's local checks,
-  configured as Train's tox.ini does (in_train/tox.ini);
+* every file deploy sends Train (the common tree cinder_patch/cinder and
+  the release tree cinder_patch/releases/train/cinder) compiles with Python
+  2.7 and is ASCII (Python 2 refuses non-ASCII source without a coding
+  line), and passes Train's pep8 job: flake8 with hacking and Cinder's local
+  checks, configured as Train's tox.ini does (in_train/tox.ini);
 * the sqlalchemy-migrate repository ends at 133, after Train's 132, and
   ``cinder-manage db sync`` applies it;
 * Train's own ``cinder/tests/unit/db/test_migrations.py`` passes with the
@@ -27,14 +28,18 @@ import pytest
 from tests.cinder_patch.cinder_api import db_manage, write_config
 from tests.cinder_patch.cinder_env import CinderEnv, make_world_traversable_dir
 from tests.cinder_patch.test_in_cinder import _explain
-from tests.cinder_patch.train_env import TRAIN_PATCH
+from deploy.controller.layers import winning_files
+from tests.cinder_patch.train_env import TRAIN_LAYERS
 
 pytestmark = pytest.mark.integration
 
 IN_TRAIN = Path(__file__).resolve().parent / "in_train"
 TRAIN_HEAD = 132
 VERSION = 133
-VARIANT_FILES = sorted(TRAIN_PATCH.rglob("*.py"))
+#: what deploy sends Train, by path inside the package
+TRAIN_FILES = {rel: path for rel, path in winning_files(TRAIN_LAYERS).items()
+               if rel.endswith(".py")}
+VARIANT_FILES = [TRAIN_FILES[rel] for rel in sorted(TRAIN_FILES)]
 
 
 def run_unittest(env: CinderEnv, *args: str, cwd: Path | None = None,
@@ -52,12 +57,12 @@ def pristine_train(train_env: CinderEnv) -> Iterator[CinderEnv]:
 
 
 @pytest.mark.parametrize("path", VARIANT_FILES,
-                         ids=[str(p.relative_to(TRAIN_PATCH)) for p in VARIANT_FILES])
+                         ids=sorted(TRAIN_FILES))
 def test_variant_file_is_python27_source(train_env: CinderEnv, path: Path) -> None:
     assert path.read_bytes().isascii(), f"{path}: non-ASCII, Python 2 refuses it"
+    # (compile(), not py_compile: that would write a .pyc beside the source)
     result = train_env.run([train_env.python, "-c",
-                            "import py_compile, sys; "
-                            "py_compile.compile(sys.argv[1], doraise=True)",
+                            "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')",
                             str(path)], PYTHONDONTWRITEBYTECODE="1")
     assert result.returncode == 0, _explain(result)
 

@@ -2,10 +2,11 @@
 
 The venv comes from ``deploy/sandbox/train.py`` (Train's wheelhouse, built
 once per machine) plus the test packages of ``train-requirements.txt``
-(Train's upper-constraints). It is cached under .cache/ keyed by the
+(Train's upper-constraints). It is cached in the machine's cache (test-envs) keyed by the
 wheelhouse's key and that file, and never modified: each test session copies
-its pristine ``cinder`` package and lays ``cinder_patch/train/cinder`` (the
-Train variant) over the copy, exactly as for 29.0.0.
+its pristine ``cinder`` package and lays the feature over the copy (the
+common tree with ``cinder_patch/releases/train/cinder`` laid over it),
+exactly as for 29.0.0.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from pathlib import Path
 
 from deploy.base.errors import SandboxError
 from deploy.sandbox import train
-from tests.cinder_patch.cinder_env import (CACHE_DIR, PATCH_DIR, CinderEnv,
-                                           EnvError, _tail, make_overlay)
+from tests.cinder_patch.cinder_env import (CACHE_DIR, CinderEnv, EnvError, _tail,
+                                           feature_layers, make_overlay)
 
 RELEASE = train.CINDER_RELEASE
-TRAIN_PATCH = PATCH_DIR / "train" / "cinder"
+#: the common tree, then Train's release tree
+TRAIN_LAYERS = feature_layers(RELEASE)
 TEST_REQUIREMENTS = Path(__file__).resolve().parent / "train-requirements.txt"
 
 
@@ -72,6 +74,6 @@ def build_venv() -> Path:
 
 
 def make_train_overlay(venv: Path, dest: Path) -> CinderEnv:
-    """Copy the Train venv's cinder into ``dest``, lay the Train variant over it."""
-    make_overlay(venv, dest, patch=TRAIN_PATCH, release=RELEASE)
+    """Copy the Train venv's cinder into ``dest``, lay the feature for Train over it."""
+    make_overlay(venv, dest, release=RELEASE)
     return CinderEnv(venv=venv, overlay=dest, release=RELEASE)

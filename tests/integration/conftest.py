@@ -205,8 +205,9 @@ def deployed_feature(sandbox, feature_hosts) -> Path:
 def feature_controller(controller, tmp_path_factory) -> Path:
     """The controller (any kind) with the cluster feature deployed; its inventory.
 
-    The inventory names cinder_patch/cinder; deploy sends the legacy
-    controller its Train variant (cinder_patch/train/cinder) by itself.
+    The inventory names cinder_patch/cinder, the feature's common tree;
+    deploy lays over it the release tree of the controller's Cinder
+    (cinder_patch/releases/29 or, on the legacy kind, releases/train) by itself.
     """
     return _deploy_feature(_feature_inventory(controller, tmp_path_factory))
 
@@ -215,6 +216,12 @@ def feature_controller(controller, tmp_path_factory) -> Path:
 def feature_controller_rdo(rdo_controller, tmp_path_factory) -> Path:
     """The rdo controller with the cluster feature deployed (whichever kind runs now)."""
     return _deploy_feature(_feature_inventory(rdo_controller, tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def feature_controller_devstack(devstack_controller, tmp_path_factory) -> Path:
+    """The devstack controller with the cluster feature deployed (whichever kind runs now)."""
+    return _deploy_feature(_feature_inventory(devstack_controller, tmp_path_factory))
 
 
 def _feature_inventory(controller, tmp_path_factory) -> Path:

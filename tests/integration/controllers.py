@@ -14,6 +14,14 @@ admin (or of the member user), ``newest_migration()``.
 an empty database (SQLite: the file removed; MariaDB: dropped and created);
 ``log_source`` is where the tool reads the API's last lines from.
 
+Every kind runs Cinder's other services and a broker beside the API:
+``services`` maps each binary (``cinder-scheduler``, ``cinder-volume``,
+``cinder-backup``) to the unit or program that runs it, ``service_user_of``
+says which user its process runs as, ``broker`` is RabbitMQ's address and
+port as this machine reaches it, ``rabbitmqctl(...)`` runs that tool on
+the controller against its broker, ``sandbox_args()`` names the sandbox to
+``invoke sandbox.status``.
+
 What differs between kinds and decides which specs apply is a class
 attribute: ``migrations`` (``"alembic"`` or ``"sqlalchemy-migrate"``),
 ``service_manager`` (``"supervisord"`` or ``"systemd"``), ``app_server``
@@ -29,15 +37,49 @@ import subprocess
 from pathlib import Path
 
 from deploy.openstack.auth import ApiAccess, cloud_access
-from deploy.sandbox import SandboxLayout
+from deploy.sandbox import SandboxLayout, broker, devstack, legacy, rdo
 from deploy.sandbox.devstack import UNIT as DEVSTACK_UNIT
 from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, RdoLayout, UNIT
 from deploy.sandbox.train import CINDER_RELEASE
+from tests.cinder_patch.cinder_api import Client
 from tests.support import wait_until
+
+
+class _Services:
+    """What every kind shares about the services beside the API."""
+
+    #: binary -> the unit or program that runs it
+    services: dict[str, str]
+
+    def client(self, member: bool = False) -> Client:
+        """A REST client of the controller's API, as the admin (or the member user)."""
+        access = self.api(member=member)   # type: ignore[attr-defined]
+        return Client(access.base_url, access.project_id, access.token,
+                      release=self.release)   # type: ignore[attr-defined]
+
+    def sandbox_args(self) -> list[str]:
+        """``--kind K --root R`` (and ports): this sandbox, for ``invoke sandbox.*``."""
+        return ["--kind", self.kind, "--root", str(self.layout.root)]  # type: ignore[attr-defined]
+
+    @property
+    def broker(self) -> tuple[str, int]:
+        """RabbitMQ's address and AMQP port, as this machine reaches it."""
+        return self.layout.address, broker.AMQP_PORT    # type: ignore[attr-defined]
+
+    def rabbitmqctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``rabbitmqctl ARGS`` on the controller, against its broker."""
+        return self.run(["rabbitmqctl", *args])    # type: ignore[attr-defined]
 
 
 class _LogFileAndSqlite:
     """What the kinds with an API log file and an SQLite database share."""
+
+    #: the cluster feature's common tree, which deploy sends every kind
+    feature_tree = "cinder_patch/cinder"
+    #: the release tree deploy lays over it for this kind's Cinder (29.0.0 here) ...
+    release_tree = "cinder_patch/releases/29/cinder"
+    #: ... and its migration, relative to the package
+    feature_migration = "db/migrations/versions/48d74fa840ed_add_managed_clusters.py"
 
     @property
     def log_source(self) -> str:
@@ -48,14 +90,12 @@ class _LogFileAndSqlite:
         self.host_path(self.database_path).unlink()
 
 
-class SupervisordController(_LogFileAndSqlite):
+class SupervisordController(_LogFileAndSqlite, _Services):
     """The supervisord sandbox: cinder-api in a venv, noauth, files on this machine."""
 
     kind = "supervisord"
     release = "29.0.0"          # the Cinder it runs
     migrations = "alembic"
-    # the variant of the cluster feature deploy sends this kind (its Cinder is 29.0.0)
-    feature_tree = "cinder_patch/cinder"
     service_manager = "supervisord"
     # what db-sync reports for a database no migration has touched
     empty_revision = "empty"
@@ -66,9 +106,30 @@ class SupervisordController(_LogFileAndSqlite):
     app_server = "cinder-api"
     fast_restart = True
     service_user = "cinder"
+    services = {binary: binary for binary in ("cinder-scheduler", "cinder-volume",
+                                              "cinder-backup")}
 
     def __init__(self, layout: SandboxLayout) -> None:
         self.layout = layout
+
+    def sandbox_args(self) -> list[str]:
+        return ["--kind", self.kind, "--root", str(self.layout.root), "--ssh-port",
+                str(self.layout.ssh_port), "--api-port", str(self.layout.api_port)]
+
+    @property
+    def broker(self) -> tuple[str, int]:
+        port = self.layout.broker.amqp_port
+        assert port, "the sandbox has no broker"
+        return "127.0.0.1", port
+
+    def rabbitmqctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run(self.layout.broker.rabbitmqctl(*args))
+
+    def service_user_of(self, binary: str) -> str:
+        """The user the process of ``binary``'s program runs as."""
+        out = self._ctl("pid", self.services[binary]).stdout.strip()
+        assert out.isdigit() and int(out) > 0, f"{binary} does not run: {out}"
+        return self.run(["ps", "-o", "user=", "-p", out]).stdout.strip()
 
     def entry(self) -> dict[str, object]:
         return self.layout.controller_entry()
@@ -150,14 +211,12 @@ class SupervisordController(_LogFileAndSqlite):
         return ApiAccess(self.api_url.rstrip("/"), project, f"admin:{project}")
 
 
-class RdoController(_LogFileAndSqlite):
+class RdoController(_LogFileAndSqlite, _Services):
     """The rdo container: systemd, the system site-packages, Keystone."""
 
     kind = "rdo"
     release = "29.0.0"          # the Cinder it runs
     migrations = "alembic"
-    # the variant of the cluster feature deploy sends this kind (its Cinder is 29.0.0)
-    feature_tree = "cinder_patch/cinder"
     service_manager = "systemd"
     empty_revision = "empty"
     service = UNIT
@@ -167,6 +226,8 @@ class RdoController(_LogFileAndSqlite):
     app_server = "cinder-api"
     fast_restart = True
     service_user = "cinder"
+    services = dict(zip(("cinder-scheduler", "cinder-volume", "cinder-backup"),
+                        rdo.SERVICE_UNITS))
 
     def __init__(self, layout: RdoLayout) -> None:
         self.layout = layout
@@ -216,14 +277,20 @@ class RdoController(_LogFileAndSqlite):
     def restart_service(self) -> None:
         self.run(["systemctl", "restart", UNIT])
 
+    def service_user_of(self, binary: str) -> str:
+        """The user the main process of ``binary``'s unit runs as (the controller's names)."""
+        unit = self.services[binary]
+        pid = self.run(["systemctl", "show", "--property=MainPID", "--value", unit]).stdout
+        assert pid.strip() not in ("", "0"), f"{unit} does not run"
+        return self.run(["ps", "-o", "user=", "-p", pid.strip()]).stdout.strip()
+
     def newest_migration(self) -> str:
         """The alembic head of the controller's migrations."""
         return _alembic_head(self)
 
     def api(self, member: bool = False) -> ApiAccess:
         """A Keystone token of the admin (or of ``demo``, a member) and the catalog's endpoint."""
-        return cloud_access(CLOUD_MEMBER if member else CLOUD_ADMIN,
-                            {"OS_CLIENT_CONFIG_FILE": str(self.layout.clouds_file)})
+        return cloud_access(CLOUD_MEMBER if member else CLOUD_ADMIN, self.layout.clouds_file)
 
 
 class LegacyController(RdoController):
@@ -232,12 +299,15 @@ class LegacyController(RdoController):
     kind = "legacy"
     release = CINDER_RELEASE   # Train
     migrations = "sqlalchemy-migrate"
-    feature_tree = "cinder_patch/train/cinder"   # Cinder 15.6.0
+    release_tree = "cinder_patch/releases/train/cinder"   # Cinder 15.6.0
+    feature_migration = "db/sqlalchemy/migrate_repo/versions/133_add_managed_clusters.py"
     # Train's cinder-manage puts an empty database under version control at
     # its INIT_VERSION (the scripts start at 123) and reports that.
     empty_revision = "122"
     noauth = True
     python = "/usr/bin/python2"
+    services = dict(zip(("cinder-scheduler", "cinder-volume", "cinder-backup"),
+                        legacy.SERVICE_UNITS))
     cinder_path = "/usr/lib/python2.7/site-packages/cinder"
     migrate_repo = cinder_path + "/db/sqlalchemy/migrate_repo/versions"
 
@@ -272,6 +342,8 @@ class DevstackController(RdoController):
     # DevStack's unit does not list as a success: a stopped c-api reads "failed"
     stopped_state = "failed (failed)"
     python = "/opt/stack/data/venv/bin/python3"
+    services = dict(zip(("cinder-scheduler", "cinder-volume", "cinder-backup"),
+                        devstack.SERVICE_UNITS))
     log_file = ""
     database_path = None
     cinder_api = "/opt/stack/data/venv/bin/cinder-api"
@@ -315,7 +387,7 @@ class DevstackController(RdoController):
     def api(self, member: bool = False) -> ApiAccess:
         layout = self.layout
         return cloud_access(layout.cloud_member if member else layout.cloud_admin,
-                            {"OS_CLIENT_CONFIG_FILE": str(layout.clouds_file)})
+                            layout.clouds_file)
 
 
 #: the kinds the shared specs run on (``controller``)

@@ -8,7 +8,10 @@ has its medians.
 """
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import signal
 import shutil
 import subprocess
 import sys
@@ -37,10 +40,9 @@ def root():
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_rows_run_on_the_kind_and_leave_no_controller_running(tmp_path, root, kind):
     results = tmp_path / "RESULTS.md"
-    run = subprocess.run(
-        [sys.executable, "bench/bench.py", "--runs", "1", "--kind", kind, "--root", str(root),
-         "--only", "no-restart", "--only", "loop", "--write", str(results)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    run = run_bench([sys.executable, "bench/bench.py", "--runs", "1", "--kind", kind,
+                     "--root", str(root), "--only", "no-restart", "--only", "loop",
+                     "--write", str(results)])
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Traceback" not in run.stderr
 
@@ -57,6 +59,26 @@ def test_the_rows_run_on_the_kind_and_leave_no_controller_running(tmp_path, root
     assert _running_from(root) == []
 
 
+def run_bench(argv: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run the bench (``argv``) to its end; past ``timeout`` stop it, and fail.
+
+    The bench leads a process group of its own, and a timeout sends the group
+    TERM, on which the bench stops its controllers: none outlives the spec
+    (killing only the first process would leave the bench running on).
+    """
+    proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+        pytest.fail(f"the bench did not end within {timeout:g} s:\n"
+                    f"{stdout[-3000:]}{stderr[-3000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
 def _running_from(root) -> list[str]:
     """The command lines of the processes that name ``root`` (containers, sshd, supervisord)."""
     found = []
@@ -68,3 +90,17 @@ def _running_from(root) -> list[str]:
         if any(str(root).encode() in word for word in words):
             found.append(b" ".join(words).decode(errors="replace"))
     return found
+
+
+def test_the_bench_runs_unattended_from_a_background_shell(tmp_path, root):
+    """Started as `nohup … &` starts it (SIGINT ignored), its watch rows still stop `invoke watch`."""
+    results = tmp_path / "RESULTS.md"
+    bench = shlex.join([sys.executable, "bench/bench.py", "--runs", "1", "--kind", "supervisord",
+                        "--root", str(root), "--only", "watch", "--write", str(results)])
+    # a non-interactive shell starts a background job with SIGINT ignored
+    run = run_bench(["bash", "-c", f"{bench} & wait $!"])
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert any(line.startswith("| supervisord |") and "watch" in line
+               for line in results.read_text().splitlines())
+    assert _running_from(root) == []

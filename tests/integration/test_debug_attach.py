@@ -6,7 +6,8 @@ carry a token) and the legacy one (Python 2.7, Cinder Train, debugpy
 messages VS Code sends) connects to the port the tool forwards to the
 controller's loopback, sets a breakpoint in ``cluster_manage.py`` (the
 controller's path, or the developer's own through the generated
-``pathMappings``), and a GET stops there: the stack shows ``show`` and its
+``pathMappings``: file by file, each from the layer of the feature deploy
+took it from), and a GET stops there: the stack shows ``show`` and its
 locals the request's cluster; ``continue`` lets the GET answer 200. Meanwhile
 ``invoke status`` says a debug session holds the controller. Ending the
 session with Ctrl-C (or, in the pathMappings variant, killing the tool)
@@ -43,6 +44,26 @@ def debugpy_traces(controller) -> tuple[list[str], list[str]]:
     return processes, [name for name in listing if name.startswith("attach-")]
 
 
+def assert_layered_mappings(controller, mappings: list[dict[str, str]]) -> dict[str, str]:
+    """Each file of the feature maps from the layer deploy took it from; remote -> local.
+
+    The common tree's files from the common tree, the release tree's (its
+    migration) from the release tree: file by file, as debugpy tries every
+    directory mapping before any file mapping.
+    """
+    mapped = {m["remoteRoot"]: m["localRoot"] for m in mappings}
+    assert len(mapped) == len(mappings)
+    common, release = PROJECT_ROOT / controller.feature_tree, PROJECT_ROOT / controller.release_tree
+    for remote, local in mapped.items():
+        rel = remote.removeprefix(f"{controller.cinder_path}/")
+        assert local in (str(common / rel), str(release / rel)), (remote, local)
+    assert mapped[f"{controller.cinder_path}/api/contrib/cluster_manage.py"] == \
+        str(common / "api/contrib/cluster_manage.py")
+    assert mapped[f"{controller.cinder_path}/{controller.feature_migration}"] == \
+        str(release / controller.feature_migration)
+    return mapped
+
+
 @pytest.fixture
 def service_back(controller):
     yield
@@ -64,9 +85,7 @@ def test_an_attached_dap_client_stops_a_real_get_and_sees_its_locals(
         (entry,) = json.loads(launch.read_text())["configurations"]
         assert entry["request"] == "attach" and entry["justMyCode"] is False
         assert entry["connect"] == {"host": "127.0.0.1", "port": port}
-        (mapping,) = entry["pathMappings"]
-        assert mapping == {"localRoot": str(PROJECT_ROOT / controller.feature_tree),
-                           "remoteRoot": controller.cinder_path}
+        mapped = assert_layered_mappings(controller, entry["pathMappings"])
         held = invoke("status", "--inventory", str(feature_controller))
         assert "a debug session holds it: the IDE's (debugpy on the controller's 127.0.0.1:" \
             in held.stdout, held.stdout + held.stderr
@@ -77,7 +96,7 @@ def test_an_attached_dap_client_stops_a_real_get_and_sees_its_locals(
 
         line = show_return_line(controller.feature_tree)
         if breakpoint_path == "pathMappings":
-            source = f"{mapping['localRoot']}/api/contrib/cluster_manage.py"
+            source = mapped[f"{controller.cinder_path}/api/contrib/cluster_manage.py"]
             attach_args = {"pathMappings": entry["pathMappings"]}
         else:
             source = f"{controller.cinder_path}/api/contrib/cluster_manage.py"
@@ -157,9 +176,7 @@ def test_print_config_gives_one_attach_entry_per_controller_and_changes_nothing(
     assert [(c["name"], c["connect"]["port"]) for c in configurations] == [
         ("cinder-api on first (devloop)", 6000), ("cinder-api on second (devloop)", 6001)]
     for configuration in configurations:
-        assert configuration["pathMappings"] == [
-            {"localRoot": str(PROJECT_ROOT / controller.feature_tree),
-             "remoteRoot": controller.cinder_path}]
+        assert_layered_mappings(controller, configuration["pathMappings"])
     assert controller.service_pid() == before
 
 

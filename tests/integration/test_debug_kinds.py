@@ -4,8 +4,9 @@ On the supervisord sandbox, the rdo controller (systemd: the unit is
 stopped, cinder-api runs in the foreground as ``cinder`` with
 ``/usr/bin/cinder-api``, the unit starts again) and the legacy one (the
 same with ``/usr/bin/python2`` and Cinder Train): a breakpoint by dotted
-name and one by FILE:LINE of the developer's own tree (the variant deploy
-sent that controller) stop a real request at ``(Pdb)``, where ``p cluster``
+name and one by FILE:LINE of the developer's own tree (the feature's common
+tree) stop a real request at ``(Pdb)``, and one in the release tree deploy
+laid over it for that controller's Cinder is found in its place there, where ``p cluster``
 shows the cluster with its metadata, as the original notes' session did;
 the service comes back with a new PID, and no foreground cinder-api is
 left, both after Ctrl-C and after the workstation's connection drops.
@@ -87,9 +88,17 @@ def test_a_break_stops_a_real_get_at_pdb_and_ctrl_c_brings_the_service_back(
         controller, feature_controller, service_back):
     before = controller.service_pid()
     line = show_return_line(controller.feature_tree)
+    migration = f"{controller.release_tree}/{controller.feature_migration}"
+    upgrade = next(number for number, text in
+                   enumerate((PROJECT_ROOT / migration).read_text().splitlines(), 1)
+                   if text.startswith("def upgrade("))
     child = spawn_debug(feature_controller, "--break", SHOW, "--break",
-                        f"{controller.feature_tree}/api/contrib/cluster_manage.py:{line}")
+                        f"{controller.feature_tree}/api/contrib/cluster_manage.py:{line}",
+                        "--break", f"{migration}:{upgrade}")
     child.expect("answers at")
+    # a path in either layer is the file's place in the controller's package
+    assert f"{migration}:{upgrade} -> cinder/{controller.feature_migration}:" in \
+        text_of(child) and " (upgrade)" in text_of(child)
     status, created = request(controller, "POST", "os-cluster-manage",
                               {"cluster": {"name": "dbg", "metadata": {"k": "v"}}})
     assert status == 200, created

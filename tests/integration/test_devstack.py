@@ -126,6 +126,32 @@ def test_a_deploy_never_replaces_the_checkouts_uncommitted_work_unless_forced(
         ctl.restart_service()
 
 
+def test_the_checkouts_own_git_config_never_runs_as_root(tmp_path, devstack_controller):
+    """``stack`` writes the checkout's .git/config: a core.fsmonitor there runs as stack, or not at all."""
+    ctl = devstack_controller
+    hook, ran = "/opt/stack/fsmonitor-hook", "/tmp/devloop-fsmonitor-ran"
+    source = tmp_path / "cinder"
+    (source / UPSTREAM).parent.mkdir(parents=True)
+    (source / UPSTREAM).write_text(
+        ctl.host_path(f"{ctl.cinder_path}/{UPSTREAM}").read_text() + "# from the workstation\n")
+    hosts = write_inventory(tmp_path / "hosts.yaml", source, {"devstack": ctl.entry()})
+    ctl.run(["rm", "-f", ran])
+    ctl.run(["sh", "-c", f"printf '#!/bin/sh\\nid -u >> {ran}\\n' > {hook} && chmod 755 {hook}"],
+            user="stack")
+    ctl.run(["git", "-C", ctl.checkout, "config", "core.fsmonitor", hook], user="stack")
+    try:
+        result = invoke("deploy", "--no-restart", "--inventory", str(hosts))
+        assert result.returncode == 0, result.stderr
+        who = ctl.run(["sh", "-c", f"cat {ran} 2>/dev/null || true"]).stdout.split()
+        stack_uid = ctl.run(["id", "-u", "stack"]).stdout.strip()
+        assert who and set(who) == {stack_uid}, f"fsmonitor ran as uids {who}"
+    finally:
+        ctl.run(["git", "-C", ctl.checkout, "config", "--unset", "core.fsmonitor"], user="stack")
+        ctl.run(["rm", "-f", hook, ran])
+        undone = invoke("rollback", "--no-restart", "--inventory", str(hosts))
+        assert undone.returncode == 0, undone.stderr
+
+
 def test_logs_read_the_journal_of_the_uwsgi_unit(tmp_path, devstack_controller):
     (tmp_path / "cinder").mkdir()
     hosts = write_inventory(tmp_path / "hosts.yaml", tmp_path / "cinder",

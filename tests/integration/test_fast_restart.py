@@ -1,7 +1,8 @@
 """Fast restart on the sandbox: cinder-api forked from a warm parent, proven over HTTP.
 
 The sandbox runs the cluster feature (``deployed_feature``); these specs
-deploy a copy of ``cinder_patch/cinder`` with edits and ask the API for
+deploy a copy of the feature (the common tree ``cinder_patch/cinder`` with the
+29.0.0 release tree laid over it) with edits and ask the API for
 what the edit changes. At the end fast mode is turned off and the
 pristine feature deployed again.
 """
@@ -19,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.cinder_patch.cinder_api import Client
+from tests.cinder_patch.cinder_env import feature_tree
 from tests.integration.conftest import supervised_pid
-from tests.support import PROJECT_ROOT, invoke, wait_until, write_inventory
+from tests.support import invoke, wait_until, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +33,9 @@ SORT_MESSAGE = '"Invalid sort key %(key)s, must be one of %(keys)s."'
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
-    """A copy of the feature's overlay that the specs edit."""
+    """A copy of the feature the sandbox runs (its layers composed) that the specs edit."""
     copy = tmp_path_factory.mktemp("fast") / "cinder"
-    shutil.copytree(PROJECT_ROOT / "cinder_patch" / "cinder", copy)
+    shutil.copytree(feature_tree("29.0.0"), copy)
     return copy
 
 
@@ -52,7 +54,7 @@ def fast_hosts(sandbox, deployed_feature, tree, tmp_path_factory) -> Path:
 
 
 def warm_state(sandbox) -> dict:
-    fast = Path(sandbox.controller_entry()["state_dir"]) / "fast" / "warm.json"
+    fast = Path(sandbox.controller_entry()["state_dir"]) / "fast" / "run" / "warm.json"
     return json.loads(fast.read_text())
 
 
@@ -139,7 +141,7 @@ def test_the_warm_parent_holds_no_cinder_module_and_its_child_is_supervised(sand
     parent, child = state["pid"], state["child"]
     assert state["warm"]["imported"] > 100
     # the files of the parent's modules: libraries only
-    modules = json.loads((Path(sandbox.controller_entry()["state_dir"]) / "fast" /
+    modules = json.loads((Path(sandbox.controller_entry()["state_dir"]) / "fast" / "run" /
                           "modules.json").read_text())
     assert [path for path in modules if "/site-packages/oslo_config/" in path]
     assert not [path for path in modules if "/site-packages/cinder/" in path]
@@ -151,7 +153,7 @@ def test_the_warm_parent_holds_no_cinder_module_and_its_child_is_supervised(sand
 
 def test_a_changed_library_falls_back_to_a_full_restart(sandbox, fast_hosts, tree):
     parent = supervised_pid(sandbox)
-    modules = json.loads((Path(sandbox.controller_entry()["state_dir"]) / "fast" /
+    modules = json.loads((Path(sandbox.controller_entry()["state_dir"]) / "fast" / "run" /
                           "modules.json").read_text())
     library = next(Path(path) for path in sorted(modules)
                    if "/site-packages/routes/" in path and path.endswith(".py"))

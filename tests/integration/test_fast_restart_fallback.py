@@ -45,7 +45,7 @@ FULL = "full restart instead of a fast one: "
 
 def warm_state(controller) -> dict:
     return json.loads(controller.host_path(
-        f"{controller.state_dir}/fast/warm.json").read_text())
+        f"{controller.state_dir}/fast/run/warm.json").read_text())
 
 
 def newest_applied_deploy(controller) -> str:
@@ -235,7 +235,7 @@ class TestOnSystemd:
     def test_a_changed_library_falls_back_to_a_restart_of_the_unit(
             self, controller, fast_hosts, source):
         modules = json.loads(controller.host_path(
-            f"{controller.state_dir}/fast/modules.json").read_text())
+            f"{controller.state_dir}/fast/run/modules.json").read_text())
         name = next(path for path in sorted(modules)
                     if "/routes/" in path and path.endswith(".py"))
         library = controller.host_path(name)

@@ -43,7 +43,7 @@ def unit_file(controller) -> Path:
 
 def warm_state(controller) -> dict:
     return json.loads(controller.host_path(
-        f"{controller.state_dir}/fast/warm.json").read_text())
+        f"{controller.state_dir}/fast/run/warm.json").read_text())
 
 
 def test_fast_restart_on_a_systemd_controller_serves_each_edit_and_off_leaves_the_unit(

@@ -4,8 +4,9 @@ Every os-cluster-manage specification of tests/cinder_patch/test_rest_api.py
 runs again here, this time against each kind of controller that ``invoke
 deploy`` and ``invoke db-sync`` prepared (fixture ``feature_controller``):
 the noauth sandbox, the rdo controller with the admin's Keystone token, and
-the legacy controller (Cinder Train, noauth), to which deploy sent the Train
-variant of the feature (cinder_patch/train/cinder); ``invoke smoke`` passes
+the legacy controller (Cinder Train, noauth), to which deploy sent the common
+tree with the Train release tree laid over it (cinder_patch/releases/train);
+``invoke smoke`` passes
 against all three (through Keystone on the rdo one).
 """
 from __future__ import annotations

@@ -4,8 +4,9 @@ The loop specs (deploy, db-sync, status, loop, rollback, restart, logs,
 debug through a real terminal, the REST specs and smoke) run against it as
 one kind of ``controller`` among the others (test_loop.py, test_rollback.py,
 test_iterate.py, test_feature.py, test_debug_kinds.py). Here: the inventory
-``sandbox.up`` writes holds only what a user writes; the repo's patch picks
-its Train variant by itself; a patch for 29.0.0 alone is refused with
+``sandbox.up`` writes holds only what a user writes; the repo's feature lays
+its Train release tree over its common tree by itself, and Python 2.7
+compiles both there; a feature without a Train release tree is refused with
 nothing changed; a deploy killed between its record and its end is rolled
 back.
 """
@@ -59,11 +60,14 @@ def test_the_inventory_holds_only_address_port_key_and_known_hosts(legacy):
                                                          "known_hosts"}
 
 
-def test_a_patch_for_29_only_is_refused_and_nothing_changes(legacy, tmp_path):
-    patch = tmp_path / "patch29"
-    shutil.copytree(PROJECT_ROOT / "cinder_patch" / "cinder", patch / "cinder")
-    manifest = (PROJECT_ROOT / "cinder_patch" / "MANIFEST.txt").read_text()
-    (patch / "MANIFEST.txt").write_text(manifest.replace("variant train\n", ""))
+def test_a_feature_without_a_release_tree_for_train_is_refused_and_nothing_changes(
+        legacy, tmp_path):
+    patch = tmp_path / "cinder_patch"
+    shutil.copytree(PROJECT_ROOT / "cinder_patch", patch)
+    manifest = (patch / "MANIFEST.txt").read_text()
+    (patch / "MANIFEST.txt").write_text(
+        "\n".join(line for line in manifest.splitlines()
+                  if not line.startswith("variant releases/train")) + "\n")
     hosts = write_inventory(tmp_path / "hosts.yaml", patch / "cinder", {"sbx": legacy.entry()})
     before, deploys = snapshot(legacy.cinder_dir), len(records(legacy))
 
@@ -72,24 +76,38 @@ def test_a_patch_for_29_only_is_refused_and_nothing_changes(legacy, tmp_path):
     assert result.returncode == 1
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error == [
-        f"error: sbx: refusing to deploy {patch}/cinder: {patch}/MANIFEST.txt targets Cinder "
-        f"29.0.0, the controller has Cinder 15.6.0 ({patch}/MANIFEST.txt: Cinder 29.0.0). "
-        f"Nothing was changed; --ignore-manifest sends it anyway."], result.stderr
+        f"error: sbx: refusing to deploy {patch}/cinder: no release tree of {patch}/MANIFEST.txt "
+        f"targets the controller's Cinder 15.6.0 ({patch}/releases/29/MANIFEST.txt: Cinder "
+        f"29.0.0); the common tree is never sent alone: add a release tree for it (see "
+        f"cinder_patch/README.md). Nothing was changed; --ignore-manifest sends the common "
+        f"tree anyway."], result.stderr
     assert "Traceback" not in result.stderr
     assert snapshot(legacy.cinder_dir) == before
     assert len(records(legacy)) == deploys
 
 
-def test_the_repo_patch_sends_its_train_variant(legacy, tmp_path):
+def test_the_repo_patch_sends_its_common_tree_with_the_train_tree_laid_over_it(legacy, tmp_path):
     hosts = write_inventory(tmp_path / "hosts.yaml", PROJECT_ROOT / "cinder_patch" / "cinder",
                             {"sbx": legacy.entry()})
     deploy = invoke("deploy", "--inventory", str(hosts))
     assert deploy.returncode == 0, deploy.stderr
-    assert f"sync {PROJECT_ROOT}/cinder_patch/train/cinder -> {legacy.cinder_path}" in \
-        deploy.stderr
+    assert (f"sync {PROJECT_ROOT}/cinder_patch/cinder + {PROJECT_ROOT}/cinder_patch/releases/"
+            f"train/cinder -> {legacy.cinder_path}") in deploy.stderr
     assert (legacy.cinder_dir / "db/sqlalchemy/migrate_repo/versions/"
             "133_add_managed_clusters.py").is_file()
     assert not (legacy.cinder_dir / "db" / "migrations").exists()   # the 29.0.0 tree's
+    # what was sent is the common tree's files with Train's laid over them ...
+    common = PROJECT_ROOT / "cinder_patch" / "cinder"
+    train = PROJECT_ROOT / "cinder_patch" / "releases" / "train" / "cinder"
+    sent = {str(p.relative_to(common)): p for p in common.rglob("*.py")}
+    sent.update({str(p.relative_to(train)): p for p in train.rglob("*.py")})
+    for rel, path in sent.items():
+        assert (legacy.cinder_dir / rel).read_bytes() == path.read_bytes(), rel
+    # ... and the controller's Python 2.7 compiles every one of them
+    compiled = legacy.run([legacy.python, "-c", "import sys\n"
+                           "for path in sys.argv[1:]: compile(open(path).read(), path, 'exec')",
+                           *[f"{legacy.cinder_path}/{rel}" for rel in sorted(sent)]])
+    assert compiled.returncode == 0, compiled.stderr
     # (leave the database current for the specs that follow)
     assert invoke("db-sync", "--inventory", str(hosts)).returncode == 0
 

@@ -1,24 +1,27 @@
 """Three hosts on one machine: the workstation, a devbox and controllers.
 
-The workstation is the root network namespace. ``dlp-devbox`` runs an sshd
+The workstation is the root network namespace. The devbox runs an sshd
 of its own and holds a source tree that only it sees (bind-mounted in its
-sshd's mount namespace). ``dlp-ctl`` is a sandbox controller (sshd +
+sshd's mount namespace). ``ctl`` is a sandbox controller (sshd +
 supervisord + cinder-api) reachable from both the workstation and the
-devbox; ``dlp-hidden`` is one reachable only from the devbox, which then
-serves as its gateway. Addresses are 172.31.0.0/24, used only inside these
-namespaces; the root namespace has an ``unreachable`` route for the range
-while they exist, and everything is removed afterwards::
+devbox; ``hidden`` is one reachable only from the devbox, which then
+serves as its gateway. Addresses are a /24 of 172.31.0.0/16 this run
+claims (``x.y.N.0/24`` below), used only inside these namespaces; the root
+namespace has an ``unreachable`` route for the range while they exist, and
+everything is removed afterwards. Names and addresses are this run's own,
+so two runs on one machine never meet (tests/netns.py)::
 
-    workstation --172.31.0.0/28-- devbox --172.31.0.48/28-- hidden (172.31.0.50)
-         \\                           |
-          172.31.0.16/28       172.31.0.32/28
-                 \\                   |
-                  ctl (172.31.0.100 on its loopback, routed from both)
+    workstation --N.0/28-- devbox --N.48/28-- hidden (N.50)
+         \\                    |
+          N.16/28          N.32/28
+                 \\            |
+                  ctl (N.100 on its loopback, routed from both)
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -43,12 +46,8 @@ from tests.support import invoke
 
 pytestmark = pytest.mark.integration
 
-DEVBOX = "dlp-devbox"
-CTL = "dlp-ctl"
-HIDDEN = "dlp-hidden"
-DEVBOX_ADDR = "172.31.0.2"
-CTL_ADDR = "172.31.0.100"
-HIDDEN_ADDR = "172.31.0.50"
+# hosts of the range: workstation .1, devbox .2, ctl .100 (its loopback), hidden .50
+DEVBOX_HOST, CTL_HOST, HIDDEN_HOST = 2, 100, 50
 
 
 @dataclass
@@ -56,6 +55,7 @@ class Net:
     """Everything the tests need to know about the three-host set-up."""
 
     base: Path
+    topo: netns.Topology
     agent: netns.Agent
     devbox: netns.Sshd
     devbox_key: Path            # the workstation's key for the devbox
@@ -65,8 +65,20 @@ class Net:
     ctl: SandboxLayout
     hidden: SandboxLayout
 
+    @property
+    def devbox_addr(self) -> str:
+        return self.topo.addr(DEVBOX_HOST)
+
+    @property
+    def ctl_addr(self) -> str:
+        return self.topo.addr(CTL_HOST)
+
+    @property
+    def hidden_addr(self) -> str:
+        return self.topo.addr(HIDDEN_HOST)
+
     def devbox_entry(self, **overrides: object) -> dict[str, object]:
-        entry: dict[str, object] = {"address": DEVBOX_ADDR, "port": 22, "user": "root",
+        entry: dict[str, object] = {"address": self.devbox_addr, "port": 22, "user": "root",
                                     "identity_file": str(self.devbox_key),
                                     "known_hosts": str(self.devbox_known_hosts)}
         entry.update(overrides)
@@ -91,16 +103,16 @@ def net(sandbox):
     started: list[object] = []
     layouts: list[SandboxLayout] = []
     try:
-        topo.guard_range()
-        for ns in (DEVBOX, CTL, HIDDEN):
-            topo.add(ns)
-        topo.link(None, DEVBOX, "dlp-ws0", "dlp-dev0", "172.31.0.1/28", "172.31.0.2/28")
-        topo.link(None, CTL, "dlp-ws1", "dlp-ctl0", "172.31.0.17/28", "172.31.0.18/28")
-        topo.link(DEVBOX, CTL, "dlp-dev1", "dlp-ctl1", "172.31.0.33/28", "172.31.0.34/28")
-        topo.link(DEVBOX, HIDDEN, "dlp-dev2", "dlp-hid0", "172.31.0.49/28", "172.31.0.50/28")
-        topo.address(CTL, f"{CTL_ADDR}/32")
-        topo.route(None, f"{CTL_ADDR}/32", "172.31.0.18")
-        topo.route(DEVBOX, f"{CTL_ADDR}/32", "172.31.0.34")
+        topo.claim_range()
+        devbox, ctl, hidden = (topo.add(n) for n in ("devbox", "ctl", "hidden"))
+        a = topo.addr
+        topo.link(None, devbox, "ws0", "dev0", a(1, 28), a(DEVBOX_HOST, 28))
+        topo.link(None, ctl, "ws1", "ctl0", a(17, 28), a(18, 28))
+        topo.link(devbox, ctl, "dev1", "ctl1", a(33, 28), a(34, 28))
+        topo.link(devbox, hidden, "dev2", "hid0", a(49, 28), a(HIDDEN_HOST, 28))
+        topo.address(ctl, a(CTL_HOST, 32))
+        topo.route(None, a(CTL_HOST, 32), a(18))
+        topo.route(devbox, a(CTL_HOST, 32), a(34))
 
         agent = netns.Agent.start(base)
         started.append(agent)
@@ -109,19 +121,19 @@ def net(sandbox):
         (disk / "cinder").mkdir(parents=True)
         view.mkdir(parents=True)
         subprocess.run(["git", "init", "-q", str(disk)], check=True)
-        devbox = netns.start_sshd(DEVBOX, base / "devbox-sshd", DEVBOX_ADDR,
+        devbox_sshd = netns.start_sshd(devbox, base / "devbox-sshd", a(DEVBOX_HOST),
                                   [Path(f"{devbox_key}.pub")], mounts=[(disk, view)])
-        started.append(devbox)
+        started.append(devbox_sshd)
         known = base / "devbox_known_hosts"
-        known.write_text(devbox.host_key_line + "\n")
+        known.write_text(devbox_sshd.host_key_line + "\n")
 
-        for ns, addr in ((CTL, CTL_ADDR), (HIDDEN, HIDDEN_ADDR)):
+        for ns, addr in ((ctl, a(CTL_HOST)), (hidden, a(HIDDEN_HOST))):
             layout = SandboxLayout(base / ns, 22, 8776, name=ns, netns=ns, listen_address=addr,
                                    base_venv=sandbox.venv)
             layouts.append(layout)
             up(layout)
             agent.add(layout.identity_file)
-        yield Net(base, agent, devbox, devbox_key, known, disk, view, layouts[0], layouts[1])
+        yield Net(base, topo, agent, devbox_sshd, devbox_key, known, disk, view, layouts[0], layouts[1])
     finally:
         for layout in layouts:
             down(layout, purge=True)
@@ -160,9 +172,9 @@ def devbox_hosts(net: Net, tmp_path: Path, controller: SandboxLayout, **ctl_over
 class TestNamespacedSandbox:
     def test_controller_answers_only_inside_its_namespace(self, net):
         entry = net.ctl.controller_entry()
-        assert entry["address"] == CTL_ADDR and entry["port"] == 22
+        assert entry["address"] == net.ctl_addr and entry["port"] == 22
         # port 22: known_hosts names the bare address
-        assert net.ctl.known_hosts.read_text().startswith(f"{CTL_ADDR} ssh-ed25519 ")
+        assert net.ctl.known_hosts.read_text().startswith(f"{net.ctl_addr} ssh-ed25519 ")
         answer = subprocess.run(net.ctl.in_netns(["/usr/bin/python3", "-c",
                                 "import urllib.request as u\ntry: u.urlopen('http://127.0.0.1:8776/')\n"
                                 "except Exception as e: print(getattr(e, 'code', e))"]),
@@ -228,7 +240,7 @@ class TestDevboxSource:
         netns.keygen(impostor)
         kind, blob = (tmp_path / "impostor.pub").read_text().split()[:2]
         wrong = tmp_path / "devbox_known_hosts"
-        wrong.write_text(f"{DEVBOX_ADDR} {kind} {blob}\n")
+        wrong.write_text(f"{net.devbox_addr} {kind} {blob}\n")
         hosts = write_hosts(tmp_path / "hosts.yaml", source=str(net.devbox_source / "cinder"),
                             source_host="devbox",
                             hosts={"devbox": net.devbox_entry(known_hosts=str(wrong))},
@@ -246,7 +258,7 @@ class TestDevboxSource:
         impostor = netns.keygen(tmp_path / "impostor")
         kind, blob = Path(f"{impostor}.pub").read_text().split()[:2]
         wrong = tmp_path / "ctl_known_hosts"
-        wrong.write_text(f"{CTL_ADDR} {kind} {blob}\n")
+        wrong.write_text(f"{net.ctl_addr} {kind} {blob}\n")
         inventory = load_inventory(devbox_hosts(net, tmp_path, net.ctl, known_hosts=str(wrong)))
 
         with pytest.MonkeyPatch.context() as mp:
@@ -255,7 +267,7 @@ class TestDevboxSource:
                 sync_tree(inventory, inventory.get("ctl"), str(cinder_of(net.ctl)))
 
         message = str(caught.value)
-        assert "rsync on devbox" in message and "ctl (root@172.31.0.100:22)" in message
+        assert "rsync on devbox" in message and f"ctl (root@{net.ctl_addr}:22)" in message
         assert "exit code 255" in message and "Host key verification failed" in message
         assert not (cinder_of(net.ctl) / rel).exists()
 
@@ -302,9 +314,10 @@ class TestGateway:
         raw = yaml.safe_load(hosts.read_text())
         raw["controllers"]["hid"]["port"] = 2222  # nothing listens there
         hid = load_inventory(write_hosts(hosts, **raw)).get("hid")
-        with pytest.raises(ConnectError, match=r"^hid \(root@172\.31\.0\.50:2222\): gateway "
-                                               r"devbox \(root@172\.31\.0\.2:22\) could not "
-                                               r"connect to 172\.31\.0\.50:2222"):
+        hid_addr, devbox_addr = re.escape(net.hidden_addr), re.escape(net.devbox_addr)
+        with pytest.raises(ConnectError, match=rf"^hid \(root@{hid_addr}:2222\): gateway "
+                                               rf"devbox \(root@{devbox_addr}:22\) could not "
+                                               rf"connect to {hid_addr}:2222"):
             open_connection(hid)
 
     def test_deploy_from_the_workstation_through_the_gateway(self, net, tmp_path):
@@ -400,11 +413,12 @@ class TestGateway:
         impostor = netns.keygen(tmp_path / "impostor")
         kind, blob = Path(f"{impostor}.pub").read_text().split()[:2]
         wrong = tmp_path / "gw_known_hosts"
-        wrong.write_text(f"{DEVBOX_ADDR} {kind} {blob}\n")
+        wrong.write_text(f"{net.devbox_addr} {kind} {blob}\n")
         inventory = load_inventory(self.hosts(net, tmp_path, tree, gateway_known_hosts=wrong))
         hid = inventory.get("hid")
 
-        with pytest.raises(HostKeyMismatch, match=r"^devbox \(root@172\.31\.0\.2:22\): host key"):
+        devbox_addr = re.escape(net.devbox_addr)
+        with pytest.raises(HostKeyMismatch, match=rf"^devbox \(root@{devbox_addr}:22\): host key"):
             open_connection(hid)
         with pytest.raises(SyncError, match="Host key verification failed"):
             sync_tree(inventory, hid, str(cinder_of(net.hidden)))

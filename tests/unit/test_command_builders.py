@@ -124,9 +124,9 @@ class TestItemizedChanges:
 
     def test_a_new_or_repointed_symlink_is_a_change_so_a_rollback_can_undo_it(self):
         stdout = "\n".join([
-            "devloop:cL+++++++++ api/alias.py -> cluster_manage.py",
-            "devloop:cLc.t...... db/alias.py -> api.py",
-            "devloop:.L..t...... same_link.py -> api.py",
+            "devloop:cL+++++++++ api/alias.py",
+            "devloop:cLc.t...... db/alias.py",
+            "devloop:.L..t...... same_link.py",
         ])
         assert parse_changes(stdout) == [Change("new", "api/alias.py"),
                                          Change("changed", "db/alias.py")]
@@ -134,18 +134,40 @@ class TestItemizedChanges:
     def test_file_names_with_spaces_survive(self):
         assert parse_changes("devloop:>f+++++++++ a dir/b c.py") == [Change("new", "a dir/b c.py")]
 
+    def test_the_out_format_names_no_link_target_so_a_name_with_an_arrow_is_whole(self):
+        argv = TestRsyncArgv().build()
+        assert "--out-format=devloop:%i %n" in argv
+        assert parse_changes(b"devloop:cL+++++++++ a -> b.py") == [Change("new", "a -> b.py")]
+
+    @pytest.mark.parametrize("printed, name", [
+        (rb"new\#012line.py", "new\nline.py"),                   # a control character
+        (rb"latin\#351.py", "latin\udce9.py"),                   # a byte that is not UTF-8
+        ("caf\u00e9.py".encode(), "caf\u00e9.py"),                 # UTF-8, printed as is
+        (rb"back\#134#012slash.py", "back\\#012slash.py"),        # rsync's escape, escaped
+        (rb"-dash.py", "-dash.py"),
+    ])
+    def test_rsyncs_escapes_are_undone_so_odd_names_are_local_paths_to_the_byte(
+            self, printed, name):
+        assert parse_changes(b"devloop:>f+++++++++ " + printed + b"\n") == [Change("new", name)]
+
+    def test_the_local_tree_is_listed_on_stdin_one_entry_after_another(self):
+        argv = TestRsyncArgv().build(files_from=True)
+        assert "--files-from=-" in argv and "--from0" in argv
+        assert "--recursive" not in argv
+        assert "--recursive" in TestRsyncArgv().build()
+
 
 class TestRemoteCommands:
     def test_as_user_survives_two_rounds_of_shell_parsing(self):
         inner = ["cinder-manage", "--config-file", AWKWARD, "db", "sync"]
         outer = shlex.split(shlex.join(as_user("cinder", inner)))
         assert outer[:4] == ["su", "-s", "/bin/sh", "-c"]
-        assert outer[5] == "cinder"
+        assert outer[5:] == ["--", "cinder"]
         assert shlex.split(outer[4]) == inner
 
     def test_tail_follows_by_name_so_rotation_is_survived(self):
         assert tail_argv("/var/log/cinder/api.log", 20, True) == [
-            "tail", "-n", "20", "-F", "/var/log/cinder/api.log"]
+            "tail", "-n", "20", "-F", "--", "/var/log/cinder/api.log"]
         assert "-F" not in tail_argv("/x", 5, False)
 
 
@@ -174,6 +196,17 @@ class TestWatchedChanges:
         (tmp_path / "api" / "contrib" / "x.pyc").write_text("")
         assert changed_paths([(1, str(tmp_path / "api"))], tmp_path, ["*.pyc"]) == [
             "api/contrib/x.py"]
+
+    def test_a_save_in_either_layer_is_named_by_its_path_in_that_layer(self, tmp_path):
+        from deploy.workflows.watch import changed_paths
+
+        common, release = tmp_path / "cinder", tmp_path / "releases" / "train" / "cinder"
+        for saved in (common / "api" / "x.py", release / "db" / "133_x.py"):
+            saved.parent.mkdir(parents=True)
+            saved.write_text("")
+        assert changed_paths([(1, str(common / "api" / "x.py")),
+                              (1, str(release / "db" / "133_x.py"))],
+                             [common, release], []) == ["api/x.py", "db/133_x.py"]
 
     @pytest.mark.parametrize("rel, excluded_", [
         ("api/__pycache__/x.cpython-311.pyc", True),

@@ -47,9 +47,15 @@ SHOW = "cinder.api.contrib.cluster_manage.ClusterManageController.show"
     ("cinder_patch/cinder/api/contrib/cluster_manage.py:5",
      BreakLocation("cinder_patch/cinder/api/contrib/cluster_manage.py:5",
                    path="api/contrib/cluster_manage.py", line=5)),
-    ("cinder_patch/train/cinder/api/contrib/cluster_manage.py:132",   # a variant's tree
-     BreakLocation("cinder_patch/train/cinder/api/contrib/cluster_manage.py:132",
-                   path="api/contrib/cluster_manage.py", line=132)),
+    ("cinder_patch/releases/train/cinder/cluster_manage/compat.py:40",   # a release tree
+     BreakLocation("cinder_patch/releases/train/cinder/cluster_manage/compat.py:40",
+                   path="cluster_manage/compat.py", line=40)),
+    ("cinder_patch/releases/29/cinder/db/migrations/versions/48d74fa840ed_add_managed_"
+     "clusters.py:31",
+     BreakLocation("cinder_patch/releases/29/cinder/db/migrations/versions/48d74fa840ed_add_"
+                   "managed_clusters.py:31",
+                   path="db/migrations/versions/48d74fa840ed_add_managed_clusters.py",
+                   line=31)),
     ("./cinder/db/sqlalchemy/api.py:7",
      BreakLocation("./cinder/db/sqlalchemy/api.py:7", path="db/sqlalchemy/api.py", line=7)),
     ("/opt/venv/lib/python3.11/site-packages/cinder/api/v3/router.py:40",
@@ -264,8 +270,8 @@ def test_guard_runs_cinder_api_with_the_inventory_configs_log_and_user():
      ["supervisorctl", "-c", "/etc/supervisord.conf", "start", "cinder-api"],
      ["supervisorctl", "-c", "/etc/supervisord.conf", "status", "cinder-api"]),
     (Systemd("openstack-cinder-api.service"),
-     ["systemctl", "start", "openstack-cinder-api.service"],
-     ["systemctl", "--no-pager", "status", "openstack-cinder-api.service"]),
+     ["systemctl", "start", "--", "openstack-cinder-api.service"],
+     ["systemctl", "--no-pager", "status", "--", "openstack-cinder-api.service"]),
 ])
 def test_guard_restores_the_service_with_its_managers_own_commands(manager, start, status):
     assert service_argvs(manager) == (start, status)

@@ -126,7 +126,8 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def guard(python: str, target: Path, state: Path, *rels: str) -> dict:
-    return last_json(run(python, "checkout_guard", python, str(target), str(state), *rels))
+    return last_json(run(python, "checkout_guard", python, str(target), str(state),
+                         json.dumps(rels)))
 
 
 def test_uncommitted_work_in_a_file_to_replace_is_named(python, checkout, tmp_path):
@@ -166,6 +167,6 @@ def test_a_target_outside_any_git_checkout_has_nothing_to_guard(python, tmp_path
     package.mkdir(parents=True)
     (package / "a.py").write_text("a = 1\n")
     env_home = {"GIT_CEILING_DIRECTORIES": str(tmp_path)}
-    proc = run(python, "checkout_guard", python, str(package), str(tmp_path / "state"), "a.py",
-               env={**os.environ, **env_home})
+    proc = run(python, "checkout_guard", python, str(package), str(tmp_path / "state"),
+               json.dumps(["a.py"]), env={**os.environ, **env_home})
     assert last_json(proc) == {"checkout": None, "uncommitted": []}

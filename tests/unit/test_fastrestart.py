@@ -1,6 +1,7 @@
 """Fast restart: what rules it out, how the mode reads, how the service command is edited."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -117,3 +118,97 @@ def test_a_conf_file_edited_in_place_in_a_config_dir_changes_what_the_warm_paren
     after = stats(argv)
     assert after[str(confd)] == before[str(confd)]
     assert after[str(confd / "10-debug.conf")] != before[str(confd / "10-debug.conf")]
+
+
+# --- the kept definition: only what the warm parent command already runs comes back ---
+
+WRAPPED = (["/v/bin/python3"], ["/v/bin/cinder-api", "--config-file", "/a.conf"])
+
+
+def kept_command(capsys, fast, kept_text: str | None, aside=None) -> str | dict:
+    """fast_control's _kept_command on a kept definition ``kept_text``; its error if it fails."""
+    namespace = control()
+    if kept_text is not None:
+        namespace["_keep"](str(fast), "supervisord", kept_text.encode())
+    try:
+        return namespace["_kept_command"](str(fast), aside, "/etc/s.conf", "cinder-api", WRAPPED)
+    except SystemExit:
+        return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def fast(tmp_path):
+    tmp_path.chmod(0o755)
+    (tmp_path / "fast").mkdir(mode=0o755)
+    return tmp_path / "fast"
+
+
+@pytest.mark.parametrize("command", [
+    "/v/bin/cinder-api --config-file /a.conf",
+    "/v/bin/python3 /v/bin/cinder-api --config-file /a.conf",
+    "/v/bin/cinder-api --config-file '/a.conf'",
+])
+def test_the_kept_command_comes_back_when_it_runs_what_the_warm_parent_runs(capsys, fast,
+                                                                            command):
+    kept = CONF.replace("/v/bin/cinder-api --config-file /a.conf --log-file /l.log", command)
+    assert kept_command(capsys, fast, kept) == command
+
+
+def test_a_kept_command_that_runs_anything_else_is_refused_with_the_one_to_put_back(capsys,
+                                                                                  fast):
+    kept = CONF.replace("/v/bin/cinder-api --config-file /a.conf --log-file /l.log",
+                        "/bin/sh -c 'id > /tmp/x'")
+    answer = kept_command(capsys, fast, kept)
+    assert answer["error"].startswith(f"{fast}/original holds no command for "
+                                      f"[program:cinder-api] that runs what /etc/s.conf runs "
+                                      f"now: not written back. Put the program's command back "
+                                      f"by hand (most likely: command = /v/bin/python3 "
+                                      f"/v/bin/cinder-api --config-file /a.conf)")
+
+
+def test_a_kept_definition_changed_since_it_was_kept_is_refused(capsys, fast):
+    kept_command(capsys, fast, CONF)
+    with open(fast / "original", "a") as handle:
+        handle.write("[program:x]\ncommand = /bin/sh\nuser = root\n")
+    answer = kept_command(capsys, fast, None)
+    assert answer["error"].startswith(f"{fast}/original changed since fast restart was turned "
+                                      f"on (its sha256 is not the one recorded in "
+                                      f"original.json): not used")
+
+
+def test_a_kept_definition_another_user_can_write_is_refused(capsys, fast):
+    kept_command(capsys, fast, CONF)
+    (fast / "original").chmod(0o666)
+    answer = kept_command(capsys, fast, None)
+    assert "cannot be trusted" in answer["error"] and "mode 0666" in answer["error"]
+
+
+def test_only_the_command_of_an_earlier_versions_kept_file_is_used_never_its_other_lines(
+        capsys, tmp_path):
+    aside = tmp_path / "fast.untrusted-1"
+    aside.mkdir()
+    hostile = CONF.replace("/v/bin/cinder-api --config-file /a.conf --log-file /l.log",
+                           "/v/bin/cinder-api --config-file /a.conf")
+    hostile += "\n[program:x]\ncommand = /bin/sh -c 'id > /tmp/x'\nuser = root\n"
+    (aside / "original").write_text(hostile)
+    assert kept_command(capsys, tmp_path / "fast", None, str(aside)) == \
+        "/v/bin/cinder-api --config-file /a.conf"
+
+
+@pytest.mark.parametrize("word, written", [
+    ("/usr/bin/cinder-api", "/usr/bin/cinder-api"),
+    ("--config-file=/etc/a b.conf", '"--config-file=/etc/a b.conf"'),
+    ('say "hi" 100%', '"say \\"hi\\" 100%%"'),
+    ("back\\slash", '"back\\\\slash"'),
+])
+def test_a_word_of_a_drop_ins_execstart_is_quoted_for_systemd(word, written):
+    assert control()["_systemd_word"](word) == written
+
+
+def test_a_command_word_holding_a_control_character_is_never_written_into_a_definition(capsys):
+    with pytest.raises(SystemExit):
+        control()["_checked_words"](["/usr/bin/cinder-api", "x\nExecStart=+/bin/sh"],
+                                    "openstack-cinder-api.service")
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["error"].startswith("the command of openstack-cinder-api.service holds a "
+                                      "control character")

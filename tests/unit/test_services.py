@@ -13,7 +13,7 @@ def test_systemd_is_the_production_default():
     manager = manager_for(Controller(name="c", address="h"))
     assert isinstance(manager, Systemd)
     assert manager.control_argv("restart") == [
-        "systemctl", "restart", "openstack-cinder-api.service"]
+        "systemctl", "restart", "--", "openstack-cinder-api.service"]
 
 
 def test_supervisord_is_chosen_by_the_inventory():
@@ -27,7 +27,7 @@ def test_supervisord_is_chosen_by_the_inventory():
 @pytest.mark.parametrize("action", ["start", "stop", "restart"])
 def test_systemd_control_commands(action):
     assert Systemd("openstack-cinder-api.service").control_argv(action) == [
-        "systemctl", action, "openstack-cinder-api.service"]
+        "systemctl", action, "--", "openstack-cinder-api.service"]
 
 
 def test_the_devstack_layouts_unit_is_driven_as_uwsgi():
@@ -43,13 +43,13 @@ def test_a_uwsgi_stop_first_waits_for_loading_workers_a_bounded_time(action):
     assert argv[:2] == ["sh", "-c"]
     assert argv[3:] == ["devloop-settle", "devstack@c-api.service", action, "30"]
     script = argv[2]
-    assert script.rstrip().endswith('exec systemctl "$action" "$unit"')
+    assert script.rstrip().endswith('exec systemctl "$action" -- "$unit"')
     assert "systemctl kill --signal=SIGKILL" in script     # a worker hung in its import
 
 
 def test_a_uwsgi_start_is_a_plain_start():
     assert Systemd("devstack@c-api.service", uwsgi=True).control_argv("start") == [
-        "systemctl", "start", "devstack@c-api.service"]
+        "systemctl", "start", "--", "devstack@c-api.service"]
 
 
 def test_systemd_status_reads_systemctl_show():

@@ -18,7 +18,8 @@ import pytest
 from deploy.controller.extensions import (extension_alias, failed_since_start, failures_in_log,
                                is_extension, module_name, sent_aliases)
 from deploy.remote import script
-from deploy.controller.precheck import compile_check_argv, pack, parse_output, python_files
+from deploy.controller.precheck import compile_check_argv, compile_input, parse_output, \
+    python_files
 from deploy.openstack.smoke import Check, SmokeReport, junit_xml
 from deploy.transport.sync import Change
 from tests.support import PROJECT_ROOT, http_server
@@ -41,23 +42,20 @@ def interpreter(version: str) -> str:
                 f"or build it with pyenv (~/.pyenv/versions/{version}.*)")
 
 
-def run_helper(version: str, batch: list[str], against: str = "", log_file: str = ""):
-    argv = compile_check_argv(interpreter(version), batch, against=against, log_file=log_file)
-    argv[1:3] = FLAGS[version]             # the flags this python is run with
-    proc = subprocess.run(argv, capture_output=True, text=True, check=True)
-    return parse_output(proc.stdout)
+def run_helper(version: str, files: list[tuple[str, bytes]], against: str = "",
+               log_file: str = ""):
+    argv = compile_check_argv(interpreter(version))
+    argv[1:4] = FLAGS[version]             # the flags this python is run with
+    proc = subprocess.run(argv, capture_output=True, check=True,
+                          input=compile_input(files, against=against, log_file=log_file))
+    return parse_output(proc.stdout.decode())
 
 
 def compile_on(version: str, files: dict[str, str | bytes], tmp_path: Path) -> list[str]:
     """Run the compile helper with that python, as deploy would; return the problem lines."""
-    for name, text in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    problems = []
-    for batch in pack(tmp_path, list(files)):
-        problems += [p.format() for p in run_helper(version, batch).problems]
-    return problems
+    given = [(name, text if isinstance(text, bytes) else text.encode())
+             for name, text in files.items()]
+    return [p.format() for p in run_helper(version, given).problems]
 
 
 VERSIONS = ["2.7", "3.6", "venv"]
@@ -102,14 +100,23 @@ class TestCompileCheck:
         problems = compile_on(version, {"nul.py": b"A = 1\x00\n"}, tmp_path)
         assert len(problems) == 1 and problems[0].startswith("cinder/nul.py")
 
-    def test_a_large_change_set_is_split_into_calls_an_ssh_request_can_carry(self, tmp_path):
-        files = {f"m{i}.py": os.urandom(40_000).hex() for i in range(6)}   # incompressible
-        for name, text in files.items():
-            (tmp_path / name).write_text(f"X = '{text}'\n")
-        batches = pack(tmp_path, list(files))
-        assert len(batches) > 1
-        assert all(sum(map(len, batch)) < 200_000 for batch in batches)
-        assert [batch[i] for batch in batches for i in range(0, len(batch), 2)] == list(files)
+    def test_file_contents_travel_on_stdin_so_any_size_is_checked_and_argv_holds_none(
+            self, tmp_path):
+        big = f"X = '{os.urandom(1_000_000).hex()}'\n".encode()     # 2 MB, incompressible
+        argv = compile_check_argv(interpreter("venv"))
+        assert argv[-2:] == ["-c", script("compile_check")]         # the script, no file
+
+        result = run_helper("venv", [("big.py", big), ("bad.py", b"x = (\n")])
+
+        assert result.compiled == 2
+        assert [p.format().split(":")[0] for p in result.problems] == ["cinder/bad.py"]
+
+    @pytest.mark.parametrize("version", VERSIONS)
+    def test_odd_names_are_compiled_and_named(self, version):
+        names = ["new\nline.py", "latin\udce9.py", "caf\u00e9.py", "-dash.py"]
+        result = run_helper(version, [(name, b"x = (\n") for name in names])
+        assert [p.path for p in result.problems] == [f"cinder/{name}" for name in names]
+        assert result.problems[0].format().startswith("cinder/new\\nline.py:1: ")
 
     @pytest.mark.parametrize("version", VERSIONS)
     def test_files_equal_to_the_installed_copy_are_skipped_and_the_log_is_measured(
@@ -123,9 +130,10 @@ class TestCompileCheck:
         (source / "api" / "new.py").write_text("B = 2\n")
         log = tmp_path / "api.log"
         log.write_text("x" * 1234)
-        [batch] = pack(source, ["api/edited.py", "api/new.py", "api/same.py"])
+        files = [(rel, (source / rel).read_bytes())
+                 for rel in ["api/edited.py", "api/new.py", "api/same.py"]]
 
-        result = run_helper(version, batch, against=str(installed), log_file=str(log))
+        result = run_helper(version, files, against=str(installed), log_file=str(log))
 
         assert result.log_size == 1234
         assert result.compiled == 2

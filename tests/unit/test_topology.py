@@ -195,6 +195,13 @@ class TestDevboxSync:
                                         "root@10.0.1.5:/usr/lib/python3/cinder/"]
         assert not any("delete" in a for a in plan.rsync_argv)
 
+    def test_rsync_on_the_devbox_leaves_out_what_is_not_code_and_links_out_of_the_tree(
+            self, keys):
+        argv = self.build(keys).rsync_argv
+        excludes = [a.split("=", 1)[1] for a in argv if a.startswith("--exclude=")]
+        assert {"*~", "*.swp", "4913", ".*"} <= set(excludes)
+        assert "--filter=:- .gitignore" in argv and "--safe-links" in argv
+
     def test_the_controller_is_pinned_on_the_devbox_by_the_inventorys_line(self, keys):
         plan = self.build(keys)
         assert plan.files["known_hosts"] == f"[10.0.1.5]:2222 ssh-ed25519 {OTHER}\n"

@@ -29,7 +29,7 @@ from cinder import policy
 
 LOG = logging.getLogger(__name__)
 
-# NOTE: the format Cinder's views use for timestamps, e.g.
+# NOTE(cluster_manage): the format Cinder's views use for timestamps, e.g.
 # "2026-11-25T19:37:00.000000" (UTC, like every timestamp Cinder stores).
 _TIME_FORMAT = '%Y-%m-%dT%H:%M:%S.%f'
 
@@ -37,16 +37,18 @@ _TIME_FORMAT = '%Y-%m-%dT%H:%M:%S.%f'
 def register_policies():
     """Register the cluster_manage rules on Cinder's running enforcer.
 
-    NOTE: cinder.policy.get_enforcer() is not used, it parses sys.argv into
-    CONF and exists for the oslopolicy command line tools.
+    NOTE(cluster_manage): cinder.policy.get_enforcer() is not used, it
+    parses sys.argv into CONF and exists for the oslopolicy command line
+    tools.
     """
     policy.init()
     policies.register_rules(policy._ENFORCER)
 
 
 def _authorize(context, action):
-    # NOTE: policy.reset() (tests do it) drops the enforcer and the rules
-    # registered on it, so make sure they are there before every check.
+    # NOTE(cluster_manage): policy.reset() (tests do it) drops the enforcer
+    # and the rules registered on it, so make sure they are there before
+    # every check.
     register_policies()
     context.authorize(action)
 

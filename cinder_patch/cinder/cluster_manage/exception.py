@@ -17,7 +17,7 @@
 
 They live here rather than in :mod:`cinder.exception`, which this overlay
 does not replace; they derive from Cinder's own exception families, so the
-API's fault handling maps them to the usual HTTP codes (NotFound → 404).
+API's fault handling maps them to the usual HTTP codes (NotFound -> 404).
 """
 
 from cinder import exception

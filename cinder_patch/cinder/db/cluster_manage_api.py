@@ -15,15 +15,20 @@
 
 """Database API of the cluster-management feature (managed clusters).
 
-Module-level functions in the style of :mod:`cinder.db.api`, on the same
-enginefacade transaction context (``main_context_manager``) and helpers, so a
-caller mixes them freely with Cinder's own DB API.  They are named
-``managed_cluster_*``: the ``cluster_*`` names belong to upstream's
+Module-level functions in the style of Cinder's DB API (``cinder.db.api``
+on 29.0.0, ``cinder.db.sqlalchemy.api`` on Train: ``compat.db_api``), on the
+same enginefacade transaction context (``main_context_manager``) and
+helpers, so a caller mixes them freely with Cinder's own DB API.  They are
+named ``managed_cluster_*``: the ``cluster_*`` names belong to upstream's
 active-active clusters.
 
 Soft-deleted rows are never returned, whatever the context's
 ``read_deleted`` says.
 """
+
+# NOTE(cluster_manage): Python 2.7 (Cinder Train) would import Train's
+# cinder/db/sqlalchemy package for "sqlalchemy" in a module of cinder.db.
+from __future__ import absolute_import
 
 from oslo_db import api as oslo_db_api
 from oslo_log import log as logging
@@ -32,9 +37,9 @@ from oslo_utils import uuidutils
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from cinder.cluster_manage.compat import db_api
 from cinder.cluster_manage import exception as cm_exception
 from cinder.common import sqlalchemyutils
-from cinder.db import api as db_api
 from cinder.db import cluster_manage_models as models
 from cinder import exception
 from cinder.i18n import _
@@ -48,16 +53,21 @@ UPDATABLE_KEYS = ('name', 'metadata')
 
 
 def _cluster_query(context):
-    # NOTE: read_deleted is forced to 'no': deleted clusters are never shown,
-    # not even to an admin context that reads deleted rows elsewhere.
+    # NOTE(cluster_manage): read_deleted is forced to 'no': deleted clusters
+    # are never shown, not even to an admin context that reads deleted rows.
+    # NOTE(cluster_manage): Train's model_query opens a session of its own
+    # unless it is given one, so every query here passes the transaction's;
+    # 29.0.0's always uses the context's and ignores the argument.
     return db_api.model_query(
-        context, models.ManagedCluster, read_deleted='no',
+        context, models.ManagedCluster, session=context.session,
+        read_deleted='no',
     ).options(orm.selectinload(models.ManagedCluster.cluster_metadata))
 
 
 def _metadata_query(context, cluster_id):
     return db_api.model_query(
-        context, models.ManagedClusterMetadata, read_deleted='no',
+        context, models.ManagedClusterMetadata, session=context.session,
+        read_deleted='no',
     ).filter_by(cluster_id=cluster_id)
 
 
@@ -71,10 +81,10 @@ def _managed_cluster_get(context, cluster_id):
 def _reload(context, cluster):
     """Make ``cluster`` what the DB holds, metadata rows included.
 
-    NOTE: MySQL's DATETIME keeps no microseconds, so the timestamps are
-    read back too: a create or update answers with what a later show
-    returns. The metadata is loaded while the session is open, callers get
-    a detached object.
+    NOTE(cluster_manage): MySQL's DATETIME keeps no microseconds, so the
+    timestamps are read back too: a create or update answers with what a
+    later show returns. The metadata is loaded while the session is open,
+    callers get a detached object.
     """
     context.session.flush()
     context.session.refresh(cluster)
@@ -83,7 +93,7 @@ def _reload(context, cluster):
 
 
 def _soft_delete_values():
-    # NOTE: like volume_destroy, keep updated_at as it was.
+    # NOTE(cluster_manage): like volume_destroy, keep updated_at as it was.
     values = models.ManagedCluster.delete_values()
     values['updated_at'] = sa.literal_column('updated_at')
     return values
@@ -112,7 +122,7 @@ def _metadata_update(context, cluster, metadata, delete):
             changed = True
 
     if changed:
-        # NOTE: a metadata change is a change of the cluster too.
+        # NOTE(cluster_manage): a metadata change is a change of the cluster.
         cluster.updated_at = timeutils.utcnow()
     return _reload(context, cluster)
 
@@ -236,7 +246,8 @@ def managed_cluster_destroy(context, cluster_id):
     _metadata_query(context, cluster_id).update(
         values, synchronize_session=False)
     count = db_api.model_query(
-        context, models.ManagedCluster, read_deleted='no',
+        context, models.ManagedCluster, session=context.session,
+        read_deleted='no',
     ).filter_by(id=cluster_id).update(values, synchronize_session=False)
     if not count:
         raise cm_exception.ManagedClusterNotFound(cluster_id=cluster_id)

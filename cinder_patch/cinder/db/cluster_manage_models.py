@@ -19,15 +19,23 @@ Upstream Cinder already has active-active clusters (``models.Cluster``, table
 ``clusters``), so these are named ``ManagedCluster`` (``managed_clusters``)
 and ``ManagedClusterMetadata`` (``managed_cluster_metadata``).
 
-The models live on Cinder's own declarative base, ``models.BASE``; the
-``cinder.db`` package imports this module so they are always registered on
-``BASE.metadata`` (see ``cinder/db/__init__.py``).
+The models live on Cinder's own declarative base, ``models.BASE``, wherever
+the release keeps it (:mod:`cinder.cluster_manage.compat_models`).  Whatever
+needs them on ``BASE.metadata`` imports this module: on 29.0.0 the
+``cinder.db`` package itself (its alembic migrations and their
+models-versus-migrations test read that metadata, see the release tree's
+``cinder/db/__init__.py``); on Train, whose sqlalchemy-migrate scripts never
+read the models, :mod:`cinder.db.cluster_manage_api`.
 """
+
+# NOTE(cluster_manage): Python 2.7 (Cinder Train) would import Train's
+# cinder/db/sqlalchemy package for "sqlalchemy" in a module of cinder.db.
+from __future__ import absolute_import
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from cinder.db import models
+from cinder.cluster_manage.compat_models import models
 
 BASE = models.BASE
 
@@ -49,10 +57,10 @@ class ManagedCluster(BASE, models.CinderBase):
     id = sa.Column(sa.String(36), primary_key=True)
     name = sa.Column(sa.String(255), nullable=True)
 
-    # NOTE: the relationship cannot be called ``metadata``: the declarative
-    # API reserves that attribute for the ``MetaData`` of the base (and
-    # CinderBase sets ``metadata = None``).  ``metadata`` is provided through
-    # the dict interface of oslo.db's ModelBase instead, see below.
+    # NOTE(cluster_manage): the relationship cannot be called ``metadata``:
+    # the declarative API reserves that attribute for the ``MetaData`` of the
+    # base (and CinderBase sets ``metadata = None``).  ``metadata`` is
+    # provided through the dict interface of oslo.db's ModelBase instead.
     cluster_metadata = orm.relationship(
         'ManagedClusterMetadata',
         back_populates='cluster',
@@ -73,16 +81,17 @@ class ManagedCluster(BASE, models.CinderBase):
     def __getitem__(self, key):
         if key == 'metadata':
             return self.metadata_dict()
-        return super().__getitem__(key)
+        return super(ManagedCluster, self).__getitem__(key)
 
     def get(self, key, default=None):
         if key == 'metadata':
             return self.metadata_dict()
-        return super().get(key, default)
+        return super(ManagedCluster, self).get(key, default)
 
     def __iter__(self):
-        # NOTE: ModelBase.__iter__ reads every key with getattr(), which for
-        # 'metadata' would return the declarative base's MetaData object.
+        # NOTE(cluster_manage): ModelBase.__iter__ reads every key with
+        # getattr(), which for 'metadata' would return the declarative
+        # base's MetaData object.
         return iter([(key, self[key]) for key in self._dict_keys()])
 
     def _dict_keys(self):

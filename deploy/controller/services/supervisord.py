@@ -40,6 +40,9 @@ class Supervisord:
         return text
 
     def _explain(self, text: str) -> str:
+        if "could not find config file" in text:
+            return (f"supervisor_config {self.config} does not exist on the controller; "
+                    f"check supervisor_config in the inventory")
         if "refused connection" in text or "no such file" in text.lower():
             return (f"supervisord is not running with {self.config}; "
                     f"start it (for the sandbox: invoke sandbox.up)")
@@ -61,7 +64,9 @@ class Supervisord:
     def status(self, remote: Remote) -> ServiceStatus:
         result = remote.run(self.ctl_argv("status", self.program), check=False)
         text = (result.stdout + result.stderr).strip()
-        if result.exited == 4 or "refused connection" in text:
+        # 0: running, 3: in a stopped state; 4: no such program or no supervisord;
+        # anything else (2: no such config file, a bad option) is no answer either
+        if result.exited not in (0, 3) or "refused connection" in text:
             raise ServiceError(f"{remote.name}: {self._explain(text)}")
         return parse_status(text)
 

@@ -21,9 +21,9 @@ _SETTLED = "devloop-settle:"
 # failed to), bounded; a worker hung in its import is killed: it serves nothing.
 _UWSGI_SETTLE = r"""
 unit=$1 action=$2 limit=$3
-inv=$(systemctl show --property InvocationID --value "$unit")
+inv=$(systemctl show --property InvocationID --value -- "$unit")
 polls=0 done_with="waited"
-if [ -n "$inv" ] && systemctl is-active --quiet "$unit"; then
+if [ -n "$inv" ] && systemctl is-active --quiet -- "$unit"; then
   while :; do
     log=$(journalctl --no-pager --output cat _SYSTEMD_INVOCATION_ID="$inv")
     spawned=$(printf '%s\n' "$log" | grep -c -e '^spawned uWSGI worker' -e '^Respawned uWSGI worker')
@@ -31,7 +31,7 @@ if [ -n "$inv" ] && systemctl is-active --quiet "$unit"; then
     [ "$loaded" -ge "$spawned" ] && break
     if [ "$polls" -ge $((limit * 5)) ]; then
       done_with="killed it after"
-      systemctl kill --signal=SIGKILL "$unit"
+      systemctl kill --signal=SIGKILL -- "$unit"
       break
     fi
     sleep 0.2
@@ -39,7 +39,7 @@ if [ -n "$inv" ] && systemctl is-active --quiet "$unit"; then
   done
 fi
 [ "$polls" -gt 0 ] && echo "DEVLOOP $done_with $((polls / 5)).$((polls % 5 * 2)) s" >&2
-exec systemctl "$action" "$unit"
+exec systemctl "$action" -- "$unit"
 """.replace("DEVLOOP", _SETTLED)
 
 
@@ -55,16 +55,20 @@ class Systemd:
         self.uwsgi = uwsgi
 
     def control_argv(self, action: str) -> list[str]:
-        """``systemctl <start|stop|restart> <unit>`` (stop and restart settle uWSGI first)."""
+        """``systemctl <start|stop|restart> -- <unit>`` (stop and restart settle uWSGI first).
+
+        The unit comes after ``--`` in every systemctl command: never read as an option.
+        """
         if self.uwsgi and action in ("stop", "restart"):
             return ["sh", "-c", _UWSGI_SETTLE, "devloop-settle", self.unit, action,
                     str(UWSGI_LOAD_WAIT)]
-        return ["systemctl", action, self.unit]
+        return ["systemctl", action, "--", self.unit]
 
     def show_argv(self) -> list[str]:
-        """``systemctl show <unit> --property=...``: one ``Key=value`` a line."""
-        return ["systemctl", "show", self.unit,
-                "--property=LoadState,ActiveState,SubState,MainPID,ActiveEnterTimestamp"]
+        """``systemctl show --property=... -- <unit>``: one ``Key=value`` a line."""
+        return ["systemctl", "show",
+                "--property=LoadState,ActiveState,SubState,MainPID,ActiveEnterTimestamp",
+                "--", self.unit]
 
     def _control(self, remote: Remote, action: str) -> None:
         result = remote.run(self.control_argv(action), check=False)
@@ -106,7 +110,7 @@ class Systemd:
             output.detail(f"systemd refused to {action} {self.unit}; it gives up on a unit "
                           f"that failed too often in a row: systemctl reset-failed, then "
                           f"{action} once more")
-            remote.run(["systemctl", "reset-failed", self.unit], check=False)
+            remote.run(["systemctl", "reset-failed", "--", self.unit], check=False)
             self._control(remote, action)
 
     def status(self, remote: Remote) -> ServiceStatus:

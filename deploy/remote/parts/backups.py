@@ -80,7 +80,8 @@ def keep(top, rel, backup):
     rollback checks before it restores the file. The caller flushes the
     backups to disk (``sync_all``) before it records them. The file is
     reached without following a symlink (Refused); a disk that fills
-    raises OSError(ENOSPC), leaving no part of this backup behind.
+    raises OSError(ENOSPC), leaving no part of this backup behind. The
+    paths are as this Python's file functions take them (``fs_name``).
     """
     directory, name = os.path.split(rel)
     fd = enter(backup, directory, make=True)
@@ -97,7 +98,7 @@ def keep(top, rel, backup):
             target = os.readlink(name)
             os.symlink(target, dest)
             os.lchown(dest, info.st_uid, info.st_gid)
-            return {"link": target}
+            return {"link": text_name(target)}
         if not stat.S_ISREG(info.st_mode):
             raise Refused("refusing to replace %s/%s: not a regular file" % (top, rel))
         try:
@@ -156,8 +157,8 @@ def damage(path, entry):
     except OSError:
         return "%s: missing" % path
     if "link" in entry:
-        if not stat.S_ISLNK(info.st_mode) or os.readlink(path) != entry["link"]:
-            return "%s: not the symlink to %s it was" % (path, entry["link"])
+        if not stat.S_ISLNK(info.st_mode) or os.readlink(path) != fs_name(entry["link"]):
+            return "%s: not the symlink to %s it was" % (path, fs_name(entry["link"]))
         return None
     if not stat.S_ISREG(info.st_mode):
         return "%s: not a regular file" % path
@@ -168,7 +169,8 @@ def damage(path, entry):
         os.close(fd)
     if (size, sha) != (entry.get("size"), entry.get("sha256")):
         return ("%s: %d bytes with sha256 %s, recorded %s bytes with sha256 %s"
-                % (path, size, sha[:12], entry.get("size"), (entry.get("sha256") or "?")[:12]))
+                % (path, size, str(sha[:12]), str(entry.get("size")),
+                   str((entry.get("sha256") or "?")[:12])))
     return None
 
 

@@ -5,8 +5,10 @@ def compile_problem(rel, data):
     cookie is honoured, and no ``__future__`` flag of the calling script
     leaks in (``dont_inherit``). Nothing is written.
     """
+    # (an ASCII file name: Python 2 takes no other; it shows in no message)
+    name = ("cinder/" + rel).encode("ascii", "backslashreplace")
     try:
-        compile(data, "cinder/" + rel, "exec", 0, True)
+        compile(data, name, "exec", 0, True)
     except SyntaxError as exc:
         return {"path": "cinder/" + rel, "line": exc.lineno,
                 "message": exc.msg or "invalid syntax"}

@@ -78,7 +78,8 @@ def backups_of(record):
 
 
 def to_restore(record):
-    """The replaced files a rollback of ``record`` puts back: [(rel, backup path, entry)].
+    """The replaced files a rollback of ``record`` puts back: [(rel, backup path, entry)]
+    (``rel`` as the record has it, the path by ``fs_name``).
 
     With proven backups (``backups`` in the record), a replaced file whose
     backup is not listed was never replaced (the deploy stopped before it
@@ -87,7 +88,7 @@ def to_restore(record):
     """
     backups, found = backups_of(record), []
     for rel in record.get("replaced", []):
-        source = os.path.join(record["backup"], rel)
+        source = os.path.join(fs_name(record["backup"]), fs_name(rel))
         if backups is None:
             if os.path.lexists(source):
                 found.append((rel, source, None))
@@ -103,16 +104,17 @@ def check_undo(records):
     file they touch, and every backup to restore as its record says.
     """
     for record in records:
-        target = record["target"]
+        target = fs_name(record["target"])
         try:
             for rel in record.get("replaced", []) + record.get("added", []):
-                check_way(target, rel)
+                check_way(target, fs_name(rel))
         except Refused as exc:
-            return {"refused": str(exc)}
+            return {"refused": said(exc)}
         for rel, source, entry in to_restore(record):
             problem = entry is not None and damage(source, entry)
             if problem:
-                return {"damaged": {"id": record.get("id", "?"), "rel": rel, "why": problem}}
+                return {"damaged": {"id": record.get("id", "?"), "rel": rel,
+                                    "why": text_name(problem)}}
     return None
 
 
@@ -122,20 +124,23 @@ def undo_record(record, summary, forget_it=False):
     Adds to ``summary``'s lists; marks the record "rolled back" (no room for
     that: its id goes in ``summary["unmarked"]``), or, with ``forget_it``,
     removes its directory (a deploy undone at once, as if it never was).
-    What killed writers left beside its files goes first.
+    What killed writers left beside its files goes first. The record's
+    names are text, as JSON carries them; the files are reached by
+    ``fs_name``, to the byte, and the summary's names are text again.
     """
-    target = record["target"]
-    sweep(target, record.get("replaced", []) + record.get("added", []))
+    target = fs_name(record["target"])
+    sweep(target, [fs_name(rel) for rel in record.get("replaced", []) + record.get("added", [])])
     for rel in record.get("added", []):
-        there, compiled = remove_added(target, rel)
+        there, compiled = remove_added(target, fs_name(rel))
         if there:
             summary["removed"].append(rel)
-        summary["compiled"].extend(compiled)
+        summary["compiled"].extend(text_name(path) for path in compiled)
     for rel, source, _ in to_restore(record):
-        summary["compiled"].extend(put_back(target, rel, source))
+        summary["compiled"].extend(text_name(path)
+                                   for path in put_back(target, fs_name(rel), source))
         summary["restored"].append(rel)
     sync_all([target])
-    deploy_dir = os.path.dirname(record["backup"])
+    deploy_dir = os.path.dirname(fs_name(record["backup"]))
     if forget_it:
         forget(deploy_dir)
         return

@@ -14,7 +14,7 @@ runs twice with the same code:
   the baseline, i.e. those the variant's models and migration 133 add.
 
 The models are Train's ``models.BASE.metadata`` plus the variant's tables
-when ``cinder.db.sqlalchemy.cluster_manage_models`` exists (the overlay).
+when ``cinder.db.cluster_manage_models`` exists (the overlay).
 ``MODELS_SYNC_EXTRA_COLUMN=1`` adds a column to the variant's model that no
 migration creates, to show that the spec fails then.
 """
@@ -36,7 +36,7 @@ from cinder.db.sqlalchemy import models
 def _variant_models():
     try:
         return importlib.import_module(
-            'cinder.db.sqlalchemy.cluster_manage_models')
+            'cinder.db.cluster_manage_models')
     except ImportError:
         return None
 

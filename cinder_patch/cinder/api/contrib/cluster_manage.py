@@ -15,8 +15,8 @@
 
 """The cluster management extension (os-cluster-manage).
 
-Routes, under ``/v3/{project_id}/os-cluster-manage`` and
-``/v3/os-cluster-manage``, and their success codes:
+Routes, under ``/v3/{project_id}/os-cluster-manage`` (29.0.0 also routes
+``/v3/os-cluster-manage``, Train does not), and their success codes:
 
 =======  ==============================  ====  ===============================
 Method   Path                            Code  Body
@@ -49,7 +49,6 @@ default.
 """
 
 import functools
-from http import HTTPStatus
 
 from oslo_log import log as logging
 import webob
@@ -61,6 +60,7 @@ from cinder.api.openstack import wsgi
 from cinder.api.schemas import cluster_manage as schema
 from cinder.api import validation
 from cinder.cluster_manage import api as cluster_api
+from cinder.cluster_manage import compat
 from cinder.cluster_manage import exception as cm_exception
 from cinder import exception
 from cinder.i18n import _
@@ -79,9 +79,9 @@ def _not_found(error):
 def _body_required(func):
     """Refuse a request without a body before the schema validation.
 
-    NOTE: wsgi.Resource passes no ``body`` argument at all for an empty
-    request body, and validation.schema reads ``kwargs['body']``: without
-    this check the KeyError would become a 500.
+    NOTE(cluster_manage): wsgi.Resource passes no ``body`` argument at all
+    for an empty request body, and validation.schema reads
+    ``kwargs['body']``: without this check the KeyError would become a 500.
     """
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -95,7 +95,7 @@ class ClusterManageController(wsgi.Controller):
     """The managed clusters API controller for the OpenStack API."""
 
     def __init__(self):
-        super().__init__()
+        super(ClusterManageController, self).__init__()
         self.cluster_api = cluster_api.API()
 
     def index(self, req):
@@ -160,14 +160,14 @@ class ClusterManageController(wsgi.Controller):
             self.cluster_api.delete(context, id)
         except cm_exception.ManagedClusterNotFound as error:
             raise _not_found(error)
-        return webob.Response(status_int=HTTPStatus.ACCEPTED)
+        return webob.Response(status_int=compat.ACCEPTED)
 
 
 class ClusterMetadataController(wsgi.Controller):
     """The managed cluster metadata API controller."""
 
     def __init__(self):
-        super().__init__()
+        super(ClusterMetadataController, self).__init__()
         self.cluster_api = cluster_api.API()
 
     def _update(self, context, cluster_id, metadata, delete):
@@ -234,7 +234,7 @@ class ClusterMetadataController(wsgi.Controller):
         except (cm_exception.ManagedClusterNotFound,
                 cm_exception.ManagedClusterMetadataNotFound) as error:
             raise _not_found(error)
-        return webob.Response(status_int=HTTPStatus.OK)
+        return webob.Response(status_int=compat.OK)
 
 
 class Cluster_manage(extensions.ExtensionDescriptor):
@@ -245,10 +245,10 @@ class Cluster_manage(extensions.ExtensionDescriptor):
     updated = '2026-11-25T00:00:00+00:00'
 
     def __init__(self, ext_mgr):
-        super().__init__(ext_mgr)
-        # NOTE: cinder/policies/__init__.py does not list our rules; register
-        # them now so they exist before the first request (and in the
-        # workers, which fork after this).
+        super(Cluster_manage, self).__init__(ext_mgr)
+        # NOTE(cluster_manage): cinder/policies/__init__.py does not list our
+        # rules; register them now so they exist before the first request
+        # (and in the workers, which fork after this).
         cluster_api.register_policies()
 
     def get_resources(self):
@@ -256,10 +256,11 @@ class Cluster_manage(extensions.ExtensionDescriptor):
             ALIAS, ClusterManageController())
 
         def metadata_routes(mapper, wsgi_resource):
-            # NOTE: PUT on the metadata collection replaces it; mapper.resource
-            # only routes PUT to members, so connect it here.
-            mapper.create_route(
-                '/%s/{cluster_id}/metadata' % ALIAS, 'PUT', wsgi_resource,
+            # NOTE(cluster_manage): PUT on the metadata collection replaces
+            # it; mapper.resource only routes PUT to members, so connect it
+            # here, the way the release's router connects such routes.
+            compat.connect_put(
+                mapper, '/%s/{cluster_id}/metadata' % ALIAS, wsgi_resource,
                 'update_all')
 
         metadata = extensions.ResourceExtension(

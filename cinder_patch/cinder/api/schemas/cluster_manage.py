@@ -21,8 +21,12 @@ from cinder.api.validation import parameter_types
 
 
 # A name is 1 to 255 characters, not only blanks; null means "no name".
-name = copy.deepcopy(parameter_types.update_name)
-name['pattern'] = r'\S'
+# NOTE(cluster_manage): 29.0.0's parameter_types.update_name plus the
+# pattern, spelled out: Train's parameter_types has no update_name.
+name = {
+    'type': ['string', 'null'], 'minLength': 1, 'maxLength': 255,
+    'pattern': r'\S',
+}
 
 # An object of strings: keys of 1 to 255 characters, values up to 255.
 metadata = parameter_types.extra_specs
