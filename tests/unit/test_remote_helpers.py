@@ -395,6 +395,48 @@ def test_end_deploy_removes_only_the_compiled_files_of_the_recorded_sources_then
     assert json.loads((tmp_path / "deploys" / "d1" / "record.json").read_text()) == record
 
 
+# file names a record carries as text (JSON): not UTF-8, a newline, a leading dash
+ODD_NAMES = [b"latin\xe9.py", "caf\u00e9.py".encode(), b"new\nline.py", b"-dash.py"]
+
+
+def test_odd_names_are_backed_up_recorded_cleared_and_restored_byte_for_byte(python,
+                                                                              tmp_path):
+    """rsync's deploy (begin_deploy, end_deploy) and the rollback reach each file by its
+    bytes, whatever the controller's python and locale, and answer its name as sent."""
+    api = tmp_path / "cinder" / "api"
+    api.mkdir(parents=True)
+    paths = [api / os.fsdecode(name) for name in ODD_NAMES]
+    for index, path in enumerate(paths):
+        path.write_bytes(b"OLD = %d\n" % index)
+    added = api / os.fsdecode(b"new\xff.py")
+    rels = ["api/" + os.fsdecode(name) for name in ODD_NAMES]
+    record = {"id": "d1", "state": "applying", "target": str(tmp_path / "cinder"),
+              "backup": str(tmp_path / "deploys" / "d1" / "backup"), "replaced": rels,
+              "added": ["api/" + added.name]}
+    env = {"PATH": os.environ["PATH"], "LC_ALL": "C"}     # a controller's bare locale
+
+    begun = last_json(run(python, "begin_deploy", env=env,
+                          stdin={"record": record, "sizes": None}))["record"]
+    assert sorted(begun["backups"]) == sorted(rels)
+    for index, path in enumerate(paths):                  # what rsync then writes
+        (api / "new").write_bytes(b"NEW = %d\n" % index)
+        os.replace(api / "new", path)                     # the backup is a hard link
+    (api / "__pycache__").mkdir()
+    compiled = api / "__pycache__" / (os.fsdecode(b"latin\xe9") + ".cpython-36.pyc")
+    compiled.write_bytes(b"")
+    added.write_bytes(b"ADDED = 1\n")
+    ended = last_json(run(python, "end_deploy", env=env,
+                          stdin={"record": {**begun, "state": "applied"}}))
+    undone = last_json(run(python, "restore", env=env, stdin={"records": [begun]}))
+
+    assert ended == {"removed": [str(compiled)]}
+    assert sorted(undone["restored"]) == sorted(rels)
+    assert undone["removed"] == ["api/" + added.name]
+    for index, path in enumerate(paths):
+        assert path.read_bytes() == b"OLD = %d\n" % index
+    assert not os.path.lexists(added)
+
+
 # --- locate -------------------------------------------------------------------------
 
 @pytest.fixture
