@@ -94,16 +94,23 @@ def sdk_loader() -> ModuleType:
     without running its ``__init__`` (its submodules import as usual from
     its directory); the config package needs nothing from that ``__init__``.
     A process that imported the whole SDK before keeps it.
+
+    One thread at a time: a module another thread is still importing is in
+    ``sys.modules`` already, half made (one thread per controller runs this).
     """
-    loaded = sys.modules.get("openstack.config.loader")
-    if loaded is not None:
-        return loaded
-    if "openstack" not in sys.modules:
-        spec = importlib.util.find_spec("openstack")
-        if spec is None:
-            raise AuthError("openstacksdk is not installed: pip install -r requirements.txt")
-        sys.modules["openstack"] = importlib.util.module_from_spec(spec)
-    return importlib.import_module("openstack.config.loader")
+    with _SDK_LOCK:
+        loaded = sys.modules.get("openstack.config.loader")
+        if loaded is not None:
+            return loaded
+        if "openstack" not in sys.modules:
+            spec = importlib.util.find_spec("openstack")
+            if spec is None:
+                raise AuthError("openstacksdk is not installed: pip install -r requirements.txt")
+            sys.modules["openstack"] = importlib.util.module_from_spec(spec)
+        return importlib.import_module("openstack.config.loader")
+
+
+_SDK_LOCK = threading.Lock()
 
 
 def config_dirs() -> list[str]:

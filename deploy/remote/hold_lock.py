@@ -22,7 +22,9 @@ nothing.
 
 STATE_DIR is made root's (0755) if it is missing; one that another user
 owns or can write, or that lies below such a directory, is refused (exit
-2, the reason on stderr): root writes lock.json there. lock.json is
+2, the reason on stderr): root writes lock.json there. A file where
+STATE_DIR or a directory above it should be is refused the same way, in
+both modes. lock.json is
 written as a new file of an unguessable name, renamed in.
 
 Python 2.7 and 3.6+, standard library only.
@@ -139,10 +141,25 @@ def hold(lock_path, info_path, wait, holder):
     return 0
 
 
+def in_the_way(state_dir):
+    """The nearest existing path at or above ``state_dir`` that is no directory, or None."""
+    probe = state_dir
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return None
+        probe = parent
+    return None if os.path.isdir(probe) else probe
+
+
 def main(argv):
     state_dir, mode = argv[2], argv[3]
     lock_path = os.path.join(state_dir, "lock")
     info_path = os.path.join(state_dir, "lock.json")
+    blocked = in_the_way(state_dir)
+    if blocked:       # even to show: "free" would hide an inventory that cannot work
+        sys.stderr.write("cannot use state_dir %s: %s is not a directory\n" % (state_dir, blocked))
+        return UNUSABLE
     if mode == "show":
         return show(lock_path, info_path)
     try:

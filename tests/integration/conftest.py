@@ -193,35 +193,80 @@ def feature_hosts(sandbox, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def deployed_feature(sandbox, feature_hosts) -> Path:
+def _deployed_feature_once(sandbox, feature_hosts) -> Path:
+    return _deploy_feature(feature_hosts)
+
+
+@pytest.fixture(scope="module")
+def deployed_feature(sandbox, _deployed_feature_once) -> Path:
     """The sandbox with the cluster feature deployed (invoke deploy + db-sync).
 
     Returns the inventory file; the API serves the os-cluster-manage extension.
     """
-    return _deploy_feature(feature_hosts)
+    return _kept(SupervisordController(sandbox), _deployed_feature_once)
 
 
 @pytest.fixture(scope="session")
-def feature_controller(controller, tmp_path_factory) -> Path:
+def _feature_controller_once(controller, tmp_path_factory) -> Path:
+    return _deploy_feature(_feature_inventory(controller, tmp_path_factory))
+
+
+@pytest.fixture(scope="module")
+def feature_controller(controller, _feature_controller_once) -> Path:
     """The controller (any kind) with the cluster feature deployed; its inventory.
 
     The inventory names cinder_patch/cinder, the feature's common tree;
     deploy lays over it the release tree of the controller's Cinder
     (cinder_patch/releases/29 or, on the legacy kind, releases/train) by itself.
     """
-    return _deploy_feature(_feature_inventory(controller, tmp_path_factory))
+    return _kept(controller, _feature_controller_once)
 
 
 @pytest.fixture(scope="session")
-def feature_controller_rdo(rdo_controller, tmp_path_factory) -> Path:
-    """The rdo controller with the cluster feature deployed (whichever kind runs now)."""
+def _feature_controller_rdo_once(rdo_controller, tmp_path_factory) -> Path:
     return _deploy_feature(_feature_inventory(rdo_controller, tmp_path_factory))
 
 
+@pytest.fixture(scope="module")
+def feature_controller_rdo(rdo_controller, _feature_controller_rdo_once) -> Path:
+    """The rdo controller with the cluster feature deployed (whichever kind runs now)."""
+    return _kept(rdo_controller, _feature_controller_rdo_once)
+
+
 @pytest.fixture(scope="session")
-def feature_controller_devstack(devstack_controller, tmp_path_factory) -> Path:
-    """The devstack controller with the cluster feature deployed (whichever kind runs now)."""
+def _feature_controller_devstack_once(devstack_controller, tmp_path_factory) -> Path:
     return _deploy_feature(_feature_inventory(devstack_controller, tmp_path_factory))
+
+
+@pytest.fixture(scope="module")
+def feature_controller_devstack(devstack_controller, _feature_controller_devstack_once) -> Path:
+    """The devstack controller with the cluster feature deployed (whichever kind runs now)."""
+    return _kept(devstack_controller, _feature_controller_devstack_once)
+
+
+def _kept(controller, hosts: Path) -> Path:
+    """``hosts``, after deploying the feature again if a spec before took it away.
+
+    A controller serves many modules of specs in one session, and some of
+    them roll a deploy back or send other trees; each module of the
+    feature's specs finds it whole.
+    """
+    if not _feature_in_place(controller):
+        _deploy_feature(hosts)
+    return hosts
+
+
+def _feature_in_place(controller) -> bool:
+    """Whether each file of the layered feature is in the controller's package as here."""
+    from deploy.controller.layers import winning_files
+    from tests.support import PROJECT_ROOT
+
+    layers = [PROJECT_ROOT / controller.feature_tree, PROJECT_ROOT / controller.release_tree]
+    for inside, source in winning_files(layers, ("__pycache__/", "*.pyc")).items():
+        there = controller.cinder_dir / inside
+        if not there.is_file() or there.read_bytes() != source.read_bytes():
+            return False
+    return True
 
 
 def _feature_inventory(controller, tmp_path_factory) -> Path:

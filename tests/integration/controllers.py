@@ -50,6 +50,19 @@ class _Services:
 
     #: binary -> the unit or program that runs it
     services: dict[str, str]
+    #: set by ``empty_database()``: the services still hold the old database
+    #: (SQLite: the removed file) and its rows of them are gone
+    services_stale = False
+
+    def restart_services(self) -> None:
+        """Restart scheduler, volume and backup, as an operator does after recreating the database."""
+        names = list(self.services.values())
+        if self.service_manager == "systemd":   # type: ignore[attr-defined]
+            result = self.run(["systemctl", "restart", *names])   # type: ignore[attr-defined]
+        else:
+            result = self._ctl("restart", *names)   # type: ignore[attr-defined]
+        assert result.returncode == 0, result.stdout + result.stderr
+        self.services_stale = False
 
     def client(self, member: bool = False) -> Client:
         """A REST client of the controller's API, as the admin (or the member user)."""
@@ -88,6 +101,7 @@ class _LogFileAndSqlite:
     def empty_database(self) -> None:
         """The controller's database, as ``cinder-manage db sync`` finds a new one: empty."""
         self.host_path(self.database_path).unlink()
+        self.services_stale = True   # type: ignore[attr-defined]
 
 
 class SupervisordController(_LogFileAndSqlite, _Services):
@@ -360,6 +374,7 @@ class DevstackController(RdoController):
         result = self.run(["mariadb", "-e", "DROP DATABASE cinder; "
                            "CREATE DATABASE cinder CHARACTER SET utf8mb4"])
         assert result.returncode == 0, result.stderr
+        self.services_stale = True
 
     def service_pid(self) -> int | None:
         out = self.run(["systemctl", "show", "--property=MainPID", "--value", self.service]).stdout

@@ -34,8 +34,9 @@ def keystone_controller(request):
 
 
 @pytest.fixture
-def admin(rdo_controller) -> dict:
-    """The rdo controller's admin cloud, as its clouds.yaml has it."""
+def admin(rdo_controller, feature_controller_rdo) -> dict:
+    """The rdo controller's admin cloud, as its clouds.yaml has it (the feature deployed:
+    smoke tries it)."""
     return admin_cloud(rdo_controller)
 
 

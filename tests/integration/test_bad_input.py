@@ -210,8 +210,8 @@ def test_a_state_dir_the_lock_cannot_use_is_one_line_not_the_helper_s_source(
         result = invoke(task, "--inventory", str(hosts))
         assert result.returncode == 1
         line = only_error(result)
-        assert f"the controller's lock in state_dir {state_dir} (exit 1): NotADirectoryError" \
-            in line
+        assert f"the controller's lock in state_dir {state_dir} (exit 2): cannot use state_dir " \
+            f"{state_dir}: {blocker} is not a directory" in line
         assert line.endswith("; check state_dir in the inventory (a directory root can "
                              "create and write)")
 
@@ -230,5 +230,6 @@ def test_a_password_in_keystone_s_url_is_never_printed(entry, tmp_path, source):
     assert result.returncode == 1
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert only_error(result).startswith(
-        f"error: cloud leaky: cannot reach Keystone at {url.replace('s3cret-pw', '***')}: ")
+        f"error: cloud leaky ({clouds}): cannot reach Keystone at "
+        f"{url.replace('s3cret-pw', '***')}: ")
     assert os.environ.get("OS_CLIENT_CONFIG_FILE") != str(clouds)

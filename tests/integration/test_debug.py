@@ -39,7 +39,9 @@ def spawn_debug(inventory: Path, *args: str) -> "pexpect.spawn":
     child = pexpect.spawn(sys.executable,
                           ["-m", "invoke", "--search-root", str(PROJECT_ROOT), "debug",
                            "--inventory", str(inventory), *args],
-                          encoding="utf-8", timeout=90, dimensions=(50, 200),
+                          # a log line in another encoding shows as a terminal shows it
+                          encoding="utf-8", codec_errors="replace", timeout=90,
+                          dimensions=(50, 200),
                           env={**os.environ, "TERM": "xterm"})
     child.transcript = []   # everything the terminal showed, for the assertions
     child.logfile_read = _Transcript(child.transcript)

@@ -73,6 +73,23 @@ def test_reading_a_cloud_imports_openstacksdks_config_package_not_the_whole_sdk(
     assert out.split() == ["True", "False"]
 
 
+def test_threads_that_read_clouds_at_once_all_get_the_whole_config_loader():
+    """One thread per controller reads its cloud: none may see the loader half imported."""
+    probe = ("import threading, time; from deploy.openstack.clouds import sdk_loader\n"
+             "errors = []\n"
+             "def read(after):\n"
+             "    time.sleep(after)    # one of them lands while another is importing\n"
+             "    try: sdk_loader().OpenStackConfig\n"
+             "    except Exception as exc: errors.append(repr(exc))\n"
+             "threads = [threading.Thread(target=read, args=(n * 0.01,)) for n in range(12)]\n"
+             "[t.start() for t in threads]; [t.join() for t in threads]; print(errors)")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for _ in range(4):      # unlocked, most runs showed it
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             env=env, check=True).stdout
+        assert out.strip() == "[]"
+
+
 def test_no_clouds_yaml_anywhere_names_the_places_looked(here, monkeypatch):
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(here / "none.yaml"))
     with pytest.raises(AuthError) as err:
