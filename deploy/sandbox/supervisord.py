@@ -299,8 +299,8 @@ def clone_venv(base: Path, venv: Path, hard_links: bool = True) -> None:
     """Make ``venv`` a copy of the built venv ``base``: by hard links, or a full copy.
 
     With hard links, deploys stay private to the clone: rsync writes every
-    file it changes to a temporary name and renames it into place (and
-    ``--backup`` moves the old one away), which replaces the clone's link
+    file it changes to a temporary name and renames it into place (the
+    deploy's backup is one more link to the old file), which replaces the clone's link
     and leaves the base untouched; so does Python writing bytecode. Anything
     that writes a file in place would write the base too, so a base that
     other sandboxes share (the machine's cache) is copied in full. The

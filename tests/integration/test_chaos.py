@@ -4,8 +4,9 @@ The full run is ``bench/chaos.py`` (100 operations per kind, figures in
 bench/RESULTS.md); this spec runs a handful on the session's controllers so
 CI exercises every check: each operation (a one-call deploy, an rsync
 deploy with a symlink, a loop, a rollback) is cut off at a seeded random
-moment, by SIGKILL or by dropping its SSH connection, then every file must
-be old or new bytes, every changed file in an applied record, an
+moment, by SIGKILL, by dropping its SSH connection or by filling the disk
+(small tmpfs mounts over the trees' directories and the deploys'), then
+every file must be old or new bytes, every changed file in an applied record, an
 ``applying`` record named by ``invoke status``, and recovery must give the
 state before or after byte for byte. At the end the package is as it was.
 """
