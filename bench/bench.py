@@ -41,9 +41,12 @@ import yaml  # noqa: E402
 
 from deploy import sandbox  # noqa: E402
 from deploy.openstack.auth import NOAUTH_PROJECT, ApiAccess, cloud_access  # noqa: E402
-from deploy.sandbox import SandboxLayout, rdo  # noqa: E402
+from deploy.sandbox import (  # noqa: E402
+    SandboxLayout,
+    devstack,  # noqa: E402
+    rdo,
+)
 from deploy.sandbox.common import free_port  # noqa: E402
-from deploy.sandbox import devstack  # noqa: E402
 from deploy.sandbox.devstack import DevstackLayout  # noqa: E402
 from deploy.sandbox.rdo import RdoLayout  # noqa: E402
 

@@ -785,8 +785,7 @@ class Chaos:
 def boot(kind: str, base: Path) -> tuple[Any, Callable[[], None]]:
     """A controller handle of ``kind`` in ``base``, and how to take it down (by PID)."""
     from deploy.sandbox import SandboxLayout, legacy, rdo, supervisord
-    from tests.integration.controllers import LegacyController, RdoController, \
-        SupervisordController
+    from tests.integration.controllers import LegacyController, RdoController, SupervisordController
     from tests.support import free_port
 
     tag = os.urandom(2).hex()
@@ -876,7 +875,8 @@ def markdown(summaries: list[Summary], commands: list[str],
              "goes in one call, or of a tree with a symlink, which goes through rsync; "
              "`loop`; `rollback`). The first of each is timed, not cut; each later one is "
              "cut at a random moment of that run's work (sometimes of its start-up), told "
-             "as so long after the line it had printed then: SIGKILL to the tool's process group; or the controller-side sshd "
+             "as so long after the line it had printed then: SIGKILL to the tool's process "
+             "group; or the controller-side sshd "
              "processes serving its connection killed by PID; or (harsher than a user's "
              "kill, as a controller-side crash) every process of its SSH session on the "
              "controller, the helper writing the files included; or the disk filled: the "
@@ -963,8 +963,8 @@ def main() -> int:
                + (f" --write {args.write}" if args.write else ""))
     if args.from_json:
         by_kind = {data["kind"]: Summary(**{**data, **{
-            key: collections.Counter(data.get(key, {})) for key in ("ops", "cuts", "points", "states",
-                                                                    "filled", "disk_errors")}})
+            key: collections.Counter(data.get(key, {}))
+            for key in ("ops", "cuts", "points", "states", "filled", "disk_errors")}})
             for path in args.from_json for data in json.loads(path.read_text())}
         summaries = [by_kind[kind] for kind in ("supervisord", "rdo", "legacy") if kind in by_kind]
         text = markdown(summaries, args.command or [command],

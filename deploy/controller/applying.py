@@ -107,6 +107,7 @@ def raise_for(remote: Remote, answer: Mapping[str, Any], undo: str) -> None:
         if cut["step"] == "record":
             verb = "no room to mark" if cut.get("space") else "cannot mark"
             head = f"{name}: {verb} deploy {cut['id']} applied in {cut['where']} ({cut['error']})"
-            raise DeployCut(f"{head}; {outcome(cut['id'], cut.get('not_undone'), undo, named=False)}")
+            told = outcome(cut['id'], cut.get('not_undone'), undo, named=False)
+            raise DeployCut(f"{head}; {told}")
         raise DeployCut(f"{name}: replacing the files failed ({cut['error']}); "
                         f"{outcome(cut['id'], cut.get('not_undone'), undo, named=True)}")

@@ -489,7 +489,8 @@ def write(job, target, plan, result):
         write_json(record_file, record)
     except (IOError, OSError) as exc:
         result["cut"] = {"step": "record", "id": record.get("id"),
-                         "where": text_name(deploy_dir), "error": exc.strerror, "space": no_space(exc),
+                         "where": text_name(deploy_dir), "error": exc.strerror,
+                         "space": no_space(exc),
                          "not_undone": undo_now(record, done, staged, created)}
 
 

@@ -42,13 +42,24 @@ from pathlib import Path
 
 from deploy.base import output
 from deploy.base.errors import DevloopError, SandboxError
-from deploy.transport.commands import as_user, run_local
 from deploy.sandbox import broker, services
-from deploy.sandbox.common import (CACHE_DIR, SERVICE_USER, ClientFiles,
-                                   api_answers as _api_answers, end_process, ensure_key,
-                                   ensure_service_user, free_port, locked, make_dir as _mkdir,
-                                   pid_from as _pid_from, port_open as _port_open,
-                                   wait as _wait, write_known_hosts)
+from deploy.sandbox.common import (
+    CACHE_DIR,
+    SERVICE_USER,
+    ClientFiles,
+    end_process,
+    ensure_key,
+    ensure_service_user,
+    free_port,
+    locked,
+    write_known_hosts,
+)
+from deploy.sandbox.common import api_answers as _api_answers
+from deploy.sandbox.common import make_dir as _mkdir
+from deploy.sandbox.common import pid_from as _pid_from
+from deploy.sandbox.common import port_open as _port_open
+from deploy.sandbox.common import wait as _wait
+from deploy.transport.commands import as_user, run_local
 
 REQUIREMENTS = Path(__file__).with_name("controller-requirements.txt")
 DEFAULT_ROOT = Path("/opt/cinder-devloop/sandbox")
@@ -532,7 +543,8 @@ def _prepare_broker(layout: SandboxLayout) -> None:
     own = layout.broker
     saved = [port for key, port in own.settings().items() if key.endswith("_port")]
     running = _supervisord_pid(layout) is not None
-    reuse = running or not any(_ready(layout, "tcp", "127.0.0.1", int(port)) for port in saved)
+    reuse = running or not any(_ready(layout, "tcp", "127.0.0.1", int(str(port)))
+                                   for port in saved)
     own.prepare(free_port, reuse_ports=reuse)
 
 

@@ -33,11 +33,19 @@ import paramiko
 from fabric import Connection, Result
 
 from deploy.base import output
-from deploy.transport.channel_relay import relay
-from deploy.transport.connection import (SshHost, connection_lost, gateway_chain, keyscan_hint, known_hosts_name,
-                               shared_connection, ssh_argv, translate_ssh_errors)
 from deploy.base.errors import ConnectError, HostKeyUnknown, SyncError
 from deploy.base.inventory import Controller, Host, Inventory
+from deploy.transport.channel_relay import relay
+from deploy.transport.connection import (
+    SshHost,
+    connection_lost,
+    gateway_chain,
+    keyscan_hint,
+    known_hosts_name,
+    shared_connection,
+    ssh_argv,
+    translate_ssh_errors,
+)
 from deploy.transport.tree import DEVBOX_FILTERS, read_tree, rsync_excludes
 
 # rsync --out-format: a marker keeps file lines apart from ssh/rsync chatter.
@@ -117,7 +125,8 @@ def parse_changes(stdout: str | bytes) -> list[Change]:
         if not line.startswith(mark):
             continue
         item, _, name = line[len(mark):].partition(b" ")
-        if len(item) < 2 or item[1:2] not in (b"f", b"L") or item[0:1] not in (b"<", b">", b"c", b"h"):
+        if (len(item) < 2 or item[1:2] not in (b"f", b"L")
+                or item[0:1] not in (b"<", b">", b"c", b"h")):
             continue
         kind = "new" if b"+++++++" in item else "changed"
         raw = _ESCAPED.sub(lambda found: bytes([int(found.group(1), 8)]), name)
@@ -255,7 +264,10 @@ d=$1; n=$2; shift 2
 umask 077
 mkdir -m 700 -- "$d" || exit 90
 trap 'rm -rf -- "$d"' HUP INT TERM
-while [ "$n" -gt 0 ]; do printf '%s' "$2" > "$d/$1" || { rm -rf -- "$d"; exit 90; }; shift 2; n=$((n - 1)); done
+while [ "$n" -gt 0 ]; do
+  printf '%s' "$2" > "$d/$1" || { rm -rf -- "$d"; exit 90; }
+  shift 2; n=$((n - 1))
+done
 "$@"; rc=$?
 rm -rf -- "$d"
 exit $rc
@@ -280,7 +292,8 @@ class DevboxSync:
 
 
 def devbox_hops(devbox: Host, controller: Controller) -> list[SshHost]:
-    """The hosts the devbox's ssh checks the keys of: gateways after the devbox, then the controller."""
+    """The hosts the devbox's ssh checks the keys of: gateways after the devbox, then
+    the controller."""
     chain = gateway_chain(controller)
     names = [g.name for g in chain]
     if devbox.name in names:

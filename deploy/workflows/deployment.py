@@ -23,13 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from deploy.controller import manifest, send, sent_state
-
 from deploy.base import output
-from deploy.base.errors import DeployCut, DevloopError, HealthCheckError, ServiceError, \
-    SyncError
+from deploy.base.errors import DeployCut, DevloopError, HealthCheckError, ServiceError, SyncError
 from deploy.base.inventory import Controller, Inventory
-from deploy.controller import applying
+from deploy.controller import applying, manifest, send, sent_state
 from deploy.controller.checkout import guard_checkout
 from deploy.controller.facts import Target, locate
 from deploy.controller.health import ApiState

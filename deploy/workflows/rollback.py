@@ -1,27 +1,26 @@
 """``invoke rollback``: undo deploys from their records, newest first.
 
-Restores every file a deploy replaced (byte for byte, from its backup,
-whose size and sha256 are checked against the record first: a damaged
-backup is refused and nothing changes), removes every file it added (each with its compiled files, so no stale
-``.pyc`` is imported instead), marks the record rolled back, then restarts
-the service and checks the API. A deploy that added a migration the
-database has already applied is undone only after the database is taken
-back to the revision before it; Cinder has no downgrade command, so this
-uses alembic directly and works only for migrations with a ``downgrade()``.
-Otherwise the rollback refuses and changes nothing: a recorded revision
-whose file is gone would break every later ``db sync``. It never writes or
-removes through a symlink below the package either.
+Restores every file a deploy replaced (byte for byte, from its backup, whose
+size and sha256 are checked against the record first: a damaged backup is
+refused and nothing changes), removes every file it added (each with its
+compiled files, so no stale ``.pyc`` is imported instead), marks the record
+rolled back, then restarts the service and checks the API. A deploy that
+added a migration the database has already applied is undone only after the
+database is taken back to the revision before it; Cinder has no downgrade
+command, so this uses alembic directly and works only for migrations with a
+``downgrade()``. Otherwise the rollback refuses and changes nothing: a
+recorded revision whose file is gone would break every later ``db sync``. It
+never writes or removes through a symlink below the package either.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.controller import facts
-
 from deploy.base import output
 from deploy.base.errors import DevloopError, UnsafePath
 from deploy.base.inventory import Controller
+from deploy.controller import facts
 from deploy.controller.applying import ask
 from deploy.controller.health import ApiState
 from deploy.controller.records import Record, applied_records, db_state

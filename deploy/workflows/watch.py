@@ -15,12 +15,12 @@ from deploy.base import output
 from deploy.base.errors import DevloopError, UsageError
 from deploy.base.inventory import Controller, Inventory
 from deploy.controller.facts import Target
+from deploy.controller.lock import DEFAULT_WAIT, controller_lock
 from deploy.transport.commands import Remote
 from deploy.transport.layout import laid_out
 from deploy.transport.tree import Rules, shown
 from deploy.workflows.deployment import fitting, locate_for
 from deploy.workflows.loop import run_loop
-from deploy.controller.lock import DEFAULT_WAIT, controller_lock
 
 
 def changed_paths(changes: Iterable[tuple[object, str]], source: Path | Iterable[Path],

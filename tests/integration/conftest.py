@@ -25,8 +25,12 @@ import pytest
 import yaml
 
 from deploy.sandbox import SandboxLayout
-from tests.integration.controllers import DevstackController, LegacyController, \
-    RdoController, SupervisordController
+from tests.integration.controllers import (
+    DevstackController,
+    LegacyController,
+    RdoController,
+    SupervisordController,
+)
 from tests.support import free_port
 
 KINDS = ("supervisord", "rdo", "legacy", "devstack")

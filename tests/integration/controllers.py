@@ -39,7 +39,7 @@ from pathlib import Path
 from deploy.openstack.auth import ApiAccess, cloud_access
 from deploy.sandbox import SandboxLayout, broker, devstack, legacy, rdo
 from deploy.sandbox.devstack import UNIT as DEVSTACK_UNIT
-from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, RdoLayout, UNIT
+from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, UNIT, RdoLayout
 from deploy.sandbox.train import CINDER_RELEASE
 from tests.cinder_patch.cinder_api import Client
 from tests.support import wait_until
@@ -55,7 +55,8 @@ class _Services:
     services_stale = False
 
     def restart_services(self) -> None:
-        """Restart scheduler, volume and backup, as an operator does after recreating the database."""
+        """Restart scheduler, volume and backup, as an operator does after recreating
+        the database."""
         names = list(self.services.values())
         if self.service_manager == "systemd":   # type: ignore[attr-defined]
             result = self.run(["systemctl", "restart", *names])   # type: ignore[attr-defined]

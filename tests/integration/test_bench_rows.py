@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,7 +94,8 @@ def _running_from(root) -> list[str]:
 
 
 def test_the_bench_runs_unattended_from_a_background_shell(tmp_path, root):
-    """Started as `nohup … &` starts it (SIGINT ignored), its watch rows still stop `invoke watch`."""
+    """Started as `nohup … &` starts it (SIGINT ignored), its watch rows still stop
+    `invoke watch`."""
     results = tmp_path / "RESULTS.md"
     bench = shlex.join([sys.executable, "bench/bench.py", "--runs", "1", "--kind", "supervisord",
                         "--root", str(root), "--tree", "patch", "--only", "watch",

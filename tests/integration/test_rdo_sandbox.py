@@ -41,7 +41,7 @@ def leftovers(instance: Instance) -> list[str]:
     return found
 
 
-def test_a_second_instance_boots_in_seconds_fast_restart_on_beside_the_first_and_down_leaves_nothing(
+def test_a_second_instance_boots_in_seconds_fast_restart_on_beside_the_first_and_down_leaves_nothing(  # noqa: E501
         rdo_controller):
     base = Path(tempfile.mkdtemp(prefix="devloop-it-rdo2-"))
     root = base / "second"

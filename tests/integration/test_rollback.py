@@ -8,8 +8,8 @@ past an applied migrate script is always refused.
 from __future__ import annotations
 
 import hashlib
-import time
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -110,7 +110,8 @@ class TestRollback:
         assert api_answers(controller)
 
     # uWSGI's master stays up when Cinder fails to import: systemd never gives up on it
-    @pytest.mark.parametrize("controller", kinds(service_manager="systemd", app_server="cinder-api"),
+    @pytest.mark.parametrize("controller",
+                             kinds(service_manager="systemd", app_server="cinder-api"),
                              indirect=True)
     def test_rollback_restarts_a_unit_that_systemd_gave_up_on(self, controller, hosts, source,
                                                               cinder_dir, low_start_limit):

@@ -7,8 +7,8 @@ a developer would type on that kind of controller.
 from __future__ import annotations
 
 import argparse
-import os
 import importlib.util
+import os
 import shlex
 import subprocess
 import sys

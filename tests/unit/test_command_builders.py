@@ -61,8 +61,8 @@ class TestRsyncArgv:
     def build(self, **kwargs):
         defaults = dict(excludes=[".vscode/", "*.pyc"])
         defaults.update(kwargs)
-        return build_rsync_argv(Path(AWKWARD), controller(), "/usr/lib/python3.9/site-packages/cinder",
-                                **defaults)
+        return build_rsync_argv(Path(AWKWARD), controller(),
+                                "/usr/lib/python3.9/site-packages/cinder", **defaults)
 
     def test_times_are_compared_to_the_nanosecond(self):
         assert "--modify-window=-1" in self.build()

@@ -14,7 +14,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -22,33 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.base.errors import SandboxError
 from deploy.controller.facts import _FROM_SHEBANG
 from deploy.remote import script
-from deploy.sandbox.train import find_python27
 from deploy.transport.commands import STDLIB_ONLY
-
-
-def _python36() -> str:
-    path = os.environ.get("DEVLOOP_PYTHON36",
-                          os.path.expanduser("~/.pyenv/versions/3.6.15/bin/python3.6"))
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"no Python 3.6 at {path}: the controller helpers must run on 3.6; install "
-                    f"it (pyenv install 3.6.15) or set DEVLOOP_PYTHON36", pytrace=False)
-    return path
-
-
-def _python27() -> str:
-    try:
-        return find_python27()
-    except SandboxError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-@pytest.fixture(params=["2.7", "3.6", "project"])
-def python(request: pytest.FixtureRequest) -> str:
-    return {"2.7": _python27, "3.6": _python36, "project": lambda: sys.executable}[
-        request.param]()
 
 
 def run(python: str, name: str, *args: str, flags: tuple[str, ...] = STDLIB_ONLY,
