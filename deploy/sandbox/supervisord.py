@@ -61,6 +61,9 @@ from deploy.sandbox.common import port_open as _port_open
 from deploy.sandbox.common import wait as _wait
 from deploy.transport.commands import as_user, run_local
 
+#: seconds ``up`` waits for cinder-api to answer, and for sshd to listen
+API_DEADLINE = 180
+SSHD_DEADLINE = 30
 REQUIREMENTS = Path(__file__).with_name("controller-requirements.txt")
 DEFAULT_ROOT = Path("/opt/cinder-devloop/sandbox")
 PROGRAM = "cinder-api"
@@ -512,8 +515,8 @@ def _start_sshd(layout: SandboxLayout) -> None:
     # records each login, so a test can count the connections a task made.
     run_local(layout.in_netns(["/usr/sbin/sshd", "-f", str(layout.sshd_config),
                                "-E", str(layout.sshd_dir / "sshd.log")]))
-    if not _ready(layout, "tcp", layout.listen_address, layout.ssh_port, 10):
-        raise SandboxError(f"sandbox: timed out after 10 s waiting for sshd on "
+    if not _ready(layout, "tcp", layout.listen_address, layout.ssh_port, SSHD_DEADLINE):
+        raise SandboxError(f"sandbox: timed out after {SSHD_DEADLINE} s waiting for sshd on "
                            f"{layout.listen_address}:{layout.ssh_port}")
 
 
@@ -623,9 +626,11 @@ def up(layout: SandboxLayout = SandboxLayout()) -> None:
     if added and running:
         # a cinder-api started before the broker existed still has fake:// in mind
         _supervisorctl(layout, "restart", PROGRAM)
-    if not _ready(layout, "http", "127.0.0.1", layout.api_port, 60):
-        raise SandboxError(f"sandbox: timed out after 60 s waiting for cinder-api at "
-                           f"{layout.api_url}")
+    # deadlines, not expectations: on a quiet machine the API answers in about
+    # 5 s, but a busy 2-core machine (a parallel test run) can take minutes
+    if not _ready(layout, "http", "127.0.0.1", layout.api_port, API_DEADLINE):
+        raise SandboxError(f"sandbox: timed out after {API_DEADLINE} s waiting for cinder-api "
+                           f"at {layout.api_url}")
     try:
         _wait(lambda: bool(_broker_answers(layout)), 180,
               f"RabbitMQ at 127.0.0.1:{layout.broker.amqp_port}")

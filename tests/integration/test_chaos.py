@@ -33,8 +33,9 @@ OPERATIONS = ["deploy-small", "deploy-rsync", "rollback", "loop", "deploy-rsync"
 
 
 def test_operations_cut_off_at_random_moments_lose_no_file(controller, tmp_path):
+    # the time cap only keeps a hung run from holding the suite: every run must happen
     summary = chaos.Chaos(controller, tmp_path, seed=17, log=print).run(
-        len(OPERATIONS), max_seconds=150, ops=OPERATIONS)
+        len(OPERATIONS), max_seconds=1200, ops=OPERATIONS)
     assert summary.problems == [] and summary.lost == 0
     assert summary.runs == len(OPERATIONS)
     assert sum(count for how, count in summary.cuts.items() if not how.startswith("none")) >= 1
