@@ -200,11 +200,13 @@ class SupervisordController(_LogFileAndSqlite, _Services):
     def run(self, argv: list[str], user: str | None = None) -> subprocess.CompletedProcess[str]:
         if user:
             argv = ["su", "-s", "/bin/sh", "-c", shlex.join(argv), user]
-        return subprocess.run(argv, capture_output=True, text=True)
+        return subprocess.run(argv, capture_output=True, text=True,
+                              errors="replace")
 
     def _ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["supervisorctl", "-c", str(self.layout.supervisor_conf), *args],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True,
+                              errors="replace")
 
     def service_pid(self) -> int | None:
         out = self._ctl("pid", "cinder-api").stdout.strip()
@@ -279,7 +281,8 @@ class RdoController(_LogFileAndSqlite, _Services):
     def run(self, argv: list[str], user: str | None = None) -> subprocess.CompletedProcess[str]:
         if user:
             argv = ["su", "-s", "/bin/sh", "-c", shlex.join(argv), user]
-        return subprocess.run(self.instance.nsenter(argv), capture_output=True, text=True)
+        return subprocess.run(self.instance.nsenter(argv), capture_output=True, text=True,
+                              errors="replace")
 
     def service_pid(self) -> int | None:
         """The unit's MainPID, as the controller numbers it (what the tool reports)."""

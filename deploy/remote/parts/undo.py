@@ -36,6 +36,10 @@ def put_back(top, rel, source):
         except BaseException:
             unlink_here(tmp)
             raise
+        # a file still in place is the backup's own inode (a hard link, when the
+        # deploy was cut before it replaced it): rename() then does nothing and
+        # leaves tmp, as POSIX says for two links to one file
+        unlink_here(tmp)
         return [os.path.join(top, directory, gone) for gone in drop_compiled_here(name)]
     finally:
         leave(fd)
