@@ -55,7 +55,8 @@ def open_database(connection):
         import sqlite3
         if not os.path.exists(url.path[1:]):  # a missing file is an empty database
             return None
-        return sqlite3.connect(url.path[1:])  # only SELECTs follow
+        # only SELECTs follow; they wait for a writer (the services heartbeat) to finish
+        return sqlite3.connect(url.path[1:], timeout=60)
     if url.scheme.startswith("mysql"):
         import pymysql
         return pymysql.connect(host=url.hostname or "localhost", port=url.port or 3306,

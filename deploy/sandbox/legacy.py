@@ -84,7 +84,7 @@ osapi_volume_listen_port = {API_PORT}
 osapi_volume_workers = 1
 {services.default_options(transport_url, BACKUP_DIR)}
 [database]
-connection = sqlite:////var/lib/cinder/cinder.sqlite
+connection = {services.sqlite_url("/var/lib/cinder/cinder.sqlite")}
 {services.BACKEND_SECTION}"""
 
 

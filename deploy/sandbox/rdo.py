@@ -354,7 +354,7 @@ osapi_volume_workers = 1
 resource_query_filters_file = /etc/cinder/resource_filters.json
 {services.default_options(url, BACKUP_DIR)}
 [database]
-connection = sqlite:////var/lib/cinder/cinder.sqlite
+connection = {services.sqlite_url("/var/lib/cinder/cinder.sqlite")}
 {services.BACKEND_SECTION}"""
     if address:
         text += f"""

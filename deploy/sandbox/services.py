@@ -33,6 +33,17 @@ VOLUME_DRIVER = "cinder.tests.fake_driver.FakeLoggingVolumeDriver"
 BACKUP_DRIVER = "cinder.backup.drivers.posix.PosixBackupDriver"
 
 
+def sqlite_url(path: str) -> str:
+    """``[database] connection`` for a SQLite file the four services share.
+
+    Each service writes its heartbeat to the ``services`` table every ten
+    seconds; a request that writes while another holds the file's lock waits
+    for it (``timeout``, seconds) instead of failing with "database is locked"
+    (HTTP 500) after pysqlite's default five, which a loaded machine exceeds.
+    """
+    return f"sqlite:///{path}?timeout=60"
+
+
 def default_options(transport_url: str, backup_path: str) -> str:
     """cinder.conf's ``[DEFAULT]`` lines for the broker, the stand-in backend and backups."""
     return f"""\

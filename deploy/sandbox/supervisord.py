@@ -399,7 +399,7 @@ osapi_volume_listen_port = {layout.api_port}
 osapi_volume_workers = 1
 {services.default_options(layout.broker.transport_url(), str(layout.backup_dir))}
 [database]
-connection = sqlite:///{layout.database}
+connection = {services.sqlite_url(str(layout.database))}
 {services.BACKEND_SECTION}""")
     shutil.copyfile(layout.venv / "etc/cinder/api-paste.ini",
                     layout.cinder_conf.with_name("api-paste.ini"))

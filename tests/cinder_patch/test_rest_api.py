@@ -216,7 +216,7 @@ def test_delete_returns_202_and_the_cluster_is_gone(client: Client) -> None:
 
 def test_deleted_cluster_cannot_be_used_as_marker(client: Client) -> None:
     created = create(client, name=unique())
-    client.delete(f"{BASE}/{created['id']}")
+    assert client.delete(f"{BASE}/{created['id']}").status == 202
     reply = client.get(f"{BASE}?marker={created['id']}")
     assert reply.status == 400, reply
 
@@ -243,7 +243,8 @@ def test_unknown_cluster_is_404(client: Client, method: str, path: str,
 
 def test_deleted_cluster_is_404_everywhere(client: Client) -> None:
     created = create(client, name=unique(), metadata={"k": "v"})
-    client.delete(f"{BASE}/{created['id']}")
+    deleted = client.delete(f"{BASE}/{created['id']}")
+    assert deleted.status == 202, deleted
     for method, path, body in [("GET", "", None), ("DELETE", "", None),
                                ("GET", "/metadata", None),
                                ("GET", "/metadata/k", None)]:
@@ -322,7 +323,7 @@ def test_unknown_metadata_key_is_404(client: Client, cluster: dict,
 
 
 def test_deleted_key_can_be_set_again(client: Client, cluster: dict) -> None:
-    client.delete(f"{BASE}/{cluster['id']}/metadata/a")
+    assert client.delete(f"{BASE}/{cluster['id']}/metadata/a").status == 200
     reply = client.put(f"{BASE}/{cluster['id']}/metadata/a",
                        {"meta": {"a": "again"}})
     assert reply.status == 200, reply

@@ -261,7 +261,7 @@ def test_the_disk_filling_while_rsync_writes_loses_nothing_and_names_the_rollbac
             r"device\); deploy \S+ (undone: every file as it was|could not be undone here "
             r"\(No space left on device\): free some space, then run: "
             r"(invoke rollback --inventory \S+ --host sbx))", line)
-        assert found, line
+        assert found, result.stderr
         now = {rel: sha for rel, sha in setup.files().items() if rel != ".filler"}
         assert sorted(now) == sorted(v1)                      # no temporary file left
         assert all(now[rel] in (v1[rel], v2[rel]) for rel in now)

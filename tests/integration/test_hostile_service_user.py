@@ -166,7 +166,7 @@ def test_a_line_the_service_user_slips_into_the_kept_command_never_reaches_a_dro
         hostile = words + ['x\nExecStart=+/bin/sh -c "id -u > %s"\n#' % marker]
         as_service_user(ctl, ["sh", "-c", 'printf "%s" "$1" > "$2.new" && mv -f "$2.new" "$2"',
                               "write", json.dumps({"kind": "systemd", "argv": hostile}), kept])
-        again = invoke("fast-restart", "on", "--timeout", "30", "--inventory", str(hosts))
+        again = invoke("fast-restart", "on", "--timeout", "180", "--inventory", str(hosts))
         ran = exists(ctl, marker)
         drop_in = ctl.run(["cat", DROP_IN]).stdout
     finally:
