@@ -26,7 +26,7 @@ import shlex
 import socket
 import threading
 from pathlib import Path
-from typing import Iterator, Mapping, NoReturn
+from typing import Callable, Iterator, Mapping, NoReturn
 
 import paramiko
 from fabric import Config, Connection
@@ -79,86 +79,120 @@ def translate_ssh_errors(controller: SshHost, via: Host | None = None) -> Iterat
     ``via`` the gateway it is reached through, named when the gateway
     cannot open the tunnel to it.
     """
-    host = controller
-    where = _where(host)
-    role = _role(host)
     try:
         yield
-    except _HostKeyRevoked as exc:
-        raise HostKeyMismatch(
-            f"{where}: host key {exc.key.get_name()} {exc.key.get_fingerprint().hex()} is "
-            f"marked @revoked in {host.known_hosts}; refusing to connect, nothing was "
-            f"sent") from None
-    except _HostKeyNotPinned as exc:
-        raise HostKeyUnknown(
-            f"{where}: host key is not pinned in {host.known_hosts}{exc.notes}; refusing to "
-            f"connect. Verify the {role}'s key, then add it: {keyscan_hint(host)}") from None
-    except paramiko.BadHostKeyException as exc:
-        raise HostKeyMismatch(
-            f"{where}: host key does not match the one pinned in {host.known_hosts} "
-            f"(got {exc.key.get_name()} {exc.key.get_fingerprint().hex()}); refusing to connect, "
-            f"nothing was sent. If the {role} was reinstalled, verify its new key, then "
-            f"replace the line with: ssh-keygen -R '{known_hosts_name(host)}' "
-            f"-f {host.known_hosts}") from None
-    except paramiko.PasswordRequiredException:
-        key = host.identity_file or "a key of yours"
-        raise ConnectError(
-            f"{where}: {key} is encrypted (passphrase-protected) and the tool never "
-            f"prompts; load it into ssh-agent (ssh-add {host.identity_file or 'KEY'}) and "
-            f"remove identity_file from the inventory: the agent's keys are then "
-            f"used") from None
-    except paramiko.AuthenticationException:
-        key = host.identity_file or "your default SSH keys"
-        raise ConnectError(
-            f"{where}: login refused for user {host.user!r} with {key}; "
-            f"add its public key to the {role}'s authorized_keys") from None
-    except paramiko.ssh_exception.NoValidConnectionsError as exc:
-        codes = {getattr(e, "errno", None) for e in exc.errors.values()}
-        if codes and codes <= {errno.ECONNRESET, errno.ECONNABORTED}:
-            raise _reset(where) from None
-        if codes and codes <= {errno.EHOSTUNREACH, errno.ENETUNREACH}:
-            raise ConnectError(
-                f"{where}: no route to {host.address}; is the host up, and reachable from "
-                f"here without a gateway?") from None
-        raise ConnectError(
-            f"{where}: connection refused; is sshd running there and are "
-            f"address/port in the inventory right?") from None
-    except paramiko.ChannelException as exc:
-        # the gateway accepted us but could not open a TCP connection onwards
-        gw = f"gateway {_where(via)}" if via is not None else "the gateway"
-        raise ConnectError(
-            f"{where}: {gw} could not connect to {host.address}:{host.port} "
-            f"({exc.text or 'channel open failed'}); is the address right and sshd running "
-            f"there, as seen from the gateway?") from None
-    except socket.gaierror as exc:
-        raise ConnectError(f"{where}: cannot resolve address {host.address!r}: "
-                           f"{exc.strerror}") from None
-    except (socket.timeout, TimeoutError):
-        raise ConnectError(f"{where}: no answer within {host.connect_timeout:g} s; "
-                           f"is the host up and reachable?") from None
-    except paramiko.SSHException as exc:
-        text = str(exc)
-        if "reset by peer" in text:
-            raise _reset(where) from None
-        # (the handshake that times out leaves the login to fail: "No existing session")
-        if "protocol banner" in text or text == "No existing session":
-            raise ConnectError(f"{where}: no SSH answer within {host.connect_timeout:g} s; "
-                               f"is the host up, and is it sshd that listens on port "
-                               f"{host.port}?") from None
-        if "not found in known_hosts" in text:
-            raise HostKeyUnknown(
-                f"{where}: host key is not pinned in {host.known_hosts}; refusing to "
-                f"connect. Verify the {role}'s key, then add it: {keyscan_hint(host)}") from None
-        raise ConnectError(f"{where}: SSH failed: {text or type(exc).__name__}") from None
-    except EOFError:
-        # (paramiko cannot tell a reset from a close at that point)
-        raise ConnectError(f"{where}: the connection was closed or reset before SSH could log "
-                           f"in; is sshd running there, and does a firewall let SSH "
-                           f"through?") from None
-    except ConnectionResetError:
-        raise _reset(where) from None
-    except OSError as exc:
-        raise ConnectError(f"{where}: cannot connect: {exc.strerror or exc}") from None
+    except (paramiko.SSHException, socket.gaierror, socket.timeout, TimeoutError, EOFError,
+            OSError) as exc:
+        raise _translated(exc, controller, via) from None
+
+
+def _translated(exc: BaseException, host: SshHost, via: Host | None) -> ConnectError:
+    """The user-facing error for what reaching ``host`` raised (the first handler that
+    takes ``exc``'s type, most specific first)."""
+    for kind, translate in _TRANSLATORS:
+        if isinstance(exc, kind):
+            return translate(exc, host, via)
+    raise TypeError(f"no translation for {type(exc).__name__}")   # the list ends with OSError
+
+
+def _revoked(exc: _HostKeyRevoked, host: SshHost, via: Host | None) -> ConnectError:
+    return HostKeyMismatch(
+        f"{_where(host)}: host key {exc.key.get_name()} {exc.key.get_fingerprint().hex()} is "
+        f"marked @revoked in {host.known_hosts}; refusing to connect, nothing was sent")
+
+
+def _not_pinned(exc: _HostKeyNotPinned, host: SshHost, via: Host | None) -> ConnectError:
+    return _unknown_key(host, exc.notes)
+
+
+def _unknown_key(host: SshHost, notes: str = "") -> ConnectError:
+    return HostKeyUnknown(
+        f"{_where(host)}: host key is not pinned in {host.known_hosts}{notes}; refusing to "
+        f"connect. Verify the {_role(host)}'s key, then add it: {keyscan_hint(host)}")
+
+
+def _bad_key(exc: paramiko.BadHostKeyException, host: SshHost, via: Host | None) -> ConnectError:
+    return HostKeyMismatch(
+        f"{_where(host)}: host key does not match the one pinned in {host.known_hosts} "
+        f"(got {exc.key.get_name()} {exc.key.get_fingerprint().hex()}); refusing to connect, "
+        f"nothing was sent. If the {_role(host)} was reinstalled, verify its new key, then "
+        f"replace the line with: ssh-keygen -R '{known_hosts_name(host)}' "
+        f"-f {host.known_hosts}")
+
+
+def _passphrase(exc: BaseException, host: SshHost, via: Host | None) -> ConnectError:
+    key = host.identity_file or "a key of yours"
+    return ConnectError(
+        f"{_where(host)}: {key} is encrypted (passphrase-protected) and the tool never "
+        f"prompts; load it into ssh-agent (ssh-add {host.identity_file or 'KEY'}) and "
+        f"remove identity_file from the inventory: the agent's keys are then used")
+
+
+def _login_refused(exc: BaseException, host: SshHost, via: Host | None) -> ConnectError:
+    key = host.identity_file or "your default SSH keys"
+    return ConnectError(
+        f"{_where(host)}: login refused for user {host.user!r} with {key}; "
+        f"add its public key to the {_role(host)}'s authorized_keys")
+
+
+def _no_connection(exc: paramiko.ssh_exception.NoValidConnectionsError, host: SshHost,
+                   via: Host | None) -> ConnectError:
+    where = _where(host)
+    codes = {getattr(e, "errno", None) for e in exc.errors.values()}
+    if codes and codes <= {errno.ECONNRESET, errno.ECONNABORTED}:
+        return _reset(where)
+    if codes and codes <= {errno.EHOSTUNREACH, errno.ENETUNREACH}:
+        return ConnectError(f"{where}: no route to {host.address}; is the host up, and "
+                            f"reachable from here without a gateway?")
+    return ConnectError(f"{where}: connection refused; is sshd running there and are "
+                        f"address/port in the inventory right?")
+
+
+def _no_channel(exc: paramiko.ChannelException, host: SshHost, via: Host | None) -> ConnectError:
+    # the gateway accepted us but could not open a TCP connection onwards
+    gw = f"gateway {_where(via)}" if via is not None else "the gateway"
+    return ConnectError(
+        f"{_where(host)}: {gw} could not connect to {host.address}:{host.port} "
+        f"({exc.text or 'channel open failed'}); is the address right and sshd running "
+        f"there, as seen from the gateway?")
+
+
+def _unresolved(exc: socket.gaierror, host: SshHost, via: Host | None) -> ConnectError:
+    return ConnectError(f"{_where(host)}: cannot resolve address {host.address!r}: "
+                        f"{exc.strerror}")
+
+
+def _timed_out(exc: BaseException, host: SshHost, via: Host | None) -> ConnectError:
+    return ConnectError(f"{_where(host)}: no answer within {host.connect_timeout:g} s; "
+                        f"is the host up and reachable?")
+
+
+def _ssh_failed(exc: paramiko.SSHException, host: SshHost, via: Host | None) -> ConnectError:
+    where, text = _where(host), str(exc)
+    if "reset by peer" in text:
+        return _reset(where)
+    # (the handshake that times out leaves the login to fail: "No existing session")
+    if "protocol banner" in text or text == "No existing session":
+        return ConnectError(f"{where}: no SSH answer within {host.connect_timeout:g} s; "
+                            f"is the host up, and is it sshd that listens on port "
+                            f"{host.port}?")
+    if "not found in known_hosts" in text:
+        return _unknown_key(host)
+    return ConnectError(f"{where}: SSH failed: {text or type(exc).__name__}")
+
+
+def _closed(exc: BaseException, host: SshHost, via: Host | None) -> ConnectError:
+    # (paramiko cannot tell a reset from a close at that point)
+    return ConnectError(f"{_where(host)}: the connection was closed or reset before SSH could "
+                        f"log in; is sshd running there, and does a firewall let SSH through?")
+
+
+def _reset_by_peer(exc: BaseException, host: SshHost, via: Host | None) -> ConnectError:
+    return _reset(_where(host))
+
+
+def _os_error(exc: OSError, host: SshHost, via: Host | None) -> ConnectError:
+    return ConnectError(f"{_where(host)}: cannot connect: {exc.strerror or exc}")
 
 
 class _HostKeyRevoked(paramiko.SSHException):
@@ -175,6 +209,25 @@ class _HostKeyNotPinned(paramiko.SSHException):
     def __init__(self, notes: str) -> None:
         super().__init__("not found in known_hosts")
         self.notes = notes
+
+
+#: (exception type, its translator), most specific first: the first that matches speaks
+_TRANSLATORS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...],
+                    Callable[..., ConnectError]], ...] = (
+    (_HostKeyRevoked, _revoked),
+    (_HostKeyNotPinned, _not_pinned),
+    (paramiko.BadHostKeyException, _bad_key),
+    (paramiko.PasswordRequiredException, _passphrase),
+    (paramiko.AuthenticationException, _login_refused),
+    (paramiko.ssh_exception.NoValidConnectionsError, _no_connection),
+    (paramiko.ChannelException, _no_channel),
+    (socket.gaierror, _unresolved),
+    ((socket.timeout, TimeoutError), _timed_out),
+    (paramiko.SSHException, _ssh_failed),
+    (EOFError, _closed),
+    (ConnectionResetError, _reset_by_peer),
+    (OSError, _os_error),
+)
 
 
 class _PinnedOnly(paramiko.RejectPolicy):
