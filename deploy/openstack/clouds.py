@@ -138,6 +138,34 @@ def _looked_for(stem: str, override: str | None) -> str:
     return ", ".join(shown) + " (also .yml, .json)"
 
 
+def _open_config(loader: Any, clouds_file: str | None, short: str) -> Any:
+    """openstacksdk's config over ``clouds_file`` alone, or over the usual files and OS_*."""
+    from openstack import exceptions as sdk_exc
+
+    try:
+        if clouds_file:
+            return loader.OpenStackConfig(config_files=[clouds_file], secure_files=[],
+                                          load_envvars=False)
+        return loader.OpenStackConfig(config_files=candidates("clouds"),
+                                      secure_files=candidates("secure"),
+                                      vendor_files=candidates("clouds-public"))
+    except sdk_exc.SDKException as exc:
+        raise AuthError(f"{short}: {first_line(exc)}") from None
+
+
+def _pass_on(caught: list[warnings.WarningMessage], label: str, secrets: set[str]) -> None:
+    """The warnings caught while loading: the libraries' as one masked line each, another
+    thread's (caught meanwhile) shown, or not, as they would have been."""
+    for warning in caught:
+        if issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)):
+            continue     # hidden by Python's default filters, as from `openstack`
+        if warning.category.__module__.split(".")[0] in ("openstack", "keystoneauth1"):
+            output.warn(mask(f"{label}: {first_line(warning.message)}", secrets))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+
+
 def load(name: str | None, clouds_file: str | None = None) -> Cloud:
     """The cloud ``name`` of clouds.yaml, or (``None``) the one the ``OS_*`` variables make.
 
@@ -156,16 +184,7 @@ def load(name: str | None, clouds_file: str | None = None) -> Cloud:
     with _lock, warnings.catch_warnings(record=True) as caught:
         _route_library_logs()
         warnings.simplefilter("always")
-        try:
-            if clouds_file:
-                config = loader.OpenStackConfig(config_files=[clouds_file], secure_files=[],
-                                                load_envvars=False)
-            else:
-                config = loader.OpenStackConfig(config_files=candidates("clouds"),
-                                                secure_files=candidates("secure"),
-                                                vendor_files=candidates("clouds-public"))
-        except sdk_exc.SDKException as exc:
-            raise AuthError(f"{short}: {first_line(exc)}") from None
+        config = _open_config(loader, clouds_file, short)
         cloud_name = name or config.envvar_key
         label = _label(config, name)
         if cloud_name not in config.get_cloud_names():
@@ -187,14 +206,7 @@ def load(name: str | None, clouds_file: str | None = None) -> Cloud:
             raise AuthError(f"{label}: missing {missing}") from None
         except (ks_exc.ClientException, sdk_exc.SDKException) as exc:
             raise AuthError(mask(f"{label}: {first_line(exc)}", secrets)) from None
-    for warning in caught:
-        if issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)):
-            continue     # hidden by Python's default filters, as from `openstack`
-        if warning.category.__module__.split(".")[0] in ("openstack", "keystoneauth1"):
-            output.warn(mask(f"{label}: {first_line(warning.message)}", secrets))
-        else:    # another thread's, caught meanwhile: shown (or not) as it would have been
-            warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                   warning.lineno)
+    _pass_on(caught, label, secrets)
     if region.config.get("api_timeout") is None:
         region.config["api_timeout"] = 30     # an unreachable Keystone is an error, not a hang
     return Cloud(cloud_name, short, label, region,
