@@ -80,83 +80,109 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
         raise UsageError("watch needs the source tree on this machine; it is on "
                          f"{inventory.source_host.name}")
     controllers = [laid_out(controller) for controller in controllers]
-    remotes: dict[str, Remote] = {}
-    targets: dict[str, Target] = {}
-    trees: set[Path] = {inventory.source}
-    # The database is checked on a controller's first run; later runs db-sync
-    # only for a migration they send (the files on disk change no other way).
-    database_checked: set[str] = set()
-    # After a controller's first successful run, only the files the watcher
-    # saw are looked at (the rest are as the last deploy left them); after a
-    # failed run the whole tree is compared again.
-    in_step: set[str] = set()
-    offered: set[str] = set()         # told once how to turn fast restart on
-    deploying = False
+    session = _Session(inventory, timeout=timeout, smoke=smoke,
+                       ignore_manifest=ignore_manifest, lock_wait=lock_wait)
     try:
-        for controller in controllers:
-            remote = remotes[controller.name] = Remote.open(controller)
-            targets[controller.name] = locate_for(remote, inventory)
-            chosen = fitting(remote, inventory, targets[controller.name],
-                             ignore_manifest=ignore_manifest)
-            # a layered tree: a save in any of its layers deploys (the
-            # composed copy is written by the deploy itself, never watched)
-            trees.update(chosen.layers or (chosen.source,))
+        trees = session.open(controllers)
         ready = False
         # raise_interrupt=False: Ctrl-C while waiting ends the generator quietly.
         # yield_on_timeout: the first (empty) yield proves inotify is set up, so
         # "watching" is only announced once a save can no longer be missed.
-        for changes in watchfiles.watch(*sorted(trees), debounce=debounce_ms, step=50,
+        for changes in watchfiles.watch(*trees, debounce=debounce_ms, step=50,
                                         rust_timeout=500, yield_on_timeout=True,
                                         raise_interrupt=False):
             if not ready:
                 ready = True
-                output.step("watch", f"watching {', '.join(map(str, sorted(trees)))} "
-                                     f"(Ctrl-C stops)")
-            paths = changed_paths(changes, sorted(trees), inventory.excludes)
-            if not paths:
-                continue
-            deploying = True
-            burst = list(remotes.items())
-            for index, (name, remote) in enumerate(burst):
-                stamp = time.strftime("%H:%M:%S")
-                # once the burst's last deploy has ended, a Ctrl-C (even one sent on
-                # reading its result line) is a stop, not an interruption
-                last = index == len(burst) - 1
-                try:
-                    # a save that breaks the service is rolled back: the
-                    # controller keeps serving the previous code
-                    with controller_lock(remote, "watch", lock_wait):
-                        report = run_loop(inventory, remote, target=targets[name],
-                                          timeout=timeout, smoke=smoke, rollback_on_failure=True,
-                                          ignore_manifest=ignore_manifest,
-                                          check_database=name not in database_checked,
-                                          seen=paths if name in in_step else None,
-                                          offer_fast_restart=name not in offered)
-                    deploying = not last
-                    offered.add(name)
-                    database_checked.add(name)
-                    in_step.add(name)
-                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
-                                  f"{report.one_line()}")
-                except DevloopError as exc:
-                    deploying = not last
-                    database_checked.discard(name)
-                    in_step.discard(name)
-                    text = "\n".join(exc.lines()).splitlines() or [type(exc).__name__]
-                    output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: {text[0]}")
-                    if text[1:]:           # e.g. the files that do not compile, the log lines
-                        output.detail("\n".join(text[1:]))
-                    remotes[name] = _reconnect(remote)
+                output.step("watch", f"watching {', '.join(map(str, trees))} (Ctrl-C stops)")
+            paths = changed_paths(changes, trees, inventory.excludes)
+            if paths:
+                session.burst(paths)
     except KeyboardInterrupt:
         # watchfiles ends quietly on a Ctrl-C during its wait; one that lands
         # between two of its polls (it yields every 500 ms) is the same stop.
         # Only a Ctrl-C during a deploy is an interruption (exit 130).
-        if deploying:
+        if session.deploying:
             raise
     finally:
-        for remote in remotes.values():
-            remote.close()
+        session.close()
         output.step("watch", "stopped")
+
+
+class _Session:
+    """What a watch keeps between bursts: one open connection and target per
+    controller, and what each controller's next run may skip."""
+
+    def __init__(self, inventory: Inventory, *, timeout: float, smoke: bool,
+                 ignore_manifest: bool, lock_wait: float) -> None:
+        self.inventory = inventory
+        self.timeout, self.smoke, self.ignore_manifest = timeout, smoke, ignore_manifest
+        self.lock_wait = lock_wait
+        self.remotes: dict[str, Remote] = {}
+        self.targets: dict[str, Target] = {}
+        # The database is checked on a controller's first run; later runs db-sync
+        # only for a migration they send (the files on disk change no other way).
+        self.database_checked: set[str] = set()
+        # After a controller's first successful run, only the files the watcher
+        # saw are looked at (the rest are as the last deploy left them); after a
+        # failed run the whole tree is compared again.
+        self.in_step: set[str] = set()
+        self.offered: set[str] = set()         # told once how to turn fast restart on
+        #: a burst's deploys are under way: a Ctrl-C now interrupts one
+        self.deploying = False
+
+    def open(self, controllers: list[Controller]) -> list[Path]:
+        """Connect to each controller and choose its tree; the directories to watch."""
+        trees: set[Path] = {self.inventory.source}
+        for controller in controllers:
+            remote = self.remotes[controller.name] = Remote.open(controller)
+            self.targets[controller.name] = locate_for(remote, self.inventory)
+            chosen = fitting(remote, self.inventory, self.targets[controller.name],
+                             ignore_manifest=self.ignore_manifest)
+            # a layered tree: a save in any of its layers deploys (the
+            # composed copy is written by the deploy itself, never watched)
+            trees.update(chosen.layers or (chosen.source,))
+        return sorted(trees)
+
+    def burst(self, paths: list[str]) -> None:
+        """Run the loop for ``paths`` on every controller in turn, one result line each."""
+        self.deploying = True
+        burst = list(self.remotes.items())
+        for index, (name, remote) in enumerate(burst):
+            # once the burst's last deploy has ended, a Ctrl-C (even one sent on
+            # reading its result line) is a stop, not an interruption
+            self._run(name, remote, paths, last=index == len(burst) - 1)
+
+    def _run(self, name: str, remote: Remote, paths: list[str], *, last: bool) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        try:
+            # a save that breaks the service is rolled back: the
+            # controller keeps serving the previous code
+            with controller_lock(remote, "watch", self.lock_wait):
+                report = run_loop(self.inventory, remote, target=self.targets[name],
+                                  timeout=self.timeout, smoke=self.smoke,
+                                  rollback_on_failure=True,
+                                  ignore_manifest=self.ignore_manifest,
+                                  check_database=name not in self.database_checked,
+                                  seen=paths if name in self.in_step else None,
+                                  offer_fast_restart=name not in self.offered)
+            self.deploying = not last
+            self.offered.add(name)
+            self.database_checked.add(name)
+            self.in_step.add(name)
+            output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: {report.one_line()}")
+        except DevloopError as exc:
+            self.deploying = not last
+            self.database_checked.discard(name)
+            self.in_step.discard(name)
+            text = "\n".join(exc.lines()).splitlines() or [type(exc).__name__]
+            output.result(f"[{stamp}] {name}: {_describe(paths)} -> FAILED: {text[0]}")
+            if text[1:]:           # e.g. the files that do not compile, the log lines
+                output.detail("\n".join(text[1:]))
+            self.remotes[name] = _reconnect(remote)
+
+    def close(self) -> None:
+        for remote in self.remotes.values():
+            remote.close()
 
 
 def _reconnect(remote: Remote) -> Remote:
