@@ -610,19 +610,8 @@ class Chaos:
             tree = self.tree_for(op, before)
             after, target = {**before, **self.trees[tree]}, None
         argv = self.argv(op, tree)
-        # a moment of the timing run, uniform over its work (sometimes over its
-        # start-up, before the first line), told as "so long after its Nth
-        # line": a slower start-up this time does not shift the cut
         timing = self.timing.get(op)
-        after_lines, delay = 0, 0.0
-        if timing:
-            offsets = timing.offsets
-            if self.rng.random() < 0.15:
-                delay = self.rng.uniform(0.0, offsets[0])
-            else:
-                moment = self.rng.uniform(offsets[0], timing.seconds)
-                after_lines = sum(1 for offset in offsets if offset <= moment)
-                delay = moment - offsets[after_lines - 1]
+        after_lines, delay = self.cut_moment(timing) if timing else (0, 0.0)
         how = self.rng.choices(list(KILLS), list(KILLS.values()))[0]
         where = self.rng.choice(["package", "deploys", "both"])
         label = f"#{index} {op}{' ' + tree if tree else ''}"
@@ -635,23 +624,7 @@ class Chaos:
         self.summary.ops[op] += 1
         if calibrating and run.rc == 0 and run.lines:
             self.timing[op] = run
-        if run.cut.endswith("+hung"):
-            self.problem(f"{label}: the tool did not end within 240 s of the cut:\n"
-                         + "".join(run.lines[-8:]))
-        if not run.cut and run.rc != 0:
-            self.problem(f"{label}: not cut off, yet failed (exit {run.rc}):\n"
-                         + "".join(run.lines[-8:]))
-        if run.cut == "fill-disk":
-            self.summary.filled[where] += 1
-            errors = [index for index, line in enumerate(run.lines)
-                      if line.startswith("error:")]
-            # one line: nothing follows it (no detail, no traceback)
-            if run.rc != 0 and (len(errors) != 1 or errors[0] != len(run.lines) - 1
-                                or any("Traceback" in line for line in run.lines)):
-                self.problem(f"{label}: a full disk ({where}) did not end in one error line "
-                             f"(exit {run.rc}):\n" + "".join(run.lines[-8:]))
-            if run.rc != 0 and len(errors) == 1:
-                self.summary.disk_errors[disk_error(run.lines[errors[0]])] += 1
+        self.judge(label, run, where)
         point = kill_point(run)
         self.summary.cuts[run.cut or ("none (timing run)" if calibrating
                                       else "none (ended first)")] += 1
@@ -669,6 +642,38 @@ class Chaos:
         self.log(f"{label}: cut {run.cut or '-'} {delay:.2f} s after line {after_lines} "
                  f"at [{point}] "
                  f"exit {run.rc}; {state}")
+
+    def cut_moment(self, timing: ToolRun) -> tuple[int, float]:
+        """When to cut the next run: a moment of the timing run, uniform over its work
+        (sometimes over its start-up, before the first line), told as "so long after
+        its Nth line", so a slower start-up this time does not shift the cut."""
+        offsets = timing.offsets
+        if self.rng.random() < 0.15:
+            return 0, self.rng.uniform(0.0, offsets[0])
+        moment = self.rng.uniform(offsets[0], timing.seconds)
+        after_lines = sum(1 for offset in offsets if offset <= moment)
+        return after_lines, moment - offsets[after_lines - 1]
+
+    def judge(self, label: str, run: ToolRun, where: str) -> None:
+        """The problems the run's own output shows: a hang after the cut, a failure
+        nothing caused, a full disk that did not end in one error line."""
+        if run.cut.endswith("+hung"):
+            self.problem(f"{label}: the tool did not end within 240 s of the cut:\n"
+                         + "".join(run.lines[-8:]))
+        if not run.cut and run.rc != 0:
+            self.problem(f"{label}: not cut off, yet failed (exit {run.rc}):\n"
+                         + "".join(run.lines[-8:]))
+        if run.cut != "fill-disk":
+            return
+        self.summary.filled[where] += 1
+        errors = [index for index, line in enumerate(run.lines) if line.startswith("error:")]
+        # one line: nothing follows it (no detail, no traceback)
+        if run.rc != 0 and (len(errors) != 1 or errors[0] != len(run.lines) - 1
+                            or any("Traceback" in line for line in run.lines)):
+            self.problem(f"{label}: a full disk ({where}) did not end in one error line "
+                         f"(exit {run.rc}):\n" + "".join(run.lines[-8:]))
+        if run.rc != 0 and len(errors) == 1:
+            self.summary.disk_errors[disk_error(run.lines[errors[0]])] += 1
 
     def recover(self, label: str, op: str, argv: list[str], before: dict[str, str],
                 after: dict[str, str], now: dict[str, str], new: list[str],
@@ -865,32 +870,63 @@ FOUND = [
 ]
 
 
+_METHOD = (
+    "Per kind, seeded random operations (`deploy --no-restart` of a small tree, which "
+    "goes in one call, or of a tree with a symlink, which goes through rsync; "
+    "`loop`; `rollback`). The first of each is timed, not cut; each later one is "
+    "cut at a random moment of that run's work (sometimes of its start-up), told "
+    "as so long after the line it had printed then: SIGKILL to the tool's process "
+    "group; or the controller-side sshd "
+    "processes serving its connection killed by PID; or (harsher than a user's "
+    "kill, as a controller-side crash) every process of its SSH session on the "
+    "controller, the helper writing the files included; or the disk filled: the "
+    "package's directories the trees write to and the deploys' directory (backups, "
+    "records) are small tmpfs mounts for the run, and one or both are filled to the "
+    "last byte, the tool running on to its end, which must be exit 0 or one "
+    "`error:` line and no temporary copy left (the space is freed before the "
+    "checks). After each: every file of "
+    "the cinder package old or new bytes (sha256), every changed file in an "
+    "applied record, `invoke status` naming a record left `applying`, and the "
+    "interrupted operation recovered (rollback, or run again) to the state before "
+    "or after it byte for byte. At the end every deploy is rolled back and the "
+    "package must be as installed.")
+
+
 def markdown(summaries: list[Summary], commands: list[str],
              finished: float | None = None) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(finished))
     lines = ["## Chaos run: killed at any point, or out of disk, nothing is lost", "",
              f"Finished {when} on {os.uname().nodename} ({os.cpu_count()} cores). Reproduce with:",
-             "", *[f"    {command}" for command in commands], "",
-             "Per kind, seeded random operations (`deploy --no-restart` of a small tree, which "
-             "goes in one call, or of a tree with a symlink, which goes through rsync; "
-             "`loop`; `rollback`). The first of each is timed, not cut; each later one is "
-             "cut at a random moment of that run's work (sometimes of its start-up), told "
-             "as so long after the line it had printed then: SIGKILL to the tool's process "
-             "group; or the controller-side sshd "
-             "processes serving its connection killed by PID; or (harsher than a user's "
-             "kill, as a controller-side crash) every process of its SSH session on the "
-             "controller, the helper writing the files included; or the disk filled: the "
-             "package's directories the trees write to and the deploys' directory (backups, "
-             "records) are small tmpfs mounts for the run, and one or both are filled to the "
-             "last byte, the tool running on to its end, which must be exit 0 or one "
-             "`error:` line and no temporary copy left (the space is freed before the "
-             "checks). After each: every file of "
-             "the cinder package old or new bytes (sha256), every changed file in an "
-             "applied record, `invoke status` naming a record left `applying`, and the "
-             "interrupted operation recovered (rollback, or run again) to the state before "
-             "or after it byte for byte. At the end every deploy is rolled back and the "
-             "package must be as installed.", "",
-             "| kind | runs | tool killed (SIGKILL) | SSH dropped (sshd killed) | "
+             "", *[f"    {command}" for command in commands], "", _METHOD, "",
+             *_runs_table(summaries),
+             "", "States found after each run, cut or not:", "",
+             "| state | " + " | ".join(s.kind for s in summaries) + " |",
+             "|---|" + "---|" * len(summaries)]
+    for state in sorted({k for s in summaries for k in s.states}):
+        lines.append(f"| {state} | " + " | ".join(str(s.states.get(state, 0))
+                                                   for s in summaries) + " |")
+    errors: collections.Counter = collections.Counter()
+    points: collections.Counter = collections.Counter()
+    for s in summaries:
+        errors.update(s.disk_errors)
+        for point, count in s.points.items():
+            points[bucket(point)] += count
+    lines += ["", "What a full disk ended in (the error line, ids, paths and sizes elided; "
+              "the others ended with exit 0), runs over all kinds:", "",
+              *_counted("error line", errors),
+              "", "Where the tool was when cut off (its last progress line; paths and "
+              "numbers elided), runs over all kinds:", "",
+              *_counted("operation: step", points)]
+    problems = [p for s in summaries for p in s.problems]
+    lines += ["", "Found, and fixed:", ""] + [f"- {text}" for text in FOUND]
+    lines += ["", f"Problems in this run: {len(problems)}."]
+    lines += [f"- {p.splitlines()[0]}" for p in problems[:20]]
+    return "\n".join(lines) + "\n"
+
+
+def _runs_table(summaries: list[Summary]) -> list[str]:
+    """One row per kind: how its runs were cut, what was checked, what was lost."""
+    lines = ["| kind | runs | tool killed (SIGKILL) | SSH dropped (sshd killed) | "
              "whole session killed | disk filled (package / deploys / both) | "
              "not cut (timing run / ended first) | status checked | "
              "temporary copies left, then removed | lost | minutes |",
@@ -903,34 +939,14 @@ def markdown(summaries: list[Summary], commands: list[str],
                      f"{s.cuts.get('none (timing run)', 0)} / "
                      f"{s.cuts.get('none (ended first)', 0)} | "
                      f"{s.status_checked} | {s.leftovers} | **{s.lost}** | {s.seconds / 60:.1f} |")
-    lines += ["", "States found after each run, cut or not:", "",
-              "| state | " + " | ".join(s.kind for s in summaries) + " |",
-              "|---|" + "---|" * len(summaries)]
-    for state in sorted({k for s in summaries for k in s.states}):
-        lines.append(f"| {state} | " + " | ".join(str(s.states.get(state, 0))
-                                                   for s in summaries) + " |")
-    lines += ["", "What a full disk ended in (the error line, ids, paths and sizes elided; "
-              "the others ended with exit 0), runs over all kinds:", "",
-              "| error line | runs |", "|---|---|"]
-    errors: collections.Counter = collections.Counter()
-    for s in summaries:
-        errors.update(s.disk_errors)
-    for error, count in sorted(errors.items(), key=lambda item: (-item[1], item[0])):
-        lines.append(f"| {error.replace('|', '/')} | {count} |")
-    lines += ["", "Where the tool was when cut off (its last progress line; paths and "
-              "numbers elided), runs over all kinds:", "", "| operation: step | runs |",
-              "|---|---|"]
-    points: collections.Counter = collections.Counter()
-    for s in summaries:
-        for point, count in s.points.items():
-            points[bucket(point)] += count
-    for point, count in sorted(points.items(), key=lambda item: (-item[1], item[0])):
-        lines.append(f"| {point.replace('|', '/')} | {count} |")
-    problems = [p for s in summaries for p in s.problems]
-    lines += ["", "Found, and fixed:", ""] + [f"- {text}" for text in FOUND]
-    lines += ["", f"Problems in this run: {len(problems)}."]
-    lines += [f"- {p.splitlines()[0]}" for p in problems[:20]]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _counted(what: str, counts: collections.Counter) -> list[str]:
+    """A two-column table of ``counts``, the most frequent first (``|`` in a key as ``/``)."""
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [f"| {what} | runs |", "|---|---|",
+            *[f"| {key.replace('|', '/')} | {count} |" for key, count in rows]]
 
 
 def write_section(path: Path, text: str) -> None:
