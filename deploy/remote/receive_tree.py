@@ -417,9 +417,49 @@ def write(job, target, plan, result):
                    "added": [rel for rel, kind, _, _ in plan if kind == "new"],
                    "replaced": [], "backups": {}})
     deploy_dir = fs_name(job["deploy_dir"])
-    backup = os.path.join(deploy_dir, "backup")
     record_file = os.path.join(deploy_dir, "record.json")
     sweep(target, [fs_name(rel) for rel, _, _, _ in plan])
+    if not _back_up(target, plan, record, deploy_dir, result):
+        return
+    try:
+        write_json(record_file, record)
+    except (IOError, OSError) as exc:
+        forget(deploy_dir)
+        if not no_space(exc):
+            raise
+        result["no_space"] = {"what": "record", "id": record.get("id"),
+                              "where": text_name(deploy_dir), "error": exc.strerror}
+        return
+    staged, created = [], []
+    if not _stage_all(target, plan, ids, staged, created, deploy_dir, result):
+        return
+    done = []
+    try:
+        for rel, tmp in staged:
+            commit(target, fs_name(rel), tmp)
+            done.append(rel)
+    except (IOError, OSError, Refused) as exc:
+        result["cut"] = {"step": "files", "id": record.get("id"),
+                         "where": text_name(deploy_dir),
+                         "error": why(exc), "space": no_space(exc),
+                         "not_undone": undo_now(record, done, staged, created)}
+        return
+    record["state"] = "applied"
+    record["applied_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        write_json(record_file, record)
+    except (IOError, OSError) as exc:
+        result["cut"] = {"step": "record", "id": record.get("id"),
+                         "where": text_name(deploy_dir), "error": exc.strerror,
+                         "space": no_space(exc),
+                         "not_undone": undo_now(record, done, staged, created)}
+
+
+def _back_up(target, plan, record, deploy_dir, result):
+    """Keep each file the plan replaces in the deploy's ``backup/``, proven, and note it
+    in the record; False (the deploy's directory gone, ``no_space`` answered) when the
+    disk is full."""
+    backup = os.path.join(deploy_dir, "backup")
     try:
         for rel, kind, _, _ in plan:
             if kind != "changed":
@@ -444,17 +484,14 @@ def write(job, target, plan, result):
                               "where": text_name(where),
                               "needed": sum(-(-size // block) * block for size in sizes),
                               "free": free_bytes(where)}
-        return
-    try:
-        write_json(record_file, record)
-    except (IOError, OSError) as exc:
-        forget(deploy_dir)
-        if not no_space(exc):
-            raise
-        result["no_space"] = {"what": "record", "id": record.get("id"),
-                              "where": text_name(deploy_dir), "error": exc.strerror}
-        return
-    staged, created = [], []
+        return False
+    return True
+
+
+def _stage_all(target, plan, ids, staged, created, deploy_dir, result):
+    """Write every new file beside its target, flushed (into ``staged``, the directories
+    made into ``created``); False (all of it undone, ``no_space`` answered) when the
+    disk is full."""
     try:
         for rel, _, data, wanted_ns in plan:
             staged.append((rel, stage(target, fs_name(rel), data, wanted_ns, ids, created)))
@@ -471,27 +508,8 @@ def write(job, target, plan, result):
             sum(len(data) for _, _, data, _ in plan), 0)
         result["no_space"] = {"what": "files", "where": text_name(where), "needed": needed,
                               "free": room}
-        return
-    done = []
-    try:
-        for rel, tmp in staged:
-            commit(target, fs_name(rel), tmp)
-            done.append(rel)
-    except (IOError, OSError, Refused) as exc:
-        result["cut"] = {"step": "files", "id": record.get("id"),
-                         "where": text_name(deploy_dir),
-                         "error": why(exc), "space": no_space(exc),
-                         "not_undone": undo_now(record, done, staged, created)}
-        return
-    record["state"] = "applied"
-    record["applied_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    try:
-        write_json(record_file, record)
-    except (IOError, OSError) as exc:
-        result["cut"] = {"step": "record", "id": record.get("id"),
-                         "where": text_name(deploy_dir), "error": exc.strerror,
-                         "space": no_space(exc),
-                         "not_undone": undo_now(record, done, staged, created)}
+        return False
+    return True
 
 
 if __name__ == "__main__":

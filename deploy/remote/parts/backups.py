@@ -101,53 +101,66 @@ def keep(top, rel, backup):
             return {"link": text_name(target)}
         if not stat.S_ISREG(info.st_mode):
             raise Refused("refusing to replace %s/%s: not a regular file" % (top, rel))
-        try:
-            hard_link(name, dest)
-        except OSError as exc:
-            if exc.errno not in CANNOT_LINK:
-                raise
-        else:
-            check = os.open(dest, READ_FILE)
-            try:
-                now = os.fstat(check)
-                if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
-                    os.close(check)
-                    check = None
-                    os.unlink(dest)
-                    raise Refused("refusing to replace %s/%s: it changed while it was backed "
-                                  "up" % (top, rel))
-                size, sha = digest_fd(check)
-            finally:
-                if check is not None:
-                    os.close(check)
-            return {"size": size, "sha256": sha}
-        source = os.open(name, READ_FILE)
-        try:
-            now = os.fstat(source)
-            if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
-                raise Refused("refusing to replace %s/%s: it changed while it was backed up"
-                              % (top, rel))
-            here = os.open(os.path.dirname(dest), DIR_FLAGS)
-            try:
-                os.fchdir(here)
-                wrote = copy_here(source, name, now)
-            finally:
-                os.close(here)
-        finally:
-            os.close(source)
-        check = os.open(dest, READ_FILE)
-        try:
-            read = digest_fd(check)
-        finally:
-            os.close(check)
-        if read != wrote:
-            os.unlink(dest)
-            raise Unproven("the backup %s reads back %d bytes with sha256 %s, not the %d bytes "
-                           "with sha256 %s copied" % (dest, read[0], read[1][:12], wrote[0],
-                                                       wrote[1][:12]))
-        return {"size": wrote[0], "sha256": wrote[1]}
+        changed = Refused("refusing to replace %s/%s: it changed while it was backed up"
+                          % (top, rel))
+        return _linked(name, dest, info, changed) or _copied(name, dest, info, changed)
     finally:
         leave(fd)
+
+
+def _linked(name, dest, info, changed):
+    """``name`` (in the current directory, as ``info`` found it) kept as a hard link
+    ``dest``, proven the same inode; its record entry, or None where a hard link
+    cannot be made (another filesystem). Raises ``changed`` if it was replaced."""
+    try:
+        hard_link(name, dest)
+    except OSError as exc:
+        if exc.errno not in CANNOT_LINK:
+            raise
+        return None
+    check = os.open(dest, READ_FILE)
+    try:
+        now = os.fstat(check)
+        if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+            os.close(check)
+            check = None
+            os.unlink(dest)
+            raise changed
+        size, sha = digest_fd(check)
+    finally:
+        if check is not None:
+            os.close(check)
+    return {"size": size, "sha256": sha}
+
+
+def _copied(name, dest, info, changed):
+    """``name`` (in the current directory, as ``info`` found it) copied to ``dest`` and
+    read back; its record entry. Raises ``changed`` if it was replaced, Unproven if
+    the copy does not read back as written."""
+    source = os.open(name, READ_FILE)
+    try:
+        now = os.fstat(source)
+        if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+            raise changed
+        here = os.open(os.path.dirname(dest), DIR_FLAGS)
+        try:
+            os.fchdir(here)
+            wrote = copy_here(source, name, now)
+        finally:
+            os.close(here)
+    finally:
+        os.close(source)
+    check = os.open(dest, READ_FILE)
+    try:
+        read = digest_fd(check)
+    finally:
+        os.close(check)
+    if read != wrote:
+        os.unlink(dest)
+        raise Unproven("the backup %s reads back %d bytes with sha256 %s, not the %d bytes "
+                       "with sha256 %s copied" % (dest, read[0], read[1][:12], wrote[0],
+                                                   wrote[1][:12]))
+    return {"size": wrote[0], "sha256": wrote[1]}
 
 
 def damage(path, entry):
