@@ -1,0 +1,191 @@
+"""Is a restarted scheduler, volume or backup service serving? The API's service list says.
+
+Every Cinder service beside the API sends a heartbeat: each
+``report_interval`` seconds (10 by default, the first one that long after
+its start) it writes its row of the services table, which moves that row's
+``updated_at``; the API's service list (``GET /v3/{project}/os-services``)
+shows it, ``up`` while the last heartbeat is recent. So a restarted
+service counts as healthy once its entries show ``up`` with an
+``updated_at`` later than the moment its restart returned (taken from the
+controller's clock, as the heartbeat is; the old process is gone by then,
+so only the new one can have written it).
+
+For ``cinder-volume`` that is also the proof its driver initialised: the
+service skips its heartbeat while the volume manager is not working
+(``VolumeManager.is_working()`` is ``driver.initialized``), so a backend
+whose driver failed ``do_setup`` stays frozen and goes ``down``. With
+several backends (``HOST@backend`` entries), every entry of the binary
+that was ``up`` before the restart must report again.
+
+A service whose process ends meanwhile (its manager no longer says
+running, or its PID changed: it was restarted after a crash) fails at
+once, with its own last log lines: its log file since the restart and its
+console (the unit's journal, or supervisord's capture of its output), where
+a traceback at import lands before logging is set up.
+"""
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+from deploy.base.errors import HealthCheckError
+from deploy.controller.services.found import Service
+from deploy.transport.commands import Remote, tail
+
+#: seconds between looks at the service list
+POLL = 1.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the service list."""
+
+    binary: str
+    host: str
+    state: str
+    updated: float | None     # epoch seconds; None: never reported
+
+
+def parse_time(text: str | None) -> float | None:
+    """``2026-12-06T04:40:12.123456`` (UTC, as Cinder writes it) -> epoch seconds."""
+    if not text or text == "None":
+        return None
+    text = text.replace(" ", "T").split("+")[0].rstrip("Z")
+    whole, _, fraction = text.partition(".")
+    try:
+        moment = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return calendar.timegm(moment.timetuple()) + (float(f"0.{fraction}") if fraction.isdigit()
+                                                  else 0.0)
+
+
+def entries(body: Any) -> list[Entry] | None:
+    """The service list's rows from the API's answer (None: not a service list)."""
+    services = body.get("services") if isinstance(body, dict) else None
+    if not isinstance(services, list):
+        return None
+    return [Entry(str(s.get("binary", "")), str(s.get("host", "")), str(s.get("state", "")),
+                  parse_time(s.get("updated_at")))
+            for s in services if isinstance(s, dict)]
+
+
+def read_entries(client: Any) -> list[Entry] | None:
+    """The API's service list through ``client`` (an ApiClient); None if it does not answer it."""
+    try:
+        status, body = client.get_json(f"{client.project_url}/os-services", timeout=10.0)
+    except OSError:
+        return None
+    return entries(body) if status == 200 else None
+
+
+def fresh(binary: str, listed: Sequence[Entry], since: float, were_up: set[str]) -> bool:
+    """Has every entry of ``binary`` that was up (at least one) reported, ``up``, after ``since``?"""
+    mine = [e for e in listed if e.binary == binary]
+    reported = {e.host for e in mine if e.state == "up" and e.updated is not None
+                and e.updated > since}
+    return bool(reported) and were_up <= reported
+
+
+def controller_time(remote: Remote) -> float:
+    """The controller's clock, in epoch seconds (the heartbeats' clock)."""
+    text = remote.run(["date", "+%s.%N"], check=False).stdout.strip()
+    try:
+        return float(text)
+    except ValueError:
+        return time.time()
+
+
+def last_lines(remote: Remote, service: Service, log_since: int | None) -> str:
+    """``service``'s own last lines: its log file since ``log_since``, then its console."""
+    ctl = remote.controller
+    parts = []
+    if service.log_file:
+        start = f"+{log_since + 1}" if log_since is not None else "+1"
+        text = remote.run(["sh", "-c", 'tail -c "$1" -- "$2" | tail -n 15', "devloop-tail",
+                           start, service.log_file], check=False).stdout
+        parts.append(f"{service.log_file}:\n" + (tail(text, 15) or "(nothing since the restart)"))
+    if ctl.service_manager == "supervisord":
+        text = remote.run(["supervisorctl", "-c", ctl.supervisor_config or "", "tail", "-1600",
+                           service.unit], check=False).stdout
+        parts.append(f"its console (supervisorctl tail {service.unit}):\n" + (tail(text, 15) or "(empty)"))
+    else:
+        text = remote.run(["journalctl", "--unit", service.unit, "--lines", "15", "--no-pager",
+                           "--output", "cat"], check=False).stdout
+        parts.append(f"the journal of {service.unit}:\n" + (tail(text, 15) or "(empty)"))
+    return "\n".join(parts)
+
+
+def failed(remote: Remote, service: Service, why: str, log_since: int | None) -> HealthCheckError:
+    """The error for a service that did not come back: ``why`` and its own last lines."""
+    lines = last_lines(remote, service, log_since)
+    unit = f" ({service.unit})" if service.unit != service.binary else ""
+    return HealthCheckError(f"{remote.name}: {service.binary}{unit} {why}\n"
+                            f"last lines of " + lines.replace("\n", "\n  "))
+
+
+def wait_for_services(remote: Remote, restarted: Sequence[Service], since: float,
+                      before: Mapping[str, set[str]], pids: Mapping[str, int | None],
+                      log_marks: Mapping[str, int | None], timeout: float) -> dict[str, str]:
+    """Wait until each restarted service reports ``up`` after ``since``; return what each shows.
+
+    ``before``: per binary, the hosts whose entry was ``up`` before the restart;
+    ``pids``: each service's PID right after it; ``log_marks``: its log's size before.
+
+    Raises:
+        HealthCheckError: a service's process ended or was replaced, or it did
+            not report within ``timeout`` seconds (its last lines shown).
+    """
+    from deploy.openstack.api_access import api_client
+
+    client = api_client(remote)
+    waiting = {service.name: service for service in restarted}
+    shown: dict[str, str] = {}
+    started = time.monotonic()
+    listed: list[Entry] | None = None
+    while waiting:
+        listed = read_entries(client)
+        for name, service in list(waiting.items()):
+            status = service.manager.status(remote)
+            if not status.running:
+                raise failed(remote, service, f"is not running after its restart "
+                             f"({status.describe()})", log_marks.get(name))
+            if pids.get(name) and status.pid and status.pid != pids[name]:
+                raise failed(remote, service, f"was started again (pid {pids[name]} -> "
+                             f"{status.pid}): its process ended", log_marks.get(name))
+            if listed is not None and fresh(service.binary, listed, since,
+                                            before.get(service.binary, set())):
+                seconds = time.monotonic() - started
+                hosts = sorted(e.host for e in listed if e.binary == service.binary
+                               and e.updated is not None and e.updated > since)
+                shown[name] = (f"{status.describe()}; up in the service list "
+                               f"({', '.join(hosts)}) after {seconds:.1f} s")
+                del waiting[name]
+        if not waiting:
+            break
+        if time.monotonic() - started > timeout:
+            service = next(iter(waiting.values()))
+            why = ("did not report up in the API's service list" if listed is not None else
+                   "could not be checked: the API does not answer its service list")
+            raise failed(remote, service, f"{why} within {timeout:g} s of its restart "
+                         f"(a volume service whose driver did not initialise sends no "
+                         f"heartbeat)", log_marks.get(service.name))
+        time.sleep(POLL)
+    return shown
+
+
+def up_before(remote: Remote) -> dict[str, set[str]] | None:
+    """Per binary, the hosts whose entry is ``up`` now (None: the API does not answer)."""
+    from deploy.openstack.api_access import api_client
+
+    listed = read_entries(api_client(remote))
+    if listed is None:
+        return None
+    found: dict[str, set[str]] = {}
+    for entry in listed:
+        if entry.state == "up":
+            found.setdefault(entry.binary, set()).add(entry.host)
+    return found
