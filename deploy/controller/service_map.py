@@ -129,7 +129,7 @@ def driver_paths(driver: str) -> list[str]:
         return []
     module = parts[1:-1]
     found = ["/".join(module) + ".py"]
-    if "drivers" in module[:-1]:
+    if "drivers" in module[:-1] and module.index("drivers") + 2 < len(module):
         at = module.index("drivers")
         found.append("/".join(module[:at + 2]) + "/")
     return found
