@@ -174,20 +174,27 @@ def status(c, host=None, inventory=None, verbose=False):
                                "follow": "keep printing new lines until Ctrl-C (one controller)",
                                "journal": "read the unit's journal (journalctl -u) instead of "
                                           "the log file (systemd controllers; always on a "
-                                          "DevStack controller, which has no log file)"})
+                                          "DevStack controller, which has no log file)",
+                               "service": "whose log: api (default), scheduler, volume or "
+                                          "backup"})
 @reports_errors
-def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbose=False):
-    """Show the tail of the cinder-api log (or of its systemd journal)."""
-    from deploy.base.cli import count, selected
+def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbose=False,
+         service=None):
+    """Show the tail of the cinder-api log (or of its systemd journal, or another service's)."""
+    from deploy.base.cli import count, selected, service_names
     from deploy.base.errors import UsageError
     from deploy.workflows.logs import show_logs
 
     n = count("-n", n)
+    names = service_names("--service", service)
+    if names is not None and (len(names) != 1 or "," in str(service) or service == "all"):
+        raise UsageError(f"--service {service}: logs shows one service's log at a time")
+    service = names[0] if names else None
     _, controllers = selected(inventory, host)
     if follow and len(controllers) > 1:
         raise UsageError("--follow follows one controller: pass --host NAME")
     for ctl in controllers:
-        show_logs(ctl, n, follow, journal)
+        show_logs(ctl, n, follow, journal, service)
 
 
 @task(name="db-sync", iterable=["host"],

@@ -115,7 +115,8 @@ def configured_drivers(remote: Remote, cinder_dir: str | None = None) -> dict[st
                 if init not in paths:
                     paths.append(init)
         found[key] = paths
-    found["configured"] = [*answer["volume_driver"], *answer["backup_driver"]]
+    found["configured volume_driver"] = list(answer["volume_driver"])
+    found["configured backup_driver"] = list(answer["backup_driver"])
     return found
 
 
@@ -151,8 +152,10 @@ def choose_services(remote: Remote, found: Mapping[str, Service], changed: Seque
         if unloaded:
             what = ", ".join(f"cinder/{path}" for path in unloaded[:3]) + (
                 f" and {len(unloaded) - 3} more" if len(unloaded) > 3 else "")
-            configured = (f" (configured drivers: {', '.join(drivers['configured'])})"
-                          if drivers.get("configured") else "")
+            configured = "".join(
+                f"; {key.split()[1]} is {', '.join(drivers[key])}"
+                for key in ("configured volume_driver", "configured backup_driver")
+                if drivers.get(key))
             output.result(f"{remote.name}: no running service loads {what}{configured}")
         if always_api and "api" in found and "api" not in reasons:
             reasons = {"api": "nothing to restore: restarted as asked", **reasons}

@@ -189,3 +189,45 @@ def up_before(remote: Remote) -> dict[str, set[str]] | None:
         if entry.state == "up":
             found.setdefault(entry.binary, set()).add(entry.host)
     return found
+
+
+def status_lines(remote: Remote, found: Mapping[str, Service],
+                 volume_drivers: Sequence[str] = ()) -> list[str]:
+    """One ``NAME  STATE; up in the service list (HOST, heartbeat N s ago)`` per service beside the API.
+
+    ``volume_drivers``: the configured ones, named on the volume line (the
+    sandboxes' stand-in says it is one).
+    """
+    from deploy.openstack.api_access import api_client
+
+    others = [service for name, service in found.items() if name != "api"]
+    if not others:
+        return []
+    try:
+        listed = read_entries(api_client(remote))
+    except Exception as exc:   # noqa: BLE001 -- an AuthError or the like: the line says so
+        listed, why = None, str(exc).splitlines()[0]
+    else:
+        why = "the API does not answer its service list"
+    now = controller_time(remote)
+    lines = []
+    for service in others:
+        try:
+            state = service.manager.status(remote).describe()
+        except Exception as exc:   # noqa: BLE001 -- a ServiceError: shown in place
+            state = str(exc).splitlines()[0]
+        if listed is None:
+            listing = f"service list unknown ({why})"
+        else:
+            mine = [e for e in listed if e.binary == service.binary]
+            listing = "; ".join(
+                f"{e.state} in the service list ({e.host}"
+                + (f", heartbeat {max(now - e.updated, 0):.0f} s ago" if e.updated else "")
+                + ")" for e in mine) or "not in the service list"
+        drivers = ""
+        if service.name == "volume" and volume_drivers:
+            stand_in = any("fake" in driver.lower() for driver in volume_drivers)
+            drivers = (f"; driver {', '.join(volume_drivers)}"
+                       + (" (a stand-in: it stores no data)" if stand_in else ""))
+        lines.append(f"{service.name:<9} {service.unit}: {state}; {listing}{drivers}")
+    return lines

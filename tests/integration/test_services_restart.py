@@ -160,3 +160,33 @@ def test_a_volume_service_that_fails_to_start_is_reported_with_its_log_and_rolle
     after = pids(controller)
     assert after["cinder-api"] == before["cinder-api"]
     assert after["cinder-volume"] and after["cinder-volume"] != before["cinder-volume"]
+
+
+def test_status_has_one_line_per_service_and_names_the_stand_in(controller, controller_hosts):
+    result = invoke("status", "--inventory", str(controller_hosts))
+
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()
+             if line.startswith("  ") and line.split()}
+    for name in ("scheduler", "volume", "backup"):
+        assert "up in the service list" in lines[name], result.stdout
+        assert controller.services[f"cinder-{name}"] in lines[name]
+    assert "FakeLoggingVolumeDriver (a stand-in: it stores no data)" in lines["volume"]
+
+
+def test_logs_service_shows_that_service_log(controller, controller_hosts):
+    result = invoke("logs", "--inventory", str(controller_hosts), "--service", "volume",
+                    "-n", "300")
+
+    assert result.returncode == 0, result.stderr
+    where = controller.services["cinder-volume"] if controller.kind == "devstack" else "volume.log"
+    assert where in result.stderr
+    assert "cinder.volume" in result.stdout or "cinder-volume" in result.stdout
+
+
+def test_logs_takes_one_service(controller_hosts):
+    result = invoke("logs", "--inventory", str(controller_hosts), "--service", "api,volume")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --service api,volume: logs shows one service's log at a time"]
