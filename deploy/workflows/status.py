@@ -70,11 +70,11 @@ class ControllerStatus:
         return [
             f"{self.name}:",
             f"  service   {self.service.describe()}",
-            *[f"  {line}" for line in self.services],
             *([f"  debug     {self.debug_session}"] if self.debug_session else []),
             f"  api       {'answering, ' if self.api.answering else 'NOT answering: '}"
             f"{self.api.detail}",
             f"  database  {db_line}",
+            *[f"  {line}" for line in self.services],
             f"  deployed  {deployed}",
             *interrupted,
             f"  drift     {drift}",

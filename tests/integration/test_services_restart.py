@@ -190,3 +190,19 @@ def test_logs_takes_one_service(controller_hosts):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: --service api,volume: logs shows one service's log at a time"]
+
+
+def test_the_inventory_services_limit_what_is_restarted(tmp_path, controller, source):
+    from tests.support import write_inventory
+
+    hosts = write_inventory(tmp_path / "limited.yaml", source,
+                            {"sbx": {**controller.entry(), "services": ["api", "volume"]}})
+    rel = probe(source, "objects")
+    before = pids(controller)
+
+    result = invoke("deploy", "--inventory", str(hosts))
+
+    assert result.returncode == 0, result.stderr
+    assert restarted(before, pids(controller)) == {"cinder-api", "cinder-volume"}
+    assert f"sbx: volume: cinder/{rel} changed" in result.stdout
+    assert "sbx: scheduler:" not in result.stdout
