@@ -10,12 +10,17 @@ service counts as healthy once its entries show ``up`` with an
 controller's clock, as the heartbeat is; the old process is gone by then,
 so only the new one can have written it).
 
-For ``cinder-volume`` that is also the proof its driver initialised: the
-service skips its heartbeat while the volume manager is not working
-(``VolumeManager.is_working()`` is ``driver.initialized``), so a backend
-whose driver failed ``do_setup`` stays frozen and goes ``down``. With
-several backends (``HOST@backend`` entries), every entry of the binary
-that was ``up`` before the restart must report again.
+A new process writes its row once as it is built (``Service.__init__``
+saves the versions it runs), before its manager's ``init_host``; the
+heartbeats come after. For ``cinder-volume`` the heartbeat is also the
+proof its driver initialised: the service skips it while the volume
+manager is not working (``VolumeManager.is_working()`` is
+``driver.initialized``), so a backend whose driver failed ``do_setup``
+stays frozen and goes ``down``. So the volume service counts only once
+its entry has moved twice since the restart (the write at start, then a
+heartbeat: about ``report_interval`` more); the scheduler and backup
+services once. With several backends (``HOST@backend`` entries), every
+entry of the binary that was ``up`` before the restart must report again.
 
 A service whose process ends meanwhile (its manager no longer says
 running, or its PID changed: it was restarted after a crash) fails at
@@ -82,11 +87,22 @@ def read_entries(client: Any) -> list[Entry] | None:
     return entries(body) if status == 200 else None
 
 
-def fresh(binary: str, listed: Sequence[Entry], since: float, were_up: set[str]) -> bool:
-    """Has every entry of ``binary`` that was up (at least one) reported, ``up``, after ``since``?"""
-    mine = [e for e in listed if e.binary == binary]
-    reported = {e.host for e in mine if e.state == "up" and e.updated is not None
-                and e.updated > since}
+#: how many distinct writes of its row since the restart make a service count
+WRITES_NEEDED = {"cinder-volume": 2}
+
+
+def fresh(binary: str, listed: Sequence[Entry], since: float, were_up: set[str],
+          seen: dict[tuple[str, str], set[float]] | None = None) -> bool:
+    """Has every entry of ``binary`` that was up (at least one) reported, ``up``, after ``since``
+    (as many times as :data:`WRITES_NEEDED` says, counted in ``seen`` across calls)?"""
+    seen = {} if seen is None else seen
+    for e in listed:
+        if e.binary == binary and e.state == "up" and e.updated is not None \
+                and e.updated > since:
+            seen.setdefault((binary, e.host), set()).add(e.updated)
+    needed = WRITES_NEEDED.get(binary, 1)
+    reported = {host for (name, host), times in seen.items()
+                if name == binary and len(times) >= needed}
     return bool(reported) and were_up <= reported
 
 
@@ -146,6 +162,7 @@ def wait_for_services(remote: Remote, restarted: Sequence[Service], since: float
     shown: dict[str, str] = {}
     started = time.monotonic()
     listed: list[Entry] | None = None
+    seen: dict[tuple[str, str], set[float]] = {}
     while waiting:
         listed = read_entries(client)
         for name, service in list(waiting.items()):
@@ -157,7 +174,7 @@ def wait_for_services(remote: Remote, restarted: Sequence[Service], since: float
                 raise failed(remote, service, f"was started again (pid {pids[name]} -> "
                              f"{status.pid}): its process ended", log_marks.get(name))
             if listed is not None and fresh(service.binary, listed, since,
-                                            before.get(service.binary, set())):
+                                            before.get(service.binary, set()), seen):
                 seconds = time.monotonic() - started
                 hosts = sorted(e.host for e in listed if e.binary == service.binary
                                and e.updated is not None and e.updated > since)

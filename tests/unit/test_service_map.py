@@ -189,10 +189,21 @@ class TestHeartbeat:
 
     def test_fresh_needs_every_entry_that_was_up_to_report_after_the_restart(self):
         E = service_health.Entry
-        listed = [E("cinder-volume", "h@a", "up", 20.0), E("cinder-volume", "h@b", "up", 5.0),
+        listed = [E("cinder-backup", "h@a", "up", 20.0), E("cinder-backup", "h@b", "up", 5.0),
                   E("cinder-scheduler", "h", "up", 20.0)]
-        assert service_health.fresh("cinder-volume", listed, 10.0, {"h@a"})
-        assert not service_health.fresh("cinder-volume", listed, 10.0, {"h@a", "h@b"})
-        assert not service_health.fresh("cinder-backup", listed, 10.0, set())
-        down = [E("cinder-volume", "h@a", "down", 20.0)]
-        assert not service_health.fresh("cinder-volume", down, 10.0, set())
+        assert service_health.fresh("cinder-backup", listed, 10.0, {"h@a"})
+        assert not service_health.fresh("cinder-backup", listed, 10.0, {"h@a", "h@b"})
+        assert not service_health.fresh("cinder-volume", listed, 10.0, set())
+        down = [E("cinder-backup", "h@a", "down", 20.0)]
+        assert not service_health.fresh("cinder-backup", down, 10.0, set())
+
+    def test_the_volume_service_needs_a_heartbeat_after_its_write_at_start(self):
+        # the write at start comes before the driver's init; only a heartbeat proves it
+        E = service_health.Entry
+        seen: dict = {}
+        assert not service_health.fresh("cinder-volume", [E("cinder-volume", "h@a", "up", 11.0)],
+                                        10.0, {"h@a"}, seen)
+        assert not service_health.fresh("cinder-volume", [E("cinder-volume", "h@a", "up", 11.0)],
+                                        10.0, {"h@a"}, seen)
+        assert service_health.fresh("cinder-volume", [E("cinder-volume", "h@a", "up", 21.0)],
+                                    10.0, {"h@a"}, seen)
