@@ -11,6 +11,7 @@ API's service list shows its new heartbeat.
 """
 from __future__ import annotations
 
+import textwrap
 import uuid
 
 import pytest
@@ -206,3 +207,32 @@ def test_the_inventory_services_limit_what_is_restarted(tmp_path, controller, so
     assert restarted(before, pids(controller)) == {"cinder-api", "cinder-volume"}
     assert f"sbx: volume: cinder/{rel} changed" in result.stdout
     assert "sbx: scheduler:" not in result.stdout
+
+
+def test_a_volume_driver_that_fails_to_initialise_is_reported_and_rolled_back(
+        controller, controller_hosts, source):
+    # the stand-in's own module (the configured driver loads it), its set-up raising:
+    # cinder-volume runs but sends no heartbeat
+    original = (controller.cinder_dir / "tests/fake_driver.py").read_text()
+    marker = f"devloop probe {uuid.uuid4().hex[:8]}"
+    (source / "tests").mkdir(parents=True, exist_ok=True)
+    (source / "tests/fake_driver.py").write_text(original + textwrap.dedent(f"""
+
+        def _devloop_broken_setup(self, *args, **kwargs):
+            raise RuntimeError({marker!r})
+
+
+        FakeLoggingVolumeDriver.do_setup = _devloop_broken_setup
+        """))
+    before = pids(controller)
+
+    result = invoke("deploy", "--inventory", str(controller_hosts), "--rollback-on-failure",
+                    "--timeout", "40")
+
+    assert result.returncode != 0
+    assert "sbx: volume: cinder/tests/fake_driver.py changed" in result.stdout
+    assert "did not report up in the API's service list within 40 s" in result.stderr
+    assert marker in result.stderr
+    assert "was rolled back" in result.stderr and "volume restarted and up" in result.stderr
+    assert (controller.cinder_dir / "tests/fake_driver.py").read_text() == original
+    assert pids(controller)["cinder-api"] == before["cinder-api"]
