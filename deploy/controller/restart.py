@@ -84,9 +84,6 @@ class Restarted:
     #: service -> what its check found, for those beside the API
     services: dict[str, str] | None = None
 
-    @property
-    def healthy(self) -> bool:
-        return bool(self.reasons) and (self.api is None or self.api.answering)
 
 
 def configured_drivers(remote: Remote, cinder_dir: str | None = None) -> dict[str, list[str]]:
@@ -143,7 +140,7 @@ def choose_services(remote: Remote, found: Mapping[str, Service], changed: Seque
                                f"services)")
         reasons = {name: "asked for with --service" for name in only}
     elif changed is None:
-        reasons = {"api": "asked for"} if "api" in found else {}
+        reasons = {"api": "restarted as asked"} if "api" in found else {}
     elif migrated:
         reasons = {name: "the database was migrated" for name in found}
     else:
