@@ -40,9 +40,9 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
            ignore_manifest=False, force=False, lock_wait=30, service=None):
     """Sync the source tree into each controller's cinder, restart, check the API."""
     from deploy.base.cli import seconds, selected, service_names
-    from deploy.workflows.deployment import deploy_to, summary_table
-    from deploy.transport.fleet import on_each
     from deploy.controller.lock import locked
+    from deploy.transport.fleet import on_each
+    from deploy.workflows.deployment import deploy_to, summary_table
 
     timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
     services = service_names("--service", service)
@@ -71,9 +71,9 @@ def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_
          timeout=60, verbose=False, ignore_manifest=False, lock_wait=30, service=None):
     """Deploy; db-sync only if a migration changed or the DB is behind; restart only if needed."""
     from deploy.base.cli import seconds, selected, service_names
+    from deploy.controller.lock import locked
     from deploy.transport.fleet import on_each
     from deploy.workflows.loop import loop_on
-    from deploy.controller.lock import locked
 
     timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
     services = service_names("--service", service)
@@ -116,9 +116,9 @@ def rollback(c, host=None, inventory=None, to=None, no_restart=False, timeout=60
              verbose=False, lock_wait=30):
     """Undo the newest deploy: restore replaced files, remove added ones, restart, check."""
     from deploy.base.cli import seconds, selected
+    from deploy.controller.lock import locked
     from deploy.transport.fleet import on_each
     from deploy.workflows.rollback import rollback as undo
-    from deploy.controller.lock import locked
 
     timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
     _, controllers = selected(inventory, host)
@@ -270,7 +270,8 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, p
     """Stop the service, run cinder-api under pdb here (or debugpy for the IDE), restart it."""
     from pathlib import Path
 
-    from deploy.base.cli import port as port_number, seconds, selected
+    from deploy.base.cli import port as port_number
+    from deploy.base.cli import seconds, selected
     from deploy.base.errors import UsageError
     from deploy.controller.lock import locked
     from deploy.workflows.debug import debug as run_session
@@ -318,8 +319,8 @@ def fast_restart(c, mode, host=None, inventory=None, timeout=60, verbose=False, 
     from deploy.base.cli import seconds, selected
     from deploy.base.errors import UsageError
     from deploy.controller.fastrestart import switch
-    from deploy.transport.fleet import on_each
     from deploy.controller.lock import locked
+    from deploy.transport.fleet import on_each
 
     if mode not in ("on", "off"):
         raise UsageError(f"fast-restart takes on or off, not {mode!r}")

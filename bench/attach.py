@@ -31,8 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.dap_client import DapClient  # noqa: E402
-from tests.integration.controllers import LegacyController, RdoController, \
-    SupervisordController  # noqa: E402
+from tests.integration.controllers import (  # noqa: E402
+    LegacyController,
+    RdoController,
+    SupervisordController,
+)
 from tests.support import free_port, write_inventory  # noqa: E402
 
 

@@ -4,43 +4,13 @@ two sides run by run so that machine noise hits both alike.
 
     .venv/bin/python bench/bench.py [--runs 7] [--kind supervisord|rdo|legacy|devstack|all]
                                     [--tree whole|patch] [--only ROW ...]
+                                    [--root /opt/cinder-devloop]
                                     [--write bench/RESULTS.md]
 
-Every row edits one file of a source tree. By default (``--tree whole``)
-that tree is what a developer really deploys: a whole Cinder checkout of
-the controller's release, made by copying the controller's installed
-``cinder/`` package (without ``__pycache__``, mtimes kept) and laying the
-repo's feature tree over it; ``--tree patch`` is the 19-file overlay alone.
-The ``growth`` row deploys one changed file in trees of about 20, 1,500 and
-6,000 files (the feature tree; the whole tree; the whole tree and three
-more copies of it), ours against rsync, to show how each cost grows.
-
-The same rows run on each kind of controller, one kind after the other
-(a kind is a set of controllers and how a developer restarts cinder-api on
-them by hand):
-
-* ``supervisord``: up to eight sandbox controllers under
-  /opt/cinder-devloop/bench (the first installs cinder once, the others
-  hard-link-clone its venv); the manual restart is ``supervisorctl``;
-* ``rdo``: up to four systemd-nspawn containers under
-  /opt/cinder-devloop/bench-rdo, laid out as RDO ships Cinder, Keystone in
-  front; the manual restart is ``systemctl restart
-  openstack-cinder-api.service``; the fleet rows run 2 + 2 (each container
-  runs Keystone and cinder-api, on 2 cores);
-* ``legacy``: two systemd-nspawn containers under
-  /opt/cinder-devloop/bench-legacy, Python 2.7 and Cinder Train, noauth;
-  the manual restart is ``systemctl restart openstack-cinder-api.service``;
-  no fleet rows.
-* ``devstack``: the same under /opt/cinder-devloop/bench-devstack, laid out
-  as DevStack (uWSGI ``devstack@c-api.service``, the checkout
-  /opt/stack/cinder, MariaDB); our side cannot use fast restart there
-  (refused under uWSGI), so both sides restart uWSGI.
-
-The first half of a kind's controllers is switched to fast restart and runs
-our tasks, the second half stays as installed and gets the manual commands,
-so a manual restart restarts cinder-api itself. At the end (also on Ctrl-C,
-a kill or an error) fast restart is turned off again and the controllers
-are stopped by the sandbox's own ``down``.
+Each row is a measure registered with ``@row(NAME)`` over a :class:`Bench`
+(one kind's controllers, source tree and inventories), run in the order of
+this file. What each row measures, the kinds of controller and the results
+file: bench/README.md.
 """
 from __future__ import annotations
 
@@ -71,9 +41,12 @@ import yaml  # noqa: E402
 
 from deploy import sandbox  # noqa: E402
 from deploy.openstack.auth import NOAUTH_PROJECT, ApiAccess, cloud_access  # noqa: E402
-from deploy.sandbox import SandboxLayout, rdo  # noqa: E402
+from deploy.sandbox import (  # noqa: E402
+    SandboxLayout,
+    devstack,  # noqa: E402
+    rdo,
+)
 from deploy.sandbox.common import free_port  # noqa: E402
-from deploy.sandbox import devstack  # noqa: E402
 from deploy.sandbox.devstack import DevstackLayout  # noqa: E402
 from deploy.sandbox.rdo import RdoLayout  # noqa: E402
 
@@ -85,7 +58,7 @@ EXTRA_ROWS = ("list", "health")     # supervisord only
 KIND_NAMES = ("supervisord", "rdo", "legacy", "devstack")
 #: extra copies of the whole tree in the growth row's largest tree
 GROWTH_COPIES = 3
-# the last commit before "healthy means the sent code is serving" (issue 13)
+#: the last commit before "healthy means the sent code is serving" (the health row's baseline)
 BEFORE_HEALTH_CHECKS = "bed0b34"
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
 FULL_RESTART = re.compile(r"full restart instead of a fast one: (.*)$")
@@ -545,7 +518,7 @@ def main() -> None:
     names = KIND_NAMES if args.kind == "all" else (args.kind,)
     if wanted <= set(EXTRA_ROWS) and "supervisord" not in names:
         parser.error(f"{', '.join(sorted(wanted))} run on the supervisord kind only")
-    # a kill ends the run the way Ctrl-C does: through the finally that stops the controllers
+    # a kill ends the run the way Ctrl-C does: through Bench's exit, which stops the controllers
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     # Started in the background by a non-interactive shell (nohup … &, a job
     # scheduler), the bench has SIGINT ignored, and every child inherits that:
@@ -567,304 +540,421 @@ def main() -> None:
     report(results, steps, kinds, args, load_before)
 
 
+class Bench:
+    """One kind's run of the rows: its controllers, source tree and inventories, and the
+    steps the rows share (edit a file, save an extension, type the manual sequence).
+
+    Entering brings the controllers up, deploys the tree to all of them and
+    switches ours to fast restart; leaving (also on Ctrl-C, a kill or an error)
+    switches fast restart off and stops the controllers.
+    """
+
+    #: inventories of one of ours and of all of ours (the fleet), written once they are up
+    one: Path
+    fleet_hosts: Path
+
+    def __init__(self, kind: Kind, wanted: set[str], runs: int, results: list[Row],
+                 steps: Steps, tree: str = "whole") -> None:
+        self.kind, self.wanted, self.runs, self.tree = kind, wanted, runs, tree
+        self.results, self.steps = results, steps
+        fleet = bool(wanted & set(FLEET_ROWS))
+        self.ours_ctl = kind.ours[:kind.fleet_size] if fleet else kind.ours[:1]
+        self.manual_ctl = kind.manual[:kind.fleet_size] if "fleet" in wanted else kind.manual[:1]
+        self.chosen = self.ours_ctl + self.manual_ctl
+        self.first, self.manual_first = self.ours_ctl[0], self.manual_ctl[0]
+        self.fleet_label = f"{len(self.ours_ctl)} controllers"
+        self.work = Path(tempfile.mkdtemp(prefix=f"devloop-bench-{kind.name}-"))
+        self.source = self.work / "cinder"
+        self.probe = self.source / "devloop_bench" / "probe.py"
+        #: the extension aliases saved so far: "served" means the last one answers
+        self.aliases: list[str] = []
+        #: inventories switched to fast restart, switched off at the end
+        self.fast: list[Path] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What our tasks run with: the kind's clouds.yaml, once prepared."""
+        return self.kind.env
+
+    def __enter__(self) -> Bench:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Bring the controllers up, deploy the source tree to all, fast restart on for ours."""
+        kind = self.kind
+        for layout in self.chosen:
+            kind.up(layout)
+        if self.tree == "whole":
+            whole_tree(kind, self.first, self.source)
+        else:
+            shutil.copytree(feature_tree(kind), self.source)
+        (self.source / "devloop_bench").mkdir()
+        self.probe.write_text("EDIT = None\n")
+        print(f"--> bench {kind.name}: source tree {self.source}: "
+              f"{count_files(self.source)} files", file=sys.stderr)
+        kind.prepare(self.chosen, self.work)
+        self.one = write_inventory(self.work / "one.yaml", self.source, kind, self.ours_ctl[:1])
+        self.fleet_hosts = write_inventory(self.work / "fleet.yaml", self.source, kind,
+                                           self.ours_ctl)
+        everything = write_inventory(self.work / "all.yaml", self.source, kind, self.chosen)
+        self.task("deploy", "--inventory", str(everything), "db-sync", "--inventory",
+                  str(everything))
+        if kind.fast_restart:
+            self.fast.append(self.fleet_hosts)
+            self.task("fast-restart", "on", "--inventory", str(self.fleet_hosts))
+        for layout in self.chosen:
+            check_probe(kind, layout)
+
+    def stop(self) -> None:
+        """Fast restart off, the probe extension removed, the controllers down."""
+        for inventory in self.fast:
+            try:
+                self.task("fast-restart", "off", "--inventory", str(inventory))
+            except SystemExit as exc:
+                print(exc, file=sys.stderr)
+        for layout in self.chosen:
+            try:
+                (self.kind.cinder_dir(layout) / "api" / "contrib" / "devloop_bench_ext.py").unlink(
+                    missing_ok=True)
+            except (OSError, StopIteration):      # never brought up
+                pass
+            self.kind.down(layout)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def add(self, name: str, ours_label: str, base_label: str, ours: list[float],
+            base: list[float], target: float | None) -> None:
+        """One row's result (``target``: the ratio ours / baseline aimed at, or information)."""
+        self.results.append(Row(self.kind.name, name, ours_label, base_label, ours, base, target))
+
+    def task(self, *words: str) -> str:
+        """``invoke WORDS`` from a cold shell (with the kind's clouds.yaml)."""
+        return run([*INVOKE, *words], self.env)
+
+    def edit(self, tree: Path | None = None) -> None:
+        """A new value in the probe module of ``tree`` (default: the source tree)."""
+        ((tree or self.source) / "devloop_bench" / "probe.py").write_text(
+            f"EDIT = {uuid.uuid4().hex!r}\n")
+
+    def save(self, tree: Path) -> None:
+        """A new extension alias in ``tree``: a request sees the edit once it is served."""
+        alias = f"bench-{uuid.uuid4().hex[:8]}"
+        self.aliases.append(alias)
+        (tree / "api" / "contrib" / "devloop_bench_ext.py").write_text(extension(alias))
+
+    def serving(self, layout: Layout) -> None:
+        """Poll until ``layout`` serves the last saved alias."""
+        wait_serving(self.kind, layout, self.aliases[-1])
+
+    def by_hand(self, layout: Layout, tree: Path, row: str | None = None) -> None:
+        """What the developer types: rsync, ssh restart, ssh status, then poll."""
+        kind = self.kind
+        commands = [("rsync", rsync_argv(kind, tree, layout))] + [
+            (f"ssh {action}", ssh_argv(kind, layout, kind.service(layout, action)))
+            for action in ("restart", "status")]
+        for name, argv in commands:
+            seconds = timed(lambda: run(argv))
+            if row:
+                self.steps.add(row, name, seconds)
+        seconds = timed(lambda: self.serving(layout))
+        if row:
+            self.steps.add(row, "poll until served", seconds)
+
+
+Measure = Callable[[Bench], None]
+
+#: the measures in the order they run, each with the rows it answers for
+MEASURES: list[tuple[frozenset[str], Measure]] = []
+
+
+def row(*names: str) -> Callable[[Measure], Measure]:
+    """Register the measure of the rows ``names``: it runs when any of them is wanted.
+
+    Measures run in the order they are registered (the order of this file).
+    """
+    def register(measure: Measure) -> Measure:
+        MEASURES.append((frozenset(names), measure))
+        return measure
+    return register
+
+
 def bench_kind(kind: Kind, wanted: set[str], runs: int, results: list[Row],
                steps: Steps, tree: str = "whole") -> None:
     """The ``wanted`` rows on ``kind``'s controllers, brought up here and stopped at the end."""
     if not wanted:
         return
-    fleet = bool(wanted & {"fleet", "fleet-vs-one"})
-    ours_ctl = kind.ours[:kind.fleet_size] if fleet else kind.ours[:1]
-    manual_ctl = kind.manual[:kind.fleet_size] if "fleet" in wanted else kind.manual[:1]
-    chosen = ours_ctl + manual_ctl
-    env = kind.env
-    work = Path(tempfile.mkdtemp(prefix=f"devloop-bench-{kind.name}-"))
-    source = work / "cinder"
-    probe = source / "devloop_bench" / "probe.py"
-    first, manual_first = ours_ctl[0], manual_ctl[0]
-    fleet_label = f"{len(ours_ctl)} controllers"
+    with Bench(kind, wanted, runs, results, steps, tree) as bench:
+        for names, measure in MEASURES:
+            if wanted & names:
+                measure(bench)
 
-    def add(row: tuple[str, str, str, list[float], list[float], float | None]) -> None:
-        results.append(Row(kind.name, *row))
 
-    def task(*words: str) -> str:
-        """``invoke WORDS`` from a cold shell (with the kind's clouds.yaml)."""
-        return run([*INVOKE, *words], env)
+@row("no-restart")
+def no_restart(bench: Bench) -> None:
+    """One changed file, no restart, vs plain rsync -avz -e ssh (same controller)."""
+    def ours_sync() -> None:
+        started = time.perf_counter()
+        text = bench.task("deploy", "--inventory", str(bench.one), "--no-restart", "-v")
+        bench.steps.from_output("no-restart", text)
+        bench.steps.add("no-restart", "wall", time.perf_counter() - started)
 
-    fast: list[Path] = []       # inventories switched to fast restart, switched off at the end
+    ours, manual = side_by_side(bench.runs, ours_sync,
+                                lambda: run(rsync_argv(bench.kind, bench.source, bench.first)),
+                                before=bench.edit)
+    bench.add("one changed file, no restart", "invoke deploy --no-restart",
+              "rsync -avz -e ssh", ours, manual, 1.2)
+
+
+@row("growth")
+def growth(bench: Bench) -> None:
+    """One changed file in trees of ~20, ~1,500 and ~6,000 files: how each cost grows."""
+    for grown in growth_trees(bench):
+        grown_row(bench, grown)
+
+
+def growth_trees(bench: Bench) -> tuple[Path, Path, Path]:
+    """The feature tree, the whole tree, and the whole tree with :data:`GROWTH_COPIES`
+    more copies of it inside."""
+    small = bench.work / "growth-small" / "cinder"
+    shutil.copytree(feature_tree(bench.kind), small)
+    medium = bench.work / "growth-whole" / "cinder"
+    if bench.tree == "whole":
+        shutil.copytree(bench.source, medium)
+    else:
+        whole_tree(bench.kind, bench.first, medium)
+    large = bench.work / "growth-large" / "cinder"
+    shutil.copytree(medium, large)
+    for index in range(1, GROWTH_COPIES + 1):
+        shutil.copytree(medium, large / f"devloop_copy{index}",
+                        ignore=shutil.ignore_patterns("devloop_*"))
+    return small, medium, large
+
+
+def grown_row(bench: Bench, grown: Path) -> None:
+    """One changed file of the tree ``grown``, no restart: ours against rsync."""
+    kind = bench.kind
+    grown_probe = grown / "devloop_bench" / "probe.py"
+    grown_probe.parent.mkdir(exist_ok=True)
+    grown_probe.write_text("EDIT = None\n")
+    hosts = write_inventory(bench.work / f"{grown.parent.name}.yaml", grown, kind,
+                            bench.ours_ctl[:1])
+    # untimed: the tree laid on both controllers by rsync (the large tree's
+    # 4,500 new .py files are not worth compiling for this row), then each
+    # side's first comparison of the whole tree (ours keeps its record)
+    for layout in (bench.first, bench.manual_first):
+        run(rsync_argv(kind, grown, layout))
+    bench.task("deploy", "--inventory", str(hosts), "--no-restart")
+    ours, manual = side_by_side(
+        bench.runs, lambda: bench.task("deploy", "--inventory", str(hosts), "--no-restart"),
+        lambda: run(rsync_argv(kind, grown, bench.manual_first)),
+        before=lambda: bench.edit(grown))
+    bench.add(f"growth: one changed file of {count_files(grown):,} files, no restart",
+              "invoke deploy --no-restart", "rsync -avz -e ssh", ours, manual, None)
+
+
+@row("loop")
+def loop(bench: Bench) -> None:
+    """Edit to serving: the new code answers over HTTP; one shot from a cold shell."""
+    def ours_loop() -> None:
+        started = time.perf_counter()
+        text = bench.task("loop", "--inventory", str(bench.one))
+        wall = time.perf_counter() - started
+        seconds = timed(lambda: bench.serving(bench.first))
+        bench.steps.from_output("loop", text, wall)
+        bench.steps.add("loop", "poll until served", seconds)
+
+    ours, manual = side_by_side(bench.runs, ours_loop,
+                                lambda: bench.by_hand(bench.manual_first, bench.source, "manual"),
+                                before=lambda: bench.save(bench.source))
+    bench.add("edit to serving (new code answers over HTTP)", "invoke loop",
+              "rsync; ssh restart; ssh status; poll", ours, manual, 0.6)
+
+
+class Watching:
+    """``invoke watch`` running on the source tree (its connection open), and the
+    manual side's own copy of the tree, out of the watcher's sight."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.manual_tree = bench.work / "manual" / "cinder"
+        shutil.copytree(bench.source, self.manual_tree)
+        self.watcher = Watcher(bench.one, bench.env)
+
+    def burst_over(self, done: int, row: str) -> None:
+        """(untimed) let the watcher finish a burst before the next run."""
+        seconds = timed(lambda: wait_for(lambda: self.watcher.done > done, "watch burst",
+                                         interval=0.005))
+        self.bench.steps.add(row, "(untimed) rest of the burst", seconds)
+
+    def watched_side(self, side: Callable[[], None], row: str) -> Callable[[], float]:
+        """``side`` timed, then (untimed) the rest of the watcher's burst."""
+        def measured() -> float:
+            done = self.watcher.done
+            seconds = timed(side)
+            self.burst_over(done, row)
+            return seconds
+        return measured
+
+    def alternate(self, ours_side: Callable[[], float], manual_side: Callable[[], None]
+                  ) -> tuple[list[float], list[float]]:
+        """:func:`side_by_side` for a side that times itself."""
+        ours: list[float] = []
+        manual: list[float] = []
+        for index in range(self.bench.runs):
+            if index % 2:
+                manual.append(timed(manual_side))
+            ours.append(ours_side())
+            if not index % 2:
+                manual.append(timed(manual_side))
+        return ours, manual
+
+
+@row("watch-sync", "watch")
+def watch_rows(bench: Bench) -> None:
+    """With ``invoke watch`` already running: the edit on the controller, then served."""
+    watching = Watching(bench)
     try:
-        for layout in chosen:
-            kind.up(layout)
-        if tree == "whole":
-            whole_tree(kind, first, source)
-        else:
-            shutil.copytree(feature_tree(kind), source)
-        (source / "devloop_bench").mkdir()
-        probe.write_text("EDIT = None\n")
-        print(f"--> bench {kind.name}: source tree {source}: {count_files(source)} files",
-              file=sys.stderr)
-        kind.prepare(chosen, work)
-        env = kind.env
-        one = write_inventory(work / "one.yaml", source, kind, ours_ctl[:1])
-        fleet_hosts = write_inventory(work / "fleet.yaml", source, kind, ours_ctl)
-        everything = write_inventory(work / "all.yaml", source, kind, chosen)
-        task("deploy", "--inventory", str(everything), "db-sync", "--inventory",
-             str(everything))
-        if kind.fast_restart:
-            fast.append(fleet_hosts)
-            task("fast-restart", "on", "--inventory", str(fleet_hosts))
-        for layout in chosen:
-            check_probe(kind, layout)
-
-        def edit(tree: Path = source) -> None:
-            (tree / "devloop_bench" / "probe.py").write_text(f"EDIT = {uuid.uuid4().hex!r}\n")
-
-        aliases: list[str] = []
-
-        def save(tree: Path) -> None:
-            alias = f"bench-{uuid.uuid4().hex[:8]}"
-            aliases.append(alias)
-            (tree / "api" / "contrib" / "devloop_bench_ext.py").write_text(extension(alias))
-
-        def by_hand(layout: Layout, tree: Path, row: str | None = None) -> None:
-            """What the developer types: rsync, ssh restart, ssh status, then poll."""
-            commands = [("rsync", rsync_argv(kind, tree, layout))] + [
-                (f"ssh {action}", ssh_argv(kind, layout, kind.service(layout, action)))
-                for action in ("restart", "status")]
-            for name, argv in commands:
-                seconds = timed(lambda: run(argv))
-                if row:
-                    steps.add(row, name, seconds)
-            seconds = timed(lambda: wait_serving(kind, layout, aliases[-1]))
-            if row:
-                steps.add(row, "poll until served", seconds)
-
-        if "no-restart" in wanted:
-            # one changed file, no restart, vs plain rsync -avz -e ssh (same controller)
-            def ours_sync() -> None:
-                started = time.perf_counter()
-                text = task("deploy", "--inventory", str(one), "--no-restart", "-v")
-                steps.from_output("no-restart", text)
-                steps.add("no-restart", "wall", time.perf_counter() - started)
-
-            ours, manual = side_by_side(runs, ours_sync,
-                                        lambda: run(rsync_argv(kind, source, first)), before=edit)
-            add(("one changed file, no restart", "invoke deploy --no-restart",
-                            "rsync -avz -e ssh", ours, manual, 1.2))
-
-        if "growth" in wanted:
-            # one changed file in trees of ~20, ~1,500 and ~6,000 files: how each cost grows
-            small = work / "growth-small" / "cinder"
-            shutil.copytree(feature_tree(kind), small)
-            medium = work / "growth-whole" / "cinder"
-            if tree == "whole":
-                shutil.copytree(source, medium)
-            else:
-                whole_tree(kind, first, medium)
-            large = work / "growth-large" / "cinder"
-            shutil.copytree(medium, large)
-            for index in range(1, GROWTH_COPIES + 1):
-                shutil.copytree(medium, large / f"devloop_copy{index}",
-                                ignore=shutil.ignore_patterns("devloop_*"))
-            for grown in (small, medium, large):
-                grown_probe = grown / "devloop_bench" / "probe.py"
-                grown_probe.parent.mkdir(exist_ok=True)
-                grown_probe.write_text("EDIT = None\n")
-                hosts = write_inventory(work / f"{grown.parent.name}.yaml", grown, kind,
-                                        ours_ctl[:1])
-                # untimed: the tree laid on both controllers by rsync (the large tree's
-                # 4,500 new .py files are not worth compiling for this row), then each
-                # side's first comparison of the whole tree (ours keeps its record)
-                for layout in (first, manual_first):
-                    run(rsync_argv(kind, grown, layout))
-                task("deploy", "--inventory", str(hosts), "--no-restart")
-
-                def grown_edit(path: Path = grown_probe) -> None:
-                    path.write_text(f"EDIT = {uuid.uuid4().hex!r}\n")
-
-                def grown_ours(hosts: Path = hosts) -> None:
-                    task("deploy", "--inventory", str(hosts), "--no-restart")
-
-                def grown_rsync(tree: Path = grown) -> None:
-                    run(rsync_argv(kind, tree, manual_first))
-
-                ours, manual = side_by_side(runs, grown_ours, grown_rsync, before=grown_edit)
-                add((f"growth: one changed file of {count_files(grown):,} files, no restart",
-                     "invoke deploy --no-restart", "rsync -avz -e ssh", ours, manual, None))
-
-        if "loop" in wanted:
-            # edit to serving: the new code answers over HTTP; one shot from a cold shell
-            def ours_loop() -> None:
-                started = time.perf_counter()
-                text = task("loop", "--inventory", str(one))
-                wall = time.perf_counter() - started
-                seconds = timed(lambda: wait_serving(kind, first, aliases[-1]))
-                steps.from_output("loop", text, wall)
-                steps.add("loop", "poll until served", seconds)
-
-            ours, manual = side_by_side(runs, ours_loop,
-                                        lambda: by_hand(manual_first, source, "manual"),
-                                        before=lambda: save(source))
-            add(("edit to serving (new code answers over HTTP)", "invoke loop",
-                            "rsync; ssh restart; ssh status; poll", ours, manual, 0.6))
-
-        if wanted & {"watch", "watch-sync"}:
-            # `invoke watch` already running (connection open). The manual side works
-            # from its own copy of the tree, out of the watcher's sight.
-            manual_tree = work / "manual" / "cinder"
-            shutil.copytree(source, manual_tree)
-            watcher = Watcher(one, env)
-            try:
-                target = kind.cinder_dir(first) / "devloop_bench" / "probe.py"
-
-                def saved_to_controller() -> None:
-                    edit()
-                    wanted_text = probe.read_text()
-                    wait_for(lambda: target.exists() and target.read_text() == wanted_text,
-                             "the edit on the controller", interval=0.005)
-
-                def burst_over(done: int, row: str) -> None:
-                    """(untimed) let the watcher finish a burst before the next run."""
-                    seconds = timed(lambda: wait_for(lambda: watcher.done > done, "watch burst",
-                                                     interval=0.005))
-                    steps.add(row, "(untimed) rest of the burst", seconds)
-
-                def watched_side(side: Callable[[], None], row: str) -> Callable[[], float]:
-                    def measured() -> float:
-                        done = watcher.done
-                        seconds = timed(side)
-                        burst_over(done, row)
-                        return seconds
-                    return measured
-
-                def alternate(ours_side: Callable[[], float], manual_side: Callable[[], None]
-                              ) -> tuple[list[float], list[float]]:
-                    ours, manual = [], []
-                    for index in range(runs):
-                        if index % 2:
-                            manual.append(timed(manual_side))
-                        ours.append(ours_side())
-                        if not index % 2:
-                            manual.append(timed(manual_side))
-                    return ours, manual
-
-                if "watch-sync" in wanted:
-                    ours, manual = alternate(
-                        watched_side(saved_to_controller, "watch-sync"),
-                        lambda: (edit(manual_tree),
-                                 run(rsync_argv(kind, manual_tree, manual_first))))
-                    add(("with invoke watch running: save -> file on the controller",
-                                    "save -> on the controller", "rsync -avz -e ssh",
-                                    ours, manual, 0.5))
-
-                if "watch" in wanted:
-                    def watched() -> None:
-                        save(source)
-                        wait_serving(kind, first, aliases[-1])
-
-                    def by_hand_copy() -> None:
-                        save(manual_tree)
-                        by_hand(manual_first, manual_tree)
-
-                    mark = len(watcher.lines)
-                    ours, manual = alternate(watched_side(watched, "watch"), by_hand_copy)
-                    steps.from_output("watch", "".join(watcher.lines[mark:]))
-                    add(("edit to serving, with invoke watch running",
-                                    "save -> served", "rsync; ssh restart; ssh status; poll",
-                                    ours, manual, 0.4))
-            finally:
-                watcher.stop()
-
-        if "fleet" in wanted:
-            # N controllers with restart vs N manual sequences run in parallel
-            def ours_fleet() -> None:
-                started = time.perf_counter()
-                task("deploy", "--inventory", str(fleet_hosts))
-                wall = time.perf_counter() - started
-
-                def all_served() -> None:
-                    for layout in ours_ctl:
-                        wait_serving(kind, layout, aliases[-1])
-
-                seconds = timed(all_served)
-                # (invoke deploy reports no per-step times; loop and watch do)
-                steps.add("fleet", "wall of the deploy", wall)
-                steps.add("fleet", "poll until all served", seconds)
-
-            def manual_fleet() -> None:
-                failed: list[BaseException] = []
-
-                def one_by_hand(layout: Layout) -> None:
-                    try:
-                        by_hand(layout, source, "manual fleet")
-                    except BaseException as exc:      # SystemExit from run(): report it here
-                        failed.append(exc)
-
-                threads = [threading.Thread(target=one_by_hand, args=(layout,))
-                           for layout in manual_ctl]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                if failed:
-                    raise failed[0]
-
-            ours, manual = side_by_side(runs, ours_fleet, manual_fleet,
-                                        before=lambda: save(source))
-            add((f"{fleet_label} with restart, to serving", f"invoke deploy ({len(ours_ctl)})",
-                 f"{len(manual_ctl)} manual sequences in parallel", ours, manual, 1.2))
-
-        if "fleet-vs-one" in wanted:
-            ours, manual = side_by_side(
-                runs, lambda: task("deploy", "--inventory", str(fleet_hosts)),
-                lambda: task("deploy", "--inventory", str(one)), before=edit)
-            add((f"deploy with restart: {fleet_label} vs 1 (information)",
-                 fleet_label, "1 controller", ours, manual, None))
-
-        if "list" in wanted:
-            # start-up: invoke --list with the project's tasks vs an empty tasks file
-            empty = work / "empty"
-            empty.mkdir()
-            # (a tasks file with no task at all makes --list fail: one no-op task)
-            (empty / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef noop(c):\n"
-                                            "    pass\n")
-            ours, manual = side_by_side(
-                runs, lambda: task("--list"),
-                lambda: run([sys.executable, "-m", "invoke", "--search-root", str(empty), "--list"]))
-            add(("invoke --list: project tasks vs an empty tasks file", "project tasks",
-                            "one no-op task", ours, manual, 1.5))
-
-        if "health" in wanted:
-            # deploy with restart, with the health checks vs the tree before them
-            before = work / "before-health-checks"
-            before.mkdir()
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE_HEALTH_CHECKS],
-                                     capture_output=True, check=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
-
-            def change() -> None:
-                edit()              # a module
-                save(source)        # and an extension, so every check runs
-
-            ours, manual = side_by_side(
-                runs, lambda: task("deploy", "--inventory", str(one)),
-                lambda: run([sys.executable, "-m", "invoke", "--search-root", str(before),
-                             "deploy", "--inventory", str(one)], env), before=change)
-            add(("deploy with restart, after vs before the health checks",
-                            "with checks", f"at {BEFORE_HEALTH_CHECKS}", ours, manual, 1.1))
+        target = bench.kind.cinder_dir(bench.first) / "devloop_bench" / "probe.py"
+        if "watch-sync" in bench.wanted:
+            watch_sync(watching, target)
+        if "watch" in bench.wanted:
+            watch_serving(watching)
     finally:
-        for inventory in fast:
-            try:
-                task("fast-restart", "off", "--inventory", str(inventory))
-            except SystemExit as exc:
-                print(exc, file=sys.stderr)
-        for layout in chosen:
-            try:
-                (kind.cinder_dir(layout) / "api" / "contrib" / "devloop_bench_ext.py").unlink(
-                    missing_ok=True)
-            except (OSError, StopIteration):      # never brought up
-                pass
-            kind.down(layout)
-        shutil.rmtree(work, ignore_errors=True)
+        watching.watcher.stop()
+
+
+def watch_sync(watching: Watching, target: Path) -> None:
+    """Save -> the file on the controller (``target``), against rsync of the manual copy."""
+    bench = watching.bench
+
+    def saved_to_controller() -> None:
+        bench.edit()
+        wanted_text = bench.probe.read_text()
+        wait_for(lambda: target.exists() and target.read_text() == wanted_text,
+                 "the edit on the controller", interval=0.005)
+
+    ours, manual = watching.alternate(
+        watching.watched_side(saved_to_controller, "watch-sync"),
+        lambda: (bench.edit(watching.manual_tree),
+                 run(rsync_argv(bench.kind, watching.manual_tree, bench.manual_first))))
+    bench.add("with invoke watch running: save -> file on the controller",
+              "save -> on the controller", "rsync -avz -e ssh", ours, manual, 0.5)
+
+
+def watch_serving(watching: Watching) -> None:
+    """Save -> served, against the manual sequence on the manual copy."""
+    bench = watching.bench
+
+    def watched() -> None:
+        bench.save(bench.source)
+        bench.serving(bench.first)
+
+    def by_hand_copy() -> None:
+        bench.save(watching.manual_tree)
+        bench.by_hand(bench.manual_first, watching.manual_tree)
+
+    mark = len(watching.watcher.lines)
+    ours, manual = watching.alternate(watching.watched_side(watched, "watch"), by_hand_copy)
+    bench.steps.from_output("watch", "".join(watching.watcher.lines[mark:]))
+    bench.add("edit to serving, with invoke watch running", "save -> served",
+              "rsync; ssh restart; ssh status; poll", ours, manual, 0.4)
+
+
+@row("fleet")
+def fleet(bench: Bench) -> None:
+    """N controllers with restart vs N manual sequences run in parallel."""
+    def ours_fleet() -> None:
+        started = time.perf_counter()
+        bench.task("deploy", "--inventory", str(bench.fleet_hosts))
+        wall = time.perf_counter() - started
+
+        def all_served() -> None:
+            for layout in bench.ours_ctl:
+                bench.serving(layout)
+
+        seconds = timed(all_served)
+        # (invoke deploy reports no per-step times; loop and watch do)
+        bench.steps.add("fleet", "wall of the deploy", wall)
+        bench.steps.add("fleet", "poll until all served", seconds)
+
+    ours, manual = side_by_side(bench.runs, ours_fleet, lambda: by_hand_in_parallel(bench),
+                                before=lambda: bench.save(bench.source))
+    bench.add(f"{bench.fleet_label} with restart, to serving",
+              f"invoke deploy ({len(bench.ours_ctl)})",
+              f"{len(bench.manual_ctl)} manual sequences in parallel", ours, manual, 1.2)
+
+
+def by_hand_in_parallel(bench: Bench) -> None:
+    """The manual sequence on every manual controller at once, one thread each."""
+    failed: list[BaseException] = []
+
+    def one_by_hand(layout: Layout) -> None:
+        try:
+            bench.by_hand(layout, bench.source, "manual fleet")
+        except BaseException as exc:      # SystemExit from run(): report it here
+            failed.append(exc)
+
+    threads = [threading.Thread(target=one_by_hand, args=(layout,))
+               for layout in bench.manual_ctl]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
+@row("fleet-vs-one")
+def fleet_vs_one(bench: Bench) -> None:
+    """Deploy with restart to the fleet against to one controller (information)."""
+    ours, manual = side_by_side(
+        bench.runs, lambda: bench.task("deploy", "--inventory", str(bench.fleet_hosts)),
+        lambda: bench.task("deploy", "--inventory", str(bench.one)), before=bench.edit)
+    bench.add(f"deploy with restart: {bench.fleet_label} vs 1 (information)",
+              bench.fleet_label, "1 controller", ours, manual, None)
+
+
+@row("list")
+def task_list(bench: Bench) -> None:
+    """Start-up: invoke --list with the project's tasks vs an empty tasks file."""
+    empty = bench.work / "empty"
+    empty.mkdir()
+    # (a tasks file with no task at all makes --list fail: one no-op task)
+    (empty / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef noop(c):\n"
+                                    "    pass\n")
+    ours, manual = side_by_side(
+        bench.runs, lambda: bench.task("--list"),
+        lambda: run([sys.executable, "-m", "invoke", "--search-root", str(empty), "--list"]))
+    bench.add("invoke --list: project tasks vs an empty tasks file", "project tasks",
+              "one no-op task", ours, manual, 1.5)
+
+
+@row("health")
+def health(bench: Bench) -> None:
+    """Deploy with restart, with the health checks vs the tree before them."""
+    before = bench.work / "before-health-checks"
+    before.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE_HEALTH_CHECKS],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+
+    def change() -> None:
+        bench.edit()                # a module
+        bench.save(bench.source)    # and an extension, so every check runs
+
+    ours, manual = side_by_side(
+        bench.runs, lambda: bench.task("deploy", "--inventory", str(bench.one)),
+        lambda: run([sys.executable, "-m", "invoke", "--search-root", str(before),
+                     "deploy", "--inventory", str(bench.one)], bench.env), before=change)
+    bench.add("deploy with restart, after vs before the health checks",
+              "with checks", f"at {BEFORE_HEALTH_CHECKS}", ours, manual, 1.1)
 
 
 def spread(values: list[float]) -> str:
@@ -873,9 +963,39 @@ def spread(values: list[float]) -> str:
     return f"{100 * (max(values) - min(values)) / middle:.0f}%"
 
 
+#: how each kind's controllers run cinder-api, for the results file's list of kinds
+DESCRIBED = {
+    "supervisord": "cinder-api in a venv started by supervisord, noauth; the manual "
+                   "restart and status are ",
+    "rdo": "systemd-nspawn containers laid out as RDO ships Cinder "
+           "(`openstack-cinder-api.service`, system site-packages), Keystone in front "
+           "(the probe and our health checks carry a token); the manual restart and "
+           "status are ",
+    "legacy": "systemd-nspawn containers with Python 2.7 and Cinder Train (15.6.0) in "
+              "the system site-packages, noauth; the manual restart and status are ",
+    "devstack": "systemd-nspawn containers laid out as DevStack (uWSGI "
+                "`devstack@c-api.service`, the checkout /opt/stack/cinder installed -e, "
+                "MariaDB), Keystone in front; no fast restart on our side (refused under "
+                "uWSGI); the manual restart and status are ",
+}
+
+
 def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
            args: argparse.Namespace, load_before: tuple[float, ...]) -> None:
+    """Print the results (and with ``--write``, write them, keeping the hand-written part)."""
     load_after = os.getloadavg()
+    lines = [*report_heading(kinds, args, load_before, load_after),
+             *table_lines(results, kinds), *step_lines(steps, kinds), *raw_lines(results)]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
+        previous = args.write.read_text() if args.write.exists() else ""
+        args.write.write_text(with_kept_sections(text, previous))
+
+
+def report_heading(kinds: list[Kind], args: argparse.Namespace,
+                   load_before: tuple[float, ...], load_after: tuple[float, ...]) -> list[str]:
+    """When and where it was measured, how to reproduce it, what the two sides are."""
     options = (f"--runs {args.runs}" + (f" --kind {args.kind}" if args.kind != "all" else "")
                + (f" --tree {args.tree}" if args.tree != "whole" else "")
                + "".join(f" --only {row}" for row in (args.only or ())))
@@ -903,23 +1023,14 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
         "controllers as installed. Per kind:",
         "",
     ]
-    described = {
-        "supervisord": "cinder-api in a venv started by supervisord, noauth; the manual "
-                       "restart and status are ",
-        "rdo": "systemd-nspawn containers laid out as RDO ships Cinder "
-               "(`openstack-cinder-api.service`, system site-packages), Keystone in front "
-               "(the probe and our health checks carry a token); the manual restart and "
-               "status are ",
-        "legacy": "systemd-nspawn containers with Python 2.7 and Cinder Train (15.6.0) in "
-                  "the system site-packages, noauth; the manual restart and status are ",
-        "devstack": "systemd-nspawn containers laid out as DevStack (uWSGI "
-                    "`devstack@c-api.service`, the checkout /opt/stack/cinder installed -e, "
-                    "MariaDB), Keystone in front; no fast restart on our side (refused under "
-                    "uWSGI); the manual restart and status are ",
-    }
     for kind in kinds:
-        lines.append(f"- **{kind.name}**: {described[kind.name]}{kind.manual_commands}.")
-    lines += [
+        lines.append(f"- **{kind.name}**: {DESCRIBED[kind.name]}{kind.manual_commands}.")
+    return lines
+
+
+def table_lines(results: list[Row], kinds: list[Kind]) -> list[str]:
+    """The table: a line per row, then per kind whether ours grows less than rsync."""
+    lines = [
         "",
         "| kind | comparison | ours | median | baseline | median | ratio | target "
         "| spread ours / base |",
@@ -943,9 +1054,14 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
             lines.append(f"| {kind.name} | growth from the whole tree to the largest "
                          f"(medians) | ours | {ours_growth:+.3f} s | rsync "
                          f"| {rsync_growth:+.3f} s | — | ours grows less ({verdict}) | |")
-    lines += ["", "## Where the time goes", "",
-              "Medians of each step over the runs of a row, in seconds (the loop's steps as it "
-              "reports them; the manual ones timed around each command)."]
+    return lines
+
+
+def step_lines(steps: dict[str, Steps], kinds: list[Kind]) -> list[str]:
+    """"Where the time goes": per kind that has any, the median of each step of each row."""
+    lines = ["", "## Where the time goes", "",
+             "Medians of each step over the runs of a row, in seconds (the loop's steps as it "
+             "reports them; the manual ones timed around each command)."]
     for kind in kinds:
         seen_rows = steps[kind.name].seen
         if not seen_rows:
@@ -956,15 +1072,16 @@ def report(results: list[Row], steps: dict[str, Steps], kinds: list[Kind],
             lines.append(f"- **{name}**: " + "; ".join(
                 f"{step} {statistics.median(values):.3f}" for step, values in seen.items())
                 + "".join(f" ({text}: {count} run(s))" for text, count in notes.items()))
-    lines += ["", "## Raw seconds", ""]
+    return lines
+
+
+def raw_lines(results: list[Row]) -> list[str]:
+    """Every run's seconds, both sides, row by row."""
+    lines = ["", "## Raw seconds", ""]
     for row in results:
         lines.append(f"- {row.kind}, {row.name}: ours {', '.join(f'{x:.3f}' for x in row.ours)}; "
                      f"baseline {', '.join(f'{x:.3f}' for x in row.base)}")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write:
-        previous = args.write.read_text() if args.write.exists() else ""
-        args.write.write_text(with_kept_sections(text, previous))
+    return lines
 
 
 #: in a results file, what follows this line is written by hand (notes, the chaos

@@ -15,7 +15,13 @@ moment within the operation's usual duration the tool is killed with
 SIGKILL (its whole process group, as a closed terminal does), or its SSH
 connection is dropped (the controller-side sshd processes serving it are
 killed by PID), or, harsher, every process of its SSH session on the
-controller is killed (the helper writing the files too, as a crash would).
+controller is killed (the helper writing the files too, as a crash would),
+or the disk fills up: the package's directories the trees write to and the
+deploys' directory (backups and records) are small tmpfs mounts of their
+own (mounted in the controller's namespace for the run, unmounted after),
+and at that moment one or both are filled to the last byte; the tool then
+runs on to its end, which must be exit 0 or one ``error:`` line, with no
+temporary copy left behind (the space is freed before the checks).
 Then, once no process of that session is left on the controller:
 
 * every file of the cinder package is either the bytes it had before the
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import errno
 import hashlib
 import json
 import os
@@ -61,7 +68,9 @@ STOP = threading.Event()
 #: the operations and how often each is drawn
 OPS = {"deploy-small": 3, "deploy-rsync": 3, "loop": 1, "rollback": 3}
 #: how often each way of cutting the tool off is drawn
-KILLS = {"sigkill-tool": 3, "drop-ssh": 2, "kill-session": 1}
+KILLS = {"sigkill-tool": 3, "drop-ssh": 2, "kill-session": 1, "fill-disk": 2}
+#: the small filesystems the disk filling fills: (where, size)
+MOUNT_BYTES = {"package": 16 << 20, "deploys": 256 << 20}
 SMALL_FILES = 10
 RSYNC_FILES = 300
 REPLACED = "version.py"     # an installed file both trees replace (a comment appended)
@@ -228,6 +237,47 @@ class Controller:
                 pass
         return len(victims)
 
+    def view(self, path: str) -> Path:
+        """``path`` on the controller as this machine reads it, mounts of its own included.
+
+        A container's mounts live in its own namespace; its root as its PID 1
+        sees it (``/proc/PID/root``) shows them.
+        """
+        if self.kind == "supervisord":
+            return Path(path)
+        return Path(f"/proc/{self.handle.instance.leader()}/root") / path.lstrip("/")
+
+    def mount_small(self, path: str, size: int) -> None:
+        """A tmpfs of ``size`` bytes at ``path`` on the controller (created if missing)."""
+        for argv in (["mkdir", "-p", "--", path],
+                     ["mount", "-t", "tmpfs", "-o", f"size={size},mode=755", "devloop-chaos",
+                      path]):
+            result = self.handle.run(argv)
+            if result.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
+
+    def unmount(self, path: str) -> None:
+        self.handle.run(["umount", "--lazy", "--", path])
+        self.handle.run(["rmdir", "--", path])
+
+    def fill(self, path: str) -> None:
+        """Take every free byte of ``path``'s filesystem (a file ``.devloop-filler`` in it)."""
+        fd = os.open(self.view(path) / ".devloop-filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                     0o600)
+        try:
+            for chunk in (b"\0" * (1 << 20), b"\0" * 4096, b"\0"):
+                try:
+                    while True:
+                        os.write(fd, chunk)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+        finally:
+            os.close(fd)
+
+    def unfill(self, path: str) -> None:
+        (self.view(path) / ".devloop-filler").unlink(missing_ok=True)
+
     def drop_connections(self) -> int:
         """Kill the controller-side sshd processes serving connections; how many."""
         listener = self.sshd_listener()
@@ -255,10 +305,12 @@ class ToolRun:
 def run_tool(argv: list[str], env: dict[str, str], *, kill_after: float | None = None,
              after_lines: int = 0,
              how: str = "", controller: Controller | None = None,
+             fill: Callable[[], None] | None = None,
              timeout: float = 240.0) -> ToolRun:
     """Run ``python -m invoke ARGV``; cut it off (``how``) ``kill_after`` seconds after it
-    printed ``after_lines`` lines."""
+    printed ``after_lines`` lines (``fill-disk``: ``fill`` runs then, and the tool on)."""
     run = ToolRun(argv)
+    assert how != "fill-disk" or fill is not None
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -280,7 +332,10 @@ def run_tool(argv: list[str], env: dict[str, str], *, kill_after: float | None =
             try:
                 proc.wait(timeout=kill_after)
             except subprocess.TimeoutExpired:
-                if how in ("kill-session", "drop-ssh") and controller is not None:
+                if how == "fill-disk" and fill is not None:
+                    fill()
+                    run.cut = how
+                elif how in ("kill-session", "drop-ssh") and controller is not None:
                     # the controller-side session dies whole (sshd and what it runs),
                     # or its sshd only; the connection may not be open yet: cut it
                     # once it is (not cut if the tool ends first)
@@ -325,6 +380,14 @@ def bucket(point: str) -> str:
     return f"{step} / {detail}" if detail else step
 
 
+def disk_error(line: str) -> str:
+    """What a full disk's error line says, its ids, paths and sizes elided."""
+    text = re.sub(r"^error: \S+: ", "", line.strip())
+    text = _DEPLOY_ID.sub("ID", text)
+    text = re.sub(r"\d+(\.\d+)? (bytes|KiB|MiB|GiB)", "N", _PATHISH.sub("…", text))
+    return text.split(" (", 1)[0] if text.startswith("replacing the files failed") else text
+
+
 def kill_point(run: ToolRun) -> str:
     """The step the tool was in when cut off, from its progress output up to then."""
     if not run.cut:
@@ -361,6 +424,10 @@ class Summary:
     status_checked: int = 0
     #: temporary copies a writer killed mid-file left beside a file (removed by recovery)
     leftovers: int = 0
+    #: disk fillings, by what was filled ("package", "deploys", "both")
+    filled: collections.Counter = field(default_factory=collections.Counter)
+    #: the error lines a full disk ended in, by kind (ids and sizes elided)
+    disk_errors: collections.Counter = field(default_factory=collections.Counter)
     lost: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -369,7 +436,8 @@ class Summary:
         return {"kind": self.kind, "seed": self.seed, "runs": self.runs,
                 "ops": dict(self.ops), "cuts": dict(self.cuts), "points": dict(self.points),
                 "states": dict(self.states), "status_checked": self.status_checked,
-                "leftovers": self.leftovers,
+                "leftovers": self.leftovers, "filled": dict(self.filled),
+                "disk_errors": dict(self.disk_errors),
                 "lost": self.lost, "problems": self.problems, "seconds": round(self.seconds)}
 
 
@@ -383,9 +451,14 @@ class Chaos:
         self.rng = random.Random(f"{seed}-{handle.kind}")
         self.summary = Summary(handle.kind, seed)
         self.log = log
-        self.cinder = Path(handle.cinder_dir)
+        self.cinder = self.ctl.view(handle.cinder_path)
         self.snapshot = Snapshotter(self.cinder)
-        self.deploys = Path(handle.host_path(handle.state_dir)) / "deploys"
+        self.deploys = self.ctl.view(handle.state_dir) / "deploys"
+        #: where the disk filling strikes: small filesystems of their own
+        self.mounts = {"package": [f"{handle.cinder_path}/{PACKAGE}",
+                                   f"{handle.cinder_path}/{PACKAGE}_rsync"],
+                       "deploys": [f"{handle.state_dir}/deploys"]}
+        self.filled: list[str] = []
         installed = (self.cinder / REPLACED).read_bytes()
         self.trees: dict[str, dict[str, str]] = {}
         self.inventories: dict[str, Path] = {}
@@ -444,17 +517,22 @@ class Chaos:
             return dict(before), None
         record = records[applied[-1]]
         expected = dict(before)
-        backup = Path(self.handle.host_path(record["backup"]))
+        backup = self.ctl.view(record["backup"])
+        proven = record.get("backups")        # (none in a record made before they were)
         for rel in record.get("replaced", []):
-            if os.path.lexists(backup / rel):
+            if rel in (proven if isinstance(proven, dict) else {}) or \
+                    proven is None and os.path.lexists(backup / rel):
                 expected[rel] = digest(backup / rel)
         for rel in record.get("added", []):
             expected.pop(rel, None)
         return expected, applied[-1]
 
     def check(self, label: str, before: dict[str, str], after: dict[str, str],
-              pristine: dict[str, str]) -> dict[str, str]:
-        """The invariants after a (maybe cut) operation; the tree as found."""
+              pristine: dict[str, str], cut: str = "") -> dict[str, str]:
+        """The invariants after a (maybe cut) operation; the tree as found.
+
+        After a full disk (``cut``), the tool ended by itself: no temporary copy may be left.
+        """
         now = self.snapshot()
         records = self.records()
         covered = set()
@@ -465,7 +543,8 @@ class Chaos:
         left = {rel for rel in now if rel not in before and rel not in after
                 and leftover_of(rel) in covered}
         self.summary.leftovers += len(left)
-        bad = []
+        bad = [f"{rel}: a temporary copy left after a full disk" for rel in sorted(left)
+               if cut == "fill-disk"]
         for rel in sorted(set(before) | set(after) | set(now) - left):
             if now.get(rel) not in (before.get(rel), after.get(rel)):
                 bad.append(f"{rel}: {now.get(rel, 'absent')[:12]} is neither the old "
@@ -545,10 +624,13 @@ class Chaos:
                 after_lines = sum(1 for offset in offsets if offset <= moment)
                 delay = moment - offsets[after_lines - 1]
         how = self.rng.choices(list(KILLS), list(KILLS.values()))[0]
+        where = self.rng.choice(["package", "deploys", "both"])
         label = f"#{index} {op}{' ' + tree if tree else ''}"
         calibrating = timing is None    # the first of each: timed, not cut
         run = run_tool(argv, self.ctl.env(), kill_after=None if calibrating else delay,
-                       after_lines=after_lines, how=how, controller=self.ctl)
+                       after_lines=after_lines, how=how, controller=self.ctl,
+                       fill=lambda: self.fill(where))
+        self.unfill()
         self.summary.runs += 1
         self.summary.ops[op] += 1
         if calibrating and run.rc == 0 and run.lines:
@@ -559,12 +641,23 @@ class Chaos:
         if not run.cut and run.rc != 0:
             self.problem(f"{label}: not cut off, yet failed (exit {run.rc}):\n"
                          + "".join(run.lines[-8:]))
+        if run.cut == "fill-disk":
+            self.summary.filled[where] += 1
+            errors = [index for index, line in enumerate(run.lines)
+                      if line.startswith("error:")]
+            # one line: nothing follows it (no detail, no traceback)
+            if run.rc != 0 and (len(errors) != 1 or errors[0] != len(run.lines) - 1
+                                or any("Traceback" in line for line in run.lines)):
+                self.problem(f"{label}: a full disk ({where}) did not end in one error line "
+                             f"(exit {run.rc}):\n" + "".join(run.lines[-8:]))
+            if run.rc != 0 and len(errors) == 1:
+                self.summary.disk_errors[disk_error(run.lines[errors[0]])] += 1
         point = kill_point(run)
         self.summary.cuts[run.cut or ("none (timing run)" if calibrating
                                       else "none (ended first)")] += 1
         self.summary.points[f"{op}: {point}"] += 1
         self.quiesce()
-        now = self.check(label, before, after, pristine)
+        now = self.check(label, before, after, pristine, run.cut)
         records = self.records()
         new = [rid for rid in records if rid not in records_before]
         interrupted = [rid for rid, rec in records.items() if rec.get("state") == "applying"
@@ -627,7 +720,42 @@ class Chaos:
             self.summary.lost += len(differ)
             self.problem(f"{label}: after recovery the tree is not {what}: {differ[:10]}")
 
+    # -- the small filesystems the disk filling fills --
+
+    def fill(self, where: str) -> None:
+        for name in (["package", "deploys"] if where == "both" else [where]):
+            for path in self.mounts[name]:
+                self.filled.append(path)
+                self.ctl.fill(path)
+
+    def unfill(self) -> None:
+        while self.filled:
+            self.ctl.unfill(self.filled.pop())
+
+    def mount(self) -> None:
+        """The trees' directories in the package and the deploys' directory, on tmpfs mounts.
+
+        (Mounted over an empty deploys' directory of this run's controller;
+        another's records, if any, are hidden until the end.)
+        """
+        for name, paths in self.mounts.items():
+            for path in paths:
+                self.ctl.mount_small(path, MOUNT_BYTES[name])
+
+    def unmount(self) -> None:
+        for paths in self.mounts.values():
+            for path in paths:
+                self.ctl.unmount(path)
+
     def run(self, runs: int, max_seconds: float, ops: list[str] | None = None) -> Summary:
+        self.mount()
+        try:
+            return self._run(runs, max_seconds, ops)
+        finally:
+            self.unfill()
+            self.unmount()
+
+    def _run(self, runs: int, max_seconds: float, ops: list[str] | None = None) -> Summary:
         started = time.monotonic()
         pristine = self.snapshot()
         first = self.applied(self.records())
@@ -657,8 +785,7 @@ class Chaos:
 def boot(kind: str, base: Path) -> tuple[Any, Callable[[], None]]:
     """A controller handle of ``kind`` in ``base``, and how to take it down (by PID)."""
     from deploy.sandbox import SandboxLayout, legacy, rdo, supervisord
-    from tests.integration.controllers import LegacyController, RdoController, \
-        SupervisordController
+    from tests.integration.controllers import LegacyController, RdoController, SupervisordController
     from tests.support import free_port
 
     tag = os.urandom(2).hex()
@@ -721,36 +848,58 @@ FOUND = [
     "files; each must be gone after the recovery. Specs: "
     "`test_restore_first_removes_what_writers_killed_mid_file_left_beside_the_deploys_files`, "
     "`test_the_copy_a_killed_call_was_writing_is_removed_by_the_next_call`, "
-    "`test_begin_deploy_writes_the_record_then_removes_what_killed_writers_left`.",
+    "`test_begin_deploy_backs_up_records_then_removes_what_killed_writers_left`.",
+    "A disk that filled while a deploy wrote its backups left a backup cut short that the "
+    "record listed, and `invoke rollback` wrote it over the intact file; one that filled "
+    "while the files were written left 2 of 3 replaced, a partial temporary copy, and a "
+    "remote traceback. Now each backup is proven (size and sha256, read back) and "
+    "recorded before anything is replaced, the one call writes every new file before it "
+    "renames any, rsync's deploy checks the room first and sends only the recorded files, "
+    "a failure after that is undone at once (or names the rollback to run), and a "
+    "rollback refuses a damaged backup. Specs: `tests/integration/test_full_disk.py`, "
+    "`test_a_damaged_backup_is_refused_and_nothing_changes`.",
+    "An rsync that failed over the open connection (its receiver out of disk) came out as "
+    "the relay's own broken-pipe traceback, not what the receiver said: the relay and its "
+    "shim now pass the receiver's message and exit code on. Spec: "
+    "`test_the_disk_filling_while_rsync_writes_loses_nothing_and_names_the_rollback`.",
 ]
 
 
 def markdown(summaries: list[Summary], commands: list[str],
              finished: float | None = None) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(finished))
-    lines = ["## Chaos run: killed at any point, nothing is lost", "",
+    lines = ["## Chaos run: killed at any point, or out of disk, nothing is lost", "",
              f"Finished {when} on {os.uname().nodename} ({os.cpu_count()} cores). Reproduce with:",
              "", *[f"    {command}" for command in commands], "",
              "Per kind, seeded random operations (`deploy --no-restart` of a small tree, which "
              "goes in one call, or of a tree with a symlink, which goes through rsync; "
              "`loop`; `rollback`). The first of each is timed, not cut; each later one is "
              "cut at a random moment of that run's work (sometimes of its start-up), told "
-             "as so long after the line it had printed then: SIGKILL to the tool's process group; or the controller-side sshd "
+             "as so long after the line it had printed then: SIGKILL to the tool's process "
+             "group; or the controller-side sshd "
              "processes serving its connection killed by PID; or (harsher than a user's "
              "kill, as a controller-side crash) every process of its SSH session on the "
-             "controller, the helper writing the files included. After each: every file of "
+             "controller, the helper writing the files included; or the disk filled: the "
+             "package's directories the trees write to and the deploys' directory (backups, "
+             "records) are small tmpfs mounts for the run, and one or both are filled to the "
+             "last byte, the tool running on to its end, which must be exit 0 or one "
+             "`error:` line and no temporary copy left (the space is freed before the "
+             "checks). After each: every file of "
              "the cinder package old or new bytes (sha256), every changed file in an "
              "applied record, `invoke status` naming a record left `applying`, and the "
              "interrupted operation recovered (rollback, or run again) to the state before "
              "or after it byte for byte. At the end every deploy is rolled back and the "
              "package must be as installed.", "",
              "| kind | runs | tool killed (SIGKILL) | SSH dropped (sshd killed) | "
-             "whole session killed | not cut (timing run / ended first) | status checked | "
+             "whole session killed | disk filled (package / deploys / both) | "
+             "not cut (timing run / ended first) | status checked | "
              "temporary copies left, then removed | lost | minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         lines.append(f"| {s.kind} | {s.runs} | {s.cuts.get('sigkill-tool', 0)} | "
                      f"{s.cuts.get('drop-ssh', 0)} | {s.cuts.get('kill-session', 0)} | "
+                     f"{s.cuts.get('fill-disk', 0)} ({s.filled.get('package', 0)} / "
+                     f"{s.filled.get('deploys', 0)} / {s.filled.get('both', 0)}) | "
                      f"{s.cuts.get('none (timing run)', 0)} / "
                      f"{s.cuts.get('none (ended first)', 0)} | "
                      f"{s.status_checked} | {s.leftovers} | **{s.lost}** | {s.seconds / 60:.1f} |")
@@ -760,6 +909,14 @@ def markdown(summaries: list[Summary], commands: list[str],
     for state in sorted({k for s in summaries for k in s.states}):
         lines.append(f"| {state} | " + " | ".join(str(s.states.get(state, 0))
                                                    for s in summaries) + " |")
+    lines += ["", "What a full disk ended in (the error line, ids, paths and sizes elided; "
+              "the others ended with exit 0), runs over all kinds:", "",
+              "| error line | runs |", "|---|---|"]
+    errors: collections.Counter = collections.Counter()
+    for s in summaries:
+        errors.update(s.disk_errors)
+    for error, count in sorted(errors.items(), key=lambda item: (-item[1], item[0])):
+        lines.append(f"| {error.replace('|', '/')} | {count} |")
     lines += ["", "Where the tool was when cut off (its last progress line; paths and "
               "numbers elided), runs over all kinds:", "", "| operation: step | runs |",
               "|---|---|"]
@@ -806,7 +963,8 @@ def main() -> int:
                + (f" --write {args.write}" if args.write else ""))
     if args.from_json:
         by_kind = {data["kind"]: Summary(**{**data, **{
-            key: collections.Counter(data[key]) for key in ("ops", "cuts", "points", "states")}})
+            key: collections.Counter(data.get(key, {}))
+            for key in ("ops", "cuts", "points", "states", "filled", "disk_errors")}})
             for path in args.from_json for data in json.loads(path.read_text())}
         summaries = [by_kind[kind] for kind in ("supervisord", "rdo", "legacy") if kind in by_kind]
         text = markdown(summaries, args.command or [command],

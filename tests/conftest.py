@@ -24,7 +24,6 @@ import signal
 
 import pytest
 
-
 #: the session fixtures that are one controller (or Cinder environment) each, and their group
 _FIXTURE_GROUPS = {
     "rdo_controller": "rdo", "legacy_controller": "legacy",

@@ -78,6 +78,24 @@ class CommandFailed(DevloopError):
 class SyncError(DevloopError):
     """rsync could not lay the source tree over the controller's cinder."""
 
+    #: rsync said the controller's disk (or quota) was full
+    no_space: bool = False
+
+
+class UnsafePath(DevloopError):
+    """A symlink (or another non-directory) on a path the tool would write under;
+    nothing was changed."""
+
+
+class NoSpace(DevloopError):
+    """The controller's disk had no room for a deploy's backups, record or files;
+    nothing was changed."""
+
+
+class DeployCut(DevloopError):
+    """A deploy failed while replacing files: undone at once, or the message names
+    the ``invoke rollback`` that undoes it."""
+
 
 class SourceTreeError(DevloopError):
     """The local source tree cannot be sent as it is (a link out of it, an unreadable

@@ -20,9 +20,9 @@ rsync runs there) or a gateway a controller is reached through
 """
 from __future__ import annotations
 
-import os
 import dataclasses
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -520,7 +520,8 @@ class _StrictLoader(yaml.SafeLoader):
                 continue
             if first is not None:
                 self.duplicates.append(
-                    f"line {key_node.start_mark.line + 1}, column {key_node.start_mark.column + 1}: "
+                    f"line {key_node.start_mark.line + 1}, "
+                    f"column {key_node.start_mark.column + 1}: "
                     f"duplicate key {_describe(key)} (first at line {first.start_mark.line + 1}); "
                     f"a key may appear only once in a mapping")
             else:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from deploy.transport.commands import STDLIB_ONLY, Remote
 from deploy.base.errors import UncommittedChanges
 from deploy.controller.facts import cinder_python
 from deploy.remote import script
+from deploy.transport.commands import STDLIB_ONLY, Remote
 from deploy.transport.tree import shown
 
 

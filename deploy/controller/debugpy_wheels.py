@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from deploy.base import output
-from deploy.transport.commands import run_local
 from deploy.base.errors import CommandFailed, DebugError
+from deploy.transport.commands import run_local
 
 PY2_VERSION = "1.5.1"     # debugpy 1.6.0 dropped Python 2.7
 PY3_VERSION = "1.8.17"

@@ -23,7 +23,8 @@ _ALIAS = re.compile(r"""^\s*alias\s*=\s*['"]([^'"]+)['"]""", re.M)
 
 
 def module_name(path: str) -> str:
-    """``api/contrib/x.py`` -> ``cinder.api.contrib.x`` (a package's ``__init__`` -> the package)."""
+    """``api/contrib/x.py`` -> ``cinder.api.contrib.x`` (a package's ``__init__``: the
+    package)."""
     parts = ["cinder", *path[:-3].split("/")] if path.endswith(".py") else ["cinder", path]
     if parts[-1] == "__init__":
         parts.pop()
@@ -42,8 +43,8 @@ def extension_alias(text: str) -> str | None:
 
     Found statically: a class whose base is named ``ExtensionDescriptor``
     (``extensions.ExtensionDescriptor`` or imported by name) and its
-    ``alias = "..."`` (or ``alias = NAME`` of a module-level string). Source this Python cannot parse (e.g. Python 2 only)
-    falls back to the first ``alias = "..."`` line.
+    ``alias = "..."`` (or ``alias = NAME`` of a module-level string). Source this
+    Python cannot parse (e.g. Python 2 only) falls back to the first ``alias = "..."`` line.
     """
     try:
         tree = ast.parse(text)

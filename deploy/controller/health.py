@@ -174,7 +174,8 @@ def check_serving(remote: Remote, state: ApiState, source: Path, sent: Sequence[
     try:
         listed = list_extensions(api_client(remote))
     except HealthCheckError as error:
-        raise HealthCheckError(f"{remote.name}: cannot check the extensions sent: {error}") from None
+        raise HealthCheckError(
+            f"{remote.name}: cannot check the extensions sent: {error}") from None
     missing = {path: alias for path, alias in aliases.items() if alias not in listed}
     if missing:
         shown = ", ".join(f"{alias} (cinder/{path})" for path, alias in missing.items())

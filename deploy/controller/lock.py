@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from deploy.base import output
+from deploy.base.errors import DevloopError, LockBusy
+from deploy.base.inventory import Controller
+from deploy.controller.facts import with_cinder_python
+from deploy.remote import script
 from deploy.transport.commands import STDLIB_ONLY, Remote, tail
 from deploy.transport.connection import translate_ssh_errors
-from deploy.base.errors import DevloopError, LockBusy
-from deploy.controller.facts import with_cinder_python
-from deploy.base.inventory import Controller
-from deploy.remote import script
 
 T = TypeVar("T")
 

@@ -241,7 +241,8 @@ def check(tree: Manifest, controller: str, target: Target) -> None:
 
 
 def hash_paths(source: Path) -> list[str]:
-    """The paths :func:`deploy.controller.facts.locate` must hash for ``source`` (none without a manifest).
+    """The paths :func:`deploy.controller.facts.locate` must hash for ``source``
+    (none without a manifest).
 
     Raises:
         ManifestError: the manifest is malformed.

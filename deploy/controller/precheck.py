@@ -33,6 +33,7 @@ from deploy.transport.commands import STDLIB_ONLY, Remote, describe, tail
 from deploy.transport.sync import Change
 from deploy.transport.tree import Tree, link_target_file, read_file, shown
 
+
 @dataclass(frozen=True, slots=True)
 class CompileProblem:
     """A file that does not compile: where, and the interpreter's message."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from deploy.base.errors import DevloopError
+from deploy.controller.applying import ask, raise_for
 from deploy.controller.facts import cinder_python
 from deploy.remote import script
 from deploy.transport.commands import STDLIB_ONLY, Remote, as_user
@@ -113,18 +114,35 @@ def parse_db_state(remote: Remote, data: Mapping[str, Any]) -> DbState:
                    tuple(data.get("unknown", ())), data.get("kind", "alembic"))
 
 
-def write_record(remote: Remote, deploy_dir: str, record: Mapping[str, Any]) -> None:
-    """Write ``<deploy_dir>/record.json`` atomically, creating the directory."""
-    remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("write_file"),
-                f"{deploy_dir}/record.json", json.dumps(record, indent=2) + "\n"])
+def begin_record(remote: Remote, record: Mapping[str, Any],
+                 sizes: Mapping[str, int] | None, undo: str) -> dict[str, Any]:
+    """Back up what a deploy through rsync will replace, proven, and write its ``applying`` record.
 
+    One call (``deploy/remote/begin_deploy.py``): the way to every file is
+    checked (no symlink below the package), the package's filesystem for
+    room for the new files (``sizes``, when known), what a killed rsync or
+    restore left beside those files is removed, every file to replace is
+    kept in the deploy's backup (size and sha256, read back), and the
+    record says so. Returns the record as written.
 
-def begin_record(remote: Remote, deploy_dir: str, record: Mapping[str, Any]) -> None:
-    """Write an ``applying`` record, first removing what a writer killed mid-file left.
-
-    One call (``deploy/remote/begin_deploy.py``): the temporary copies a
-    killed rsync or restore left beside the files this deploy is about to
-    change go before the record says it is changing them.
+    Raises:
+        UnsafePath / NoSpace: see :func:`deploy.controller.applying.raise_for`;
+            nothing was changed.
     """
-    remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("begin_deploy"),
-                f"{deploy_dir}/record.json", json.dumps(record, indent=2) + "\n"])
+    answer = ask(remote, "begin_deploy", {"record": dict(record), "sizes": sizes})
+    raise_for(remote, answer, undo)
+    return answer["record"]
+
+
+def end_record(remote: Remote, record: Mapping[str, Any], undo: str) -> list[str]:
+    """Drop the stale bytecode of a deploy's files and write its final record; what was dropped.
+
+    When the record cannot be written (a full disk), the deploy is undone at
+    once (``deploy/remote/end_deploy.py``).
+
+    Raises:
+        UnsafePath / DeployCut: see :func:`deploy.controller.applying.raise_for`.
+    """
+    answer = ask(remote, "end_deploy", {"record": dict(record)})
+    raise_for(remote, answer, undo)
+    return list(answer.get("removed", []))

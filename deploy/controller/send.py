@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from deploy.base.errors import DevloopError, SourceTreeError
 from deploy.controller import checkout, facts, sent_state
+from deploy.controller.applying import raise_for
 from deploy.controller.fastrestart import fast_dir
 from deploy.controller.precheck import CompileProblem, refuse, tell_compiled
 from deploy.remote import script
@@ -169,7 +170,8 @@ def cancel(dialogue: Dialogue) -> None:
 def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target: str,
            *, owner: str = "", deploy_dir: str = "", record: Mapping[str, Any] | None = None,
            dry_run: bool = False, checksum: bool = False, guard: bool = False,
-           expect: Mapping[str, tuple[int, int]] | None = None) -> Sent:
+           expect: Mapping[str, tuple[int, int]] | None = None,
+           undo: str = "invoke rollback") -> Sent:
     """Send the job with ``files`` and read what was done (or would be, ``dry_run``).
 
     With ``guard``, nothing is written if a file to replace holds the
@@ -178,10 +180,15 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target
     With ``expect`` ((size, mtime) of files not sent, as last sent), nothing
     is done if one of them differs on the controller: ``Sent.stale`` names them.
 
+    ``undo``: the ``invoke rollback`` to name if the deploy fails part-way
+    and cannot be undone in place.
+
     Raises:
         CompileError: a changed ``.py`` file does not compile with the
             controller's python; nothing was written.
         UncommittedChanges: ``guard`` found such files; nothing was written.
+        UnsafePath / NoSpace / DeployCut: a symlink on the way, a full disk
+            (:func:`deploy.controller.applying.raise_for`).
         SourceTreeError: a file cannot be read; nothing was sent.
         DevloopError: the helper failed (its output's tail shown).
     """
@@ -210,6 +217,7 @@ def finish(remote: Remote, dialogue: Dialogue, files: Sequence[TreeFile], target
     refuse(remote, [CompileProblem(p["path"], p.get("line"), p["message"])
                     for p in answer.get("problems") or []])
     checkout.refuse_uncommitted(remote, answer)
+    raise_for(remote, answer, undo)
     if not dry_run and not answer.get("stale"):
         tell_compiled(remote, int(answer.get("compiled") or 0))
     return Sent([Change(kind, rel) for kind, rel in answer.get("changes", [])],

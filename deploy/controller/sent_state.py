@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from deploy.transport.tree import Stat, read_tree
+
 #: bump when the file's meaning changes: an old one is then ignored
 FORMAT = 1
 

@@ -1,4 +1,5 @@
-"""OpenStack access: clouds.yaml and Keystone tokens, API requests through the connection, smoke checks.
+"""OpenStack access: clouds.yaml and Keystone tokens, API requests through the
+connection, smoke checks.
 
 May import ``deploy.transport`` and ``deploy.base``, nothing above.
 """

@@ -58,7 +58,8 @@ class ApiClient:
 
 def api_client(remote: Remote, *, project_id: str | None = None,
                token: str | None = None) -> ApiClient:
-    """How to reach ``remote``'s API, authenticated as :func:`deploy.openstack.auth.api_access` says.
+    """How to reach ``remote``'s API, authenticated as
+    :func:`deploy.openstack.auth.api_access` says.
 
     ``token`` replaces the one authentication gives (e.g. a noauth ``user:project``).
 

@@ -100,7 +100,7 @@ def keystone_access(cloud: Cloud) -> ApiAccess:
         AuthError: Keystone refused or cannot be reached, or no endpoint.
     """
     from keystoneauth1 import exceptions as ks_exc
-    from openstack import exceptions as sdk_exc   # (after load(): the config package alone)
+    from openstack import exceptions as sdk_exc  # (after load(): the config package alone)
 
     label, region = cloud.label, cloud.region
     auth_url = cloud.auth.get("auth_url", "?")

@@ -31,7 +31,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Collection
 
 from deploy.base import output
 from deploy.base.errors import AuthError
@@ -72,7 +72,7 @@ class Cloud:
         return mask(text, self.secrets)
 
 
-def mask(text: str, secrets: tuple[str, ...] | list[str]) -> str:
+def mask(text: str, secrets: Collection[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
@@ -275,7 +275,7 @@ def _require_secrets(config: Any, settings: dict[str, Any], label: str,
     auth_type = settings.get("auth_type") or "password"
     if auth_type in ("none", "None", "token_endpoint", "admin_token"):
         return
-    plugin = loading.get_plugin_loader(auth_type)
+    plugin: Any = loading.get_plugin_loader(auth_type)
     auth = settings.get("auth") or {}
     missing = []
     for opt in plugin.get_options():

@@ -196,8 +196,9 @@ def run_smoke(base_url: str, *, project_id: str, token: str, timeout: float = 10
         return "renamed"
 
     def merge_metadata() -> str:
-        metadata = _expect(client.api("POST", f"/{state['id']}/metadata",
-                                      {"metadata": {"attr2": "222", "extra": "x"}}), 200)["metadata"]
+        added = {"metadata": {"attr2": "222", "extra": "x"}}
+        metadata = _expect(client.api("POST", f"/{state['id']}/metadata", added),
+                           200)["metadata"]
         _equal("metadata", metadata, {"attr10": "kaska", "attr2": "222", "extra": "x"})
         return "merged 2 keys"
 

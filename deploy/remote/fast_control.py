@@ -203,7 +203,8 @@ def _split(value):
 
 
 def _wrapped(words, fast_dir):
-    """(python, argv) of a warm parent command run from FAST_DIR, or None if ``words`` is not one."""
+    """(python, argv) of a warm parent command run from FAST_DIR, or None if ``words``
+    is not one."""
     warm = os.path.join(fast_dir, WARM)
     if not words or warm not in words:
         return None

@@ -12,9 +12,10 @@ argv: python cinder_dir state_dir paths_json
 Prints ``{"python", "python_version", "cinder_dir", "owner", "version",
 "python_from", "hashes"}``: ``python_from`` says where the caller found the
 python (a DevStack unit or uWSGI ini; "" otherwise); ``version`` is the
-installed Cinder release from its dist-info/egg-info metadata (null when there is none); ``hashes`` maps each
-path to the sha256 of the upstream file (the backup kept by the oldest
-applied deploy that replaced it, else the file itself; null when missing).
+installed Cinder release from its dist-info/egg-info metadata (null when
+there is none); ``hashes`` maps each path to the sha256 of the upstream file
+(the backup kept by the oldest applied deploy that replaced it, else the
+file itself; null when missing).
 
 Python 2.7 and 3.6+, standard library only.
 """

@@ -21,9 +21,17 @@ Beside ``deploy.workflows`` at the top: may import ``deploy.transport`` and
 from __future__ import annotations
 
 from deploy.sandbox.common import SERVICE_USER, end_process
-from deploy.sandbox.supervisord import (DEFAULT_ROOT, PROGRAM, REQUIREMENTS,  # noqa: F401
-                                        SandboxLayout, _requirements_digest, clone_venv, down,
-                                        status_lines, up)
+from deploy.sandbox.supervisord import (  # noqa: F401
+    DEFAULT_ROOT,
+    PROGRAM,
+    REQUIREMENTS,
+    SandboxLayout,
+    _requirements_digest,
+    clone_venv,
+    down,
+    status_lines,
+    up,
+)
 
 #: the kinds ``invoke sandbox.up --kind`` knows; the first is the default
 KINDS = ("supervisord", "rdo", "legacy", "devstack")

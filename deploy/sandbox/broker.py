@@ -210,7 +210,7 @@ class OwnBroker:
         if not settings:
             raise SandboxError(f"sandbox: {self.root} has no broker (run sandbox.up)")
         return transport_url(self.user, str(settings["password"]), "127.0.0.1",
-                             int(settings["amqp_port"]))
+                             int(str(settings["amqp_port"])))
 
     def prepare(self, pick_port: Callable[[], int], reuse_ports: bool) -> None:
         """Write the broker's files; the ports and password are kept from the last ``up``.

@@ -47,11 +47,11 @@ from pathlib import Path
 from typing import Callable, ClassVar, Iterator
 
 from deploy.base import output
-from deploy.transport.commands import run_local
 from deploy.base.errors import SandboxError
 from deploy.sandbox import broker, nspawn, rdo, services
 from deploy.sandbox.common import end_process, port_open, wait, write_file
 from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
+from deploy.transport.commands import run_local
 
 DEFAULT_ROOT = Path("/opt/cinder-devloop/devstack")
 REQUIREMENTS = Path(__file__).with_name("devstack-requirements.txt")

@@ -40,9 +40,19 @@ from deploy.base.errors import SandboxError
 from deploy.sandbox import broker, nspawn, services, train
 from deploy.sandbox.common import api_answers, wait, write_file
 from deploy.sandbox.nspawn import chown_in_tree, run_in_tree, system_mounts
-from deploy.sandbox.rdo import (BACKUP_DIR, CINDER_API_UNIT, CINDER_CONF, DIST_CONF,
-                                RABBITMQ_ENV_CONF, UNIT, dist_conf_text, enable_units,
-                                service_lines, wait_for_services, write_broker_files)
+from deploy.sandbox.rdo import (
+    BACKUP_DIR,
+    CINDER_API_UNIT,
+    CINDER_CONF,
+    DIST_CONF,
+    RABBITMQ_ENV_CONF,
+    UNIT,
+    dist_conf_text,
+    enable_units,
+    service_lines,
+    wait_for_services,
+    write_broker_files,
+)
 from deploy.transport.commands import run_local
 
 DEFAULT_ROOT = Path("/opt/cinder-devloop/legacy")

@@ -36,9 +36,21 @@ from typing import Callable, Iterator
 
 from deploy.base import output
 from deploy.base.errors import SandboxError
+from deploy.sandbox.common import (
+    CACHE_DIR,
+    ClientFiles,
+    alive,
+    api_answers,
+    end_process,
+    ensure_key,
+    known_hosts_name,
+    locked,
+    pid_from,
+    port_open,
+    wait,
+    write_known_hosts,
+)
 from deploy.transport.commands import as_user, run_local
-from deploy.sandbox.common import CACHE_DIR, ClientFiles, alive, api_answers, end_process, ensure_key, \
-    known_hosts_name, locked, pid_from, port_open, wait, write_known_hosts
 
 SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
 CGROUP_ROOT = Path("/sys/fs/cgroup")

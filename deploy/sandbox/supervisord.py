@@ -42,14 +42,28 @@ from pathlib import Path
 
 from deploy.base import output
 from deploy.base.errors import DevloopError, SandboxError
-from deploy.transport.commands import as_user, run_local
 from deploy.sandbox import broker, services
-from deploy.sandbox.common import (CACHE_DIR, SERVICE_USER, ClientFiles,
-                                   api_answers as _api_answers, end_process, ensure_key,
-                                   ensure_service_user, free_port, locked, make_dir as _mkdir,
-                                   pid_from as _pid_from, port_open as _port_open,
-                                   wait as _wait, write_known_hosts)
+from deploy.sandbox.common import (
+    CACHE_DIR,
+    SERVICE_USER,
+    ClientFiles,
+    end_process,
+    ensure_key,
+    ensure_service_user,
+    free_port,
+    locked,
+    write_known_hosts,
+)
+from deploy.sandbox.common import api_answers as _api_answers
+from deploy.sandbox.common import make_dir as _mkdir
+from deploy.sandbox.common import pid_from as _pid_from
+from deploy.sandbox.common import port_open as _port_open
+from deploy.sandbox.common import wait as _wait
+from deploy.transport.commands import as_user, run_local
 
+#: seconds ``up`` waits for cinder-api to answer, and for sshd to listen
+API_DEADLINE = 180
+SSHD_DEADLINE = 30
 REQUIREMENTS = Path(__file__).with_name("controller-requirements.txt")
 DEFAULT_ROOT = Path("/opt/cinder-devloop/sandbox")
 PROGRAM = "cinder-api"
@@ -299,8 +313,8 @@ def clone_venv(base: Path, venv: Path, hard_links: bool = True) -> None:
     """Make ``venv`` a copy of the built venv ``base``: by hard links, or a full copy.
 
     With hard links, deploys stay private to the clone: rsync writes every
-    file it changes to a temporary name and renames it into place (and
-    ``--backup`` moves the old one away), which replaces the clone's link
+    file it changes to a temporary name and renames it into place (the
+    deploy's backup is one more link to the old file), which replaces the clone's link
     and leaves the base untouched; so does Python writing bytecode. Anything
     that writes a file in place would write the base too, so a base that
     other sandboxes share (the machine's cache) is copied in full. The
@@ -501,8 +515,8 @@ def _start_sshd(layout: SandboxLayout) -> None:
     # records each login, so a test can count the connections a task made.
     run_local(layout.in_netns(["/usr/sbin/sshd", "-f", str(layout.sshd_config),
                                "-E", str(layout.sshd_dir / "sshd.log")]))
-    if not _ready(layout, "tcp", layout.listen_address, layout.ssh_port, 10):
-        raise SandboxError(f"sandbox: timed out after 10 s waiting for sshd on "
+    if not _ready(layout, "tcp", layout.listen_address, layout.ssh_port, SSHD_DEADLINE):
+        raise SandboxError(f"sandbox: timed out after {SSHD_DEADLINE} s waiting for sshd on "
                            f"{layout.listen_address}:{layout.ssh_port}")
 
 
@@ -532,7 +546,8 @@ def _prepare_broker(layout: SandboxLayout) -> None:
     own = layout.broker
     saved = [port for key, port in own.settings().items() if key.endswith("_port")]
     running = _supervisord_pid(layout) is not None
-    reuse = running or not any(_ready(layout, "tcp", "127.0.0.1", int(port)) for port in saved)
+    reuse = running or not any(_ready(layout, "tcp", "127.0.0.1", int(str(port)))
+                                   for port in saved)
     own.prepare(free_port, reuse_ports=reuse)
 
 
@@ -611,9 +626,11 @@ def up(layout: SandboxLayout = SandboxLayout()) -> None:
     if added and running:
         # a cinder-api started before the broker existed still has fake:// in mind
         _supervisorctl(layout, "restart", PROGRAM)
-    if not _ready(layout, "http", "127.0.0.1", layout.api_port, 60):
-        raise SandboxError(f"sandbox: timed out after 60 s waiting for cinder-api at "
-                           f"{layout.api_url}")
+    # deadlines, not expectations: on a quiet machine the API answers in about
+    # 5 s, but a busy 2-core machine (a parallel test run) can take minutes
+    if not _ready(layout, "http", "127.0.0.1", layout.api_port, API_DEADLINE):
+        raise SandboxError(f"sandbox: timed out after {API_DEADLINE} s waiting for cinder-api "
+                           f"at {layout.api_url}")
     try:
         _wait(lambda: bool(_broker_answers(layout)), 180,
               f"RabbitMQ at 127.0.0.1:{layout.broker.amqp_port}")

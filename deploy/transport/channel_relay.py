@@ -61,7 +61,7 @@ def _relay(client: socket.socket, transport: paramiko.Transport) -> None:
     command = _recv_exact(client, size).decode()
     with transport.open_session() as channel:
         channel.exec_command(command)
-        buffer = b""
+        buffer, ended = b"", False
         while True:
             readable, _, _ = select.select([channel, client], [], [], 1.0)
             if client in readable:
@@ -74,10 +74,17 @@ def _relay(client: socket.socket, transport: paramiko.Transport) -> None:
                     if len(buffer) < 5 + length:
                         break
                     payload, buffer = buffer[5:5 + length], buffer[5 + length:]
-                    if kind == STDIN:
-                        channel.sendall(payload)
-                    elif kind == EOF:
-                        channel.shutdown_write()
+                    if ended:
+                        continue
+                    try:
+                        if kind == STDIN:
+                            channel.sendall(payload)
+                        elif kind == EOF:
+                            channel.shutdown_write()
+                    except OSError:
+                        # the command ended (a receiver that failed, a full disk):
+                        # what it said, and its exit status, are relayed below
+                        ended = True
             while channel.recv_ready():
                 client.sendall(_frame(STDOUT, channel.recv(65536)))
             while channel.recv_stderr_ready():

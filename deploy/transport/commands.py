@@ -19,8 +19,12 @@ from deploy.base import output
 from deploy.base.errors import CommandFailed, DevloopError
 from deploy.base.inventory import Controller
 from deploy.transport import liveness
-from deploy.transport.connection import connection_lost, ensure_open, shared_connection, \
-    translate_ssh_errors
+from deploy.transport.connection import (
+    connection_lost,
+    ensure_open,
+    shared_connection,
+    translate_ssh_errors,
+)
 
 Command = Sequence[str]
 
@@ -213,5 +217,6 @@ def run_local(argv: Command, *, where: str = "local", check: bool = True,
     except FileNotFoundError:
         raise CommandFailed(where, text, 127, f"{argv[0]}: not found", hint) from None
     if check and proc.returncode != 0:
-        raise CommandFailed(where, text, proc.returncode, tail(proc.stderr + "\n" + proc.stdout), hint)
+        said = tail(proc.stderr + "\n" + proc.stdout)
+        raise CommandFailed(where, text, proc.returncode, said, hint)
     return proc

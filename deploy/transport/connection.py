@@ -26,7 +26,7 @@ import shlex
 import socket
 import threading
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, NoReturn
 
 import paramiko
 from fabric import Config, Connection
@@ -185,7 +185,7 @@ class _PinnedOnly(paramiko.RejectPolicy):
         self.notes = notes
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
-                         key: paramiko.PKey) -> None:
+                         key: paramiko.PKey) -> NoReturn:
         if key in self.revoked:
             raise _HostKeyRevoked(key)
         raise _HostKeyNotPinned(self.notes)

@@ -36,11 +36,17 @@ def main(argv: "list[str]") -> int:
         for key, _ in selector.select():
             if key.fileobj == stdin:
                 chunk = os.read(stdin, 65536)
-                if chunk:
-                    sock.sendall(struct.pack(">BI", STDIN, len(chunk)) + chunk)
-                else:
-                    selector.unregister(stdin)
-                    sock.sendall(struct.pack(">BI", EOF, 0))
+                try:
+                    if chunk:
+                        sock.sendall(struct.pack(">BI", STDIN, len(chunk)) + chunk)
+                    else:
+                        selector.unregister(stdin)
+                        sock.sendall(struct.pack(">BI", EOF, 0))
+                except OSError:
+                    # the remote command ended (a receiver that failed): what it
+                    # said and its exit status are queued to be read below
+                    if chunk:
+                        selector.unregister(stdin)
                 continue
             chunk = sock.recv(65536)
             if not chunk:

@@ -9,14 +9,16 @@ for this one rsync, holding the workstation's pinned line(s) for it. The
 devbox logs in to the controller with the workstation's forwarded ssh-agent.
 
 The tree is an overlay on an installed package, so the sync never deletes
-(a delete would remove Cinder itself). Every file it replaces is moved
-into a per-deploy backup directory on the controller first, so nothing is
-lost. rsync writes each file to a temporary name and renames it into
-place, so an interrupted transfer leaves every file wholly old or new.
+(a delete would remove Cinder itself). A deploy sends exactly the files its
+record lists (``entries``: ``--files-from``), each of which the controller has
+already kept in the deploy's backup, proven (deploy/remote/begin_deploy.py),
+so nothing is lost. rsync writes each file to a temporary name and renames
+it into place, so an interrupted transfer leaves every file wholly old or new.
 """
 from __future__ import annotations
 
 import base64
+import io
 import os
 import re
 import secrets
@@ -31,11 +33,19 @@ import paramiko
 from fabric import Connection, Result
 
 from deploy.base import output
-from deploy.transport.channel_relay import relay
-from deploy.transport.connection import (SshHost, connection_lost, gateway_chain, keyscan_hint, known_hosts_name,
-                               shared_connection, ssh_argv, translate_ssh_errors)
 from deploy.base.errors import ConnectError, HostKeyUnknown, SyncError
 from deploy.base.inventory import Controller, Host, Inventory
+from deploy.transport.channel_relay import relay
+from deploy.transport.connection import (
+    SshHost,
+    connection_lost,
+    gateway_chain,
+    keyscan_hint,
+    known_hosts_name,
+    shared_connection,
+    ssh_argv,
+    translate_ssh_errors,
+)
 from deploy.transport.tree import DEVBOX_FILTERS, read_tree, rsync_excludes
 
 # rsync --out-format: a marker keeps file lines apart from ssh/rsync chatter.
@@ -52,16 +62,16 @@ class Change:
 
 def build_rsync_argv(source: Path, controller: Controller, dest_dir: str, *,
                      excludes: Sequence[str], owner: str | None = None,
-                     backup_dir: str | None = None, dry_run: bool = False,
-                     checksum: bool = False, ssh: Sequence[str] | None = None,
-                     files_from: bool = False, filters: Sequence[str] = ()) -> list[str]:
+                     dry_run: bool = False, checksum: bool = False,
+                     ssh: Sequence[str] | None = None, files_from: bool = False,
+                     filters: Sequence[str] = ()) -> list[str]:
     """Build the rsync command line for one controller.
 
     Roughly::
 
         rsync --recursive --links --times --perms --chmod=D755,F644
               --chown=root:root --itemize-changes --out-format='devloop:%i %n'
-              --exclude=.git/ ... [--backup --backup-dir=DIR] [--dry-run] [--checksum]
+              --exclude=.git/ ... [--dry-run] [--checksum]
               -e 'ssh -F /dev/null -o BatchMode=yes ...' SOURCE/ user@host:DEST/
 
     The modes are normalised to a package's (755 directories, 644 files)
@@ -69,7 +79,9 @@ def build_rsync_argv(source: Path, controller: Controller, dest_dir: str, *,
     workstation's uid. No ``--delete``, ever. With ``files_from``, rsync
     sends exactly the entries named on its stdin, NUL-separated
     (``--files-from=- --from0`` instead of ``--recursive``): the source
-    tree's rules chose them (:mod:`deploy.transport.tree`).
+    tree's rules chose them (:mod:`deploy.transport.tree`), or a deploy's
+    record lists them. No ``--backup``: the files a deploy replaces are
+    kept, proven, before rsync runs (deploy/remote/begin_deploy.py).
     """
     # --modify-window=-1: compare times to the nanosecond, so an edit of the
     # same size saved within the second of the last deploy is still sent
@@ -80,8 +92,6 @@ def build_rsync_argv(source: Path, controller: Controller, dest_dir: str, *,
         argv.append(f"--chown={owner}")
     argv += [f"--exclude={pattern}" for pattern in excludes]
     argv += list(filters)
-    if backup_dir:
-        argv += ["--backup", f"--backup-dir={backup_dir}"]
     if dry_run:
         argv.append("--dry-run")
     if checksum:
@@ -115,7 +125,8 @@ def parse_changes(stdout: str | bytes) -> list[Change]:
         if not line.startswith(mark):
             continue
         item, _, name = line[len(mark):].partition(b" ")
-        if len(item) < 2 or item[1:2] not in (b"f", b"L") or item[0:1] not in (b"<", b">", b"c", b"h"):
+        if (len(item) < 2 or item[1:2] not in (b"f", b"L")
+                or item[0:1] not in (b"<", b">", b"c", b"h")):
             continue
         kind = "new" if b"+++++++" in item else "changed"
         raw = _ESCAPED.sub(lambda found: bytes([int(found.group(1), 8)]), name)
@@ -124,8 +135,7 @@ def parse_changes(stdout: str | bytes) -> list[Change]:
 
 
 def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
-              owner: str | None = None, backup_dir: str | None = None,
-              dry_run: bool = False, checksum: bool = False,
+              owner: str | None = None, dry_run: bool = False, checksum: bool = False,
               connection: Connection | None = None, entries: Sequence[str] | None = None,
               source: Path | None = None) -> list[Change]:
     """Run rsync from the inventory's source to ``dest_dir`` on ``controller``.
@@ -134,10 +144,11 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
     pushes from there, with the tree's rules as its own filters; otherwise
     it runs here and sends exactly the entries (files and links, relative
     to the source) the tree's rules keep (:mod:`deploy.transport.tree`),
-    or ``entries`` if given. With ``source`` (a private copy of what is
-    sent, made by :func:`deploy.transport.tree.stage`), it sends that whole
-    directory instead. Returns the files it created or replaced (or would,
-    with ``dry_run``).
+    or ``entries`` if given (on a devbox too: only those are sent). With
+    ``source`` (a private copy of what is sent, made by
+    :func:`deploy.transport.tree.stage`), it sends ``entries`` of that
+    directory instead, or the whole of it. Returns the files it created or
+    replaced (or would, with ``dry_run``).
 
     Raises:
         SyncError: rsync failed; the message has its exit code and output.
@@ -150,11 +161,10 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
     """
     if inventory.source_host is not None and source is None:
         return _sync_on(inventory.source_host, inventory, controller, dest_dir, owner=owner,
-                        backup_dir=backup_dir, dry_run=dry_run, checksum=checksum)
+                        files=entries, dry_run=dry_run, checksum=checksum)
     if source is None and entries is None:
         entries = read_tree(inventory.source, inventory.excludes).entries()
-    job = _Job(source or inventory.source, entries if source is None else None,
-               owner, backup_dir, dry_run, checksum)
+    job = _Job(source or inventory.source, entries, owner, dry_run, checksum)
     transport = connection.client.get_transport() if connection is not None else None
     changes: list[Change] = []
     if transport is not None and transport.is_active():
@@ -169,7 +179,7 @@ def sync_tree(inventory: Inventory, controller: Controller, dest_dir: str, *,
             return _changes_or_raise(proc, controller, dest_dir)
         # NOTE: rarely (seen once in ~100 parallel deploys) the relayed stream
         # breaks; rsync is safe to run again, and what the first run already
-        # sent is kept in the result (its files are backed up already).
+        # sent is kept in the result (its files were backed up before it ran).
         output.warn(f"{controller.name}: rsync over the open connection broke; "
                     f"running it again over its own ssh")
         changes = parse_changes(proc.stdout)
@@ -189,7 +199,6 @@ class _Job:
     root: Path
     entries: Sequence[str] | None
     owner: str | None
-    backup_dir: str | None
     dry_run: bool
     checksum: bool
 
@@ -197,8 +206,8 @@ class _Job:
 def _run_rsync(job: _Job, controller: Controller, dest_dir: str, *,
                ssh: Sequence[str] | None) -> subprocess.CompletedProcess[bytes]:
     argv = build_rsync_argv(job.root, controller, dest_dir, excludes=(), owner=job.owner,
-                            backup_dir=job.backup_dir, dry_run=job.dry_run,
-                            checksum=job.checksum, ssh=ssh, files_from=job.entries is not None)
+                            dry_run=job.dry_run, checksum=job.checksum, ssh=ssh,
+                            files_from=job.entries is not None)
     listing = b"".join(os.fsencode(rel) + b"\0" for rel in job.entries or ())
     output.command("local", shlex.join(argv))
     try:
@@ -212,10 +221,17 @@ def _changes_or_raise(proc: subprocess.CompletedProcess[bytes], controller: Cont
                       dest_dir: str) -> list[Change]:
     if proc.returncode != 0:
         stderr = proc.stderr.decode("utf-8", "replace")
-        raise SyncError(f"{controller.name}: rsync to {controller.label}:{dest_dir} failed "
-                        f"with exit code {proc.returncode}:\n  {_detail(stderr)}"
-                        + _hint(controller, proc.returncode, stderr))
+        error = SyncError(f"{controller.name}: rsync to {controller.label}:{dest_dir} failed "
+                          f"with exit code {proc.returncode}:\n  {_detail(stderr)}"
+                          + _hint(controller, proc.returncode, stderr))
+        error.no_space = _no_space(stderr)
+        raise error
     return parse_changes(proc.stdout)
+
+
+def _no_space(stderr: str) -> bool:
+    """Whether rsync's output says the disk (or the quota) was full, on any of its lines."""
+    return "No space left on device" in stderr or "Disk quota exceeded" in stderr
 
 
 def _detail(stderr: str) -> str:
@@ -248,7 +264,10 @@ d=$1; n=$2; shift 2
 umask 077
 mkdir -m 700 -- "$d" || exit 90
 trap 'rm -rf -- "$d"' HUP INT TERM
-while [ "$n" -gt 0 ]; do printf '%s' "$2" > "$d/$1" || { rm -rf -- "$d"; exit 90; }; shift 2; n=$((n - 1)); done
+while [ "$n" -gt 0 ]; do
+  printf '%s' "$2" > "$d/$1" || { rm -rf -- "$d"; exit 90; }
+  shift 2; n=$((n - 1))
+done
 "$@"; rc=$?
 rm -rf -- "$d"
 exit $rc
@@ -273,7 +292,8 @@ class DevboxSync:
 
 
 def devbox_hops(devbox: Host, controller: Controller) -> list[SshHost]:
-    """The hosts the devbox's ssh checks the keys of: gateways after the devbox, then the controller."""
+    """The hosts the devbox's ssh checks the keys of: gateways after the devbox, then
+    the controller."""
     chain = gateway_chain(controller)
     names = [g.name for g in chain]
     if devbox.name in names:
@@ -361,7 +381,7 @@ def check_agent_holds(devbox: Host, hops: Sequence[SshHost],
 
 def build_devbox_sync(inventory: Inventory, controller: Controller, dest_dir: str, *,
                       workdir: str | None = None, owner: str | None = None,
-                      backup_dir: str | None = None, dry_run: bool = False,
+                      files_from: bool = False, dry_run: bool = False,
                       checksum: bool = False,
                       public_keys: Mapping[str, str] | None = None) -> DevboxSync:
     """Build the command that runs rsync on ``inventory.source_host``.
@@ -402,7 +422,7 @@ def build_devbox_sync(inventory: Inventory, controller: Controller, dest_dir: st
     # rsync lists the tree there: the rules as its own filters
     rsync = build_rsync_argv(inventory.source, controller, dest_dir,
                              excludes=rsync_excludes(inventory.excludes), owner=owner,
-                             backup_dir=backup_dir, dry_run=dry_run, checksum=checksum, ssh=ssh,
+                             files_from=files_from, dry_run=dry_run, checksum=checksum, ssh=ssh,
                              filters=DEVBOX_FILTERS)
     return DevboxSync(workdir, files, rsync)
 
@@ -433,26 +453,32 @@ def source_connection(host: Host) -> Connection:
     return shared_connection(host, forward_agent=bool(os.environ.get("SSH_AUTH_SOCK")))
 
 
-def run_on_source(host: Host, command: str) -> Result:
+def run_on_source(host: Host, command: str, stdin: str | None = None) -> Result:
     """Run ``command`` on the source host, alone on its connection (see above).
+
+    ``stdin``: what the command reads on its stdin (else nothing).
 
     Raises:
         ConnectError / HostKeyUnknown / HostKeyMismatch: see ``open_connection``.
     """
+    stream = io.StringIO(stdin) if stdin is not None else False
     with translate_ssh_errors(host), _agent_lock(host):
-        return source_connection(host).run(command, hide=True, warn=True, in_stream=False)
+        return source_connection(host).run(command, hide=True, warn=True, in_stream=stream)
 
 
 def _sync_on(devbox: Host, inventory: Inventory, controller: Controller, dest_dir: str, *,
-             owner: str | None, backup_dir: str | None, dry_run: bool,
+             owner: str | None, files: Sequence[str] | None, dry_run: bool,
              checksum: bool) -> list[Change]:
     hops = devbox_hops(devbox, controller)
     keys = {hop.name: pub for hop in hops if (pub := public_key_of(hop)) is not None}
-    plan = build_devbox_sync(inventory, controller, dest_dir, owner=owner, backup_dir=backup_dir,
-                             dry_run=dry_run, checksum=checksum, public_keys=keys)
+    plan = build_devbox_sync(inventory, controller, dest_dir, owner=owner,
+                             files_from=files is not None, dry_run=dry_run, checksum=checksum,
+                             public_keys=keys)
     check_agent_holds(devbox, hops, keys)
     output.command(devbox.name, shlex.join(plan.rsync_argv))
-    result = run_on_source(devbox, shlex.join(plan.command()))
+    # the list of files reaches rsync on the devbox through the script's stdin
+    result = run_on_source(devbox, shlex.join(plan.command()),
+                           None if files is None else "".join(f"{rel}\0" for rel in files))
     where = (f"{controller.name}: rsync on {devbox.name} ({devbox.label}) to "
              f"{controller.name} ({controller.label}):{dest_dir}")
     if result.exited == DEVBOX_WORKDIR_FAILED:
@@ -462,7 +488,9 @@ def _sync_on(devbox: Host, inventory: Inventory, controller: Controller, dest_di
         raise SyncError(f"{where} could not start: rsync is not installed on {devbox.name} "
                         f"(apt-get install rsync there)")
     if result.exited != 0:
-        raise SyncError(f"{where} failed with exit code {result.exited}:\n  "
-                        f"{_detail(result.stderr)}"
-                        + _hint(controller, result.exited, result.stderr, on=devbox))
+        error = SyncError(f"{where} failed with exit code {result.exited}:\n  "
+                          f"{_detail(result.stderr)}"
+                          + _hint(controller, result.exited, result.stderr, on=devbox))
+        error.no_space = _no_space(result.stderr)
+        raise error
     return parse_changes(result.stdout)

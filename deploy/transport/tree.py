@@ -27,7 +27,7 @@ tree: its text is relative and, followed from where it stands (through the
 tree's other links), never leaves the tree, nor reaches a path left out. A
 link that points anywhere else (``zz/s.py -> /etc/shadow``) is refused before
 anything is sent: the controller would get a link to its own file of that
-name, not the code that was checked. See docs in the README, "What a deploy
+name, not the code that was checked. See docs/tasks.md, "What a deploy
 does".
 """
 from __future__ import annotations

@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from deploy.base import output
-from deploy.transport.commands import STDLIB_ONLY, Remote, tail
-from deploy.controller.debugpy_wheels import debugpy_version, wheel_for
 from deploy.base.errors import DebugError, UsageError
 from deploy.base.inventory import Controller, Inventory
-from deploy.transport.port_forward import forwarded
-from deploy.transport.layout import laid_out
+from deploy.controller.debugpy_wheels import debugpy_version, wheel_for
 from deploy.controller.facts import cinder_python
 from deploy.remote import script
+from deploy.transport.commands import STDLIB_ONLY, Remote, tail
+from deploy.transport.layout import laid_out
+from deploy.transport.port_forward import forwarded
 
 DEFAULT_PORT = 5678
 
@@ -141,8 +141,8 @@ def path_mappings(remote: Remote, inventory: Inventory) -> list[PathMapping]:
     A layered tree maps file by file, each onto its layer's file (the one
     the controller runs).
     """
-    from deploy.workflows.deployment import fitting, locate_for
     from deploy.controller.manifest import ManifestRefused
+    from deploy.workflows.deployment import fitting, locate_for
 
     located = locate_for(remote, inventory)
     try:

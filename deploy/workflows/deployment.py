@@ -2,13 +2,17 @@
 
 Each deploy that changes something gets an id and a record on the
 controller, ``<state_dir>/deploys/<id>/record.json``, beside a ``backup/``
-tree holding every file it replaced (rsync ``--backup-dir``), so the
-controller's previous files can always be restored (``invoke rollback``).
-The record is written before any file is replaced: a dry run lists what
-will change, the record says so (state ``applying``), then the files go and
-the record becomes ``applied``. A deploy killed at any point can be rolled
-back. Before that, the source tree's MANIFEST.txt (if any) picks the tree
-that fits the controller's Cinder, or refuses (:mod:`deploy.controller.manifest`).
+tree holding every file it replaced, so the controller's previous files
+can always be restored (``invoke rollback``). Each backup is proven (its
+size and sha256, read back, in the record) and the record written before
+any file is replaced: a dry run lists what will change, the record says so
+(state ``applying``), then the files go and the record becomes ``applied``.
+A deploy killed at any point can be rolled back; one that meets a full disk
+replaces nothing, or is undone at once, or names the ``invoke rollback``
+that undoes it (:mod:`deploy.controller.applying`). Root never writes
+through a symlink below the package. Before that, the source tree's
+MANIFEST.txt (if any) picks the tree that fits the controller's Cinder, or
+refuses (:mod:`deploy.controller.manifest`).
 """
 from __future__ import annotations
 
@@ -19,20 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from deploy.controller import manifest, send, sent_state
-
 from deploy.base import output
-from deploy.base.errors import DevloopError, HealthCheckError, ServiceError
+from deploy.base.errors import DeployCut, DevloopError, HealthCheckError, ServiceError, SyncError
 from deploy.base.inventory import Controller, Inventory
+from deploy.controller import applying, manifest, send, sent_state
 from deploy.controller.checkout import guard_checkout
-from deploy.controller.facts import Target, cinder_python, locate
+from deploy.controller.facts import Target, locate
 from deploy.controller.health import ApiState
 from deploy.controller.precheck import check_changes
-from deploy.controller.records import begin_record, write_record
+from deploy.controller.records import begin_record, end_record
 from deploy.controller.restart import Served, restart_services
 from deploy.controller.services import ServiceStatus
-from deploy.remote import script
-from deploy.transport.commands import STDLIB_ONLY, Remote
+from deploy.transport.commands import Remote
 from deploy.transport.fleet import Outcome
 from deploy.transport.source import source_revision
 from deploy.transport.sync import Change, sync_tree
@@ -121,13 +123,18 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
         CompileError: a changed .py file does not compile with the
             controller's python (nothing sent).
         UncommittedChanges: the checkout's own work would be replaced (nothing sent).
-        SyncError: rsync failed (the record lists what it meant to send).
+        UnsafePath: a symlink below the controller's package on the way (nothing sent).
+        NoSpace: no room on the controller for the backups, the record or the
+            files (nothing changed).
+        DeployCut: replacing the files failed part-way (rsync failed, a full
+            disk); undone, or the message names the ``invoke rollback`` to run.
     """
     declined = None
+    undo = applying.rollback_command(str(inventory.path), remote.name)
     if inventory.source_host is None:
         outcome = _send_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
                              diff=diff, ignore_manifest=ignore_manifest, db=db, seen=seen,
-                             force=force)
+                             force=force, undo=undo)
         if isinstance(outcome, DeployReport):
             _show_changes(remote.name, outcome.changes, dry_run)
             _show_left_out(remote.name, outcome.left_out, dry_run)
@@ -139,7 +146,7 @@ def sync_step(remote: Remote, inventory: Inventory, target: Target | None = None
         inventory = fitting(remote, inventory, target, ignore_manifest=ignore_manifest)
     _announce(remote, inventory, target, dry_run)
     report = _rsync_step(remote, inventory, target, dry_run=dry_run, checksum=checksum,
-                         diff=diff, force=force,
+                         diff=diff, force=force, undo=undo,
                          tree=declined.plan.tree if declined is not None else None)
     report.target, report.source = target, inventory.source
     if declined is not None and declined.plan.scanned is not None and not (dry_run or checksum):
@@ -223,7 +230,8 @@ def _describe(paths: Sequence[str]) -> str:
 
 def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, dry_run: bool,
                checksum: bool, diff: bool, ignore_manifest: bool, db: bool,
-               seen: Sequence[str] | None, force: bool = False) -> DeployReport | _Declined:
+               seen: Sequence[str] | None, force: bool = False,
+               undo: str = "invoke rollback") -> DeployReport | _Declined:
     """The deploy of a local tree in one call: locate, compare, compile, record, write.
 
     Returns :class:`_Declined`, with nothing changed, when the tree the
@@ -272,7 +280,7 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
     record = _record_base(remote, chosen, deploy_id)
     sent = send.finish(remote, dialogue, files, target.cinder_dir, owner=target.owner,
                        deploy_dir=deploy_dir, record=record, checksum=checksum,
-                       expect=plan.expect, guard=not force)
+                       expect=plan.expect, guard=not force, undo=undo)
     report.db = report.db or sent.db
     if sent.stale:
         # another checkout's deploy, a rollback or a hand edit: those files
@@ -286,7 +294,7 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
                                 sorted({f.rel for f in files} | set(stale)))
         sent = send.finish(remote, send.start(remote), files, target.cinder_dir,
                            owner=target.owner, deploy_dir=deploy_dir, record=record,
-                           checksum=checksum, guard=not force)
+                           checksum=checksum, guard=not force, undo=undo)
     report.changes, report.log_since = sent.changes, sent.log_size
     report.fast_mode = sent.fast_mode
     report.deploy_id = deploy_id if sent.changes else None
@@ -297,13 +305,18 @@ def _send_step(remote: Remote, inventory: Inventory, target: Target | None, *, d
 
 def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run: bool,
                 checksum: bool, diff: bool, force: bool = False,
-                tree: Tree | None = None) -> DeployReport:
-    """The deploy through rsync: a dry run lists the changes, the record comes first.
+                undo: str = "invoke rollback", tree: Tree | None = None) -> DeployReport:
+    """The deploy through rsync: a dry run lists the changes, backups and record come first.
 
     A local tree (``tree``: read whole, its links checked) is sent as the
     tree's rules keep it, from a private copy of what the dry run listed:
     what is compiled is what is sent. A tree on a devbox is listed by rsync
     there, with the rules as its filters; its files are not compiled first.
+    Either way the controller then checks the way to every file (no symlink
+    below the package), its room for them, keeps every file to replace,
+    proven, and writes the record; rsync then sends exactly the files the
+    record lists. A failure (a full disk) undoes the deploy at once from its
+    proven backups, or names the rollback to run.
     """
     report = DeployReport(remote.name, left_out=tree.left_out if tree is not None else [])
     controller = remote.controller
@@ -319,34 +332,61 @@ def _rsync_step(remote: Remote, inventory: Inventory, target: Target, *, dry_run
         if not force:
             guard_checkout(remote, target.cinder_dir,
                            [c.path for c in planned if c.kind == "changed"])
+        paths = [c.path for c in planned]
         with staging() as private:
-            staged = None
+            staged, sizes = None, None
             # nothing is sent if a changed .py file does not compile on the controller
             if tree is None:
                 output.detail(f"compile check skipped: the source is on "
                               f"{inventory.source_host.name if inventory.source_host else '?'}")
             else:
                 staged = private
-                stage(tree, [c.path for c in planned], staged)
+                copied = stage(tree, paths, staged)
+                sizes = {rel: copied[rel][0] if rel in copied else 0 for rel in paths}
                 report.log_since = check_changes(remote, tree, staged, planned).log_size
             report.deploy_id = new_deploy_id()
             deploy_dir = f"{controller.state_dir}/deploys/{report.deploy_id}"
-            # the record first: a deploy killed from here on can be rolled back
-            _record(remote, inventory, report.deploy_id, planned, target.cinder_dir, deploy_dir,
-                    "applying")
-            # rsync creates the whole backup path when it first needs it
-            report.changes = sync_tree(inventory, controller, target.cinder_dir,
-                                       owner=target.owner, backup_dir=f"{deploy_dir}/backup",
-                                       checksum=checksum, connection=remote.conn,
-                                       entries=entries, source=staged)
+            # the way checked, every file to replace backed up (proven) and the
+            # record written: a deploy killed from here on can be rolled back
+            record = begin_record(remote, {
+                **_record_base(remote, inventory, report.deploy_id),
+                "state": "applying", "target": target.cinder_dir,
+                "added": [c.path for c in planned if c.kind == "new"],
+                "replaced": [c.path for c in planned if c.kind == "changed"],
+                "backup": f"{deploy_dir}/backup"}, sizes, undo)
+            try:
+                report.changes = sync_tree(inventory, controller, target.cinder_dir,
+                                           owner=target.owner, checksum=checksum,
+                                           connection=remote.conn, entries=paths,
+                                           source=staged)
+            except SyncError as failure:
+                raise _undo_now(remote, record, failure, undo) from None
         # a compiled file left beside a rewritten source could win over it
-        remote.run([cinder_python(remote), *STDLIB_ONLY, "-c", script("drop_bytecode"),
-                    f"{deploy_dir}/record.json"])
-        _record(remote, inventory, report.deploy_id, report.changes, target.cinder_dir,
-                deploy_dir, "applied" if report.changes else "empty")
+        end_record(remote, {**record, "state": "applied" if report.changes else "empty",
+                            "added": [c.path for c in report.changes if c.kind == "new"],
+                            "replaced": [c.path for c in report.changes
+                                         if c.kind == "changed"]}, undo)
         if not report.changes:
             report.deploy_id = None
     return report
+
+
+def _undo_now(remote: Remote, record: Mapping[str, Any], failure: SyncError,
+              undo: str) -> DevloopError:
+    """Undo a deploy whose rsync failed part-way, from its proven backups; the error to raise."""
+    text = str(failure)
+    if failure.no_space or "No space left on device" in text or "Disk quota exceeded" in text:
+        head = f"{remote.name}: the disk filled up while rsync wrote the files (No space left " \
+               f"on device)"
+    else:
+        head = text
+    try:
+        answer = applying.ask(remote, "restore", {"records": [dict(record)], "forget": True})
+        problem = (answer.get("refused") or (answer.get("damaged") or {}).get("why")
+                   or (answer.get("failed") or {}).get("error"))
+    except DevloopError as exc:
+        problem = str(exc).splitlines()[0]
+    return DeployCut(f"{head}; {applying.outcome(record['id'], problem, undo, named=True)}")
 
 
 def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = False,
@@ -442,28 +482,6 @@ def _revision(inventory: Inventory) -> dict[str, object]:
     dirty = [one["dirty"] for one in found]
     return {"commit": found[0]["commit"],
             "dirty": None if None in dirty else any(dirty)}
-
-
-def _record(remote: Remote, inventory: Inventory, deploy_id: str, changes: list[Change],
-            target: str, deploy_dir: str, state: str) -> None:
-    """Write the deploy record (``applying``: the changes it is about to make).
-
-    The ``applying`` record's helper also removes what a writer killed
-    mid-file left beside those files (:func:`begin_record`), in
-    the same call.
-    """
-    record = {
-        **_record_base(remote, inventory, deploy_id),
-        "state": state,
-        "target": target,
-        "added": [c.path for c in changes if c.kind == "new"],
-        "replaced": [c.path for c in changes if c.kind == "changed"],
-        "backup": f"{deploy_dir}/backup",
-    }
-    if state == "applying":
-        begin_record(remote, deploy_dir, record)
-    else:
-        write_record(remote, deploy_dir, record)
 
 
 def _show_changes(name: str, changes: list[Change], dry_run: bool) -> None:

@@ -143,7 +143,7 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         if offer_fast_restart and deployed.fast_mode is False and "api" in done.reasons:
             output.detail(f"fast restart is off on {remote.name}: `invoke fast-restart on "
                           f"--host {remote.name}` makes a restart after a deploy of cinder/ a "
-                          f"fork from a warm parent (under a second; README: Fast restart)")
+                          f"fork from a warm parent (under a second; docs/tasks.md: Fast restart)")
     else:
         report.steps.append(("restart", 0.0, "skipped: nothing changed"))
         output.step(remote.name, "restart skipped: nothing changed")

@@ -14,8 +14,8 @@ from deploy.base.errors import UsageError
 from deploy.base.inventory import Inventory
 from deploy.transport.commands import Remote
 from deploy.transport.connection import translate_ssh_errors
-from deploy.transport.tree import shown
 from deploy.transport.sync import Change
+from deploy.transport.tree import shown
 
 
 def _text(data: bytes) -> list[str] | None:

@@ -1,30 +1,32 @@
 """``invoke rollback``: undo deploys from their records, newest first.
 
-Restores every file a deploy replaced (byte for byte, from its backup),
-removes every file it added (each with its compiled files, so no stale
-``.pyc`` is imported instead), marks the record rolled back, then restarts
-the service and checks the API. A deploy that added a migration the
-database has already applied is undone only after the database is taken
-back to the revision before it; Cinder has no downgrade command, so this
-uses alembic directly and works only for migrations with a ``downgrade()``.
-Otherwise the rollback refuses and changes nothing: a recorded revision
-whose file is gone would break every later ``db sync``.
+Restores every file a deploy replaced (byte for byte, from its backup, whose
+size and sha256 are checked against the record first: a damaged backup is
+refused and nothing changes), removes every file it added (each with its
+compiled files, so no stale ``.pyc`` is imported instead), marks the record
+rolled back, then restarts the service and checks the API. A deploy that
+added a migration the database has already applied is undone only after the
+database is taken back to the revision before it; Cinder has no downgrade
+command, so this uses alembic directly and works only for migrations with a
+``downgrade()``. Otherwise the rollback refuses and changes nothing: a
+recorded revision whose file is gone would break every later ``db sync``. It
+never writes or removes through a symlink below the package either.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-
-from deploy.controller import facts
+from typing import Any
 
 from deploy.base import output
-from deploy.base.errors import DevloopError
+from deploy.base.errors import DevloopError, UnsafePath
 from deploy.base.inventory import Controller
+from deploy.controller import facts
+from deploy.controller.applying import ask
 from deploy.controller.health import ApiState
 from deploy.controller.records import Record, applied_records, db_state
 from deploy.controller.restart import restart_services
 from deploy.remote import script
-from deploy.transport.commands import STDLIB_ONLY, Remote, as_user, tail
+from deploy.transport.commands import Remote, as_user, tail
 
 ORIGINAL = "original"
 
@@ -136,15 +138,18 @@ def rollback(controller: Controller, *, to: str | None = None, restart: bool = T
             output.detail(f"database back to {revision} first")
             _downgrade(remote, revision, undo)
             report.db_downgraded_to = revision
-        spec = json.dumps([r.raw for r in undo])
-        result = remote.run([facts.cinder_python(remote), *STDLIB_ONLY, "-c", script("restore"), spec])
-        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        summary = ask(remote, "restore", {"records": [r.raw for r in undo]})
+        _refuse(remote, summary, undo)
         report.restored, report.removed = summary["restored"], summary["removed"]
         report.compiled_removed = summary["compiled"]
         stale = (f" (and {len(report.compiled_removed)} compiled file(s))"
                  if report.compiled_removed else "")
         output.detail(f"restored {len(report.restored)} file(s), removed "
                       f"{len(report.removed)}{stale}")
+        if summary.get("unmarked"):
+            output.warn(f"{controller.name}: no room to mark {', '.join(summary['unmarked'])} "
+                        f"rolled back: still listed as applied; a rollback again changes "
+                        f"nothing more once there is room")
         if restart:
             # the services that load a restored or removed file (the API if none was)
             paths = [path for record in undo for key in ("added", "replaced")
@@ -157,3 +162,28 @@ def rollback(controller: Controller, *, to: str | None = None, restart: bool = T
     finally:
         remote.close()
     return report
+
+
+def _refuse(remote: Remote, summary: dict[str, Any], undo: list[Record]) -> None:
+    """Raise what ``deploy/remote/restore.py`` refused, or where it stopped.
+
+    Raises:
+        UnsafePath: a symlink below the package on the way; nothing was changed.
+        RollbackError: a backup is damaged (nothing was changed), or restoring
+            failed part-way (the rollback can be run again).
+    """
+    ids = ", ".join(r.id for r in undo)
+    if summary.get("refused") and not summary.get("restored") and not summary.get("removed"):
+        raise UnsafePath(f"{remote.name}: {summary['refused']}; nothing was changed")
+    if summary.get("damaged"):
+        damaged = summary["damaged"]
+        raise RollbackError(f"{remote.name}: refusing to roll back {damaged['id']}: the backup "
+                            f"of cinder/{damaged['rel']} is damaged ({damaged['why']}); "
+                            f"nothing was changed")
+    failed = summary.get("failed") or ({"error": summary["refused"]} if summary.get("refused")
+                                       else None)
+    if failed:
+        raise RollbackError(f"{remote.name}: rolling back {ids} stopped part-way "
+                            f"({failed['error']}): {len(summary['restored'])} file(s) restored, "
+                            f"{len(summary['removed'])} removed; every file is wholly old or "
+                            f"new, and the rollback can be run again")

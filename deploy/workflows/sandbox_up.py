@@ -39,6 +39,6 @@ def up(kind: ModuleType, layout: Any, fast_restart: bool = True, timeout: float 
     controller = laid_out(inventory.controllers[layout.name])
     if controller.layout == "devstack":
         output.detail("fast restart: left off (uWSGI runs the API; "
-                      "see README: Fast restart)")
+                      "see docs/tasks.md: Fast restart)")
         return
     switch(controller, True, timeout)

@@ -8,16 +8,16 @@ from deploy.base.inventory import Controller, Inventory
 from deploy.controller import db, fastrestart
 from deploy.controller.extensions import FAILED_TO_LOAD, failed_in, failed_since_start
 from deploy.controller.health import ApiState, journal_since_start, probe_api
+from deploy.controller.lock import read_lock, status_line
 from deploy.controller.manifest import ManifestRefused
 from deploy.controller.records import Record, applied_records, db_state
 from deploy.controller.services import ServiceStatus, manager_for
-from deploy.transport.layout import how_settled
 from deploy.transport.commands import Remote
+from deploy.transport.layout import how_settled
 from deploy.transport.source import source_revision
 from deploy.transport.sync import sync_tree
-from deploy.workflows.deployment import fitting, locate_for
 from deploy.workflows.debug import session_holding
-from deploy.controller.lock import read_lock, status_line
+from deploy.workflows.deployment import fitting, locate_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,8 @@ class ControllerStatus:
         interrupted = ([f"  interrupted {', '.join(self.interrupted)}: cut off before its end "
                         f"(record state applying); each file is wholly old or wholly new; "
                         f"invoke rollback undoes it"] if self.interrupted else [])
-        extensions = ("none failed to load since the service started" if not self.failed_extensions else
+        extensions = ("none failed to load since the service started"
+                      if not self.failed_extensions else
                       f"{len(self.failed_extensions)} FAILED to load since the service started: "
                       + "; ".join(self.failed_extensions))
         if not self.service.pid:
@@ -148,8 +149,9 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
         lock = status_line(*read_lock(remote))
         services = _service_lines(remote, target)
         local = source_revision(inventory)
-        local_text = (f"{str(local['commit'])[:12]}{' with local changes' if local['dirty'] else ''}"
-                      if local["commit"] else "not a git checkout")
+        dirty = " with local changes" if local["dirty"] else ""
+        local_text = (f"{str(local['commit'])[:12]}{dirty}" if local["commit"]
+                      else "not a git checkout")
         return ControllerStatus(controller.name, service, api, revision, heads,
                                 records[-1] if records else None, len(drift), local_text,
                                 failed_extensions(remote, serving_pid), fast.describe(),

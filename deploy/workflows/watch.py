@@ -15,12 +15,12 @@ from deploy.base import output
 from deploy.base.errors import DevloopError, UsageError
 from deploy.base.inventory import Controller, Inventory
 from deploy.controller.facts import Target
+from deploy.controller.lock import DEFAULT_WAIT, controller_lock
 from deploy.transport.commands import Remote
 from deploy.transport.layout import laid_out
 from deploy.transport.tree import Rules, shown
 from deploy.workflows.deployment import fitting, locate_for
 from deploy.workflows.loop import run_loop
-from deploy.controller.lock import DEFAULT_WAIT, controller_lock
 
 
 def changed_paths(changes: Iterable[tuple[object, str]], source: Path | Iterable[Path],
@@ -116,8 +116,12 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
             if not paths:
                 continue
             deploying = True
-            for name, remote in remotes.items():
+            burst = list(remotes.items())
+            for index, (name, remote) in enumerate(burst):
                 stamp = time.strftime("%H:%M:%S")
+                # once the burst's last deploy has ended, a Ctrl-C (even one sent on
+                # reading its result line) is a stop, not an interruption
+                last = index == len(burst) - 1
                 try:
                     # a save that breaks the service is rolled back: the
                     # controller keeps serving the previous code
@@ -128,12 +132,14 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                                           check_database=name not in database_checked,
                                           seen=paths if name in in_step else None,
                                           offer_fast_restart=name not in offered)
+                    deploying = not last
                     offered.add(name)
                     database_checked.add(name)
                     in_step.add(name)
                     output.result(f"[{stamp}] {name}: {_describe(paths)} -> OK: "
                                   f"{report.one_line()}")
                 except DevloopError as exc:
+                    deploying = not last
                     database_checked.discard(name)
                     in_step.discard(name)
                     text = "\n".join(exc.lines()).splitlines() or [type(exc).__name__]
@@ -141,7 +147,6 @@ def watch(inventory: Inventory, controllers: list[Controller], *, debounce_ms: i
                     if text[1:]:           # e.g. the files that do not compile, the log lines
                         output.detail("\n".join(text[1:]))
                     remotes[name] = _reconnect(remote)
-            deploying = False
     except KeyboardInterrupt:
         # watchfiles ends quietly on a Ctrl-C during its wait; one that lands
         # between two of its polls (it yields every 500 ms) is the same stop.

@@ -25,8 +25,12 @@ import pytest
 import yaml
 
 from deploy.sandbox import SandboxLayout
-from tests.integration.controllers import DevstackController, LegacyController, \
-    RdoController, SupervisordController
+from tests.integration.controllers import (
+    DevstackController,
+    LegacyController,
+    RdoController,
+    SupervisordController,
+)
 from tests.support import free_port
 
 KINDS = ("supervisord", "rdo", "legacy", "devstack")
@@ -192,60 +196,56 @@ def feature_hosts(sandbox, tmp_path_factory) -> Path:
     return _feature_inventory(SupervisordController(sandbox), tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
-def _deployed_feature_once(sandbox, feature_hosts) -> Path:
-    return _deploy_feature(feature_hosts)
-
-
 @pytest.fixture(scope="module")
-def deployed_feature(sandbox, _deployed_feature_once) -> Path:
+def deployed_feature(sandbox, feature_hosts) -> Path:
     """The sandbox with the cluster feature deployed (invoke deploy + db-sync).
 
     Returns the inventory file; the API serves the os-cluster-manage extension.
     """
-    return _kept(SupervisordController(sandbox), _deployed_feature_once)
+    return _kept(SupervisordController(sandbox), feature_hosts)
 
 
 @pytest.fixture(scope="session")
-def _feature_controller_once(controller, tmp_path_factory) -> Path:
-    return _deploy_feature(_feature_inventory(controller, tmp_path_factory))
+def _feature_controller_hosts(controller, tmp_path_factory) -> Path:
+    return _feature_inventory(controller, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def feature_controller(controller, _feature_controller_once) -> Path:
+def feature_controller(controller, _feature_controller_hosts) -> Path:
     """The controller (any kind) with the cluster feature deployed; its inventory.
 
     The inventory names cinder_patch/cinder, the feature's common tree;
     deploy lays over it the release tree of the controller's Cinder
     (cinder_patch/releases/29 or, on the legacy kind, releases/train) by itself.
     """
-    return _kept(controller, _feature_controller_once)
+    return _kept(controller, _feature_controller_hosts)
 
 
 @pytest.fixture(scope="session")
-def _feature_controller_rdo_once(rdo_controller, tmp_path_factory) -> Path:
-    return _deploy_feature(_feature_inventory(rdo_controller, tmp_path_factory))
+def _feature_rdo_hosts(rdo_controller, tmp_path_factory) -> Path:
+    return _feature_inventory(rdo_controller, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def feature_controller_rdo(rdo_controller, _feature_controller_rdo_once) -> Path:
+def feature_controller_rdo(rdo_controller, _feature_rdo_hosts) -> Path:
     """The rdo controller with the cluster feature deployed (whichever kind runs now)."""
-    return _kept(rdo_controller, _feature_controller_rdo_once)
+    return _kept(rdo_controller, _feature_rdo_hosts)
 
 
 @pytest.fixture(scope="session")
-def _feature_controller_devstack_once(devstack_controller, tmp_path_factory) -> Path:
-    return _deploy_feature(_feature_inventory(devstack_controller, tmp_path_factory))
+def _feature_devstack_hosts(devstack_controller, tmp_path_factory) -> Path:
+    return _feature_inventory(devstack_controller, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def feature_controller_devstack(devstack_controller, _feature_controller_devstack_once) -> Path:
+def feature_controller_devstack(devstack_controller, _feature_devstack_hosts) -> Path:
     """The devstack controller with the cluster feature deployed (whichever kind runs now)."""
-    return _kept(devstack_controller, _feature_controller_devstack_once)
+    return _kept(devstack_controller, _feature_devstack_hosts)
 
 
 def _kept(controller, hosts: Path) -> Path:
-    """``hosts``, after deploying the feature again if a spec before took it away.
+    """``hosts``, after deploying the feature (deploy + db-sync) where it is not in place:
+    on a fresh controller, or where a spec before took it away.
 
     A controller serves many modules of specs in one session, and some of
     them roll a deploy back or send other trees; each module of the

@@ -39,7 +39,7 @@ from pathlib import Path
 from deploy.openstack.auth import ApiAccess, cloud_access
 from deploy.sandbox import SandboxLayout, broker, devstack, legacy, rdo
 from deploy.sandbox.devstack import UNIT as DEVSTACK_UNIT
-from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, RdoLayout, UNIT
+from deploy.sandbox.rdo import CLOUD_ADMIN, CLOUD_MEMBER, UNIT, RdoLayout
 from deploy.sandbox.train import CINDER_RELEASE
 from tests.cinder_patch.cinder_api import Client
 from tests.support import wait_until
@@ -55,7 +55,8 @@ class _Services:
     services_stale = False
 
     def restart_services(self) -> None:
-        """Restart scheduler, volume and backup, as an operator does after recreating the database."""
+        """Restart scheduler, volume and backup, as an operator does after recreating
+        the database."""
         names = list(self.services.values())
         if self.service_manager == "systemd":   # type: ignore[attr-defined]
             result = self.run(["systemctl", "restart", *names])   # type: ignore[attr-defined]
@@ -211,11 +212,13 @@ class SupervisordController(_LogFileAndSqlite, _Services):
     def run(self, argv: list[str], user: str | None = None) -> subprocess.CompletedProcess[str]:
         if user:
             argv = ["su", "-s", "/bin/sh", "-c", shlex.join(argv), user]
-        return subprocess.run(argv, capture_output=True, text=True)
+        return subprocess.run(argv, capture_output=True, text=True,
+                              errors="replace")
 
     def _ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["supervisorctl", "-c", str(self.layout.supervisor_conf), *args],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True,
+                              errors="replace")
 
     def service_pid(self) -> int | None:
         out = self._ctl("pid", "cinder-api").stdout.strip()
@@ -290,7 +293,8 @@ class RdoController(_LogFileAndSqlite, _Services):
     def run(self, argv: list[str], user: str | None = None) -> subprocess.CompletedProcess[str]:
         if user:
             argv = ["su", "-s", "/bin/sh", "-c", shlex.join(argv), user]
-        return subprocess.run(self.instance.nsenter(argv), capture_output=True, text=True)
+        return subprocess.run(self.instance.nsenter(argv), capture_output=True, text=True,
+                              errors="replace")
 
     def service_pid(self) -> int | None:
         """The unit's MainPID, as the controller numbers it (what the tool reports)."""

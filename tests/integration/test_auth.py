@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(params=["rdo", "devstack"])
 def keystone_controller(request):
-    """The rdo and devstack controllers in turn (Keystone in front), the cluster feature deployed."""
+    """The rdo and devstack controllers in turn (Keystone in front), the cluster
+    feature deployed."""
     controller = request.getfixturevalue(f"{request.param}_controller")
     request.getfixturevalue(f"feature_controller_{request.param}")
     return controller

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,9 +40,10 @@ def root():
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_rows_run_on_the_kind_and_leave_no_controller_running(tmp_path, root, kind):
     results = tmp_path / "RESULTS.md"
+    # the feature's tree alone (--tree patch): the rows' work, not a 1,500-file copy
     run = run_bench([sys.executable, "bench/bench.py", "--runs", "1", "--kind", kind,
-                     "--root", str(root), "--only", "no-restart", "--only", "loop",
-                     "--write", str(results)])
+                     "--root", str(root), "--tree", "patch", "--only", "no-restart",
+                     "--only", "loop", "--write", str(results)])
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Traceback" not in run.stderr
 
@@ -93,10 +94,12 @@ def _running_from(root) -> list[str]:
 
 
 def test_the_bench_runs_unattended_from_a_background_shell(tmp_path, root):
-    """Started as `nohup … &` starts it (SIGINT ignored), its watch rows still stop `invoke watch`."""
+    """Started as `nohup … &` starts it (SIGINT ignored), its watch rows still stop
+    `invoke watch`."""
     results = tmp_path / "RESULTS.md"
     bench = shlex.join([sys.executable, "bench/bench.py", "--runs", "1", "--kind", "supervisord",
-                        "--root", str(root), "--only", "watch", "--write", str(results)])
+                        "--root", str(root), "--tree", "patch", "--only", "watch",
+                        "--write", str(results)])
     # a non-interactive shell starts a background job with SIGINT ignored
     run = run_bench(["bash", "-c", f"{bench} & wait $!"])
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -24,8 +24,7 @@ import pytest
 
 from tests.dap_client import DapClient
 from tests.integration.test_debug import in_background, spawn_debug, text_of
-from tests.integration.test_debug_kinds import assert_service_restored, request, \
-    show_return_line
+from tests.integration.test_debug_kinds import assert_service_restored, request, show_return_line
 from tests.support import PROJECT_ROOT, free_port, invoke, wait_until
 
 pexpect = pytest.importorskip("pexpect")

@@ -127,7 +127,8 @@ def test_a_deploy_never_replaces_the_checkouts_uncommitted_work_unless_forced(
 
 
 def test_the_checkouts_own_git_config_never_runs_as_root(tmp_path, devstack_controller):
-    """``stack`` writes the checkout's .git/config: a core.fsmonitor there runs as stack, or not at all."""
+    """``stack`` writes the checkout's .git/config: a core.fsmonitor there runs as
+    stack, or not at all."""
     ctl = devstack_controller
     hook, ran = "/opt/stack/fsmonitor-hook", "/tmp/devloop-fsmonitor-ran"
     source = tmp_path / "cinder"

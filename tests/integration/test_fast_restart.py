@@ -9,8 +9,8 @@ pristine feature deployed again.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -67,7 +67,8 @@ def deploy(hosts: Path) -> subprocess.CompletedProcess[str]:
 def describe(tree: Path, text: str) -> None:
     """Make ``text`` the extension's description (its class docstring)."""
     path = tree / CONTRIB
-    new, count = re.subn(r'(class Cluster_manage\(extensions\.ExtensionDescriptor\):\n    )"""[^\n]*"""',
+    descriptor = r'(class Cluster_manage\(extensions\.ExtensionDescriptor\):\n    )"""[^\n]*"""'
+    new, count = re.subn(descriptor,
                          lambda m: m.group(1) + f'"""{text}"""', path.read_text())
     assert count == 1
     path.write_text(new)

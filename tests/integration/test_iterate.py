@@ -94,7 +94,8 @@ class TestLoop:
         assert "deploy (" in result.stderr and "nothing changed" in result.stderr
         assert "restart skipped: nothing changed" in result.stderr
         assert controller.service_pid() == before
-        assert result.stdout.strip().splitlines()[-1].startswith("sbx: 0 file(s), not restarted in ")
+        last = result.stdout.strip().splitlines()[-1]
+        assert last.startswith("sbx: 0 file(s), not restarted in ")
 
     def test_a_database_behind_the_migrations_is_synced(self, controller, hosts, source):
         controller.empty_database()   # behind: empty
@@ -103,7 +104,8 @@ class TestLoop:
         result = invoke("loop", "--inventory", str(hosts))
 
         assert result.returncode == 0, result.stderr
-        assert "check database (" in result.stderr and "behind the newest migration" in result.stderr
+        assert "check database (" in result.stderr
+        assert "behind the newest migration" in result.stderr
         assert "--> sbx: db-sync (" in result.stderr
         assert f"{controller.empty_revision} -> {controller.newest_migration()}" in result.stderr
         assert controller.service_pid() != before   # the database changed: restarted

@@ -21,8 +21,8 @@ import subprocess
 
 import pytest
 
-from deploy.transport.commands import STDLIB_ONLY
 from deploy.remote import script
+from deploy.transport.commands import STDLIB_ONLY
 from tests.integration.test_debug import spawn_debug, text_of
 from tests.integration.test_debug_kinds import assert_service_restored, service_back  # noqa: F401
 from tests.support import Watcher, invoke, wait_until

@@ -98,7 +98,8 @@ class TestDeploy:
     def test_replaced_file_is_kept_in_the_deploy_backup_and_recorded(
             self, controller, controller_hosts, source, cinder_dir):
         path, rel = probe_file(source, "VERSION = 1\n")
-        assert invoke("deploy", "--inventory", str(controller_hosts), "--no-restart").returncode == 0
+        deployed = invoke("deploy", "--inventory", str(controller_hosts), "--no-restart")
+        assert deployed.returncode == 0
         path.write_text("VERSION = 2  # edited\n")
         known = deploy_dirs(controller)
 
@@ -156,7 +157,8 @@ class TestDeploy:
     def test_no_restart_leaves_the_service_alone(self, controller, controller_hosts, source):
         probe_file(source, "X = 1\n")
         before = controller.service_pid()
-        assert invoke("deploy", "--inventory", str(controller_hosts), "--no-restart").returncode == 0
+        deployed = invoke("deploy", "--inventory", str(controller_hosts), "--no-restart")
+        assert deployed.returncode == 0
         assert controller.service_pid() == before
 
     def test_dry_run_lists_the_files_and_changes_nothing(self, controller, controller_hosts, source,
@@ -175,7 +177,8 @@ class TestDeploy:
 
     def test_nothing_to_send_makes_no_deploy_record(self, controller, controller_hosts, source):
         probe_file(source, "SAME = 1\n")
-        assert invoke("deploy", "--inventory", str(controller_hosts), "--no-restart").returncode == 0
+        deployed = invoke("deploy", "--inventory", str(controller_hosts), "--no-restart")
+        assert deployed.returncode == 0
         known = deploy_dirs(controller)
         result = invoke("deploy", "--inventory", str(controller_hosts), "--no-restart")
         assert result.returncode == 0
@@ -249,7 +252,8 @@ class TestStatusRestartLogs:
         assert [line[len("  layout    "):] for line in lines
                 if line.startswith("  layout    ")] == found[controller.kind]
 
-    def test_a_stopped_service_is_reported_and_restart_brings_it_back(self, controller, controller_hosts):
+    def test_a_stopped_service_is_reported_and_restart_brings_it_back(self, controller,
+                                                                       controller_hosts):
         controller.stop_service()
         stopped = invoke("status", "--inventory", str(controller_hosts))
         assert f"service   {controller.stopped_state}" in stopped.stdout
@@ -304,7 +308,8 @@ class TestRefusals:
             self, tmp_path, sandbox, source):
         cinder_dir = SupervisordController(sandbox).cinder_dir
         _, rel = probe_file(source, "STOLEN = True\n")
-        entry = {**sandbox.controller_entry(), "known_hosts": str(self.other_host_key(tmp_path, sandbox))}
+        entry = {**sandbox.controller_entry(),
+                 "known_hosts": str(self.other_host_key(tmp_path, sandbox))}
         hosts = write_inventory(tmp_path / "hosts.yaml", source, {"sbx": entry})
 
         result = invoke("deploy", "--inventory", str(hosts))

@@ -8,8 +8,8 @@ past an applied migrate script is always refused.
 from __future__ import annotations
 
 import hashlib
-import time
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -110,7 +110,8 @@ class TestRollback:
         assert api_answers(controller)
 
     # uWSGI's master stays up when Cinder fails to import: systemd never gives up on it
-    @pytest.mark.parametrize("controller", kinds(service_manager="systemd", app_server="cinder-api"),
+    @pytest.mark.parametrize("controller",
+                             kinds(service_manager="systemd", app_server="cinder-api"),
                              indirect=True)
     def test_rollback_restarts_a_unit_that_systemd_gave_up_on(self, controller, hosts, source,
                                                               cinder_dir, low_start_limit):
@@ -172,6 +173,41 @@ class TestRollback:
         record = json.loads((controller.host_path(controller.state_dir) / "deploys" / ids[2]
                              / "record.json").read_text())
         assert record["state"] == "rolled back"
+
+    def test_a_damaged_backup_is_refused_and_nothing_changes(self, controller, hosts, source,
+                                                             cinder_dir):
+        rel = f"devloop_it/kept_{uuid.uuid4().hex[:6]}.py"
+        (source / "devloop_it").mkdir()
+        (source / rel).write_text("V = 1\n" + "# old\n" * 2000)
+        records = controller.host_path(controller.state_dir) / "deploys"
+        assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
+        (source / rel).write_text("V = 2\n")
+        known = {p.name for p in records.iterdir()}
+        assert invoke("deploy", "--inventory", str(hosts), "--no-restart").returncode == 0
+        (deploy_id,) = {p.name for p in records.iterdir()} - known
+        backup = records / deploy_id / "backup" / rel
+        intact = backup.read_bytes()
+        with backup.open("r+b") as handle:       # as a disk that filled while it was written
+            handle.truncate(8192)
+        try:
+            result = invoke("rollback", "--inventory", str(hosts), "--no-restart")
+
+            assert result.returncode == 1
+            assert [line for line in result.stderr.splitlines() if "error" in line] == [
+                f"error: sbx: refusing to roll back {deploy_id}: the backup of cinder/{rel} is "
+                f"damaged ({controller.state_dir}/deploys/{deploy_id}/backup/{rel}: 8192 bytes "
+                f"with sha256 {hashlib.sha256(intact[:8192]).hexdigest()[:12]}, recorded "
+                f"{len(intact)} bytes with sha256 {hashlib.sha256(intact).hexdigest()[:12]}); "
+                f"nothing was changed"]
+            assert "Traceback" not in result.stderr
+            assert (cinder_dir / rel).read_text() == "V = 2\n"
+            record = json.loads((records / deploy_id / "record.json").read_text())
+            assert record["state"] == "applied"
+        finally:
+            backup.write_bytes(intact)
+        result = invoke("rollback", "--inventory", str(hosts), "--no-restart")
+        assert result.returncode == 0, result.stderr
+        assert (cinder_dir / rel).read_bytes() == intact
 
     def test_an_unknown_id_is_refused_and_nothing_changes(self, controller, hosts):
         result = invoke("rollback", "--inventory", str(hosts), "--to", "nope")

@@ -155,7 +155,8 @@ class TestAfterRestart:
         assert listed(sandbox, alias) == 200      # rolled back by hand
         assert rolled.returncode == 0, rolled.stderr
         assert status.returncode == 0, status.stderr
-        line = next(l for l in status.stdout.splitlines() if l.strip().startswith("extensions"))
+        line = next(text for text in status.stdout.splitlines()
+                    if text.strip().startswith("extensions"))
         assert "1 FAILED to load since the service started" in line
         assert f"cinder.api.contrib.{path.stem}." in line and "broken at import" in line
         assert "extensions none failed to load since the service started" in after.stdout

@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from deploy.controller.send import ONE_CALL_BYTES
 import yaml
 
 from deploy.base.errors import ConnectError, HostKeyMismatch, HostKeyUnknown, SyncError
 from deploy.base.inventory import load_inventory
+from deploy.controller.send import ONE_CALL_BYTES
 from deploy.sandbox import SandboxLayout, down, up
 from deploy.transport.connection import open_connection
 from deploy.transport.sync import sync_tree
@@ -133,7 +132,8 @@ def net(sandbox):
             layouts.append(layout)
             up(layout)
             agent.add(layout.identity_file)
-        yield Net(base, topo, agent, devbox_sshd, devbox_key, known, disk, view, layouts[0], layouts[1])
+        yield Net(base, topo, agent, devbox_sshd, devbox_key, known, disk, view,
+                  layouts[0], layouts[1])
     finally:
         for layout in layouts:
             down(layout, purge=True)

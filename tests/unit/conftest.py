@@ -11,7 +11,7 @@ from deploy.sandbox.train import find_python27
 
 
 @pytest.fixture(params=["2.7", "3.6", "project"])
-def controller_python(request: pytest.FixtureRequest) -> str:
+def python(request: pytest.FixtureRequest) -> str:
     """Each Python a controller may run the remote helpers with (a missing one fails)."""
     if request.param == "project":
         return sys.executable

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy.base.inventory import Inventory
-from deploy.workflows.attach import launch_entry, mappings_for, merge_launch_json
-from deploy.controller.debugpy_wheels import _fits, debugpy_version, download_argv
 from deploy.base.errors import DebugError
+from deploy.base.inventory import Inventory
+from deploy.controller.debugpy_wheels import _fits, debugpy_version, download_argv
+from deploy.workflows.attach import launch_entry, mappings_for, merge_launch_json
 
 
 def test_the_attach_entry_is_what_vscode_needs_to_reach_site_packages():

@@ -55,7 +55,8 @@ def test_noauth_never_imports_openstacksdk_or_keystoneauth():
              "from deploy.openstack.auth import api_access, prefetch, read_cloud_early; "
              "import tasks; ctl = Controller(name='c', address='h'); "
              "read_cloud_early(ctl); prefetch(ctl); api_access(ctl); "
-             "print(sorted({m.split('.')[0] for m in sys.modules} & {'openstack', 'keystoneauth1'}))")
+             "print(sorted({m.split('.')[0] for m in sys.modules} "
+             "& {'openstack', 'keystoneauth1'}))")
     env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
                          cwd=Path(__file__).resolve().parents[2], check=True).stdout
@@ -117,7 +118,8 @@ def test_a_broken_clouds_yaml_is_skipped_with_one_warning(here, capsys):
         load("a")
     warnings = capsys.readouterr().err.splitlines()
     assert len(warnings) == 1, warnings
-    assert warnings[0].startswith(f"warning: openstacksdk: Skipping config file {here}/clouds.yaml: ")
+    assert warnings[0].startswith(
+        f"warning: openstacksdk: Skipping config file {here}/clouds.yaml: ")
 
 
 def test_the_password_in_secure_yaml_beside_clouds_yaml_is_merged_in(here):

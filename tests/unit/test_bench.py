@@ -7,8 +7,8 @@ a developer would type on that kind of controller.
 from __future__ import annotations
 
 import argparse
-import os
 import importlib.util
+import os
 import shlex
 import subprocess
 import sys
@@ -146,3 +146,11 @@ def test_the_results_file_marks_where_its_hand_written_sections_start():
     text = (Path(__file__).resolve().parents[2] / "bench" / "RESULTS.md").read_text()
     kept = text[text.index(bench.KEEP_MARK):]
     assert "## Chaos run" in kept and "## Notes on this run" in kept
+
+
+def test_every_row_the_command_line_offers_has_one_measure_and_they_run_in_file_order():
+    named = [name for names, _ in bench.MEASURES for name in sorted(names)]
+    assert sorted(named) == sorted(bench.ROWS + bench.EXTRA_ROWS)      # each exactly once
+    order = [measure.__name__ for _, measure in bench.MEASURES]
+    assert order == ["no_restart", "growth", "loop", "watch_rows", "fleet", "fleet_vs_one",
+                     "task_list", "health"]

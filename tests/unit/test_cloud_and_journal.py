@@ -1,7 +1,6 @@
 """The inventory's ``cloud`` key and the journal command of ``logs --journal``."""
 from __future__ import annotations
 
-
 import pytest
 
 from deploy.base.errors import InventoryError

@@ -61,8 +61,8 @@ class TestRsyncArgv:
     def build(self, **kwargs):
         defaults = dict(excludes=[".vscode/", "*.pyc"])
         defaults.update(kwargs)
-        return build_rsync_argv(Path(AWKWARD), controller(), "/usr/lib/python3.9/site-packages/cinder",
-                                **defaults)
+        return build_rsync_argv(Path(AWKWARD), controller(),
+                                "/usr/lib/python3.9/site-packages/cinder", **defaults)
 
     def test_times_are_compared_to_the_nanosecond(self):
         assert "--modify-window=-1" in self.build()
@@ -93,10 +93,10 @@ class TestRsyncArgv:
         assert "--chown=root:root" in argv
         assert "--chmod=D755,F644" in argv
 
-    def test_replaced_files_go_to_the_backup_dir(self):
-        argv = self.build(backup_dir="/var/lib/cinder-devloop/deploys/X/backup")
-        assert "--backup" in argv
-        assert "--backup-dir=/var/lib/cinder-devloop/deploys/X/backup" in argv
+    def test_a_deploy_sends_only_the_files_its_record_lists_read_from_stdin(self):
+        argv = self.build(files_from=True)
+        assert argv[argv.index("--files-from=-") + 1] == "--from0"
+        assert not any(arg.startswith("--backup") for arg in argv)   # the controller keeps them
 
     @pytest.mark.parametrize("flag, kwargs", [
         ("--dry-run", {"dry_run": True}),

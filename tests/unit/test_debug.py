@@ -11,12 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from deploy.workflows.debug import (BreakLocation, Breakpoint, guard_argv, last_output,
-                          parse_break_location, service_argvs)
 from deploy.base.errors import UsageError
 from deploy.base.inventory import Controller
 from deploy.controller.services.supervisord import Supervisord
 from deploy.controller.services.systemd import Systemd
+from deploy.workflows.debug import (
+    BreakLocation,
+    Breakpoint,
+    guard_argv,
+    last_output,
+    parse_break_location,
+    service_argvs,
+)
 
 REMOTE = Path(__file__).resolve().parents[2] / "deploy" / "remote"
 

@@ -13,8 +13,6 @@ import socket
 import subprocess
 import textwrap
 
-import pytest
-
 from deploy.remote import script
 from deploy.transport.port_forward import _welcome, peer_uid
 
@@ -58,8 +56,8 @@ SERVER = textwrap.dedent("""
 """)
 
 
-def test_the_adapter_gate_closes_another_users_connection_and_keeps_roots(controller_python):
-    server = subprocess.Popen([controller_python, "-c", SERVER], stdin=subprocess.PIPE,
+def test_the_adapter_gate_closes_another_users_connection_and_keeps_roots(python):
+    server = subprocess.Popen([python, "-c", SERVER], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
         server.stdin.write(script("debug_hook"))

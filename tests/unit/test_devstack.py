@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from deploy.transport.commands import STDLIB_ONLY
 from deploy.base.errors import InventoryError
-from deploy.controller.facts import _FROM_UNIT, with_cinder_python
 from deploy.base.inventory import parse_inventory, with_layout
+from deploy.controller.facts import _FROM_UNIT, with_cinder_python
 from deploy.remote import script
-from tests.unit.test_remote_helpers import last_json, python, run  # noqa: F401 (fixture)
+from deploy.transport.commands import STDLIB_ONLY
+from tests.unit.test_remote_helpers import last_json, run
 
 
 def inventory(tmp_path: Path, entry: dict) -> object:

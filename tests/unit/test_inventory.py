@@ -49,13 +49,16 @@ def test_defaults_apply_to_every_controller_and_entries_override_them():
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("bad_port.yaml", "bad_port.yaml: controllers.ctl1.port: expected an integer, got 'twenty-two'"),
+    ("bad_port.yaml",
+     "bad_port.yaml: controllers.ctl1.port: expected an integer, got 'twenty-two'"),
     ("unknown_manager.yaml",
-     "unknown_manager.yaml: controllers.ctl1.service_manager: expected one of systemd, supervisord, "
+     "unknown_manager.yaml: controllers.ctl1.service_manager: "
+     "expected one of systemd, supervisord, "
      "got 'upstart'"),
     ("unknown_key.yaml", "unknown_key.yaml: controllers.ctl1.adress_typo: unknown key"),
     ("missing_address.yaml", "missing_address.yaml: controllers.ctl1.address: missing"),
-    ("missing_key_file.yaml", "missing_key_file.yaml: controllers.ctl1.identity_file: no such file"),
+    ("missing_key_file.yaml",
+     "missing_key_file.yaml: controllers.ctl1.identity_file: no such file"),
     ("bad_yaml.yaml", "bad_yaml.yaml: line 5, column 1: invalid YAML"),
     ("no_controllers.yaml", "no_controllers.yaml: controllers: missing or empty"),
     ("absent.yaml", "absent.yaml: no such file"),

@@ -93,16 +93,17 @@ def test_every_module_of_deploy_sits_in_a_layer_folder():
     assert loose == []
 
 
-def test_the_readme_layout_table_names_every_folder_and_module():
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    layout = readme[readme.index("## Layout"):]
-    layout = layout[:layout.index("\n## ", 1)]
+def test_the_design_docs_layout_table_names_every_folder_and_module():
+    design = (PROJECT_ROOT / "docs" / "design.md").read_text()
+    layout = design[design.index("## Layout"):]
+    end = layout.find("\n## ", 1)
+    layout = layout if end < 0 else layout[:end]
     for layer in LAYERS:
         assert f"`deploy/{layer}/`" in layout, layer
         modules = sorted(p.stem for p in (DEPLOY / layer).rglob("*.py")
                          if p.name != "__init__.py")
         missing = [m for m in modules if f"`{m}`" not in layout]
-        assert missing == [], f"deploy/{layer}/: {missing} not in README's Layout"
+        assert missing == [], f"deploy/{layer}/: {missing} not in docs/design.md's Layout"
 
 
 SCRIPTS = sorted(p.stem for p in (DEPLOY / "remote").glob("*.py") if p.name != "__init__.py")

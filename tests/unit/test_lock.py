@@ -14,12 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from deploy.transport.commands import STDLIB_ONLY
 from deploy.base.inventory import Controller
-from deploy.controller.lock import Holder, busy_message, hold_argv, show_argv, status_line, \
-    takeover_message
+from deploy.controller.lock import (
+    Holder,
+    busy_message,
+    hold_argv,
+    show_argv,
+    status_line,
+    takeover_message,
+)
 from deploy.remote import script
-from tests.unit.test_remote_helpers import python  # noqa: F401  (the fixture)
+from deploy.transport.commands import STDLIB_ONLY
 
 ALICE = Holder("alice", "laptop", "debug", 4242, "2026-12-02T23:10:04Z")
 

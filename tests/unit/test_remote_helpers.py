@@ -14,7 +14,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -22,40 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from deploy.base.errors import SandboxError
 from deploy.controller.facts import _FROM_SHEBANG
 from deploy.remote import script
-from deploy.sandbox.train import find_python27
 from deploy.transport.commands import STDLIB_ONLY
-
-
-def _python36() -> str:
-    path = os.environ.get("DEVLOOP_PYTHON36",
-                          os.path.expanduser("~/.pyenv/versions/3.6.15/bin/python3.6"))
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"no Python 3.6 at {path}: the controller helpers must run on 3.6; install "
-                    f"it (pyenv install 3.6.15) or set DEVLOOP_PYTHON36", pytrace=False)
-    return path
-
-
-def _python27() -> str:
-    try:
-        return find_python27()
-    except SandboxError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-@pytest.fixture(params=["2.7", "3.6", "project"])
-def python(request: pytest.FixtureRequest) -> str:
-    return {"2.7": _python27, "3.6": _python36, "project": lambda: sys.executable}[
-        request.param]()
 
 
 def run(python: str, name: str, *args: str, flags: tuple[str, ...] = STDLIB_ONLY,
         cwd: str | Path | None = None, check: bool = True,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] | None = None, stdin: object = None
+        ) -> subprocess.CompletedProcess[str]:
+    """Run helper ``name``; ``stdin``, if given, goes to it as JSON."""
+    feed = {"stdin": subprocess.DEVNULL} if stdin is None else {"input": json.dumps(stdin)}
     proc = subprocess.run([python, *flags, "-c", script(name), *args], capture_output=True,
-                          text=True, cwd=cwd, stdin=subprocess.DEVNULL, env=env, timeout=60)
+                          text=True, cwd=cwd, env=env, timeout=60, **feed)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -96,7 +74,7 @@ def test_restore_puts_back_replaced_files_and_skips_what_an_interrupted_deploy_n
     record = {"id": "d1", "state": "applying", "target": str(target), "backup": str(backup),
               "replaced": ["api/a.py", "api/not_yet.py"], "added": ["api/added.py",
                                                                     "api/never_sent.py"]}
-    summary = last_json(run(python, "restore", json.dumps([record])))
+    summary = last_json(run(python, "restore", stdin={"records": [record]}))
     assert summary == {"restored": ["api/a.py"], "removed": ["api/added.py"], "compiled": []}
     assert (target / "api" / "a.py").read_text() == "old a\n"
     assert not (target / "api" / "added.py").exists()
@@ -113,7 +91,7 @@ def test_restore_puts_back_a_replaced_symlink_as_the_symlink_it_was(python, tmp_
     (target / "api" / "added_link.py").symlink_to("new.py")
     record = {"id": "d1", "state": "applied", "target": str(target), "backup": str(backup),
               "replaced": ["api/alias.py"], "added": ["api/added_link.py"]}
-    summary = last_json(run(python, "restore", json.dumps([record])))
+    summary = last_json(run(python, "restore", stdin={"records": [record]}))
     assert summary == {"restored": ["api/alias.py"], "removed": ["api/added_link.py"],
                        "compiled": []}
     assert os.readlink(target / "api" / "alias.py") == "old.py"
@@ -139,13 +117,13 @@ def test_restore_first_removes_what_writers_killed_mid_file_left_beside_the_depl
     record = {"id": "d1", "state": "applying", "target": str(target), "backup": str(backup),
               "replaced": ["api/a.py"], "added": ["api/b.py"]}
 
-    run(python, "restore", json.dumps([record]))
+    run(python, "restore", stdin={"records": [record]})
 
     assert sorted(os.listdir(target / "api")) == sorted(kept + ["a.py"])
     assert (target / "api" / "a.py").read_text() == "old a\n"
 
 
-def test_begin_deploy_writes_the_record_then_removes_what_killed_writers_left(python,
+def test_begin_deploy_backs_up_records_then_removes_what_killed_writers_left(python,
                                                                              tmp_path):
     target = tmp_path / "cinder"
     (target / "api").mkdir(parents=True)
@@ -153,14 +131,168 @@ def test_begin_deploy_writes_the_record_then_removes_what_killed_writers_left(py
     dead.wait()
     for name in (".a.py.Q1w2E3", f".b.py.devloop-{dead.pid}", ".other.py.Q1w2E3", "a.py"):
         (target / "api" / name).write_text("partial")
-    record = {"id": "d1", "state": "applying", "target": str(target),
+    backup = tmp_path / "deploys" / "d1" / "backup"
+    record = {"id": "d1", "state": "applying", "target": str(target), "backup": str(backup),
               "replaced": ["api/a.py"], "added": ["api/b.py"]}
-    path = tmp_path / "deploys" / "d1" / "record.json"
 
-    run(python, "begin_deploy", str(path), json.dumps(record))
+    answer = last_json(run(python, "begin_deploy", stdin={"record": record, "sizes": None}))
 
-    assert json.loads(path.read_text()) == record
+    written = json.loads((tmp_path / "deploys" / "d1" / "record.json").read_text())
+    assert answer == {"record": written}
+    assert written == {**record, "backups": {"api/a.py": {
+        "size": 7, "sha256": hashlib.sha256(b"partial").hexdigest()}}}
+    assert (backup / "api" / "a.py").read_text() == "partial"
     assert sorted(os.listdir(target / "api")) == [".other.py.Q1w2E3", "a.py"]
+
+
+def proven(data: bytes) -> dict[str, object]:
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_begin_deploy_keeps_a_backup_on_another_filesystem_as_a_copy_it_read_back(python,
+                                                                                  tmp_path):
+    target = tmp_path / "cinder"
+    (target / "api").mkdir(parents=True)
+    (target / "api" / "a.py").write_bytes(b"old a\n" * 1000)
+    os.utime(target / "api" / "a.py", ns=(1_500_000_000_123_456_789,) * 2)
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as other:    # a tmpfs: no hard link
+        assert os.stat(other).st_dev != os.stat(tmp_path).st_dev
+        backup = Path(other) / "deploys" / "d1" / "backup"
+        record = {"id": "d1", "target": str(target), "backup": str(backup),
+                  "replaced": ["api/a.py"], "added": []}
+
+        written = last_json(run(python, "begin_deploy",
+                                stdin={"record": record, "sizes": None}))["record"]
+
+        copy = backup / "api" / "a.py"
+        assert written["backups"] == {"api/a.py": proven(b"old a\n" * 1000)}
+        assert copy.read_bytes() == b"old a\n" * 1000
+        assert os.stat(copy).st_ino != os.stat(target / "api" / "a.py").st_ino
+        # (Python 2 sets times to the microsecond)
+        assert abs(os.stat(copy).st_mtime_ns - 1_500_000_000_123_456_789) < 1000
+
+
+def test_begin_deploy_refuses_a_symlink_below_the_package_and_changes_nothing(python,
+                                                                               tmp_path):
+    target, elsewhere = tmp_path / "cinder", tmp_path / "elsewhere"
+    target.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "a.py").write_text("precious\n")
+    (target / "zz").symlink_to(elsewhere)
+    record = {"id": "d1", "target": str(target), "backup": str(tmp_path / "d1" / "backup"),
+              "replaced": ["zz/a.py"], "added": ["zz/b.py"]}
+
+    answer = last_json(run(python, "begin_deploy", stdin={"record": record, "sizes": None}))
+
+    assert answer == {"refused": f"refusing to write through {target}/zz: a symlink (to "
+                                 f"{elsewhere}), not a directory of the package"}
+    assert not (tmp_path / "d1").exists()
+    assert os.listdir(elsewhere) == ["a.py"]
+
+
+def test_begin_deploy_says_when_the_new_files_do_not_fit_and_changes_nothing(python,
+                                                                              tmp_path):
+    target = tmp_path / "cinder"
+    target.mkdir()
+    free = shutil.disk_usage(target).free
+    record = {"id": "d1", "target": str(target), "backup": str(tmp_path / "d1" / "backup"),
+              "replaced": [], "added": ["a.bin"]}
+
+    answer = last_json(run(python, "begin_deploy",
+                           stdin={"record": record, "sizes": {"a.bin": free * 2}}))
+
+    room = answer["no_space"]
+    assert room["what"] == "files" and room["where"] == str(target)
+    assert room["needed"] >= free * 2 > room["free"]
+    assert not (tmp_path / "d1").exists()
+
+
+@pytest.mark.parametrize("mode, follows", [(0o755, True), (0o777, False)],
+                         ids=["root's own directory", "anyone's directory"])
+def test_a_symlink_above_the_package_is_followed_only_where_no_one_but_root_put_it(
+        python, tmp_path, mode, follows):
+    real, parent = tmp_path / "real", tmp_path / "parent"
+    (real / "cinder" / "api").mkdir(parents=True)
+    (real / "cinder" / "api" / "a.py").write_text("old\n")
+    parent.mkdir()
+    (parent / "checkout").symlink_to(real)      # DevStack: /opt/stack/cinder, owned by stack
+    parent.chmod(mode)
+    target = parent / "checkout" / "cinder"
+    record = {"id": "d1", "target": str(target), "backup": str(tmp_path / "d1" / "backup"),
+              "replaced": ["api/a.py"], "added": []}
+
+    answer = last_json(run(python, "begin_deploy", stdin={"record": record, "sizes": None}))
+
+    if follows:
+        assert answer["record"]["replaced"] == ["api/a.py"]
+    else:
+        assert answer == {"refused": f"refusing to write through {parent}/checkout: a symlink "
+                                     f"(to {real}), in a directory another user can write"}
+        assert not (tmp_path / "d1").exists()
+
+
+def proven_record(tmp_path: Path, new: bytes, old: bytes) -> dict[str, object]:
+    """A deploy that replaced cinder/api/a.py (``old``, kept proven) with ``new``."""
+    target, backup = tmp_path / "cinder", tmp_path / "deploys" / "d1" / "backup"
+    (target / "api").mkdir(parents=True)
+    (backup / "api").mkdir(parents=True)
+    (target / "api" / "a.py").write_bytes(new)
+    (backup / "api" / "a.py").write_bytes(old)
+    return {"id": "d1", "state": "applied", "target": str(target), "backup": str(backup),
+            "replaced": ["api/a.py"], "added": [], "backups": {"api/a.py": proven(old)}}
+
+
+def test_restore_refuses_a_damaged_backup_and_changes_nothing(python, tmp_path):
+    record = proven_record(tmp_path, b"new\n", b"old " * 4096)
+    backup = tmp_path / "deploys" / "d1" / "backup" / "api" / "a.py"
+    backup.write_bytes(b"old " * 2048)                  # cut short, as a full disk does
+
+    answer = last_json(run(python, "restore", stdin={"records": [record]}))
+
+    assert answer == {"damaged": {"id": "d1", "rel": "api/a.py", "why": (
+        f"{backup}: 8192 bytes with sha256 {hashlib.sha256(b'old ' * 2048).hexdigest()[:12]}, "
+        f"recorded 16384 bytes with sha256 {hashlib.sha256(b'old ' * 4096).hexdigest()[:12]}")}}
+    assert (tmp_path / "cinder" / "api" / "a.py").read_bytes() == b"new\n"
+    assert not (tmp_path / "deploys" / "d1" / "record.json").exists()   # not marked
+
+
+def test_restore_puts_back_a_proven_backup_and_skips_a_replaced_file_never_backed_up(
+        python, tmp_path):
+    record = proven_record(tmp_path, b"new\n", b"old\n")
+    record["replaced"] = ["api/a.py", "api/never.py"]      # cut before its backup was proven
+    (tmp_path / "cinder" / "api" / "never.py").write_text("untouched\n")
+    (tmp_path / "deploys" / "d1" / "backup" / "api" / "never.py").write_text("half")
+
+    answer = last_json(run(python, "restore", stdin={"records": [record]}))
+
+    assert answer["restored"] == ["api/a.py"]
+    assert (tmp_path / "cinder" / "api" / "a.py").read_bytes() == b"old\n"
+    assert (tmp_path / "cinder" / "api" / "never.py").read_text() == "untouched\n"
+
+
+def test_restore_never_removes_or_restores_through_a_directory_symlink(python, tmp_path):
+    record = proven_record(tmp_path, b"new\n", b"old\n")
+    record["added"] = ["zz/added.py"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "added.py").write_text("precious\n")
+    (tmp_path / "cinder" / "zz").symlink_to(elsewhere)
+
+    answer = last_json(run(python, "restore", stdin={"records": [record]}))
+
+    assert answer == {"refused": f"refusing to write through {tmp_path}/cinder/zz: a symlink "
+                                 f"(to {elsewhere}), not a directory of the package"}
+    assert (elsewhere / "added.py").read_text() == "precious\n"
+    assert (tmp_path / "cinder" / "api" / "a.py").read_bytes() == b"new\n"
+
+
+def test_restore_with_forget_removes_the_deploys_directory(python, tmp_path):
+    record = proven_record(tmp_path, b"new\n", b"old\n")
+
+    run(python, "restore", stdin={"records": [record], "forget": True})
+
+    assert (tmp_path / "cinder" / "api" / "a.py").read_bytes() == b"old\n"
+    assert not (tmp_path / "deploys" / "d1").exists()
 
 
 # --- compiled files -------------------------------------------------------------------
@@ -191,7 +323,7 @@ def test_restore_removes_an_added_module_with_what_python_compiled_from_it(pytho
     assert written and importable(python, target, "newpkg.x")
     record = {"id": "d1", "state": "applied", "target": str(target), "backup": str(backup),
               "replaced": [], "added": ["newpkg/__init__.py", "newpkg/x.py"]}
-    summary = last_json(run(python, "restore", json.dumps([record])))
+    summary = last_json(run(python, "restore", stdin={"records": [record]}))
     assert sorted(summary["compiled"]) == sorted(map(str, written))
     assert not (target / "newpkg").exists()        # emptied: the package directory went too
     assert not importable(python, target, "newpkg.x")
@@ -210,15 +342,15 @@ def test_restore_removes_the_compiled_files_of_a_file_it_puts_back(python, tmp_p
     written = compile_with(python, target / "api" / "a.py")
     record = {"id": "d1", "state": "applied", "target": str(target), "backup": str(backup),
               "replaced": ["api/a.py"], "added": []}
-    summary = last_json(run(python, "restore", json.dumps([record])))
+    summary = last_json(run(python, "restore", stdin={"records": [record]}))
     assert summary["compiled"] == list(map(str, written))
     proc = subprocess.run([python, "-c", "import api.a; print(api.a.VALUE)"], cwd=target,
                           capture_output=True, text=True)
     assert proc.stdout.strip() == "old", proc.stderr
 
 
-def test_drop_bytecode_removes_only_the_compiled_files_of_the_recorded_sources(python,
-                                                                                tmp_path):
+def test_end_deploy_removes_only_the_compiled_files_of_the_recorded_sources_then_records(
+        python, tmp_path):
     target = tmp_path / "cinder"
     cache = target / "api" / "__pycache__"
     cache.mkdir(parents=True)
@@ -229,12 +361,55 @@ def test_drop_bytecode_removes_only_the_compiled_files_of_the_recorded_sources(p
               "api/x.py.orig"]
     for rel in mine + others + ["api/x.py"]:
         (target / rel).write_text("")
-    record = tmp_path / "record.json"
-    record.write_text(json.dumps({"target": str(target), "added": ["api/x.py", "api/z.txt"],
-                                  "replaced": ["api/gone.py"]}))
-    summary = last_json(run(python, "drop_bytecode", str(record)))
+    record = {"id": "d1", "state": "applied", "target": str(target),
+              "backup": str(tmp_path / "deploys" / "d1" / "backup"),
+              "added": ["api/x.py", "api/z.txt"], "replaced": ["api/gone.py"], "backups": {}}
+    summary = last_json(run(python, "end_deploy", stdin={"record": record}))
     assert sorted(summary["removed"]) == sorted(str(target / rel) for rel in mine)
     assert all((target / rel).exists() for rel in others + ["api/x.py"])
+    assert json.loads((tmp_path / "deploys" / "d1" / "record.json").read_text()) == record
+
+
+# file names a record carries as text (JSON): not UTF-8, a newline, a leading dash
+ODD_NAMES = [b"latin\xe9.py", "caf\u00e9.py".encode(), b"new\nline.py", b"-dash.py"]
+
+
+def test_odd_names_are_backed_up_recorded_cleared_and_restored_byte_for_byte(python,
+                                                                              tmp_path):
+    """rsync's deploy (begin_deploy, end_deploy) and the rollback reach each file by its
+    bytes, whatever the controller's python and locale, and answer its name as sent."""
+    api = tmp_path / "cinder" / "api"
+    api.mkdir(parents=True)
+    paths = [api / os.fsdecode(name) for name in ODD_NAMES]
+    for index, path in enumerate(paths):
+        path.write_bytes(b"OLD = %d\n" % index)
+    added = api / os.fsdecode(b"new\xff.py")
+    rels = ["api/" + os.fsdecode(name) for name in ODD_NAMES]
+    record = {"id": "d1", "state": "applying", "target": str(tmp_path / "cinder"),
+              "backup": str(tmp_path / "deploys" / "d1" / "backup"), "replaced": rels,
+              "added": ["api/" + added.name]}
+    env = {"PATH": os.environ["PATH"], "LC_ALL": "C"}     # a controller's bare locale
+
+    begun = last_json(run(python, "begin_deploy", env=env,
+                          stdin={"record": record, "sizes": None}))["record"]
+    assert sorted(begun["backups"]) == sorted(rels)
+    for index, path in enumerate(paths):                  # what rsync then writes
+        (api / "new").write_bytes(b"NEW = %d\n" % index)
+        os.replace(api / "new", path)                     # the backup is a hard link
+    (api / "__pycache__").mkdir()
+    compiled = api / "__pycache__" / (os.fsdecode(b"latin\xe9") + ".cpython-36.pyc")
+    compiled.write_bytes(b"")
+    added.write_bytes(b"ADDED = 1\n")
+    ended = last_json(run(python, "end_deploy", env=env,
+                          stdin={"record": {**begun, "state": "applied"}}))
+    undone = last_json(run(python, "restore", env=env, stdin={"records": [begun]}))
+
+    assert ended == {"removed": [str(compiled)]}
+    assert sorted(undone["restored"]) == sorted(rels)
+    assert undone["removed"] == ["api/" + added.name]
+    for index, path in enumerate(paths):
+        assert path.read_bytes() == b"OLD = %d\n" % index
+    assert not os.path.lexists(added)
 
 
 # --- locate -------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import pytest
 from deploy.controller.send import ONE_CALL_BYTES, one_call_files, payload
 from deploy.remote import script
 from deploy.transport.commands import STDLIB_ONLY
-from tests.unit.test_remote_helpers import python  # noqa: F401  (the 2.7/3.6/project fixture)
 
 EXCLUDES = (".git/", "__pycache__/", "*.pyc")
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from deploy.controller import sent_state
 from deploy.base.inventory import DEFAULT_EXCLUDES
+from deploy.controller import sent_state
 from deploy.controller.send import excluded
 
 

@@ -15,12 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from deploy.controller.extensions import (extension_alias, failed_since_start, failures_in_log,
-                               is_extension, module_name, sent_aliases)
-from deploy.remote import script
-from deploy.controller.precheck import compile_check_argv, compile_input, parse_output, \
-    python_files
+from deploy.controller.extensions import (
+    extension_alias,
+    failed_since_start,
+    failures_in_log,
+    is_extension,
+    module_name,
+    sent_aliases,
+)
+from deploy.controller.precheck import compile_check_argv, compile_input, parse_output, python_files
 from deploy.openstack.smoke import Check, SmokeReport, junit_xml
+from deploy.remote import script
 from deploy.transport.sync import Change
 from tests.support import PROJECT_ROOT, http_server
 
@@ -34,7 +39,8 @@ def interpreter(version: str) -> str:
         return sys.executable
     env = os.environ.get("DEVLOOP_PYTHON" + version.replace(".", ""))
     candidates = [env] if env else []
-    candidates += [str(p) for p in sorted(Path("/root/.pyenv/versions").glob(f"{version}.*/bin/python"))]
+    found = Path("/root/.pyenv/versions").glob(f"{version}.*/bin/python")
+    candidates += [str(p) for p in sorted(found)]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -171,8 +177,8 @@ class TestProbe:
         mark = log.stat().st_size
         with log.open("a") as handle:
             handle.write("after the restart\n")
-        proc = subprocess.run([interpreter(version), *FLAGS[version], "-c", script("probe_api"), api_url, "5",
-                               str(log), str(mark)], capture_output=True, text=True)
+        proc = subprocess.run([interpreter(version), *FLAGS[version], "-c", script("probe_api"),
+                               api_url, "5", str(log), str(mark)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         head, _, rest = proc.stdout.partition("--log--\n")
         assert head.split()[:2] == ["answering", "300"]
@@ -183,16 +189,16 @@ class TestProbe:
         from tests.support import free_port
 
         url = f"http://127.0.0.1:{free_port()}/"
-        proc = subprocess.run([interpreter(version), *FLAGS[version], "-c", script("probe_api"), url, "0.3"],
-                              capture_output=True, text=True)
+        proc = subprocess.run([interpreter(version), *FLAGS[version], "-c", script("probe_api"),
+                               url, "0.3"], capture_output=True, text=True)
         assert proc.returncode == 1
         assert proc.stdout.startswith("down ")
 
     def test_a_log_that_was_rotated_is_read_from_its_start(self, api_url, tmp_path):
         log = tmp_path / "api.log"
         log.write_text("new file\n")
-        proc = subprocess.run([sys.executable, "-c", script("probe_api"), api_url, "5", str(log), "100000"],
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", script("probe_api"), api_url, "5", str(log),
+                               "100000"], capture_output=True, text=True)
         assert proc.stdout.partition("--log--\n")[2] == "new file\n"
 
 

@@ -17,8 +17,16 @@ import pytest
 
 from deploy.base.errors import SourceTreeError
 from deploy.base.inventory import DEFAULT_EXCLUDES
-from deploy.transport.tree import (Rules, read_file, read_tree, resolve_link, rsync_excludes,
-                                   scan, shown, stage)
+from deploy.transport.tree import (
+    Rules,
+    read_file,
+    read_tree,
+    resolve_link,
+    rsync_excludes,
+    scan,
+    shown,
+    stage,
+)
 
 
 def make(root: Path, rels: list[str]) -> None:

@@ -48,9 +48,9 @@ def base(tmp_path) -> Path:
     return tmp_path
 
 
-def test_a_missing_state_dir_is_made_roots_and_open_to_read(controller_python, base):
+def test_a_missing_state_dir_is_made_roots_and_open_to_read(python, base):
     state = base / "var" / "lib" / "cinder-devloop"
-    assert with_part(controller_python, ENSURE, str(state)) == "ok"
+    assert with_part(python, ENSURE, str(state)) == "ok"
     for path in (state, state.parent):
         info = path.stat()
         assert (info.st_uid, info.st_mode & 0o777) == (0, 0o755)
@@ -62,45 +62,45 @@ def test_a_missing_state_dir_is_made_roots_and_open_to_read(controller_python, b
     (lambda d: os.chown(d, NOBODY.pw_uid, 0), f"is owned by nobody (uid {NOBODY.pw_uid}), "
                                               f"not root"),
 ], ids=["writable by all", "writable by others", "owned by another user"])
-def test_a_state_dir_another_user_can_change_is_refused(controller_python, base, make, why):
+def test_a_state_dir_another_user_can_change_is_refused(python, base, make, why):
     state = base / "state"
     state.mkdir(mode=0o755)
     make(state)
-    assert with_part(controller_python, ENSURE, str(state)) == f"{state} {why}"
+    assert with_part(python, ENSURE, str(state)) == f"{state} {why}"
 
 
-def test_a_state_dir_below_a_directory_another_user_can_write_is_refused(controller_python, base):
+def test_a_state_dir_below_a_directory_another_user_can_write_is_refused(python, base):
     shared = base / "shared"
     shared.mkdir()
     shared.chmod(0o777)                    # not sticky: anyone may rename what is in it
-    answer = with_part(controller_python, ENSURE, str(shared / "state"))
+    answer = with_part(python, ENSURE, str(shared / "state"))
     assert answer == f"{shared} is writable by its group and others (mode 0777)"
     assert not (shared / "state").exists()
 
 
-def test_a_state_dir_in_a_sticky_directory_such_as_tmp_is_made(controller_python, base):
+def test_a_state_dir_in_a_sticky_directory_such_as_tmp_is_made(python, base):
     sticky = base / "tmp"
     sticky.mkdir()
     sticky.chmod(0o1777)
-    assert with_part(controller_python, ENSURE, str(sticky / "state")) == "ok"
+    assert with_part(python, ENSURE, str(sticky / "state")) == "ok"
 
 
-def test_a_state_dir_someone_else_made_in_a_sticky_directory_is_refused(controller_python, base):
+def test_a_state_dir_someone_else_made_in_a_sticky_directory_is_refused(python, base):
     sticky = base / "tmp"
     sticky.mkdir()
     sticky.chmod(0o1777)
     (sticky / "state").mkdir()
     os.chown(sticky / "state", NOBODY.pw_uid, NOBODY.pw_gid)
-    assert "is owned by nobody" in with_part(controller_python, ENSURE, str(sticky / "state"))
+    assert "is owned by nobody" in with_part(python, ENSURE, str(sticky / "state"))
 
 
-def test_a_written_file_replaces_a_planted_link_and_never_writes_through_it(controller_python, base):
+def test_a_written_file_replaces_a_planted_link_and_never_writes_through_it(python, base):
     victim = base / "root-only"
     victim.write_text("secret")
     victim.chmod(0o600)
     target = base / "warm_api.py"
     target.symlink_to(victim)
-    answer = with_part(controller_python, """
+    answer = with_part(python, """
         write_new(sys.argv[1], b"new content", 0o644)
         print(json.dumps(sorted(os.listdir(os.path.dirname(sys.argv[1])))))
     """, str(target))
@@ -115,13 +115,13 @@ print(json.dumps([None if data is None else data.decode("utf-8")
 """
 
 
-def test_what_another_user_wrote_is_read_only_as_a_bounded_regular_file(controller_python, base):
+def test_what_another_user_wrote_is_read_only_as_a_bounded_regular_file(python, base):
     (base / "warm.json").write_text('{"pid": 42}')
     (base / "link.json").symlink_to(base / "warm.json")
     os.mkfifo(base / "fifo.json")
     (base / "big.json").write_text("x" * 65)
     started = time.monotonic()
-    answer = with_part(controller_python, READ_FOREIGN, *(str(base / name) for name in (
+    answer = with_part(python, READ_FOREIGN, *(str(base / name) for name in (
         "warm.json", "link.json", "fifo.json", "big.json", "missing.json")))
     assert answer == ['{"pid": 42}', None, None, None, None]
     assert time.monotonic() - started < 30          # the FIFO was not waited on
@@ -138,14 +138,14 @@ print(json.dumps(answers))
 """
 
 
-def test_a_kept_file_is_used_only_if_it_is_roots_alone(controller_python, base):
+def test_a_kept_file_is_used_only_if_it_is_roots_alone(python, base):
     for name in ("kept", "theirs", "writable"):
         (base / name).write_text(name)
         (base / name).chmod(0o600)
     os.chown(base / "theirs", NOBODY.pw_uid, NOBODY.pw_gid)
     (base / "writable").chmod(0o666)
     (base / "link").symlink_to(base / "kept")
-    answer = with_part(controller_python, READ_OWN, *(str(base / n) for n in
+    answer = with_part(python, READ_OWN, *(str(base / n) for n in
                                            ("kept", "theirs", "writable", "link")))
     assert answer == ["kept",
                       f"{base / 'theirs'} is not root's alone (owner nobody (uid "
@@ -162,14 +162,14 @@ print(json.dumps([signal_as(uid, gid, pid, 0) for pid in
 """
 
 
-def test_a_pid_another_user_names_is_signalled_only_with_that_users_rights(controller_python):
+def test_a_pid_another_user_names_is_signalled_only_with_that_users_rights(python):
     roots = subprocess.Popen(["sleep", "60"])
     theirs = subprocess.Popen(["sleep", "60"], user=NOBODY.pw_uid, group=NOBODY.pw_gid)
     try:
         ids = (str(NOBODY.pw_uid), str(NOBODY.pw_gid))
-        assert with_part(controller_python, SIGNAL_AS, *ids, str(theirs.pid)) == \
+        assert with_part(python, SIGNAL_AS, *ids, str(theirs.pid)) == \
             [True, False, False, False, False]
-        assert with_part(controller_python, SIGNAL_AS, *ids, str(roots.pid)) == \
+        assert with_part(python, SIGNAL_AS, *ids, str(roots.pid)) == \
             [False, False, False, False, False]
         assert roots.poll() is None
     finally:
@@ -178,15 +178,15 @@ def test_a_pid_another_user_names_is_signalled_only_with_that_users_rights(contr
             proc.wait()
 
 
-def test_a_process_is_known_by_its_start_time_and_user(controller_python):
+def test_a_process_is_known_by_its_start_time_and_user(python):
     proc = subprocess.Popen(["sleep", "60"], user=NOBODY.pw_uid, group=NOBODY.pw_gid)
     try:
-        answer = with_part(controller_python, "print(json.dumps(process(int(sys.argv[1]))))",
+        answer = with_part(python, "print(json.dumps(process(int(sys.argv[1]))))",
                            str(proc.pid))
         stat = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         assert answer == [stat[0], os.getpid(), int(stat[19]), NOBODY.pw_uid]
     finally:
         proc.kill()
         proc.wait()
-    assert with_part(controller_python, "print(json.dumps(process(int(sys.argv[1]))))",
+    assert with_part(python, "print(json.dumps(process(int(sys.argv[1]))))",
                      str(proc.pid)) is None

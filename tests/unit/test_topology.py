@@ -8,15 +8,25 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from deploy.transport import connection
-from deploy.transport.connection import (gateway_chain, known_hosts_name, ssh_argv,
-                               translate_ssh_errors)
 from deploy.base.errors import ConnectError, HostKeyUnknown
 from deploy.base.inventory import Controller, Host, Inventory
 from deploy.sandbox import SandboxLayout
+from deploy.transport import connection
+from deploy.transport.connection import (
+    gateway_chain,
+    known_hosts_name,
+    ssh_argv,
+    translate_ssh_errors,
+)
 from deploy.transport.source import build_remote_git_argv
-from deploy.transport.sync import (DevboxSync, build_devbox_sync, check_agent_holds, devbox_hops,
-                         pinned_lines, public_key_of)
+from deploy.transport.sync import (
+    DevboxSync,
+    build_devbox_sync,
+    check_agent_holds,
+    devbox_hops,
+    pinned_lines,
+    public_key_of,
+)
 
 ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 OTHER = "AAAAC3NzaC1lZDI1NTE5AAAAIHHnUkOHxQM0GzI3Ut0ZV1MslGQKSiA2uiNsgFqV2f5y"
@@ -250,7 +260,8 @@ class TestDevboxSync:
             f"10.0.0.9 ssh-ed25519 {ED25519}", f"[10.0.1.5]:2222 ssh-ed25519 {OTHER}"]
         ssh = shlex.split(plan.rsync_argv[plan.rsync_argv.index("-e") + 1])
         proxy = proxy_of(ssh)
-        assert proxy[-1] == "10.0.0.9" and option(proxy, "UserKnownHostsFile") == "/tmp/w/known_hosts"
+        assert proxy[-1] == "10.0.0.9"
+        assert option(proxy, "UserKnownHostsFile") == "/tmp/w/known_hosts"
         assert not any(o.startswith("ProxyCommand") for o in options(proxy))
 
     def test_the_devbox_command_writes_runs_and_cleans_up(self, tmp_path, keys):

@@ -1,4 +1,5 @@
-"""Under uWSGI a Cinder that fails to import is told from the journal, without the per-request noise."""
+"""Under uWSGI a Cinder that fails to import is told from the journal, without the
+per-request noise."""
 from __future__ import annotations
 
 from deploy.controller.health import _without_requests

@@ -26,8 +26,10 @@ polls=0 done_with="waited"
 if [ -n "$inv" ] && systemctl is-active --quiet -- "$unit"; then
   while :; do
     log=$(journalctl --no-pager --output cat _SYSTEMD_INVOCATION_ID="$inv")
-    spawned=$(printf '%s\n' "$log" | grep -c -e '^spawned uWSGI worker' -e '^Respawned uWSGI worker')
-    loaded=$(printf '%s\n' "$log" | grep -c -e '^WSGI app [0-9]* (mountpoint=.*ready' -e 'no app loaded')
+    spawned=$(printf '%s\n' "$log" |
+      grep -c -e '^spawned uWSGI worker' -e '^Respawned uWSGI worker')
+    loaded=$(printf '%s\n' "$log" |
+      grep -c -e '^WSGI app [0-9]* (mountpoint=.*ready' -e 'no app loaded')
     [ "$loaded" -ge "$spawned" ] && break
     if [ "$polls" -ge $((limit * 5)) ]; then
       done_with="killed it after"
@@ -74,7 +76,8 @@ class Systemd:
         result = remote.run(self.control_argv(action), check=False)
         for line in result.stderr.splitlines():
             if line.startswith(_SETTLED):
-                output.detail(f"a uWSGI worker was still loading Cinder; {line[len(_SETTLED):].strip()} "
+                waited = line[len(_SETTLED):].strip()
+                output.detail(f"a uWSGI worker was still loading Cinder; {waited} "
                               f"before systemctl {action} (uWSGI would wait its "
                               f"worker-reload-mercy for it)")
         if result.exited != 0:

@@ -71,3 +71,8 @@ def _utf8_char(name, index):
         except UnicodeError:
             continue
     return None
+
+
+def said(exc):
+    """What ``exc`` says, as JSON carries text (the file names in it by ``text_name``)."""
+    return text_name(exc.args[0] if len(exc.args) == 1 else str(exc))

@@ -25,16 +25,22 @@ def leftover(entry, names):
 
 
 def sweep(target, rels):
-    """Remove the leftovers beside the files ``rels`` (relative to ``target``)."""
+    """Remove the leftovers beside the files ``rels`` (relative to ``target``).
+
+    Each directory is reached without following a symlink (Refused if one
+    is on the way); a missing one is skipped.
+    """
     names = {}
     for rel in rels:
-        directory, name = os.path.split(os.path.join(target, rel))
+        directory, name = os.path.split(rel)
         names.setdefault(directory, set()).add(name)
-    for directory, wanted in names.items():
-        try:
-            entries = os.listdir(directory)
-        except OSError:
+    for directory, wanted in sorted(names.items()):
+        fd = enter(target, directory)
+        if fd is None:
             continue
-        for entry in entries:
-            if leftover(entry, wanted):
-                os.unlink(os.path.join(directory, entry))
+        try:
+            for entry in os.listdir("."):
+                if leftover(entry, wanted):
+                    unlink_here(entry)
+        finally:
+            leave(fd)
