@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from deploy.base import output
+from deploy.base.errors import ServiceError
 from deploy.controller.facts import cinder_python
 from deploy.controller.health import ApiState, check_serving, log_mark, wait_for_api
 from deploy.controller.services import ServiceStatus, manager_for
 from deploy.controller.services.found import Service
-from deploy.base.errors import ServiceError
 from deploy.transport.commands import Remote
 
 

@@ -127,7 +127,8 @@ def last_lines(remote: Remote, service: Service, log_since: int | None) -> str:
     if ctl.service_manager == "supervisord":
         text = remote.run(["supervisorctl", "-c", ctl.supervisor_config or "", "tail", "-1600",
                            service.unit], check=False).stdout
-        parts.append(f"its console (supervisorctl tail {service.unit}):\n" + (tail(text, 15) or "(empty)"))
+        parts.append(f"its console (supervisorctl tail {service.unit}):\n"
+                     + (tail(text, 15) or "(empty)"))
     else:
         text = remote.run(["journalctl", "--unit", service.unit, "--lines", "15", "--no-pager",
                            "--output", "cat"], check=False).stdout
@@ -210,7 +211,8 @@ def up_before(remote: Remote) -> dict[str, set[str]] | None:
 
 def status_lines(remote: Remote, found: Mapping[str, Service],
                  volume_drivers: Sequence[str] = ()) -> list[str]:
-    """One ``NAME  STATE; up in the service list (HOST, heartbeat N s ago)`` per service beside the API.
+    """A line per service beside the API: ``NAME  STATE; up in the service list (HOST,
+    heartbeat N s ago)``.
 
     ``volume_drivers``: the configured ones, named on the volume line (the
     sandboxes' stand-in says it is one).

@@ -1,4 +1,4 @@
-"""``invoke logs``: the tail of the API's (or another service's) log or journal, optionally followed."""
+"""``invoke logs``: the tail of the API's (or another service's) log or journal, maybe followed."""
 from __future__ import annotations
 
 from deploy.base import output

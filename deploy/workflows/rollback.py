@@ -154,7 +154,8 @@ def rollback(controller: Controller, *, to: str | None = None, restart: bool = T
             # the services that load a restored or removed file (the API if none was)
             paths = [path for record in undo for key in ("added", "replaced")
                      for path in record.raw.get(key, [])]
-            done = restart_services(remote, timeout, changed=paths, always_api=not paths, verb="restored",
+            done = restart_services(remote, timeout, changed=paths, always_api=not paths,
+                                    verb="restored",
                                     cinder_dir=next((str(r.raw["target"]) for r in undo
                                                      if r.raw.get("target")), None))
             report.api = done.api

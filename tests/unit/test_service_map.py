@@ -8,13 +8,12 @@ import textwrap
 import pytest
 
 from deploy.base.cli import service_names
-from deploy.base.errors import UsageError, InventoryError
+from deploy.base.errors import InventoryError, UsageError
 from deploy.base.inventory import parse_inventory
 from deploy.controller import service_health
 from deploy.controller.service_map import NAMES, choose, driver_paths, needs_drivers, rule_for
 from deploy.remote import script
 from deploy.transport.commands import STDLIB_ONLY
-from tests.unit.test_remote_helpers import python  # noqa: F401 (2.7, 3.6 and ours)
 
 RUNNING = NAMES
 STAND_IN = {"volume driver": ["tests/fake_driver.py", "volume/drivers/lvm.py",

@@ -68,7 +68,7 @@ def _present(remote: Remote, names: dict[str, str]) -> set[str]:
 
 
 def found_services(remote: Remote) -> dict[str, Service]:
-    """The controller's services, in :data:`NAMES` order, as installed and as the inventory limits them.
+    """The controller's services in :data:`NAMES` order: as installed, as the inventory limits them.
 
     The API counts as installed whatever the service manager says: it is
     the inventory's ``service``, checked when it is restarted.
