@@ -36,6 +36,8 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (".vscode/", ".git/", "__pycache__/", "*.pyc
 SERVICE_MANAGERS = ("systemd", "supervisord")
 RDO_CONFIG_FILES = ("/usr/share/cinder/cinder-dist.conf", "/etc/cinder/cinder.conf")
 LAYOUTS = ("rdo", "devstack")
+#: Cinder's services a controller may run (``services:`` limits the ones found there)
+SERVICE_NAMES = ("api", "scheduler", "volume", "backup")
 #: what ``layout: devstack`` changes from the RDO defaults: the uWSGI unit,
 #: the venv's cinder-manage, the stack user, logs in journald only
 #: (``log_file`` empty); the python is read from the unit (see ``facts``).
@@ -103,6 +105,8 @@ class Controller(Host):
     state_dir: str = "/var/lib/cinder-devloop"
     #: the clouds.yaml entry to authenticate with (None: OS_CLOUD / OS_* or noauth)
     cloud: str | None = None
+    #: the services the tool restarts and checks here (None: every one installed)
+    services: tuple[str, ...] | None = None
     #: the keys the inventory wrote for this controller (its own or ``defaults:``)
     given: frozenset[str] = frozenset()
 
@@ -271,6 +275,13 @@ def _expect_program_name(value: Any) -> str | None:
             "'@', '+', '-', not starting with '-'; not 'all')")
 
 
+def _expect_services(value: Any) -> str | None:
+    if isinstance(value, list) and value and all(v in SERVICE_NAMES for v in value) \
+            and len(set(value)) == len(value):
+        return None
+    return f"expected a list of services, each once, from {', '.join(SERVICE_NAMES)}"
+
+
 def _expect_abs_path(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith("/") and not _CONTROL.search(value):
         return None
@@ -316,6 +327,7 @@ _CONTROLLER_KEYS: dict[str, Callable[[Any], str | None]] = {
     "api_url": _expect_url,
     "state_dir": _expect_abs_path,
     "cloud": _expect_str,
+    "services": _expect_services,
 }
 _TOP_KEYS = ("source", "source_host", "excludes", "defaults", "hosts", "controllers")
 
@@ -477,6 +489,8 @@ def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
     _resolve_gateway(kwargs, place, hosts, problems)
     if "config_files" in kwargs:
         kwargs["config_files"] = tuple(kwargs["config_files"])
+    if "services" in kwargs:
+        kwargs["services"] = tuple(name for name in SERVICE_NAMES if name in kwargs["services"])
     if "address" not in kwargs:
         return None
     return Controller(name=name, given=given, **kwargs)

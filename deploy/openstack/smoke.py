@@ -1,4 +1,4 @@
-"""Smoke-test the os-cluster-manage API of a deployed controller.
+"""Smoke-test the os-cluster-manage API of a deployed controller, and Cinder's data path.
 
 Standard library only (urllib), so it runs from the workstation with no
 extra packages::
@@ -20,11 +20,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 ALIAS = "os-cluster-manage"
+#: seconds a volume may take to become available, or to be gone once deleted
+VOLUME_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,18 +132,28 @@ def _equal(what: str, actual: object, expected: object) -> None:
 
 
 def run_smoke(base_url: str, *, project_id: str, token: str, timeout: float = 10.0,
-              opener: urllib.request.OpenerDirector | None = None) -> SmokeReport:
-    """Exercise every os-cluster-manage call once and report each check.
+              opener: urllib.request.OpenerDirector | None = None,
+              services: Sequence[str] = (), volume_timeout: float = VOLUME_TIMEOUT
+              ) -> SmokeReport:
+    """Exercise every os-cluster-manage call once, then Cinder's data path, and report each check.
 
     ``opener`` carries the requests (e.g. through the controller's SSH
     connection, see ``deploy.transport.tunnel``); plain urllib by default.
+    ``services``: the binaries beside the API the controller runs
+    (``cinder-volume``…): each must be ``up`` in the API's service list;
+    where they include the scheduler and the volume service, a 1 GiB volume
+    is created (API -> scheduler -> volume over the broker), waited for until
+    ``available``, shown, deleted and seen gone (404), each within
+    ``volume_timeout`` seconds.
 
-    Stops at the first failed check, then deletes the cluster it created.
+    Stops at the first failed check, then deletes the cluster and the
+    volume it created.
     """
     report = SmokeReport(base_url=base_url)
     client = _Client(base_url, project_id, token, timeout, opener)
     tag = f"smoke-{uuid.uuid4().hex[:8]}"
     state: dict[str, Any] = {"id": None, "deleted": False}
+    volume: dict[str, Any] = {"id": None, "deleted": False}
 
     def run(name: str, body: Callable[[], str]) -> bool:
         started = time.monotonic()
@@ -216,10 +228,75 @@ def run_smoke(base_url: str, *, project_id: str, token: str, timeout: float = 10
             raise CheckFailed("deleted cluster is still listed")
         return "404 and absent from the list"
 
+    def services_up() -> str:
+        listed = _expect(client.request("GET", f"{client.prefix}/os-services"), 200)["services"]
+        states: dict[str, list[str]] = {}
+        for entry in listed:
+            states.setdefault(entry.get("binary", ""), []).append(
+                f"{entry.get('host')} {entry.get('state')}")
+        down = [binary for binary in services
+                if not any(line.endswith(" up") for line in states.get(binary, []))]
+        if down:
+            raise CheckFailed("not up in the service list: " + "; ".join(
+                f"{binary} ({', '.join(states.get(binary, [])) or 'not listed'})"
+                for binary in down))
+        return ", ".join(f"{binary} up" for binary in services)
+
+    def volume_url() -> str:
+        return f"{client.prefix}/volumes/{volume['id']}"
+
+    def wait_volume(until: Callable[[_Reply], bool], what: str) -> _Reply:
+        deadline = time.monotonic() + volume_timeout
+        while True:
+            reply = client.request("GET", volume_url())
+            if until(reply):
+                return reply
+            if reply.status == 200 and str(reply.body["volume"]["status"]).startswith("error"):
+                raise CheckFailed(f"volume {volume['id']} is {reply.body['volume']['status']} "
+                                  f"(see the volume and scheduler services' logs)")
+            if time.monotonic() > deadline:
+                shown = (reply.body["volume"]["status"] if reply.status == 200
+                         else f"HTTP {reply.status}")
+                raise CheckFailed(f"volume {volume['id']} not {what} within "
+                                  f"{volume_timeout:g} s (still {shown})")
+            time.sleep(0.5)
+
+    def volume_create() -> str:
+        body = _expect(client.request("POST", f"{client.prefix}/volumes", {
+            "volume": {"size": 1, "name": tag}}), 202)
+        volume["id"] = body["volume"]["id"]
+        return f"created {volume['id']} (1 GiB)"
+
+    def volume_available() -> str:
+        wait_volume(lambda r: r.status == 200 and r.body["volume"]["status"] == "available",
+                    "available")
+        return "available (API -> scheduler -> volume)"
+
+    def volume_show() -> str:
+        shown = _expect(client.request("GET", volume_url()), 200)["volume"]
+        _equal("name", shown["name"], tag)
+        _equal("size", shown["size"], 1)
+        return f"read back on {shown.get('os-vol-host-attr:host') or 'its host'}"
+
+    def volume_delete() -> str:
+        _expect(client.request("DELETE", volume_url()), 202, 204)
+        volume["deleted"] = True
+        return "deleted"
+
+    def volume_gone() -> str:
+        wait_volume(lambda r: r.status == 404, "gone")
+        return "404"
+
     steps = [("api answers", api_answers), ("create", create), ("show", show),
              ("list", listed), ("update", update), ("metadata merge", merge_metadata),
              ("metadata set key", set_key), ("metadata delete key", delete_key),
              ("delete", delete), ("gone", gone)]
+    if services:
+        steps.append(("services up", services_up))
+    if "cinder-scheduler" in services and "cinder-volume" in services:
+        steps += [("volume create", volume_create), ("volume available", volume_available),
+                  ("volume show", volume_show), ("volume delete", volume_delete),
+                  ("volume gone", volume_gone)]
     try:
         for name, body in steps:
             if not run(name, body):
@@ -230,6 +307,16 @@ def run_smoke(base_url: str, *, project_id: str, token: str, timeout: float = 10
                 _expect(client.api("DELETE", f"/{state['id']}"), 202, 204, 404)
                 return f"deleted leftover {state['id']}"
             run("cleanup", cleanup)
+        if volume["id"] and not volume["deleted"]:
+            def volume_cleanup() -> str:
+                # a volume still creating cannot be deleted; force it (the admin's right)
+                reply = client.request("DELETE", volume_url())
+                if reply.status == 400:
+                    reply = client.request("POST", volume_url() + "/action",
+                                           {"os-force_delete": {}})
+                _expect(reply, 202, 204, 404)
+                return f"deleted leftover volume {volume['id']}"
+            run("volume cleanup", volume_cleanup)
     return report
 
 

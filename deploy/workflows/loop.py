@@ -21,7 +21,7 @@ from deploy.base.inventory import Controller, Inventory
 from deploy.controller.db import db_sync
 from deploy.controller.facts import Target
 from deploy.controller.records import MIGRATION_DIRS, db_state, parse_db_state
-from deploy.controller.restart import restart_and_check
+from deploy.controller.restart import Restarted, restart_services
 from deploy.transport.commands import Remote
 from deploy.workflows.deployment import DeployReport, served_by, sync_step, undo_failed_deploy
 
@@ -62,6 +62,16 @@ def _timed(report: LoopReport, name: str, work: Callable[[], T],
     return value
 
 
+def _restarted_text(done: Restarted) -> str:
+    if not done.reasons:
+        return "nothing restarted: no running service loads the changed files"
+    parts = []
+    if done.status is not None and done.api is not None:
+        parts.append(f"{done.status.describe()}, API {done.api.detail}")
+    parts += [f"{name} up" for name in (done.services or {})]
+    return "; ".join(parts)
+
+
 def _migration_changed(report: DeployReport) -> bool:
     return any(c.path.startswith(MIGRATION_DIRS) for c in report.changes)
 
@@ -70,7 +80,8 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
              timeout: float = 60.0, smoke: bool = False, checksum: bool = False,
              rollback_on_failure: bool = False, ignore_manifest: bool = False,
              check_database: bool = True, seen: Sequence[str] | None = None,
-             offer_fast_restart: bool = True) -> LoopReport:
+             offer_fast_restart: bool = True,
+             services: Sequence[str] | None = None) -> LoopReport:
     """Run the loop once on an open connection (``watch`` reuses it).
 
     ``seen``: the files saved since the last successful run, which are all
@@ -115,19 +126,21 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
                         lambda r: f"{r.before} -> {r.after}")
         report.migrated = f"{result.before} -> {result.after}"
 
-    if report.deploy.changes or report.migrated:
+    if report.deploy.changes or report.migrated or services:
         deployed = report.deploy
         try:
-            _timed(report, "restart", lambda: restart_and_check(
-                remote, timeout, served_by(inventory, deployed), migrated=bool(report.migrated)),
-                lambda state: f"{state[0].describe()}, API {state[1].detail}")
+            done = _timed(report, "restart", lambda: restart_services(
+                remote, timeout, served_by(inventory, deployed),
+                changed=[c.path for c in deployed.changes], only=services,
+                migrated=bool(report.migrated), cinder_dir=deployed_to.cinder_dir),
+                _restarted_text)
         except (HealthCheckError, ServiceError) as failure:
             if not (rollback_on_failure and deployed.deploy_id):
                 raise
             raise undo_failed_deploy(remote.controller, deployed.deploy_id, failure,
                                      timeout) from None
-        report.restarted = True
-        if offer_fast_restart and deployed.fast_mode is False:
+        report.restarted = bool(done.reasons)
+        if offer_fast_restart and deployed.fast_mode is False and "api" in done.reasons:
             output.detail(f"fast restart is off on {remote.name}: `invoke fast-restart on "
                           f"--host {remote.name}` makes a restart after a deploy of cinder/ a "
                           f"fork from a warm parent (under a second; docs/tasks.md: Fast restart)")
