@@ -263,20 +263,26 @@ def smoke(c, host=None, inventory=None, project=None, token=None, junit_xml=None
     "print_config": "print the VS Code launch.json to attach (every selected controller) "
                     "and change nothing",
     "lock_wait": LOCK_WAIT + "; the lock is held for the whole session",
+    "service": "the service to run in the foreground: api (default), scheduler, volume or "
+               "backup; the others keep running",
 }, iterable=["break_"])
 @reports_errors
 def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, port=5678,
-          launch_json=None, print_config=False, verbose=False, lock_wait=30):
+          launch_json=None, print_config=False, verbose=False, lock_wait=30, service=None):
     """Stop the service, run cinder-api under pdb here (or debugpy for the IDE), restart it."""
     from pathlib import Path
 
     from deploy.base.cli import port as port_number
-    from deploy.base.cli import seconds, selected
+    from deploy.base.cli import seconds, selected, service_names
     from deploy.base.errors import UsageError
     from deploy.controller.lock import locked
     from deploy.workflows.debug import debug as run_session
 
     port, timeout = port_number("--port", port), seconds("--timeout", timeout)
+    services = service_names("--service", service)
+    if services is not None and len(services) != 1:
+        raise UsageError(f"--service {service}: debug runs one service in the foreground; "
+                         f"name one of api, scheduler, volume, backup")
     lock_wait = seconds("--lock-wait", lock_wait)
     loaded, controllers = selected(inventory, [host] if host else None)
     if print_config:
@@ -304,7 +310,8 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, p
 
     on_each(controllers, locked("debug", lock_wait,
                                 lambda ctl: run_session(ctl, break_ or [], timeout,
-                                                        attach=options)))
+                                                        attach=options,
+                                                        service=services and services[0])))
 
 
 @task(name="fast-restart", iterable=["host"], help={
