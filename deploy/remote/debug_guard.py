@@ -34,8 +34,9 @@ files below it); the guard's log there, ``guard.log``, is root's alone
 
 With ``"argv"`` in the session (``invoke debug --service volume``), the
 guard runs that command instead (what the service's unit or program runs,
-read from its definition by the tool) as the session's user, with the
-definition's ``"env"`` and ``"directory"``; it counts as ready once it has
+read from its definition by the tool) as the session's user, in the
+definition's ``"directory"``, with its environment read from ``"env_file"``
+(root's alone, written by remote/debug_env.py, removed once read); it counts as ready once it has
 run ``"settle"`` seconds, as there is no port to wait for, and no API
 worker setting is added. ``"binary"`` names it in the messages.
 
@@ -180,8 +181,32 @@ def _listening(address=None):
     return True
 
 
-def _prepare(user):
-    """The hook directory and the child's environment."""
+def _service_env():
+    """The unit's or program's own environment: the root-only file the tool wrote for
+    this session (remote/debug_env.py; never argv, which anyone can read), removed once
+    read. Empty for cinder-api, whose environment is the guard's."""
+    path = session.get("env_file")
+    if not path:
+        return {}
+    try:
+        env = json.loads(read_own(path, 1 << 20).decode("utf-8"))
+    finally:
+        _forget_env()
+    if not isinstance(env, dict):
+        raise ValueError("%s holds no environment" % path)
+    return env
+
+
+def _forget_env():
+    if session.get("env_file"):
+        try:
+            os.unlink(session["env_file"])
+        except OSError:
+            pass
+
+
+def _prepare(user, own):
+    """The hook directory and the child's environment (``own``: the service's)."""
     hook_dir = tempfile.mkdtemp(prefix="devloop-debug-")
     os.chmod(hook_dir, 0o755)
     files = {"devloop_debug.py": session["hook"], "sitecustomize.py": SITECUSTOMIZE,
@@ -199,7 +224,6 @@ def _prepare(user):
         "SHELL": "/bin/sh", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     }
     # the unit's or program's own environment (root's definition), then the hook's
-    own = dict(session.get("env") or {})
     env.update(own)
     env.update({
         "PYTHONPATH": os.pathsep.join([hook_dir] + ([own["PYTHONPATH"]]
@@ -350,7 +374,12 @@ def _run_session(user):
         host, port = _address()
         say("something still listens on %s:%d; cinder-api could not bind it" % (host, port))
         return PORT_TAKEN
-    hook_dir, env = _prepare(user)
+    try:
+        own = _service_env()
+    except (Untrusted, EnvironmentError, ValueError) as exc:
+        say("the %s's environment could not be read: %s" % (BINARY, exc))
+        return SETUP_FAILED
+    hook_dir, env = _prepare(user, own)
     try:
         child, argv = _start(user, env, hook_dir)
         say("%s in the foreground as %s, pid %d: %s"
@@ -459,6 +488,7 @@ def main():
             return SETUP_FAILED
         code = _run_session(user)
     finally:
+        _forget_env()
         _end_attach()
         say("starting the service again")
         restored = _restore()

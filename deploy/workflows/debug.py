@@ -42,7 +42,7 @@ import shlex
 import signal
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 from deploy.base import output
 from deploy.base.errors import ConnectError, DebugError, ServiceError, UsageError
@@ -257,11 +257,29 @@ def guard_argv(controller: Controller, breaks: Sequence[Breakpoint],
     }
     if command is not None:
         session.update({"argv": list(command.argv), "user": command.user,
-                        "env": dict(command.env), "directory": command.directory,
-                        "binary": binary, "settle": settle})
+                        "directory": command.directory, "binary": binary, "settle": settle})
+        if command.env:
+            session["env_file"] = env_file(controller)
     if attach:
         session["attach"] = attach
     return [python, "-c", script("debug_guard"), json.dumps(session)]
+
+
+def env_file(controller: Controller) -> str:
+    """Where a service's environment waits for the guard (root's alone, read once)."""
+    return f"{controller.state_dir}/debug/service-env.json"
+
+
+def keep_env(remote: Remote, env: Mapping[str, str]) -> None:
+    """Hand a service's environment to the guard in a root-only file, over stdin: a
+    unit's ``Environment=`` may hold secrets, and argv is anyone's to read."""
+    argv = [cinder_python(remote), *STDLIB_ONLY, "-c", script("debug_env"),
+            env_file(remote.controller)]
+    result = remote.dialogue(argv).finish(json.dumps(dict(env)).encode())
+    if result.exited != 0 or _last_json(result.stdout) != {"ok": True}:
+        raise DebugError(f"{remote.name}: could not keep the service's environment for the "
+                         f"session (exit {result.exited}): "
+                         f"{tail(result.stderr + result.stdout, 3) or 'no output'}")
 
 
 def session_holding(remote: Remote) -> str:
@@ -394,6 +412,8 @@ def debug(controller: Controller, locations: Sequence[str], timeout: float = 60.
                     settings = stack.enter_context(attach_session(remote, attach, wheel))
                 output.step(controller.name, f"{subject.binary} in the foreground (Ctrl-C ends "
                                              f"the session; q at a (Pdb) prompt too)")
+                if subject.command is not None and subject.command.env:
+                    keep_env(remote, subject.command.env)
                 with _noting_interrupts(interrupted):
                     result = remote.run(guard_argv(controller, breaks, start, status,
                                                    attach=settings, command=subject.command,
