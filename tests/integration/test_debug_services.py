@@ -67,6 +67,10 @@ def debug_one_volume_create(controller, hosts, service: str, where: str, binary:
         child.expect(r"\(Pdb\) ")
         if service == "volume":
             assert volume in child.before
+        if controller.kind == "rdo":       # RDO's unit sets Environment= MALLOC_ARENA_MAX=1
+            child.sendline("p __import__('os').environ.get('MALLOC_ARENA_MAX')")
+            child.expect(r"\(Pdb\) ")
+            assert "'1'" in child.before
         assert volume_status(client, volume) == "creating"
         child.sendline("c")
         wait_until(lambda: volume_status(client, volume) == "available", timeout=120)
@@ -84,6 +88,9 @@ def debug_one_volume_create(controller, hosts, service: str, where: str, binary:
     after = controller.pid_of(binary)
     assert after and after != before, (before, after)
     assert controller.service_pid() == api_before, "cinder-api was restarted"
+    # the unit's environment was handed over in a root-only file, gone once read
+    assert controller.run(["ls", "-A", f"{controller.state_dir}/debug"]).stdout.split().count(
+        "service-env.json") == 0
     client.delete(f"/volumes/{volume}")
     return transcript
 
