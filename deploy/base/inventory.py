@@ -607,20 +607,7 @@ def parse_inventory(text: str, path: Path) -> Inventory:
         InventoryError: listing every problem, each as ``<place>: <what>``.
     """
     display = _display(path)
-    try:
-        raw, duplicates = _load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InventoryError(display, [f"{where}invalid YAML: {problem}"]) from None
-    except _TooLarge as exc:
-        raise InventoryError(display, [f"refused: {exc}"]) from None
-    except RecursionError:
-        raise InventoryError(display, ["refused: its values are nested too deeply"]) from None
-    if duplicates:
-        raise InventoryError(display, duplicates)
-
+    raw = _read_yaml(text, display)
     problems = _Problems()
     base = path.parent
     top = _check_mapping(raw, "", problems)
@@ -637,7 +624,40 @@ def parse_inventory(text: str, path: Path) -> Inventory:
         else:
             problems.add("source_host", f"no host {name!r} under hosts: "
                                         f"(known: {', '.join(hosts) or 'none'})")
+    source_path = _source(top, source_host, base, problems)
+    excludes = top.get("excludes", list(DEFAULT_EXCLUDES))
+    if _expect_str_list(excludes):
+        problems.add("excludes", f"expected a list of rsync patterns, got {_describe(excludes)}")
+        excludes = list(DEFAULT_EXCLUDES)
+    controllers = _controllers(top, base, hosts, problems)
+    if problems.items:
+        raise InventoryError(display, problems.items)
+    return Inventory(path=path, source=source_path, excludes=tuple(excludes),
+                     controllers=controllers, source_host=source_host, hosts=hosts)
 
+
+def _read_yaml(text: str, display: str) -> Any:
+    """The YAML document, refused (one problem) when it is no YAML, too large or too
+    deep, or names a key twice."""
+    try:
+        raw, duplicates = _load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InventoryError(display, [f"{where}invalid YAML: {problem}"]) from None
+    except _TooLarge as exc:
+        raise InventoryError(display, [f"refused: {exc}"]) from None
+    except RecursionError:
+        raise InventoryError(display, ["refused: its values are nested too deeply"]) from None
+    if duplicates:
+        raise InventoryError(display, duplicates)
+    return raw
+
+
+def _source(top: Mapping[str, Any], source_host: Host | None, base: Path,
+            problems: _Problems) -> Path:
+    """The source tree: a local directory, or an absolute path on the source host."""
     source = top.get("source", "cinder_patch/cinder")
     if _expect_str(source) or _expect_local_path(source):
         problems.add("source", f"expected a path, got {_describe(source)}")
@@ -648,19 +668,18 @@ def parse_inventory(text: str, path: Path) -> Inventory:
         if not source_path.is_absolute():
             problems.add("source", "expected an absolute path on the source host "
                                    f"{source_host.name!r}, got {_describe(source)}")
-    else:
-        source_path = _local_path(source, base)
-        if not source_path.is_dir():
-            problems.add("source", f"no such directory: {source_path}")
+        return source_path
+    source_path = _local_path(source, base)
+    if not source_path.is_dir():
+        problems.add("source", f"no such directory: {source_path}")
+    return source_path
 
-    excludes = top.get("excludes", list(DEFAULT_EXCLUDES))
-    if _expect_str_list(excludes):
-        problems.add("excludes", f"expected a list of rsync patterns, got {_describe(excludes)}")
-        excludes = list(DEFAULT_EXCLUDES)
 
+def _controllers(top: Mapping[str, Any], base: Path, hosts: dict[str, Host],
+                 problems: _Problems) -> dict[str, Controller]:
+    """The controllers, each entry laid over ``defaults:``."""
     defaults = _check_keys(_check_mapping(top.get("defaults"), "defaults", problems),
                            "defaults", problems)
-
     controllers: dict[str, Controller] = {}
     raw_entries = top.get("controllers")
     entries = _check_mapping(raw_entries, "controllers", problems)
@@ -673,11 +692,7 @@ def parse_inventory(text: str, path: Path) -> Inventory:
                                        problems)
         if controller is not None:
             controllers[str(name)] = controller
-
-    if problems.items:
-        raise InventoryError(display, problems.items)
-    return Inventory(path=path, source=source_path, excludes=tuple(excludes),
-                     controllers=controllers, source_host=source_host, hosts=hosts)
+    return controllers
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:
