@@ -112,6 +112,29 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
     deployed_to = report.deploy.target
     assert deployed_to is not None
+    _migrate(report, remote, deployed_to, check_database)
+    if report.deploy.changes or report.migrated or services:
+        _restart(report, inventory, remote, deployed_to, timeout=timeout, services=services,
+                 rollback_on_failure=rollback_on_failure,
+                 offer_fast_restart=offer_fast_restart)
+    else:
+        report.steps.append(("restart", 0.0, "skipped: nothing changed"))
+        output.step(remote.name, "restart skipped: nothing changed")
+
+    if smoke:
+        from deploy.workflows.smoke_task import SmokeFailed, smoke_on
+
+        smoke_report = _timed(report, "smoke", lambda: smoke_on(remote), lambda r: r.summary())
+        if not smoke_report.ok:
+            raise SmokeFailed(f"{remote.name}: {smoke_report.summary()}")
+    return report
+
+
+def _migrate(report: LoopReport, remote: Remote, deployed_to: Target,
+             check_database: bool) -> None:
+    """db-sync when the deploy sent a migration, or (``check_database``) when the
+    database is behind the newest migration on disk."""
+    assert report.deploy is not None
     need_sync = _migration_changed(report.deploy)
     if not need_sync and check_database:
         asked = report.deploy.db
@@ -126,35 +149,30 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
                         lambda r: f"{r.before} -> {r.after}")
         report.migrated = f"{result.before} -> {result.after}"
 
-    if report.deploy.changes or report.migrated or services:
-        deployed = report.deploy
-        try:
-            done = _timed(report, "restart", lambda: restart_services(
-                remote, timeout, served_by(inventory, deployed),
-                changed=[c.path for c in deployed.changes], only=services,
-                migrated=bool(report.migrated), cinder_dir=deployed_to.cinder_dir),
-                _restarted_text)
-        except (HealthCheckError, ServiceError) as failure:
-            if not (rollback_on_failure and deployed.deploy_id):
-                raise
-            raise undo_failed_deploy(remote.controller, deployed.deploy_id, failure,
-                                     timeout) from None
-        report.restarted = bool(done.reasons)
-        if offer_fast_restart and deployed.fast_mode is False and "api" in done.reasons:
-            output.detail(f"fast restart is off on {remote.name}: `invoke fast-restart on "
-                          f"--host {remote.name}` makes a restart after a deploy of cinder/ a "
-                          f"fork from a warm parent (under a second; docs/tasks.md: Fast restart)")
-    else:
-        report.steps.append(("restart", 0.0, "skipped: nothing changed"))
-        output.step(remote.name, "restart skipped: nothing changed")
 
-    if smoke:
-        from deploy.workflows.smoke_task import SmokeFailed, smoke_on
-
-        smoke_report = _timed(report, "smoke", lambda: smoke_on(remote), lambda r: r.summary())
-        if not smoke_report.ok:
-            raise SmokeFailed(f"{remote.name}: {smoke_report.summary()}")
-    return report
+def _restart(report: LoopReport, inventory: Inventory, remote: Remote, deployed_to: Target, *,
+             timeout: float, services: Sequence[str] | None, rollback_on_failure: bool,
+             offer_fast_restart: bool) -> None:
+    """Restart the services the deploy (or the migration) concerns, or ``services``; a
+    deploy they do not survive is undone with ``rollback_on_failure``."""
+    deployed = report.deploy
+    assert deployed is not None
+    try:
+        done = _timed(report, "restart", lambda: restart_services(
+            remote, timeout, served_by(inventory, deployed),
+            changed=[c.path for c in deployed.changes], only=services,
+            migrated=bool(report.migrated), cinder_dir=deployed_to.cinder_dir),
+            _restarted_text)
+    except (HealthCheckError, ServiceError) as failure:
+        if not (rollback_on_failure and deployed.deploy_id):
+            raise
+        raise undo_failed_deploy(remote.controller, deployed.deploy_id, failure,
+                                 timeout) from None
+    report.restarted = bool(done.reasons)
+    if offer_fast_restart and deployed.fast_mode is False and "api" in done.reasons:
+        output.detail(f"fast restart is off on {remote.name}: `invoke fast-restart on "
+                      f"--host {remote.name}` makes a restart after a deploy of cinder/ a "
+                      f"fork from a warm parent (under a second; docs/tasks.md: Fast restart)")
 
 
 def loop_on(inventory: Inventory, controller: Controller, **options: object) -> LoopReport:
