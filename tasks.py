@@ -16,8 +16,6 @@ VERBOSE = "echo every command as it runs"
 TIMEOUT = "seconds to wait for the API to answer after a restart (default 60)"
 LOCK_WAIT = ("seconds to wait while another run holds a controller's lock, then refuse "
              "(default 30)")
-SERVICE = ("restart these services, whatever changed: api, scheduler, volume, backup, "
-           "comma-separated, or all (default: each service that loads a changed file)")
 IGNORE_MANIFEST = ("send the tree even if its MANIFEST.txt does not fit the controller's Cinder "
                    "(release or replaced upstream files differ): loud, and it may break Cinder")
 
@@ -32,27 +30,25 @@ IGNORE_MANIFEST = ("send the tree even if its MANIFEST.txt does not fit the cont
     "ignore_manifest": IGNORE_MANIFEST, "lock_wait": LOCK_WAIT,
     "force": "replace files even where the controller's git checkout (DevStack's) has "
              "uncommitted changes to them",
-    "service": SERVICE,
 })
 @reports_errors
 def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checksum=False,
            diff=False, rollback_on_failure=False, timeout=60, verbose=False,
-           ignore_manifest=False, force=False, lock_wait=30, service=None):
+           ignore_manifest=False, force=False, lock_wait=30):
     """Sync the source tree into each controller's cinder, restart, check the API."""
-    from deploy.base.cli import seconds, selected, service_names
+    from deploy.base.cli import seconds, selected
     from deploy.controller.lock import locked
     from deploy.transport.fleet import on_each
     from deploy.workflows.deployment import deploy_to, summary_table
 
     timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
-    services = service_names("--service", service)
     inv, controllers = selected(inventory, host)
 
     def work(ctl):
         return deploy_to(inv, ctl, dry_run=dry_run, restart=not no_restart,
                          timeout=timeout, checksum=checksum, diff=diff,
                          rollback_on_failure=rollback_on_failure,
-                         ignore_manifest=ignore_manifest, force=force, services=services)
+                         ignore_manifest=ignore_manifest, force=force)
 
     # a dry run changes nothing: it takes no lock
     on_each(controllers, work if dry_run else locked("deploy", lock_wait, work),
@@ -64,24 +60,22 @@ def deploy(c, host=None, inventory=None, dry_run=False, no_restart=False, checks
     "smoke": "run the smoke test at the end",
     "checksum": "compare file contents, not times and sizes",
     "rollback_on_failure": "if the deploy leaves the API unhealthy, undo it at once",
-    "ignore_manifest": IGNORE_MANIFEST, "lock_wait": LOCK_WAIT, "service": SERVICE,
+    "ignore_manifest": IGNORE_MANIFEST, "lock_wait": LOCK_WAIT,
 })
 @reports_errors
 def loop(c, host=None, inventory=None, smoke=False, checksum=False, rollback_on_failure=False,
-         timeout=60, verbose=False, ignore_manifest=False, lock_wait=30, service=None):
+         timeout=60, verbose=False, ignore_manifest=False, lock_wait=30):
     """Deploy; db-sync only if a migration changed or the DB is behind; restart only if needed."""
-    from deploy.base.cli import seconds, selected, service_names
+    from deploy.base.cli import seconds, selected
     from deploy.controller.lock import locked
     from deploy.transport.fleet import on_each
     from deploy.workflows.loop import loop_on
 
     timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
-    services = service_names("--service", service)
     inv, controllers = selected(inventory, host)
     on_each(controllers, locked("loop", lock_wait, lambda ctl: loop_on(
         inv, ctl, timeout=timeout, smoke=smoke, checksum=checksum,
-        rollback_on_failure=rollback_on_failure, ignore_manifest=ignore_manifest,
-        services=services)))
+        rollback_on_failure=rollback_on_failure, ignore_manifest=ignore_manifest)))
 
 
 @task(iterable=["host"], help={
@@ -127,29 +121,25 @@ def rollback(c, host=None, inventory=None, to=None, no_restart=False, timeout=60
 
 
 @task(iterable=["host"], help={"host": HOST, "inventory": INVENTORY, "verbose": VERBOSE,
-                               "timeout": TIMEOUT, "lock_wait": LOCK_WAIT,
-                               "service": "the services to restart: api, scheduler, volume, "
-                                          "backup, comma-separated, or all (default: api)"})
+                               "timeout": TIMEOUT, "lock_wait": LOCK_WAIT})
 @reports_errors
-def restart(c, host=None, inventory=None, timeout=60, verbose=False, lock_wait=30,
-            service=None):
-    """Restart the API service (or --service ones) and wait until each serves."""
-    from deploy.base.cli import seconds, selected, service_names
-    from deploy.controller.restart import restart_services
+def restart(c, host=None, inventory=None, timeout=60, verbose=False, lock_wait=30):
+    """Restart the API service and wait until it answers."""
+    from deploy.base.cli import seconds, selected
+    from deploy.controller.restart import restart_and_check
     from deploy.transport.commands import Remote
     from deploy.transport.fleet import on_each
 
     def work(ctl):
         remote = Remote.open(ctl)
         try:
-            return restart_services(remote, timeout, only=services)
+            return restart_and_check(remote, timeout)
         finally:
             remote.close()
 
     from deploy.controller.lock import locked
 
     timeout, lock_wait = seconds("--timeout", timeout), seconds("--lock-wait", lock_wait)
-    services = service_names("--service", service)
     _, controllers = selected(inventory, host)
     on_each(controllers, locked("restart", lock_wait, work))
 
@@ -174,27 +164,20 @@ def status(c, host=None, inventory=None, verbose=False):
                                "follow": "keep printing new lines until Ctrl-C (one controller)",
                                "journal": "read the unit's journal (journalctl -u) instead of "
                                           "the log file (systemd controllers; always on a "
-                                          "DevStack controller, which has no log file)",
-                               "service": "whose log: api (default), scheduler, volume or "
-                                          "backup"})
+                                          "DevStack controller, which has no log file)"})
 @reports_errors
-def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbose=False,
-         service=None):
-    """Show the tail of the cinder-api log (or of its systemd journal, or another service's)."""
-    from deploy.base.cli import count, selected, service_names
+def logs(c, host=None, inventory=None, n=50, follow=False, journal=False, verbose=False):
+    """Show the tail of the cinder-api log (or of its systemd journal)."""
+    from deploy.base.cli import count, selected
     from deploy.base.errors import UsageError
     from deploy.workflows.logs import show_logs
 
     n = count("-n", n)
-    names = service_names("--service", service)
-    if names is not None and (len(names) != 1 or "," in str(service) or service == "all"):
-        raise UsageError(f"--service {service}: logs shows one service's log at a time")
-    service = names[0] if names else None
     _, controllers = selected(inventory, host)
     if follow and len(controllers) > 1:
         raise UsageError("--follow follows one controller: pass --host NAME")
     for ctl in controllers:
-        show_logs(ctl, n, follow, journal, service)
+        show_logs(ctl, n, follow, journal)
 
 
 @task(name="db-sync", iterable=["host"],
@@ -263,26 +246,20 @@ def smoke(c, host=None, inventory=None, project=None, token=None, junit_xml=None
     "print_config": "print the VS Code launch.json to attach (every selected controller) "
                     "and change nothing",
     "lock_wait": LOCK_WAIT + "; the lock is held for the whole session",
-    "service": "the service to run in the foreground: api (default), scheduler, volume or "
-               "backup; the others keep running",
 }, iterable=["break_"])
 @reports_errors
 def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, port=5678,
-          launch_json=None, print_config=False, verbose=False, lock_wait=30, service=None):
+          launch_json=None, print_config=False, verbose=False, lock_wait=30):
     """Stop the service, run cinder-api under pdb here (or debugpy for the IDE), restart it."""
     from pathlib import Path
 
     from deploy.base.cli import port as port_number
-    from deploy.base.cli import seconds, selected, service_names
+    from deploy.base.cli import seconds, selected
     from deploy.base.errors import UsageError
     from deploy.controller.lock import locked
     from deploy.workflows.debug import debug as run_session
 
     port, timeout = port_number("--port", port), seconds("--timeout", timeout)
-    services = service_names("--service", service)
-    if services is not None and len(services) != 1:
-        raise UsageError(f"--service {service}: debug runs one service in the foreground; "
-                         f"name one of api, scheduler, volume, backup")
     lock_wait = seconds("--lock-wait", lock_wait)
     loaded, controllers = selected(inventory, [host] if host else None)
     if print_config:
@@ -310,8 +287,7 @@ def debug(c, host=None, break_=None, inventory=None, timeout=60, attach=False, p
 
     on_each(controllers, locked("debug", lock_wait,
                                 lambda ctl: run_session(ctl, break_ or [], timeout,
-                                                        attach=options,
-                                                        service=services and services[0])))
+                                                        attach=options)))
 
 
 @task(name="fast-restart", iterable=["host"], help={

@@ -16,7 +16,7 @@ from invoke.exceptions import Exit
 
 from deploy.base import output
 from deploy.base.errors import DevloopError, UsageError
-from deploy.base.inventory import SERVICE_NAMES, Controller, Inventory, load_inventory
+from deploy.base.inventory import Controller, Inventory, load_inventory
 
 F = TypeVar("F", bound=Callable[..., Any])
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -73,28 +73,6 @@ def port(flag: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
         raise UsageError(f"{flag} {value}: expected a port number from 1 to 65535")
     return value
-
-
-def service_names(flag: str, value: object) -> tuple[str, ...] | None:
-    """``--service api,volume`` -> ("api", "volume") in the services' order; ``all`` -> every
-    one; not given (None) -> None. Repeated flags arrive as a list.
-
-    Raises:
-        UsageError: an empty value or a name that is not a service.
-    """
-    if value is None:
-        return None
-    parts = value if isinstance(value, (list, tuple)) else [value]
-    given = [name.strip() for part in parts for name in str(part).split(",") if name.strip()]
-    expected = f"one or more of {', '.join(SERVICE_NAMES)}, comma-separated, or all"
-    if not given:
-        raise UsageError(f"{flag}: expected {expected}")
-    if "all" in given:
-        return SERVICE_NAMES
-    unknown = [name for name in given if name not in SERVICE_NAMES]
-    if unknown:
-        raise UsageError(f"{flag} {unknown[0]}: no such service; expected {expected}")
-    return tuple(name for name in SERVICE_NAMES if name in given)
 
 
 def reports_errors(body: F) -> F:

@@ -36,8 +36,6 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (".vscode/", ".git/", "__pycache__/", "*.pyc
 SERVICE_MANAGERS = ("systemd", "supervisord")
 RDO_CONFIG_FILES = ("/usr/share/cinder/cinder-dist.conf", "/etc/cinder/cinder.conf")
 LAYOUTS = ("rdo", "devstack")
-#: Cinder's services a controller may run (``services:`` limits the ones found there)
-SERVICE_NAMES = ("api", "scheduler", "volume", "backup")
 #: what ``layout: devstack`` changes from the RDO defaults: the uWSGI unit,
 #: the venv's cinder-manage, the stack user, logs in journald only
 #: (``log_file`` empty); the python is read from the unit (see ``facts``).
@@ -105,8 +103,6 @@ class Controller(Host):
     state_dir: str = "/var/lib/cinder-devloop"
     #: the clouds.yaml entry to authenticate with (None: OS_CLOUD / OS_* or noauth)
     cloud: str | None = None
-    #: the services the tool restarts and checks here (None: every one installed)
-    services: tuple[str, ...] | None = None
     #: the keys the inventory wrote for this controller (its own or ``defaults:``)
     given: frozenset[str] = frozenset()
 
@@ -275,13 +271,6 @@ def _expect_program_name(value: Any) -> str | None:
             "'@', '+', '-', not starting with '-'; not 'all')")
 
 
-def _expect_services(value: Any) -> str | None:
-    if isinstance(value, list) and value and all(v in SERVICE_NAMES for v in value) \
-            and len(set(value)) == len(value):
-        return None
-    return f"expected a list of services, each once, from {', '.join(SERVICE_NAMES)}"
-
-
 def _expect_abs_path(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith("/") and not _CONTROL.search(value):
         return None
@@ -327,7 +316,6 @@ _CONTROLLER_KEYS: dict[str, Callable[[Any], str | None]] = {
     "api_url": _expect_url,
     "state_dir": _expect_abs_path,
     "cloud": _expect_str,
-    "services": _expect_services,
 }
 _TOP_KEYS = ("source", "source_host", "excludes", "defaults", "hosts", "controllers")
 
@@ -489,8 +477,6 @@ def _build_controller(name: str, values: dict[str, Any], place: str, base: Path,
     _resolve_gateway(kwargs, place, hosts, problems)
     if "config_files" in kwargs:
         kwargs["config_files"] = tuple(kwargs["config_files"])
-    if "services" in kwargs:
-        kwargs["services"] = tuple(name for name in SERVICE_NAMES if name in kwargs["services"])
     if "address" not in kwargs:
         return None
     return Controller(name=name, given=given, **kwargs)
@@ -607,7 +593,20 @@ def parse_inventory(text: str, path: Path) -> Inventory:
         InventoryError: listing every problem, each as ``<place>: <what>``.
     """
     display = _display(path)
-    raw = _read_yaml(text, display)
+    try:
+        raw, duplicates = _load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InventoryError(display, [f"{where}invalid YAML: {problem}"]) from None
+    except _TooLarge as exc:
+        raise InventoryError(display, [f"refused: {exc}"]) from None
+    except RecursionError:
+        raise InventoryError(display, ["refused: its values are nested too deeply"]) from None
+    if duplicates:
+        raise InventoryError(display, duplicates)
+
     problems = _Problems()
     base = path.parent
     top = _check_mapping(raw, "", problems)
@@ -624,40 +623,7 @@ def parse_inventory(text: str, path: Path) -> Inventory:
         else:
             problems.add("source_host", f"no host {name!r} under hosts: "
                                         f"(known: {', '.join(hosts) or 'none'})")
-    source_path = _source(top, source_host, base, problems)
-    excludes = top.get("excludes", list(DEFAULT_EXCLUDES))
-    if _expect_str_list(excludes):
-        problems.add("excludes", f"expected a list of rsync patterns, got {_describe(excludes)}")
-        excludes = list(DEFAULT_EXCLUDES)
-    controllers = _controllers(top, base, hosts, problems)
-    if problems.items:
-        raise InventoryError(display, problems.items)
-    return Inventory(path=path, source=source_path, excludes=tuple(excludes),
-                     controllers=controllers, source_host=source_host, hosts=hosts)
 
-
-def _read_yaml(text: str, display: str) -> Any:
-    """The YAML document, refused (one problem) when it is no YAML, too large or too
-    deep, or names a key twice."""
-    try:
-        raw, duplicates = _load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InventoryError(display, [f"{where}invalid YAML: {problem}"]) from None
-    except _TooLarge as exc:
-        raise InventoryError(display, [f"refused: {exc}"]) from None
-    except RecursionError:
-        raise InventoryError(display, ["refused: its values are nested too deeply"]) from None
-    if duplicates:
-        raise InventoryError(display, duplicates)
-    return raw
-
-
-def _source(top: Mapping[str, Any], source_host: Host | None, base: Path,
-            problems: _Problems) -> Path:
-    """The source tree: a local directory, or an absolute path on the source host."""
     source = top.get("source", "cinder_patch/cinder")
     if _expect_str(source) or _expect_local_path(source):
         problems.add("source", f"expected a path, got {_describe(source)}")
@@ -668,18 +634,19 @@ def _source(top: Mapping[str, Any], source_host: Host | None, base: Path,
         if not source_path.is_absolute():
             problems.add("source", "expected an absolute path on the source host "
                                    f"{source_host.name!r}, got {_describe(source)}")
-        return source_path
-    source_path = _local_path(source, base)
-    if not source_path.is_dir():
-        problems.add("source", f"no such directory: {source_path}")
-    return source_path
+    else:
+        source_path = _local_path(source, base)
+        if not source_path.is_dir():
+            problems.add("source", f"no such directory: {source_path}")
 
+    excludes = top.get("excludes", list(DEFAULT_EXCLUDES))
+    if _expect_str_list(excludes):
+        problems.add("excludes", f"expected a list of rsync patterns, got {_describe(excludes)}")
+        excludes = list(DEFAULT_EXCLUDES)
 
-def _controllers(top: Mapping[str, Any], base: Path, hosts: dict[str, Host],
-                 problems: _Problems) -> dict[str, Controller]:
-    """The controllers, each entry laid over ``defaults:``."""
     defaults = _check_keys(_check_mapping(top.get("defaults"), "defaults", problems),
                            "defaults", problems)
+
     controllers: dict[str, Controller] = {}
     raw_entries = top.get("controllers")
     entries = _check_mapping(raw_entries, "controllers", problems)
@@ -692,7 +659,11 @@ def _controllers(top: Mapping[str, Any], base: Path, hosts: dict[str, Host],
                                        problems)
         if controller is not None:
             controllers[str(name)] = controller
-    return controllers
+
+    if problems.items:
+        raise InventoryError(display, problems.items)
+    return Inventory(path=path, source=source_path, excludes=tuple(excludes),
+                     controllers=controllers, source_host=source_host, hosts=hosts)
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:

@@ -1,4 +1,4 @@
-"""Smoke-test the os-cluster-manage API of a deployed controller, and Cinder's data path.
+"""Smoke-test the os-cluster-manage API of a deployed controller.
 
 Standard library only (urllib), so it runs from the workstation with no
 extra packages::
@@ -20,13 +20,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 ALIAS = "os-cluster-manage"
-#: seconds a volume may take to become available, or to be gone once deleted
-VOLUME_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,233 +130,107 @@ def _equal(what: str, actual: object, expected: object) -> None:
 
 
 def run_smoke(base_url: str, *, project_id: str, token: str, timeout: float = 10.0,
-              opener: urllib.request.OpenerDirector | None = None,
-              services: Sequence[str] = (), volume_timeout: float = VOLUME_TIMEOUT
-              ) -> SmokeReport:
-    """Exercise every os-cluster-manage call once, then Cinder's data path, and report each check.
+              opener: urllib.request.OpenerDirector | None = None) -> SmokeReport:
+    """Exercise every os-cluster-manage call once and report each check.
 
     ``opener`` carries the requests (e.g. through the controller's SSH
     connection, see ``deploy.transport.tunnel``); plain urllib by default.
-    ``services``: the binaries beside the API the controller runs
-    (``cinder-volume``…): each must be ``up`` in the API's service list;
-    where they include the scheduler and the volume service, a 1 GiB volume
-    is created (API -> scheduler -> volume over the broker), waited for until
-    ``available``, shown, deleted and seen gone (404), each within
-    ``volume_timeout`` seconds.
 
-    Stops at the first failed check, then deletes the cluster and the
-    volume it created.
+    Stops at the first failed check, then deletes the cluster it created.
     """
     report = SmokeReport(base_url=base_url)
     client = _Client(base_url, project_id, token, timeout, opener)
     tag = f"smoke-{uuid.uuid4().hex[:8]}"
-    clusters = _ClusterChecks(client, tag)
-    volumes = _VolumeChecks(client, tag, services, volume_timeout)
-    steps = clusters.steps() + volumes.steps()
-    try:
-        for name, body in steps:
-            if not _run(report, name, body):
-                break
-    finally:
-        for name, body in clusters.cleanup() + volumes.cleanup():
-            _run(report, name, body)
-    return report
+    state: dict[str, Any] = {"id": None, "deleted": False}
 
+    def run(name: str, body: Callable[[], str]) -> bool:
+        started = time.monotonic()
+        try:
+            detail, ok = body(), True
+        except CheckFailed as error:
+            detail, ok = str(error), False
+        except Exception as error:  # a bug or an unexpected reply shape
+            detail, ok = f"{type(error).__name__}: {error}", False
+        report.checks.append(Check(name, ok, detail, time.monotonic() - started))
+        return ok
 
-def _run(report: SmokeReport, name: str, body: Callable[[], str]) -> bool:
-    """Run one check into ``report``: passed with what it saw, or failed with why."""
-    started = time.monotonic()
-    try:
-        detail, ok = body(), True
-    except CheckFailed as error:
-        detail, ok = str(error), False
-    except Exception as error:  # a bug or an unexpected reply shape
-        detail, ok = f"{type(error).__name__}: {error}", False
-    report.checks.append(Check(name, ok, detail, time.monotonic() - started))
-    return ok
-
-
-Step = tuple[str, Callable[[], str]]
-
-
-class _ClusterChecks:
-    """The API answers, and every os-cluster-manage call once, on one cluster of its own."""
-
-    def __init__(self, client: _Client, tag: str) -> None:
-        self.client, self.tag = client, tag
-        self.id: str | None = None
-        self.deleted = False
-
-    def steps(self) -> list[Step]:
-        return [("api answers", self.api_answers), ("create", self.create),
-                ("show", self.show), ("list", self.listed), ("update", self.update),
-                ("metadata merge", self.merge_metadata), ("metadata set key", self.set_key),
-                ("metadata delete key", self.delete_key), ("delete", self.delete),
-                ("gone", self.gone)]
-
-    def cleanup(self) -> list[Step]:
-        return [("cleanup", self.remove_leftover)] if self.id and not self.deleted else []
-
-    def api_answers(self) -> str:
-        client = self.client
+    def api_answers() -> str:
         reply = client.request("GET", f"{client.root}/")
         _expect(reply, 200, 300)
         _expect(client.request("GET", f"{client.prefix}/extensions/{ALIAS}"), 200)
         return f"{client.root}/ answered {reply.status}; {ALIAS} is loaded"
 
-    def create(self) -> str:
-        body = _expect(self.client.api("POST", "", {"cluster": {
-            "name": self.tag, "metadata": {"attr10": "kaska", "attr2": "111"}}}), 200, 202)
-        self.id = body["cluster"]["id"]
+    def create() -> str:
+        body = _expect(client.api("POST", "", {"cluster": {
+            "name": tag, "metadata": {"attr10": "kaska", "attr2": "111"}}}), 200, 202)
+        state["id"] = body["cluster"]["id"]
         _equal("metadata", body["cluster"]["metadata"], {"attr10": "kaska", "attr2": "111"})
-        return f"created {self.id}"
+        return f"created {state['id']}"
 
-    def show(self) -> str:
-        cluster = _expect(self.client.api("GET", f"/{self.id}"), 200)["cluster"]
-        _equal("name", cluster["name"], self.tag)
+    def show() -> str:
+        cluster = _expect(client.api("GET", f"/{state['id']}"), 200)["cluster"]
+        _equal("name", cluster["name"], tag)
         return "read back name and metadata"
 
-    def listed(self) -> str:
-        clusters = _expect(self.client.api("GET", f"?name={self.tag}"), 200)["clusters"]
-        _equal("ids listed", [c["id"] for c in clusters], [self.id])
+    def listed() -> str:
+        clusters = _expect(client.api("GET", f"?name={tag}"), 200)["clusters"]
+        _equal("ids listed", [c["id"] for c in clusters], [state["id"]])
         return "listed by name"
 
-    def update(self) -> str:
-        cluster = _expect(self.client.api("PUT", f"/{self.id}",
-                                          {"cluster": {"name": self.tag + "-2"}}),
+    def update() -> str:
+        cluster = _expect(client.api("PUT", f"/{state['id']}", {"cluster": {"name": tag + "-2"}}),
                           200)["cluster"]
-        _equal("name", cluster["name"], self.tag + "-2")
+        _equal("name", cluster["name"], tag + "-2")
         return "renamed"
 
-    def merge_metadata(self) -> str:
+    def merge_metadata() -> str:
         added = {"metadata": {"attr2": "222", "extra": "x"}}
-        metadata = _expect(self.client.api("POST", f"/{self.id}/metadata", added),
+        metadata = _expect(client.api("POST", f"/{state['id']}/metadata", added),
                            200)["metadata"]
         _equal("metadata", metadata, {"attr10": "kaska", "attr2": "222", "extra": "x"})
         return "merged 2 keys"
 
-    def set_key(self) -> str:
-        meta = _expect(self.client.api("PUT", f"/{self.id}/metadata/extra",
-                                       {"meta": {"extra": "y"}}), 200)["meta"]
+    def set_key() -> str:
+        meta = _expect(client.api("PUT", f"/{state['id']}/metadata/extra",
+                                  {"meta": {"extra": "y"}}), 200)["meta"]
         _equal("meta", meta, {"extra": "y"})
-        read = _expect(self.client.api("GET", f"/{self.id}/metadata/extra"), 200)["meta"]
+        read = _expect(client.api("GET", f"/{state['id']}/metadata/extra"), 200)["meta"]
         _equal("meta read back", read, {"extra": "y"})
         return "set and read one key"
 
-    def delete_key(self) -> str:
-        _expect(self.client.api("DELETE", f"/{self.id}/metadata/extra"), 200, 202, 204)
-        metadata = _expect(self.client.api("GET", f"/{self.id}/metadata"), 200)["metadata"]
+    def delete_key() -> str:
+        _expect(client.api("DELETE", f"/{state['id']}/metadata/extra"), 200, 202, 204)
+        metadata = _expect(client.api("GET", f"/{state['id']}/metadata"), 200)["metadata"]
         _equal("metadata", metadata, {"attr10": "kaska", "attr2": "222"})
         return "deleted one key"
 
-    def delete(self) -> str:
-        _expect(self.client.api("DELETE", f"/{self.id}"), 202, 204)
-        self.deleted = True
+    def delete() -> str:
+        _expect(client.api("DELETE", f"/{state['id']}"), 202, 204)
+        state["deleted"] = True
         return "deleted"
 
-    def gone(self) -> str:
-        _expect(self.client.api("GET", f"/{self.id}"), 404)
-        clusters = _expect(self.client.api("GET", ""), 200)["clusters"]
-        if any(c["id"] == self.id for c in clusters):
+    def gone() -> str:
+        _expect(client.api("GET", f"/{state['id']}"), 404)
+        clusters = _expect(client.api("GET", ""), 200)["clusters"]
+        if any(c["id"] == state["id"] for c in clusters):
             raise CheckFailed("deleted cluster is still listed")
         return "404 and absent from the list"
 
-    def remove_leftover(self) -> str:
-        _expect(self.client.api("DELETE", f"/{self.id}"), 202, 204, 404)
-        return f"deleted leftover {self.id}"
-
-
-class _VolumeChecks:
-    """Cinder's data path: every service ``up`` in the service list, and (where the
-    scheduler and the volume service run) one 1 GiB volume created, available, shown,
-    deleted and gone, each within ``timeout`` seconds."""
-
-    def __init__(self, client: _Client, tag: str, services: Sequence[str],
-                 timeout: float) -> None:
-        self.client, self.tag, self.services, self.timeout = client, tag, services, timeout
-        self.id: str | None = None
-        self.deleted = False
-
-    def steps(self) -> list[Step]:
-        steps: list[Step] = [("services up", self.services_up)] if self.services else []
-        if "cinder-scheduler" in self.services and "cinder-volume" in self.services:
-            steps += [("volume create", self.create), ("volume available", self.available),
-                      ("volume show", self.show), ("volume delete", self.delete),
-                      ("volume gone", self.gone)]
-        return steps
-
-    def cleanup(self) -> list[Step]:
-        return [("volume cleanup", self.remove_leftover)] if self.id and not self.deleted \
-            else []
-
-    def services_up(self) -> str:
-        client = self.client
-        listed = _expect(client.request("GET", f"{client.prefix}/os-services"), 200)["services"]
-        states: dict[str, list[str]] = {}
-        for entry in listed:
-            states.setdefault(entry.get("binary", ""), []).append(
-                f"{entry.get('host')} {entry.get('state')}")
-        down = [binary for binary in self.services
-                if not any(line.endswith(" up") for line in states.get(binary, []))]
-        if down:
-            raise CheckFailed("not up in the service list: " + "; ".join(
-                f"{binary} ({', '.join(states.get(binary, [])) or 'not listed'})"
-                for binary in down))
-        return ", ".join(f"{binary} up" for binary in self.services)
-
-    def url(self) -> str:
-        return f"{self.client.prefix}/volumes/{self.id}"
-
-    def wait(self, until: Callable[[_Reply], bool], what: str) -> _Reply:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            reply = self.client.request("GET", self.url())
-            if until(reply):
-                return reply
-            if reply.status == 200 and str(reply.body["volume"]["status"]).startswith("error"):
-                raise CheckFailed(f"volume {self.id} is {reply.body['volume']['status']} "
-                                  f"(see the volume and scheduler services' logs)")
-            if time.monotonic() > deadline:
-                shown = (reply.body["volume"]["status"] if reply.status == 200
-                         else f"HTTP {reply.status}")
-                raise CheckFailed(f"volume {self.id} not {what} within "
-                                  f"{self.timeout:g} s (still {shown})")
-            time.sleep(0.5)
-
-    def create(self) -> str:
-        body = _expect(self.client.request("POST", f"{self.client.prefix}/volumes", {
-            "volume": {"size": 1, "name": self.tag}}), 202)
-        self.id = body["volume"]["id"]
-        return f"created {self.id} (1 GiB)"
-
-    def available(self) -> str:
-        self.wait(lambda r: r.status == 200 and r.body["volume"]["status"] == "available",
-                  "available")
-        return "available (API -> scheduler -> volume)"
-
-    def show(self) -> str:
-        shown = _expect(self.client.request("GET", self.url()), 200)["volume"]
-        _equal("name", shown["name"], self.tag)
-        _equal("size", shown["size"], 1)
-        return f"read back on {shown.get('os-vol-host-attr:host') or 'its host'}"
-
-    def delete(self) -> str:
-        _expect(self.client.request("DELETE", self.url()), 202, 204)
-        self.deleted = True
-        return "deleted"
-
-    def gone(self) -> str:
-        self.wait(lambda r: r.status == 404, "gone")
-        return "404"
-
-    def remove_leftover(self) -> str:
-        # a volume still creating cannot be deleted; force it (the admin's right)
-        reply = self.client.request("DELETE", self.url())
-        if reply.status == 400:
-            reply = self.client.request("POST", self.url() + "/action",
-                                        {"os-force_delete": {}})
-        _expect(reply, 202, 204, 404)
-        return f"deleted leftover volume {self.id}"
+    steps = [("api answers", api_answers), ("create", create), ("show", show),
+             ("list", listed), ("update", update), ("metadata merge", merge_metadata),
+             ("metadata set key", set_key), ("metadata delete key", delete_key),
+             ("delete", delete), ("gone", gone)]
+    try:
+        for name, body in steps:
+            if not run(name, body):
+                break
+    finally:
+        if state["id"] and not state["deleted"]:
+            def cleanup() -> str:
+                _expect(client.api("DELETE", f"/{state['id']}"), 202, 204, 404)
+                return f"deleted leftover {state['id']}"
+            run("cleanup", cleanup)
+    return report
 
 
 def junit_xml(results: dict[str, SmokeReport | str]) -> str:

@@ -9,8 +9,7 @@ either ``{"module", "file", "line", "label"}`` or ``{"error"}``.
 A line must start a statement (so the stop can go right before it). A line
 in a function's header (its decorators or ``def``) stands for the function:
 the stop goes before the first statement of its body, after the docstring.
-Dotted names are imported (after Cinder's objects are registered, as its
-services do first) and followed to the function that really runs,
+Dotted names are imported and followed to the function that really runs,
 through decorators (``inspect.unwrap``: Cinder's ``validation.schema``,
 ``wsgi.response`` ... use ``functools.wraps``).
 
@@ -216,25 +215,8 @@ def _unwrap(func):
     return func
 
 
-_REGISTERED = []
-
-
-def _register_objects():
-    """Register Cinder's versioned objects, as every ``cinder/cmd`` entry point does before
-    it imports the rest (``cinder.volume.manager`` reads ``objects.Volume`` at import)."""
-    if _REGISTERED:
-        return
-    _REGISTERED.append(True)
-    try:
-        importlib.import_module("cinder.objects").register_all()
-    except Exception:   # an older or broken tree: the import below says what is wrong
-        pass
-
-
 def resolve_name(name):
     """(file, first line of the function) for a dotted function name."""
-    if name.startswith("cinder."):
-        _register_objects()
     module, rest = _import_longest(name)
     obj, where = module, module.__name__
     for attr in rest:

@@ -32,14 +32,6 @@ PID, so that ``invoke status`` can say a debug session holds the controller.
 files below it); the guard's log there, ``guard.log``, is root's alone
 (0600), opened without following a link.
 
-With ``"argv"`` in the session (``invoke debug --service volume``), the
-guard runs that command instead (what the service's unit or program runs,
-read from its definition by the tool) as the session's user, in the
-definition's ``"directory"``, with its environment read from ``"env_file"``
-(root's alone, written by remote/debug_env.py, removed once read); it counts as ready once it has
-run ``"settle"`` seconds, as there is no port to wait for, and no API
-worker setting is added. ``"binary"`` names it in the messages.
-
 Exit codes: 0 the session ended (the developer quit or cinder-api stopped
 after it was ready); 3 cinder-api exited before it was ready; 4 the guard
 could not set up; 5 the API port was taken; 6 the service would not start.
@@ -83,8 +75,6 @@ _SIGNAL_NAMES = dict((getattr(signal, name), name) for name in ("SIGHUP", "SIGTE
 
 session = json.loads(sys.argv[1])
 NAME = session["name"]
-BINARY = session.get("binary") or "cinder-api"
-COMMAND = session.get("argv")        # a service's own command; None: cinder-api's
 _caught = []
 _log = None
 
@@ -181,32 +171,8 @@ def _listening(address=None):
     return True
 
 
-def _service_env():
-    """The unit's or program's own environment: the root-only file the tool wrote for
-    this session (remote/debug_env.py; never argv, which anyone can read), removed once
-    read. Empty for cinder-api, whose environment is the guard's."""
-    path = session.get("env_file")
-    if not path:
-        return {}
-    try:
-        env = json.loads(read_own(path, 1 << 20).decode("utf-8"))
-    finally:
-        _forget_env()
-    if not isinstance(env, dict):
-        raise ValueError("%s holds no environment" % path)
-    return env
-
-
-def _forget_env():
-    if session.get("env_file"):
-        try:
-            os.unlink(session["env_file"])
-        except OSError:
-            pass
-
-
-def _prepare(user, own):
-    """The hook directory and the child's environment (``own``: the service's)."""
+def _prepare(user):
+    """The hook directory and the child's environment."""
     hook_dir = tempfile.mkdtemp(prefix="devloop-debug-")
     os.chmod(hook_dir, 0o755)
     files = {"devloop_debug.py": session["hook"], "sitecustomize.py": SITECUSTOMIZE,
@@ -222,17 +188,12 @@ def _prepare(user, own):
     env = {
         "HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name,
         "SHELL": "/bin/sh", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    }
-    # the unit's or program's own environment (root's definition), then the hook's
-    env.update(own)
-    env.update({
-        "PYTHONPATH": os.pathsep.join([hook_dir] + ([own["PYTHONPATH"]]
-                                                    if own.get("PYTHONPATH") else [])),
+        "PYTHONPATH": hook_dir,
         "PYTHONBREAKPOINT": "devloop_debug.set_trace",
         "PYTHONUNBUFFERED": "1",
         "DEVLOOP_DEBUG_BREAKS": json.dumps(session["breaks"]),
         "DEVLOOP_DEBUG_ENDED": ended,
-    })
+    }
     if session.get("attach"):
         env["GEVENT_SUPPORT"] = "True"
         env["DEVLOOP_ATTACH"] = json.dumps(session["attach"])
@@ -243,19 +204,10 @@ def _prepare(user, own):
 
 
 def _start(user, env, hook_dir):
-    if COMMAND:
-        argv = list(COMMAND)
-    else:
-        argv = [session["python"], session["cinder_api"]] + session["args"] + \
-            ["--config-file", os.path.join(hook_dir, "one-worker.conf")]
-    wanted = session.get("directory") or ""
-    if wanted == "~":
-        wanted = user.pw_dir
-    cwd = "/"
-    for place in (wanted, user.pw_dir):
-        if place and os.path.isdir(place) and os.access(place, os.X_OK):
-            cwd = place
-            break
+    argv = [session["python"], session["cinder_api"]] + session["args"] + \
+        ["--config-file", os.path.join(hook_dir, "one-worker.conf")]
+    cwd = user.pw_dir if os.path.isdir(user.pw_dir) and \
+        os.access(user.pw_dir, os.X_OK) else "/"
 
     def become_the_service_user():
         os.setpgid(0, 0)
@@ -279,12 +231,11 @@ def _await_debugpy(pgid, timeout=60.0):
     deadline = time.time() + timeout
     while time.time() < deadline and not _caught and _group_members(pgid):
         if _bound(port):
-            say("debugpy listens on 127.0.0.1:%d in %s; attach the IDE"
-                % (port, BINARY if COMMAND else "the API worker"))
+            say("debugpy listens on 127.0.0.1:%d in the API worker; attach the IDE" % port)
             return True
         time.sleep(0.1)
     say("debugpy is not listening on 127.0.0.1:%d after %d s; see %s"
-        % (port, timeout, session.get("log_file") or "%s's log" % BINARY))
+        % (port, timeout, session.get("log_file") or "cinder-api's log"))
     return False
 
 
@@ -354,7 +305,6 @@ def _mark_session(on):
             write_new(_marker(), json.dumps({
                 "guard": os.getpid(), "since": time.time(),
                 "mode": "attach" if session.get("attach") else "pdb",
-                "binary": BINARY,
                 "port": (session.get("attach") or {}).get("port")}).encode("utf-8"), 0o644)
         else:
             os.remove(_marker())
@@ -369,22 +319,16 @@ def _describe(status):
 
 
 def _run_session(user):
-    """Start cinder-api (or the service), wait for it to end; return the guard's exit code."""
-    if not COMMAND and _listening():
+    """Start cinder-api, wait for it to end; return the guard's exit code."""
+    if _listening():
         host, port = _address()
         say("something still listens on %s:%d; cinder-api could not bind it" % (host, port))
         return PORT_TAKEN
-    try:
-        own = _service_env()
-    except (Untrusted, EnvironmentError, ValueError) as exc:
-        say("the %s's environment could not be read: %s" % (BINARY, exc))
-        return SETUP_FAILED
-    hook_dir, env = _prepare(user, own)
+    hook_dir, env = _prepare(user)
     try:
         child, argv = _start(user, env, hook_dir)
-        say("%s in the foreground as %s, pid %d: %s"
-            % (BINARY, user.pw_name, child.pid, " ".join(argv)))
-        started = time.time()
+        say("cinder-api in the foreground as %s, pid %d: %s"
+            % (user.pw_name, child.pid, " ".join(argv)))
         ready, status, stopping = False, None, None
         while status is None:
             pid, raw = os.waitpid(child.pid, os.WNOHANG)
@@ -393,16 +337,10 @@ def _run_session(user):
                 break
             if _caught and stopping is None:
                 stopping = _SIGNAL_NAMES.get(_caught[0], "signal %d" % _caught[0])
-                say("%s: ending the foreground %s" % (stopping, BINARY))
+                say("%s: ending the foreground cinder-api" % stopping)
                 _end_group(child.pid, session["grace"])
                 continue
-            if not ready and COMMAND and time.time() - started >= session.get("settle", 5):
-                ready = True
-                say("%s runs (pid %d, its processes %s); Ctrl-C ends the session"
-                    % (BINARY, child.pid, " ".join(map(str, _group_members(child.pid)))))
-                if session.get("attach"):
-                    _await_debugpy(child.pid)
-            elif not ready and not COMMAND and _listening():
+            if not ready and _listening():
                 ready = True
                 workers = [p for p in _group_members(child.pid) if p != child.pid]
                 say("cinder-api answers at %s (pid %d, worker %s); Ctrl-C ends the session"
@@ -415,7 +353,7 @@ def _run_session(user):
         _give_terminal(os.getpgrp())
         with open(os.path.join(hook_dir, "ended")) as handle:
             ended_by = handle.read().strip()
-        say("%s %s; its processes: %s" % (BINARY, _describe(status), leftover))
+        say("cinder-api %s; its processes: %s" % (_describe(status), leftover))
         if not ready and not ended_by and stopping is None:
             return EXITED_AT_START
         return 0
@@ -488,7 +426,6 @@ def main():
             return SETUP_FAILED
         code = _run_session(user)
     finally:
-        _forget_env()
         _end_attach()
         say("starting the service again")
         restored = _restore()

@@ -32,7 +32,7 @@ from deploy.controller.facts import Target, locate
 from deploy.controller.health import ApiState
 from deploy.controller.precheck import check_changes
 from deploy.controller.records import begin_record, end_record
-from deploy.controller.restart import Served, restart_services
+from deploy.controller.restart import Served, restart_and_check
 from deploy.controller.services import ServiceStatus
 from deploy.transport.commands import Remote
 from deploy.transport.fleet import Outcome
@@ -59,8 +59,6 @@ class DeployReport:
     #: what the source tree held that was not sent, and why (a local tree read whole)
     left_out: list[LeftOut] = field(default_factory=list)
     source: Path | None = None        # the local tree sent (a manifest's pick), if any
-    #: service -> why it was restarted; None: no restart was tried
-    reasons: dict[str, str] | None = None
 
 
 class RolledBack(DevloopError):
@@ -392,15 +390,11 @@ def _undo_now(remote: Remote, record: Mapping[str, Any], failure: SyncError,
 def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = False,
               restart: bool = True, timeout: float = 60.0, checksum: bool = False,
               rollback_on_failure: bool = False, diff: bool = False,
-              ignore_manifest: bool = False, force: bool = False,
-              services: Sequence[str] | None = None) -> DeployReport:
+              ignore_manifest: bool = False, force: bool = False) -> DeployReport:
     """Deploy the inventory's source tree to one controller.
 
-    After the sync, the services that load a changed file are restarted
-    and checked (``services``: those, whatever changed; see
-    :mod:`deploy.controller.service_map`). With ``rollback_on_failure``, a
-    deploy after which a service does not come back is undone at once
-    (files restored, services restarted).
+    With ``rollback_on_failure``, a deploy after which the service does not
+    come back is undone at once (files restored, service restarted).
 
     Raises:
         DevloopError: any step failed (connection, rsync, restart, health).
@@ -416,19 +410,14 @@ def deploy_to(inventory: Inventory, controller: Controller, *, dry_run: bool = F
                            force=force)
         if restart and not dry_run:
             try:
-                restarted = restart_services(
-                    remote, timeout, served_by(inventory, report),
-                    changed=[c.path for c in report.changes] if report.changes else None,
-                    only=services,
-                    cinder_dir=report.target.cinder_dir if report.target else None)
+                report.status, report.api = restart_and_check(
+                    remote, timeout, served_by(inventory, report))
             except (HealthCheckError, ServiceError) as failure:
                 if not (rollback_on_failure and report.deploy_id):
                     raise
                 raise undo_failed_deploy(controller, report.deploy_id, failure,
                                          timeout) from None
-            report.status, report.api = restarted.status, restarted.api
-            report.reasons = restarted.reasons
-            report.restarted = bool(restarted.reasons)
+            report.restarted = True
     finally:
         remote.close()
     return report
@@ -456,10 +445,7 @@ def undo_failed_deploy(controller: Controller, deploy_id: str, failure: DevloopE
     reason = str(failure).splitlines()[0]
     return RolledBack(f"{reason}\n{controller.name}: deploy {deploy_id} was rolled back "
                       f"({len(undone.restored)} file(s) restored, {len(undone.removed)} removed); "
-                      + (f"the API answers again ({undone.api.detail})" if undone.api else
-                         "the API was not restarted: no restored file is its")
-                      + (f"; {', '.join(undone.services)} restarted and up"
-                         if undone.services else ""))
+                      f"the API answers again ({undone.api.detail if undone.api else 'unchecked'})")
 
 
 def _record_base(remote: Remote, inventory: Inventory, deploy_id: str) -> dict[str, object]:
@@ -520,11 +506,9 @@ def summary_table(outcomes: list[Outcome[DeployReport]]) -> None:
         if report is None:
             rows.append((outcome.name, "-", "-", "FAILED", f"{outcome.seconds:.1f} s"))
             continue
-        healthy = "yes" if (report.api and report.api.answering) or (
-            report.restarted and report.api is None) else "-"
-        restarted = ",".join(report.reasons) if report.restarted and report.reasons else "no"
-        rows.append((outcome.name, str(len(report.changes)), restarted, healthy,
-                     f"{outcome.seconds:.1f} s"))
+        healthy = "yes" if report.api and report.api.answering else "-"
+        rows.append((outcome.name, str(len(report.changes)),
+                     "yes" if report.restarted else "no", healthy, f"{outcome.seconds:.1f} s"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         output.result("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

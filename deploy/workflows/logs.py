@@ -1,4 +1,4 @@
-"""``invoke logs``: the tail of the API's (or another service's) log or journal, maybe followed."""
+"""``invoke logs``: the tail of the API log (or the unit's journal), optionally followed."""
 from __future__ import annotations
 
 from deploy.base import output
@@ -23,13 +23,10 @@ def journal_argv(unit: str, lines: int, follow: bool) -> list[str]:
 
 
 def show_logs(controller: Controller, lines: int = 50, follow: bool = False,
-              journal: bool = False, service: str | None = None) -> None:
+              journal: bool = False) -> None:
     """Print the last ``lines`` of the controller's API log or journal (and follow it).
 
     Following runs with a pty so Ctrl-C ends the remote ``tail`` too.
-    ``service`` (``scheduler``, ``volume``, ``backup``; ``api`` the default)
-    shows that service's log instead: ``<name>.log`` beside the API's, or
-    its unit's journal.
 
     Raises:
         UsageError: ``journal`` on a controller that is not run by systemd.
@@ -45,22 +42,12 @@ def show_logs(controller: Controller, lines: int = 50, follow: bool = False,
                          f"(its log: {controller.log_file})")
     remote = Remote.open(controller)
     try:
-        unit, log_file = controller.service, controller.log_file
-        if service not in (None, "api"):
-            from deploy.controller.services.found import found_services
-
-            found = found_services(remote)
-            if service not in found:
-                raise UsageError(f"{controller.name}: --service {service}: this controller runs "
-                                 f"no {service} service (it runs: {', '.join(found)})")
-            unit, log_file = found[service].unit, found[service].log_file
-            journal = journal or not log_file
         if journal:
-            output.step(controller.name, f"journal of {unit}")
-            argv = journal_argv(unit, lines, follow)
+            output.step(controller.name, f"journal of {controller.service}")
+            argv = journal_argv(controller.service, lines, follow)
         else:
-            output.step(controller.name, f"{log_file}")
-            argv = tail_argv(log_file, lines, follow)
+            output.step(controller.name, f"{controller.log_file}")
+            argv = tail_argv(controller.log_file, lines, follow)
         if follow:
             remote.run(argv, pty=True, hide=False, check=False)
         else:

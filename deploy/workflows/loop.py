@@ -21,7 +21,7 @@ from deploy.base.inventory import Controller, Inventory
 from deploy.controller.db import db_sync
 from deploy.controller.facts import Target
 from deploy.controller.records import MIGRATION_DIRS, db_state, parse_db_state
-from deploy.controller.restart import Restarted, restart_services
+from deploy.controller.restart import restart_and_check
 from deploy.transport.commands import Remote
 from deploy.workflows.deployment import DeployReport, served_by, sync_step, undo_failed_deploy
 
@@ -62,16 +62,6 @@ def _timed(report: LoopReport, name: str, work: Callable[[], T],
     return value
 
 
-def _restarted_text(done: Restarted) -> str:
-    if not done.reasons:
-        return "nothing restarted: no running service loads the changed files"
-    parts = []
-    if done.status is not None and done.api is not None:
-        parts.append(f"{done.status.describe()}, API {done.api.detail}")
-    parts += [f"{name} up" for name in (done.services or {})]
-    return "; ".join(parts)
-
-
 def _migration_changed(report: DeployReport) -> bool:
     return any(c.path.startswith(MIGRATION_DIRS) for c in report.changes)
 
@@ -80,8 +70,7 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
              timeout: float = 60.0, smoke: bool = False, checksum: bool = False,
              rollback_on_failure: bool = False, ignore_manifest: bool = False,
              check_database: bool = True, seen: Sequence[str] | None = None,
-             offer_fast_restart: bool = True,
-             services: Sequence[str] | None = None) -> LoopReport:
+             offer_fast_restart: bool = True) -> LoopReport:
     """Run the loop once on an open connection (``watch`` reuses it).
 
     ``seen``: the files saved since the last successful run, which are all
@@ -112,29 +101,6 @@ def run_loop(inventory: Inventory, remote: Remote, *, target: Target | None = No
         lambda r: f"{len(r.changes)} file(s) sent" if r.changes else "nothing changed")
     deployed_to = report.deploy.target
     assert deployed_to is not None
-    _migrate(report, remote, deployed_to, check_database)
-    if report.deploy.changes or report.migrated or services:
-        _restart(report, inventory, remote, deployed_to, timeout=timeout, services=services,
-                 rollback_on_failure=rollback_on_failure,
-                 offer_fast_restart=offer_fast_restart)
-    else:
-        report.steps.append(("restart", 0.0, "skipped: nothing changed"))
-        output.step(remote.name, "restart skipped: nothing changed")
-
-    if smoke:
-        from deploy.workflows.smoke_task import SmokeFailed, smoke_on
-
-        smoke_report = _timed(report, "smoke", lambda: smoke_on(remote), lambda r: r.summary())
-        if not smoke_report.ok:
-            raise SmokeFailed(f"{remote.name}: {smoke_report.summary()}")
-    return report
-
-
-def _migrate(report: LoopReport, remote: Remote, deployed_to: Target,
-             check_database: bool) -> None:
-    """db-sync when the deploy sent a migration, or (``check_database``) when the
-    database is behind the newest migration on disk."""
-    assert report.deploy is not None
     need_sync = _migration_changed(report.deploy)
     if not need_sync and check_database:
         asked = report.deploy.db
@@ -149,30 +115,33 @@ def _migrate(report: LoopReport, remote: Remote, deployed_to: Target,
                         lambda r: f"{r.before} -> {r.after}")
         report.migrated = f"{result.before} -> {result.after}"
 
+    if report.deploy.changes or report.migrated:
+        deployed = report.deploy
+        try:
+            _timed(report, "restart", lambda: restart_and_check(
+                remote, timeout, served_by(inventory, deployed), migrated=bool(report.migrated)),
+                lambda state: f"{state[0].describe()}, API {state[1].detail}")
+        except (HealthCheckError, ServiceError) as failure:
+            if not (rollback_on_failure and deployed.deploy_id):
+                raise
+            raise undo_failed_deploy(remote.controller, deployed.deploy_id, failure,
+                                     timeout) from None
+        report.restarted = True
+        if offer_fast_restart and deployed.fast_mode is False:
+            output.detail(f"fast restart is off on {remote.name}: `invoke fast-restart on "
+                          f"--host {remote.name}` makes a restart after a deploy of cinder/ a "
+                          f"fork from a warm parent (under a second; docs/tasks.md: Fast restart)")
+    else:
+        report.steps.append(("restart", 0.0, "skipped: nothing changed"))
+        output.step(remote.name, "restart skipped: nothing changed")
 
-def _restart(report: LoopReport, inventory: Inventory, remote: Remote, deployed_to: Target, *,
-             timeout: float, services: Sequence[str] | None, rollback_on_failure: bool,
-             offer_fast_restart: bool) -> None:
-    """Restart the services the deploy (or the migration) concerns, or ``services``; a
-    deploy they do not survive is undone with ``rollback_on_failure``."""
-    deployed = report.deploy
-    assert deployed is not None
-    try:
-        done = _timed(report, "restart", lambda: restart_services(
-            remote, timeout, served_by(inventory, deployed),
-            changed=[c.path for c in deployed.changes], only=services,
-            migrated=bool(report.migrated), cinder_dir=deployed_to.cinder_dir),
-            _restarted_text)
-    except (HealthCheckError, ServiceError) as failure:
-        if not (rollback_on_failure and deployed.deploy_id):
-            raise
-        raise undo_failed_deploy(remote.controller, deployed.deploy_id, failure,
-                                 timeout) from None
-    report.restarted = bool(done.reasons)
-    if offer_fast_restart and deployed.fast_mode is False and "api" in done.reasons:
-        output.detail(f"fast restart is off on {remote.name}: `invoke fast-restart on "
-                      f"--host {remote.name}` makes a restart after a deploy of cinder/ a "
-                      f"fork from a warm parent (under a second; docs/tasks.md: Fast restart)")
+    if smoke:
+        from deploy.workflows.smoke_task import SmokeFailed, smoke_on
+
+        smoke_report = _timed(report, "smoke", lambda: smoke_on(remote), lambda r: r.summary())
+        if not smoke_report.ok:
+            raise SmokeFailed(f"{remote.name}: {smoke_report.summary()}")
+    return report
 
 
 def loop_on(inventory: Inventory, controller: Controller, **options: object) -> LoopReport:

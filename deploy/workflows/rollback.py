@@ -24,7 +24,7 @@ from deploy.controller import facts
 from deploy.controller.applying import ask
 from deploy.controller.health import ApiState
 from deploy.controller.records import Record, applied_records, db_state
-from deploy.controller.restart import restart_services
+from deploy.controller.restart import restart_and_check
 from deploy.remote import script
 from deploy.transport.commands import Remote, as_user, tail
 
@@ -45,8 +45,6 @@ class RollbackReport:
     compiled_removed: list[str] = field(default_factory=list)
     db_downgraded_to: str | None = None
     api: ApiState | None = None
-    #: the services beside the API restarted with it (they load a restored file)
-    services: list[str] = field(default_factory=list)
 
 
 def choose(records: list[Record], to: str | None) -> list[Record]:
@@ -151,15 +149,7 @@ def rollback(controller: Controller, *, to: str | None = None, restart: bool = T
                         f"rolled back: still listed as applied; a rollback again changes "
                         f"nothing more once there is room")
         if restart:
-            # the services that load a restored or removed file (the API if none was)
-            paths = [path for record in undo for key in ("added", "replaced")
-                     for path in record.raw.get(key, [])]
-            done = restart_services(remote, timeout, changed=paths, always_api=not paths,
-                                    verb="restored",
-                                    cinder_dir=next((str(r.raw["target"]) for r in undo
-                                                     if r.raw.get("target")), None))
-            report.api = done.api
-            report.services = sorted(name for name in done.reasons if name != "api")
+            _, report.api = restart_and_check(remote, timeout)
     finally:
         remote.close()
     return report

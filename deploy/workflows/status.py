@@ -41,8 +41,6 @@ class ControllerStatus:
     debug_session: str = ""            # debug.session_holding(): "" when none
     lock: str = ""                     # lock.status_line(): free, held by whom, or stale
     layout: str = ""                   # layout.how_settled(): "" when the inventory says
-    #: one line per service beside the API (service_health.status_lines)
-    services: tuple[str, ...] = ()
 
     @property
     def db_current(self) -> bool:
@@ -75,7 +73,6 @@ class ControllerStatus:
             f"  api       {'answering, ' if self.api.answering else 'NOT answering: '}"
             f"{self.api.detail}",
             f"  database  {db_line}",
-            *[f"  {line}" for line in self.services],
             f"  deployed  {deployed}",
             *interrupted,
             f"  drift     {drift}",
@@ -97,22 +94,6 @@ def failed_extensions(remote: Remote, pid: int | None) -> tuple[str, ...]:
     lines = remote.run(["grep", "-F", FAILED_TO_LOAD, remote.controller.log_file],
                        check=False).stdout
     return tuple(failed_since_start(lines, pid))
-
-
-def _service_lines(remote: Remote, cinder_dir: str) -> list[str]:
-    """The scheduler's, volume's and backup's lines, with the configured volume driver."""
-    from deploy.controller import service_health
-    from deploy.controller.restart import configured_drivers
-    from deploy.controller.services.found import found_services
-
-    found = found_services(remote)
-    drivers: list[str] = []
-    if "volume" in found:
-        try:
-            drivers = configured_drivers(remote, cinder_dir)["configured volume_driver"]
-        except (DevloopError, ValueError, KeyError, IndexError):
-            drivers = []
-    return service_health.status_lines(remote, found, drivers)
 
 
 def read_status(inventory: Inventory, controller: Controller) -> ControllerStatus:
@@ -147,7 +128,6 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
         drift = sync_tree(sent, controller, target, dry_run=True, checksum=True,
                           connection=remote.conn)
         lock = status_line(*read_lock(remote))
-        services = _service_lines(remote, target)
         local = source_revision(inventory)
         dirty = " with local changes" if local["dirty"] else ""
         local_text = (f"{str(local['commit'])[:12]}{dirty}" if local["commit"]
@@ -158,6 +138,6 @@ def read_status(inventory: Inventory, controller: Controller) -> ControllerStatu
                                 tuple(r.id for r in records if r.state == "applying"),
                                 f"{target}, python {located.python} from {located.python_from}"
                                 if located.python_from else "",
-                                holding, lock, how_settled(controller), tuple(services))
+                                holding, lock, how_settled(controller))
     finally:
         remote.close()

@@ -253,23 +253,7 @@ def _kept(controller, hosts: Path) -> Path:
     """
     if not _feature_in_place(controller):
         _deploy_feature(hosts)
-    _services_serving(controller, hosts)
     return hosts
-
-
-def _services_serving(controller, hosts: Path) -> None:
-    """The scheduler, volume and backup ``up`` (smoke checks them): restarted with the tool
-    if a spec before left them off the service list (a database emptied under them)."""
-    from deploy.sandbox import services
-    from tests.support import invoke
-
-    reply = controller.client().get("/os-services")
-    found = services.states(reply.json["services"]) if reply.status == 200 else {}
-    if all(found.get(binary) == "up" for binary in controller.services):
-        return
-    result = invoke("restart", "--inventory", str(hosts), "--service", "scheduler,volume,backup")
-    assert result.returncode == 0, f"invoke restart --service failed:\n{result.stderr}"
-    controller.services_stale = False
 
 
 def _feature_in_place(controller) -> bool:

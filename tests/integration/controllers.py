@@ -65,18 +65,6 @@ class _Services:
         assert result.returncode == 0, result.stdout + result.stderr
         self.services_stale = False
 
-    def pid_of(self, binary: str) -> int | None:
-        """The PID of ``binary``'s process (``cinder-api``: the API's), None when it is down."""
-        if binary == "cinder-api":
-            return self.service_pid()   # type: ignore[attr-defined]
-        name = self.services[binary]
-        if self.service_manager == "systemd":   # type: ignore[attr-defined]
-            out = self.run(["systemctl", "show", "--property=MainPID", "--value",   # type: ignore[attr-defined]
-                            name]).stdout.strip()
-        else:
-            out = self._ctl("pid", name).stdout.strip()   # type: ignore[attr-defined]
-        return int(out) if out.isdigit() and int(out) > 0 else None
-
     def client(self, member: bool = False) -> Client:
         """A REST client of the controller's API, as the admin (or the member user)."""
         access = self.api(member=member)   # type: ignore[attr-defined]
