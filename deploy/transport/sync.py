@@ -239,15 +239,23 @@ def _detail(stderr: str) -> str:
     return "\n  ".join(lines[-6:]) or "(no output)"
 
 
+# ssh's "Permission denied (publickey,password)." and not a file's "(13)"
+_SSH_REFUSED = re.compile(r"Permission denied \([a-z]")
+
+
 def _hint(controller: Controller, rc: int, stderr: str, on: Host | None = None) -> str:
-    """What to do next, for the failures ssh reports with exit code 255."""
-    if rc != 255:
+    """What to do next, for the failures ssh reports.
+
+    ssh exits 255 on them, but rsync may notice the closed pipe first and exit
+    12 (protocol data stream) instead, so ssh's own words decide, not the code.
+    """
+    if rc not in (255, 12):
         return ""
     side = f" on the {on.name} hop" if on is not None else ""
     if "Host key verification failed" in stderr or "IDENTIFICATION HAS CHANGED" in stderr:
         return (f"\n  the host key{side} is not the one pinned in {controller.known_hosts} "
                 f"(or a gateway's); refused, nothing was sent")
-    if "Permission denied" in stderr and on is not None:
+    if _SSH_REFUSED.search(stderr) and on is not None:
         key = controller.identity_file or "the controller's key"
         return (f"\n  {on.name} logs in to {controller.name} with your forwarded ssh-agent: "
                 f"load the key with ssh-add {key}")

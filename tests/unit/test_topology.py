@@ -8,7 +8,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from deploy.base.errors import ConnectError, HostKeyUnknown
+from deploy.base.errors import ConnectError, HostKeyUnknown, SyncError
 from deploy.base.inventory import Controller, Host, Inventory
 from deploy.sandbox import SandboxLayout
 from deploy.transport import connection
@@ -21,6 +21,7 @@ from deploy.transport.connection import (
 from deploy.transport.source import build_remote_git_argv
 from deploy.transport.sync import (
     DevboxSync,
+    _changes_or_raise,
     build_devbox_sync,
     check_agent_holds,
     devbox_hops,
@@ -374,3 +375,32 @@ class TestSharedConnection:
                      identity_file=keys / "devbox_id")
         assert connection.shared_connection(other) is not first
         assert len(opened) == 2
+
+
+class TestSshFailureWords:
+    """ssh's own words pick the hint: rsync reports ssh's 255 as 12 when it sees the pipe close
+    first."""
+
+    def failure(self, keys: Path, rc: int, stderr: str) -> str:
+        proc = subprocess.CompletedProcess(["rsync"], rc, b"", stderr.encode())
+        with pytest.raises(SyncError) as caught:
+            _changes_or_raise(proc, ctl(keys), "/usr/lib/python3/cinder")
+        return str(caught.value)
+
+    @pytest.mark.parametrize("rc", [255, 12])
+    def test_a_changed_host_key_is_named_whichever_code_rsync_exits_with(self, keys, rc):
+        message = self.failure(keys, rc, "Host key verification failed.\r\n"
+                               "rsync: connection unexpectedly closed (0 bytes received so far)")
+        assert f"exit code {rc}" in message
+        assert f"not the one pinned in {keys / 'ctl_kh'}" in message
+        assert message.endswith("refused, nothing was sent")
+
+    def test_a_file_rsync_may_not_write_is_not_taken_for_a_refused_login(self, keys):
+        message = self.failure(keys, 23, 'rsync: [receiver] mkstemp "/x/.a.py.Q" failed: '
+                                         "Permission denied (13)")
+        assert "ssh-add" not in message and "pinned" not in message
+        assert "Permission denied (13)" in message
+
+    def test_an_unrelated_protocol_error_gets_no_hint(self, keys):
+        message = self.failure(keys, 12, "rsync error: error in rsync protocol data stream")
+        assert message.endswith("error in rsync protocol data stream")
