@@ -6,8 +6,11 @@ command runs as that user, exactly as the RDO documentation has it.
 """
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 
+from deploy.base import output
 from deploy.base.errors import DbSyncError
 from deploy.transport.commands import Remote, as_user, tail
 
@@ -49,17 +52,59 @@ class SyncResult:
         return self.before != self.after
 
 
-def db_sync(remote: Remote) -> SyncResult:
+#: SQLite refuses a write at once, whatever its busy timeout, when waiting
+#: could deadlock: a service's heartbeat was committing just as the migration
+#: went from reading to writing. SQLite's DDL is transactional, so the
+#: migration that failed left nothing behind and running the sync again is safe.
+_SQLITE_LOCKED = "database is locked"
+SYNC_ATTEMPTS = 3
+
+# oslo.log's prefix: "2026-12-06 10:37:02.382 23509 ERROR cinder "
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \d+ [A-Z]+ \S+ ")
+# "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked"
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Failure): \S")
+
+
+def cause(text: str) -> str | None:
+    """The last ``SomeError: message`` line of a Python failure, without oslo.log's prefix.
+
+    cinder-manage logs the SQL statement after the exception, so the last
+    lines alone often show a CREATE TABLE and not why it failed.
+    """
+    found = None
+    for line in text.splitlines():
+        line = _LOG_PREFIX.sub("", line.strip())
+        if _EXCEPTION.match(line):
+            found = line
+    return found
+
+
+def db_sync(remote: Remote, pause: float = 2.0) -> SyncResult:
     """Run ``cinder-manage db sync`` and report the revision before and after.
 
+    A sync SQLite refused with "database is locked" is run again, up to
+    ``SYNC_ATTEMPTS`` times in all, ``pause`` seconds apart.
+
     Raises:
-        DbSyncError: the sync failed; cinder-manage's own last lines are shown.
+        DbSyncError: the sync failed; the exception and cinder-manage's own
+            last lines are shown.
     """
     before = current_revision(remote)
     argv = as_user(remote.controller.service_user, manage_argv(remote, "db", "sync"))
-    result = remote.run(argv, check=False)
-    if result.exited != 0:
-        raise DbSyncError(f"{remote.name}: cinder-manage db sync failed "
-                          f"(exit {result.exited}) at revision {before}:\n  "
-                          + tail(result.stderr + "\n" + result.stdout, 8).replace("\n", "\n  "))
+    for attempt in range(1, SYNC_ATTEMPTS + 1):
+        result = remote.run(argv, check=False)
+        if result.exited == 0:
+            break
+        said = result.stderr + "\n" + result.stdout
+        if _SQLITE_LOCKED not in said or attempt == SYNC_ATTEMPTS:
+            why = cause(said)
+            raise DbSyncError(f"{remote.name}: cinder-manage db sync failed "
+                              f"(exit {result.exited}) at revision {before}"
+                              + (f" ({attempt} attempts)" if attempt > 1 else "")
+                              + (f": {why}\n  " if why else ":\n  ")
+                              + tail(said, 8).replace("\n", "\n  "))
+        output.detail(f"{remote.name}: SQLite refused the migration with \"database is "
+                      f"locked\" (a service wrote at that moment); cinder-manage db sync "
+                      f"again, attempt {attempt + 1} of {SYNC_ATTEMPTS}")
+        time.sleep(pause)
     return SyncResult(before, current_revision(remote))

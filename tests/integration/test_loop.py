@@ -9,9 +9,13 @@ looks at the controller itself through the ``controller`` handle.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -231,6 +235,85 @@ class TestDbSync:
                                         "cinder-manage db version failed")
         assert "/nonexistent/cinder.conf" in result.stderr
         assert "Traceback" not in result.stderr.split("error:")[0]
+
+
+class TestDbSyncOnALockedSqliteFile:
+    """SQLite may refuse a migration with "database is locked" when a service writes at that
+    moment; the sync is run again, and when it never gets through the error says why."""
+
+    @pytest.fixture
+    def short_wait(self, tmp_path, sandbox, source):
+        """An inventory whose cinder-manage waits 1 s for a locked file, not the sandbox's 60."""
+        conf = sandbox.root / f"short-wait-{uuid.uuid4().hex[:8]}.conf"
+        conf.write_text(f"[database]\nconnection = sqlite:///{sandbox.database}?timeout=1\n")
+        conf.chmod(0o644)
+        entry = sandbox.controller_entry()
+        entry["config_files"] = [*entry["config_files"], str(conf)]
+        yield write_inventory(tmp_path / "hosts.yaml", source, {"sbx": entry}), conf
+        conf.unlink()
+
+    def test_a_sync_refused_as_locked_runs_again_and_gets_through(self, sandbox, short_wait):
+        hosts, conf = short_wait
+        with lock_while_syncing(sandbox.database, conf, hold=5.0) as locked:
+            result = invoke("db-sync", "--inventory", str(hosts))
+        assert locked.is_set(), "cinder-manage db sync never ran"
+        assert result.returncode == 0, result.stderr
+        assert ('SQLite refused the migration with "database is locked" (a service wrote at '
+                'that moment); cinder-manage db sync again, attempt 2 of 3') in result.stderr
+        assert "(already at the newest revision)" in result.stdout
+
+    def test_a_file_locked_through_every_attempt_fails_naming_the_cause(self, sandbox,
+                                                                        short_wait):
+        hosts, conf = short_wait
+        with lock_while_syncing(sandbox.database, conf, hold=None) as locked:
+            result = invoke("db-sync", "--inventory", str(hosts))
+        assert locked.is_set()
+        assert result.returncode == 1
+        error = result.stderr.split("error: ", 1)[1]
+        assert error.startswith("sbx: cinder-manage db sync failed (exit 1) at revision ")
+        first = error.splitlines()[0]
+        assert first.endswith("(3 attempts): sqlalchemy.exc.OperationalError: "
+                              "(sqlite3.OperationalError) database is locked"), first
+        assert "attempt 3 of 3" in result.stderr and "Traceback" not in error
+
+
+@contextlib.contextmanager
+def lock_while_syncing(database: Path, conf: Path, hold: float | None):
+    """Hold an exclusive lock on ``database`` from the moment a ``db sync`` reading ``conf``
+    starts: for ``hold`` seconds, or (None) until the block ends."""
+    locked, done = threading.Event(), threading.Event()
+
+    def syncing() -> bool:
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(conf).encode() in argv and b"sync" in argv:
+                return True
+        return False
+
+    def hold_lock() -> None:
+        while not done.is_set() and not syncing():
+            time.sleep(0.02)
+        if done.is_set():
+            return
+        db = sqlite3.connect(database, timeout=30, isolation_level=None)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            locked.set()
+            done.wait(hold)
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+
+    thread = threading.Thread(target=hold_lock, daemon=True)
+    thread.start()
+    try:
+        yield locked
+    finally:
+        done.set()
+        thread.join(60)
 
 
 class TestStatusRestartLogs:
