@@ -93,10 +93,11 @@ def exists(ctl, path: str) -> bool:
 def foreign_entries(ctl) -> list[str]:
     """Entries of the state directory that another user than root owns or can write,
     outside the warm parent's run directory (the service user's, read only by root)."""
-    listing = ctl.run(["find", ctl.state_dir, "-printf", "%u %m %p\n"]).stdout
+    # NUL-terminated: a name may hold a newline
+    listing = ctl.run(["find", ctl.state_dir, "-printf", "%u %m %p\\0"]).stdout
     run_dir = f"{ctl.state_dir}/fast/run"
     found = []
-    for line in listing.splitlines():
+    for line in filter(None, listing.split("\0")):
         owner, mode, path = line.split(" ", 2)
         if path == run_dir or path.startswith(run_dir + "/"):
             continue

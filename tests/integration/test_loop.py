@@ -254,7 +254,7 @@ class TestDbSyncOnALockedSqliteFile:
 
     def test_a_sync_refused_as_locked_runs_again_and_gets_through(self, sandbox, short_wait):
         hosts, conf = short_wait
-        with lock_while_syncing(sandbox.database, conf, hold=5.0) as locked:
+        with lock_while_syncing(sandbox.database, conf, hold_all=False) as locked:
             result = invoke("db-sync", "--inventory", str(hosts))
         assert locked.is_set(), "cinder-manage db sync never ran"
         assert result.returncode == 0, result.stderr
@@ -265,7 +265,7 @@ class TestDbSyncOnALockedSqliteFile:
     def test_a_file_locked_through_every_attempt_fails_naming_the_cause(self, sandbox,
                                                                         short_wait):
         hosts, conf = short_wait
-        with lock_while_syncing(sandbox.database, conf, hold=None) as locked:
+        with lock_while_syncing(sandbox.database, conf, hold_all=True) as locked:
             result = invoke("db-sync", "--inventory", str(hosts))
         assert locked.is_set()
         assert result.returncode == 1
@@ -278,31 +278,35 @@ class TestDbSyncOnALockedSqliteFile:
 
 
 @contextlib.contextmanager
-def lock_while_syncing(database: Path, conf: Path, hold: float | None):
+def lock_while_syncing(database: Path, conf: Path, hold_all: bool):
     """Hold an exclusive lock on ``database`` from the moment a ``db sync`` reading ``conf``
-    starts: for ``hold`` seconds, or (None) until the block ends."""
+    starts: until that first cinder-manage process ends (so that it fails, however slowly a
+    loaded machine imports it), or (``hold_all``) until the block ends."""
     locked, done = threading.Event(), threading.Event()
 
-    def syncing() -> bool:
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    def syncing() -> Path | None:
+        for proc in Path("/proc").iterdir():
             try:
-                argv = cmdline.read_bytes().split(b"\0")
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
             if str(conf).encode() in argv and b"sync" in argv:
-                return True
-        return False
+                return proc
+        return None
 
     def hold_lock() -> None:
-        while not done.is_set() and not syncing():
+        first = None
+        while not done.is_set() and first is None:
+            first = syncing()
             time.sleep(0.02)
-        if done.is_set():
+        if first is None:
             return
         db = sqlite3.connect(database, timeout=30, isolation_level=None)
         try:
             db.execute("BEGIN EXCLUSIVE")
             locked.set()
-            done.wait(hold)
+            while not done.is_set() and (hold_all or first.exists()):
+                time.sleep(0.05)
             db.execute("ROLLBACK")
         finally:
             db.close()
