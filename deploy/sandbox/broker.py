@@ -182,6 +182,20 @@ class OwnBroker:
     def log_dir(self) -> Path:
         return self.root / "var/log/rabbitmq"
 
+    def last_lines(self, lines: int = 6) -> str:
+        """The last lines of each of the broker's logs, for a failure message: a test
+        sandbox's directory is gone by the time someone reads the path."""
+        shown = []
+        for log in sorted(self.log_dir.glob("*.log")) if self.log_dir.is_dir() else []:
+            try:
+                text = log.read_text(errors="replace")
+            except OSError:
+                continue
+            kept = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+            if kept:
+                shown.append(f"{log.name}:\n    " + "\n    ".join(kept))
+        return "\n  ".join(shown)
+
     @property
     def node(self) -> str:
         """A node name unique to this sandbox's directory."""

@@ -635,7 +635,9 @@ def up(layout: SandboxLayout = SandboxLayout()) -> None:
         _wait(lambda: bool(_broker_answers(layout)), 180,
               f"RabbitMQ at 127.0.0.1:{layout.broker.amqp_port}")
     except SandboxError as exc:
-        raise SandboxError(f"{exc} (its log: {layout.broker.log_dir})") from None
+        said = layout.broker.last_lines()
+        raise SandboxError(f"{exc} (its log: {layout.broker.log_dir})"
+                           + (f"; its last lines:\n  {said}" if said else "")) from None
     _wait_for_services(layout)
     output.detail(f"ssh root@{layout.listen_address} -p {layout.ssh_port}; API {layout.api_url}"
                   + (f" in {layout.netns}" if layout.netns else "")

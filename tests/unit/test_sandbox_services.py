@@ -173,3 +173,12 @@ def test_the_service_list_reads_up_when_any_host_of_a_binary_is_up():
     assert services.states(listed) == {"cinder-scheduler": "up", "cinder-volume": "up",
                                        "cinder-backup": "down"}
     assert services.states(None) == {}
+
+
+def test_a_broker_that_never_answered_shows_its_logs_last_lines(tmp_path):
+    own = OwnBroker(tmp_path)
+    assert own.last_lines() == ""                     # nothing written yet: nothing shown
+    own.log_dir.mkdir(parents=True)
+    (own.log_dir / "console.log").write_text("".join(f"line {n}\n" for n in range(20)))
+    (own.log_dir / "epmd.log").write_text("\n")
+    assert own.last_lines(2) == "console.log:\n    line 18\n    line 19"

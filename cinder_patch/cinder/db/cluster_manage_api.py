@@ -52,6 +52,23 @@ FILTER_KEYS = ('name',)
 UPDATABLE_KEYS = ('name', 'metadata')
 
 
+def _is_sqlite_locked(exc):
+    """Whether ``exc`` is SQLite refusing a write with "database is locked".
+
+    NOTE(cluster_manage): SQLite answers so at once, whatever its busy
+    timeout, when waiting could deadlock: this transaction has read and now
+    writes while another connection waits to commit (a service's
+    heartbeat, on a controller whose services share one SQLite file). The
+    transaction is rolled back whole, so running it again is as safe as
+    after a deadlock on MySQL.
+    """
+    return 'database is locked' in str(exc)
+
+
+_retry_on_deadlock = oslo_db_api.wrap_db_retry(
+    max_retries=5, retry_on_deadlock=True, exception_checker=_is_sqlite_locked)
+
+
 def _cluster_query(context):
     # NOTE(cluster_manage): read_deleted is forced to 'no': deleted clusters
     # are never shown, not even to an admin context that reads deleted rows.
@@ -209,7 +226,7 @@ def managed_cluster_get_all(context, filters=None, marker=None, limit=None,
 
 @db_api.handle_db_data_error
 @db_api.require_context
-@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+@_retry_on_deadlock
 @db_api.main_context_manager.writer
 def managed_cluster_update(context, cluster_id, values):
     """Update the name and/or metadata of a managed cluster.
@@ -234,7 +251,7 @@ def managed_cluster_update(context, cluster_id, values):
 
 
 @db_api.require_context
-@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+@_retry_on_deadlock
 @db_api.main_context_manager.writer
 def managed_cluster_destroy(context, cluster_id):
     """Soft delete a managed cluster and its metadata.
@@ -264,7 +281,7 @@ def managed_cluster_metadata_get(context, cluster_id):
 
 @db_api.handle_db_data_error
 @db_api.require_context
-@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+@_retry_on_deadlock
 @db_api.main_context_manager.writer
 def managed_cluster_metadata_update(context, cluster_id, metadata, delete):
     """Merge ``metadata`` into a cluster's, or replace it if ``delete``.
@@ -277,7 +294,7 @@ def managed_cluster_metadata_update(context, cluster_id, metadata, delete):
 
 
 @db_api.require_context
-@oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True)
+@_retry_on_deadlock
 @db_api.main_context_manager.writer
 def managed_cluster_metadata_delete(context, cluster_id, key):
     """Soft delete one metadata key of a managed cluster.

@@ -206,3 +206,42 @@ def test_metadata_delete_unknown_key_raises(admin):
 def test_metadata_of_unknown_cluster_raises_not_found(admin, call):
     with pytest.raises(cm_exception.ManagedClusterNotFound):
         call(admin)
+
+
+def _refused(what):
+    """What oslo.db raises for an error of SQLite's it has no filter for."""
+    from oslo_db import exception as db_exc
+    return db_exc.DBError(sa.exc.OperationalError(
+        "UPDATE managed_clusters ...", {}, Exception(what)))
+
+
+def _failing_once(error):
+    """A stand-in for _managed_cluster_get that raises ``error`` on its first call."""
+    real = db._managed_cluster_get
+    calls = []
+
+    def get(context, cluster_id):
+        calls.append(cluster_id)
+        if len(calls) == 1:
+            raise error
+        return real(context, cluster_id)
+    return get, calls
+
+
+def test_a_write_sqlite_refuses_as_locked_runs_again(admin, monkeypatch):
+    cluster = db.managed_cluster_create(admin, {"name": "c1"})
+    get, calls = _failing_once(_refused("database is locked"))
+    monkeypatch.setattr(db, "_managed_cluster_get", get)
+    assert db.managed_cluster_metadata_update(
+        admin, cluster.id, {"k": "v"}, False) == {"k": "v"}
+    assert calls == [cluster.id, cluster.id]
+
+
+def test_another_database_error_is_not_run_again(admin, monkeypatch):
+    from oslo_db import exception as db_exc
+    cluster = db.managed_cluster_create(admin, {"name": "c1"})
+    get, calls = _failing_once(_refused("disk I/O error"))
+    monkeypatch.setattr(db, "_managed_cluster_get", get)
+    with pytest.raises(db_exc.DBError):
+        db.managed_cluster_metadata_update(admin, cluster.id, {"k": "v"}, False)
+    assert calls == [cluster.id]
