@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Callable
 
 from deploy.base.errors import SandboxError
+from deploy.transport.commands import tail
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -191,9 +192,9 @@ class OwnBroker:
                 text = log.read_text(errors="replace")
             except OSError:
                 continue
-            kept = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+            kept = tail(text, lines)
             if kept:
-                shown.append(f"{log.name}:\n    " + "\n    ".join(kept))
+                shown.append(f"{log.name}:\n    " + kept.replace("\n", "\n    "))
         return "\n  ".join(shown)
 
     @property
