@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from deploy.base import output
 from deploy.base.errors import DbSyncError
+from deploy.controller import manage_log
 from deploy.transport.commands import Remote, as_user, tail
 
 
@@ -23,21 +24,36 @@ def manage_argv(remote: Remote, *args: str) -> list[str]:
     return argv + list(args)
 
 
+def run_manage(remote: Remote, *args: str) -> tuple[int, str, str]:
+    """Run ``cinder-manage <args>`` as the service user: (exit code, stdout, all it said).
+
+    "All it said" is stderr and stdout and, when it failed without saying
+    why there, the lines it wrote to its log file (:mod:`manage_log`).
+    """
+    argv = as_user(remote.controller.service_user,
+                   manage_log.with_pid(manage_argv(remote, *args)))
+    result = remote.run(argv, check=False)
+    pid, stderr = manage_log.split_pid(result.stderr)
+    said = stderr + "\n" + result.stdout
+    if result.exited != 0 and pid is not None and cause(said) is None:
+        said += "\n" + manage_log.logged_by(remote, pid)
+    return result.exited, result.stdout, said
+
+
 def current_revision(remote: Remote) -> str:
     """The revision recorded in the controller's database (``db version``).
 
     Raises:
         DbSyncError: cinder-manage failed; its own message is shown.
     """
-    argv = as_user(remote.controller.service_user, manage_argv(remote, "db", "version"))
-    result = remote.run(argv, check=False)
-    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
-    if result.exited != 0 or not lines:
-        what = (f"failed (exit {result.exited})" if result.exited != 0 else
-                "printed no revision (exit 0)")
-        raise DbSyncError(f"{remote.name}: cinder-manage db version {what}:\n  "
-                          + (tail(result.stderr + "\n" + result.stdout, 8).replace("\n", "\n  ")
-                             or "(no output)"))
+    exited, stdout, said = run_manage(remote, "db", "version")
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    if exited != 0 or not lines:
+        what = f"failed (exit {exited})" if exited != 0 else "printed no revision (exit 0)"
+        why = cause(said) if exited != 0 else None
+        raise DbSyncError(f"{remote.name}: cinder-manage db version {what}"
+                          + (f": {why}\n  " if why else ":\n  ")
+                          + (tail(said, 8).replace("\n", "\n  ") or "(no output)"))
     # An empty database has no alembic_version row: cinder-manage says "None".
     return "empty" if lines[-1] == "None" else lines[-1]
 
@@ -63,10 +79,13 @@ SYNC_ATTEMPTS = 3
 _LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \d+ [A-Z]+ \S+ ")
 # "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked"
 _EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Failure): \S")
+# what cinder-manage itself prints for a DBMigrationError (Train's migrations raise it)
+_MANAGE_SAID = re.compile(r"^Error during database migration: \S")
 
 
 def cause(text: str) -> str | None:
-    """The last ``SomeError: message`` line of a Python failure, without oslo.log's prefix.
+    """The last ``SomeError: message`` line of a Python failure, without oslo.log's prefix,
+    or cinder-manage's own "Error during database migration: ..." line.
 
     cinder-manage logs the SQL statement after the exception, so the last
     lines alone often show a CREATE TABLE and not why it failed.
@@ -74,7 +93,7 @@ def cause(text: str) -> str | None:
     found = None
     for line in text.splitlines():
         line = _LOG_PREFIX.sub("", line.strip())
-        if _EXCEPTION.match(line):
+        if _EXCEPTION.match(line) or _MANAGE_SAID.match(line):
             found = line
     return found
 
@@ -90,16 +109,14 @@ def db_sync(remote: Remote, pause: float = 2.0) -> SyncResult:
             last lines are shown.
     """
     before = current_revision(remote)
-    argv = as_user(remote.controller.service_user, manage_argv(remote, "db", "sync"))
     for attempt in range(1, SYNC_ATTEMPTS + 1):
-        result = remote.run(argv, check=False)
-        if result.exited == 0:
+        exited, _, said = run_manage(remote, "db", "sync")
+        if exited == 0:
             break
-        said = result.stderr + "\n" + result.stdout
         if _SQLITE_LOCKED not in said or attempt == SYNC_ATTEMPTS:
             why = cause(said)
             raise DbSyncError(f"{remote.name}: cinder-manage db sync failed "
-                              f"(exit {result.exited}) at revision {before}"
+                              f"(exit {exited}) at revision {before}"
                               + (f" ({attempt} attempts)" if attempt > 1 else "")
                               + (f": {why}\n  " if why else ":\n  ")
                               + tail(said, 8).replace("\n", "\n  "))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import threading
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.controllers import SupervisordController, kinds
-from tests.support import free_port, invoke, wait_until, write_inventory
+from tests.support import free_port, invoke, wait_until, write_inventory, write_migration
 
 pytestmark = pytest.mark.integration
 
@@ -224,6 +225,39 @@ class TestDbSync:
         assert f"{head} (already at the newest revision)" in again.stdout
         status = invoke("status", "--inventory", str(controller_hosts))
         assert f"database  {head} (newest migration)" in status.stdout
+
+    def test_a_migration_that_raises_fails_naming_its_exception_and_changes_nothing(
+            self, controller, controller_hosts, source, cinder_dir):
+        """Where the config sets log_dir (RDO's cinder-dist.conf does), cinder-manage writes
+        its traceback to its log file, not to the terminal; the error names it all the same."""
+        assert invoke("db-sync", "--inventory", str(controller_hosts)).returncode == 0
+        parent = controller.newest_migration()
+        _, _, rel = write_migration(controller.migrations, source, parent, name="raises",
+                                    downgrade=False)
+        text = (source / rel).read_text()
+        (source / rel).write_text(re.sub(
+            r"(def upgrade\([^)]*\):\n)",
+            r"\1    raise RuntimeError('devloop: refused by the spec')\n", text))
+        deployed = cinder_dir / rel
+        try:
+            assert invoke("deploy", "--inventory", str(controller_hosts)).returncode == 0
+
+            result = invoke("db-sync", "--inventory", str(controller_hosts))
+
+            assert result.returncode == 1
+            error = result.stderr.split("error: ", 1)[1]
+            # (Train's sqlalchemy-migrate wraps it: cinder-manage says "Error during
+            # database migration: <message>" and exits 1)
+            assert error.splitlines()[0] in (
+                f"sbx: cinder-manage db sync failed (exit 1) at revision {parent}: "
+                f"{said}devloop: refused by the spec"
+                for said in ("RuntimeError: ", "Error during database migration: ")), error
+            status = invoke("status", "--inventory", str(controller_hosts))
+            assert f"database  {parent}" in status.stdout
+        finally:
+            if deployed.exists():   # a second head would break every later db-sync
+                invoke("rollback", "--inventory", str(controller_hosts))
+        assert not deployed.exists()
 
     def test_failure_shows_cinder_manages_own_message(self, tmp_path, controller, source):
         entry = {**controller.entry(),
